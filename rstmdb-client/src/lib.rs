@@ -1,0 +1,2 @@
+//! rstmdb-client: the RCP wire protocol and an async client.
+#![forbid(unsafe_code)]

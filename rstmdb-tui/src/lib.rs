@@ -1,0 +1,2 @@
+//! rstmdb-tui: the live terminal dashboard (`rstmdb dashboard`). Built in a later issue.
+#![forbid(unsafe_code)]

@@ -1,0 +1,25 @@
+//! Command-line interface: one clap derive enum, one module per subcommand.
+
+mod check;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "rstmdb", version, about = "rstmdb: a state machine database and its toolkit")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate machine definition files offline.
+    Check(check::CheckArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+    }
+}

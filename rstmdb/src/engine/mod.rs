@@ -1,0 +1,1 @@
+//! The deterministic state machine engine. Pure: no I/O, no clock, no tokio.

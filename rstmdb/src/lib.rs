@@ -1,0 +1,15 @@
+//! rstmdb: a state machine database.
+//!
+//! Module map (dependency arrows point down; see `../shared/DESIGN.md`):
+//! - [`dsl`]: machine definitions and the guard language — parse, validate, evaluate. Every error
+//!   carries a byte span or a JSON pointer. Start reading at `dsl::definition`.
+//! - [`engine`]: the deterministic state (machines, instances, idempotency table). Pure: no I/O,
+//!   no clock reads, no tokio; `now_ms` is an argument.
+//! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
+//!   reader, recovery and repair.
+//! - `cli` (in the binary): one file per subcommand.
+#![forbid(unsafe_code)]
+
+pub mod dsl;
+pub mod engine;
+pub mod wal;

@@ -1,0 +1,1 @@
+//! The write-ahead log. See `docs/wal-format.md`.
