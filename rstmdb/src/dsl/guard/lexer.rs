@@ -169,3 +169,50 @@ impl<'a> Cursor<'a> {
         Some(Ok(literal.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word_at(text: &str, pos: usize) -> &str {
+        let cursor = Cursor { text, pos };
+        let span = cursor.word_span();
+        &text[span.offset..span.offset + span.length]
+    }
+
+    #[test]
+    fn a_word_runs_until_whitespace_or_an_operator_character() {
+        assert_eq!(word_at("abc def", 0), "abc");
+        assert_eq!(word_at("'x'&&y", 0), "'x'");
+        assert_eq!(word_at("ctx.b)", 0), "ctx.b");
+        assert_eq!(word_at("é\u{3000}x", 0), "é");
+    }
+
+    #[test]
+    fn an_empty_word_is_one_whole_character_or_nothing_at_the_end() {
+        assert_eq!(word_at(")x", 0), ")");
+        assert_eq!(word_at("==", 0), "=");
+        assert_eq!(word_at("ab", 2), "");
+    }
+
+    #[test]
+    fn operators_are_read_longest_first() {
+        let mut cursor = Cursor::new(">=<=<>!===");
+        let mut read = Vec::new();
+        while let Some(operator) = cursor.eat_operator() {
+            read.push(operator);
+        }
+        use Operator::{Equality, Ordering};
+        assert_eq!(
+            read,
+            [
+                Ordering(OrderingOp::Ge),
+                Ordering(OrderingOp::Le),
+                Ordering(OrderingOp::Lt),
+                Ordering(OrderingOp::Gt),
+                Equality(EqualityOp::Ne),
+                Equality(EqualityOp::Eq),
+            ]
+        );
+    }
+}
