@@ -2,7 +2,6 @@
 
 use crate::dsl::guard::{GuardError, GuardErrorKind};
 use serde_json::{Value, json};
-use std::fmt;
 
 /// The `kind` values of an `invalid_definition` error (§7.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +37,7 @@ impl DefinitionErrorKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DefinitionError {
     /// `details.reason = "invalid_definition"`.
-    #[error("{}", invalid_message(*kind, pointer, text.as_deref(), field.as_deref(), *shadowed_by))]
+    #[error("{}", with_pointer("invalid definition", pointer, &self.problem()))]
     Invalid {
         kind: DefinitionErrorKind,
         /// JSON Pointer relative to the definition; `""` is the definition itself.
@@ -51,7 +50,8 @@ pub enum DefinitionError {
         shadowed_by: Option<usize>,
     },
     /// `details.reason = "invalid_guard"`.
-    #[error("{}", GuardMessage { pointer, guard, error })]
+    #[error("invalid guard at {pointer}, line {} column {}: {}",
+        error.line_column(guard).0, error.line_column(guard).1, self.problem())]
     Guard {
         pointer: String,
         guard: String,
@@ -130,42 +130,53 @@ impl DefinitionError {
     }
 }
 
-fn invalid_message(
-    kind: DefinitionErrorKind,
-    pointer: &str,
-    text: Option<&str>,
-    field: Option<&str>,
-    shadowed_by: Option<usize>,
-) -> String {
-    let at = if pointer.is_empty() {
-        "invalid definition".to_owned()
+fn with_pointer(what: &str, pointer: &str, problem: &str) -> String {
+    if pointer.is_empty() {
+        format!("{what}: {problem}")
     } else {
-        format!("invalid definition at {pointer}")
-    };
-    let name = text.unwrap_or_default();
-    match kind {
-        DefinitionErrorKind::NotObject => format!("{at}: the definition must be a JSON object"),
-        DefinitionErrorKind::MissingField => {
-            format!("{at}: missing field '{}'", field.unwrap_or(name))
+        format!("{what} at {pointer}: {problem}")
+    }
+}
+
+impl DefinitionError {
+    /// What is wrong, without the pointer: e.g. `target state 'shiped' is not one of states`
+    /// or `unexpected trailing text 'foo'`.
+    pub fn problem(&self) -> String {
+        let (kind, pointer, text, field, shadowed_by) = match self {
+            Self::Guard { guard, error, .. } => return guard_problem(error, guard),
+            Self::Invalid {
+                kind,
+                pointer,
+                text,
+                field,
+                shadowed_by,
+            } => (kind, pointer, text, field, shadowed_by),
+        };
+        let name = text.as_deref().unwrap_or_default();
+        match kind {
+            DefinitionErrorKind::NotObject => "the definition must be a JSON object".to_owned(),
+            DefinitionErrorKind::MissingField => {
+                format!("missing field '{}'", field.as_deref().unwrap_or(name))
+            }
+            DefinitionErrorKind::WrongType => {
+                format!("wrong type, expected {}", expected_type(pointer))
+            }
+            DefinitionErrorKind::UnknownInitial => {
+                format!("initial state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnknownTarget => {
+                format!("target state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnknownSource => {
+                format!("source state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnreachableTransition => match shadowed_by {
+                Some(j) => format!(
+                    "unreachable transition: transition {j} has the same event and source and no guard"
+                ),
+                None => "unreachable transition".to_owned(),
+            },
         }
-        DefinitionErrorKind::WrongType => {
-            format!("{at}: wrong type, expected {}", expected_type(pointer))
-        }
-        DefinitionErrorKind::UnknownInitial => {
-            format!("{at}: initial state '{name}' is not one of states")
-        }
-        DefinitionErrorKind::UnknownTarget => {
-            format!("{at}: target state '{name}' is not one of states")
-        }
-        DefinitionErrorKind::UnknownSource => {
-            format!("{at}: source state '{name}' is not one of states")
-        }
-        DefinitionErrorKind::UnreachableTransition => match shadowed_by {
-            Some(j) => format!(
-                "{at}: unreachable transition, transition {j} has the same event and state and no guard"
-            ),
-            None => format!("{at}: unreachable transition"),
-        },
     }
 }
 
@@ -183,24 +194,6 @@ pub fn expected_type(pointer: &str) -> &'static str {
         ["transitions", _, "from", _] | ["transitions", _, "event" | "to"] => "a string",
         ["transitions", _, "guard"] => "a string or null",
         _ => "another type",
-    }
-}
-
-struct GuardMessage<'a> {
-    pointer: &'a str,
-    guard: &'a str,
-    error: &'a GuardError,
-}
-
-impl fmt::Display for GuardMessage<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (line, column) = self.error.line_column(self.guard);
-        write!(
-            f,
-            "invalid guard at {}, line {line} column {column}: {}",
-            self.pointer,
-            guard_problem(self.error, self.guard)
-        )
     }
 }
 
