@@ -272,7 +272,7 @@ fn guard_error_underlines_the_exact_characters_past_escapes() {
     assert_broken(&Broken {
         file: "invalid_guard.json",
         line: 5,
-        column: 71,
+        column: 78,
         underlined: "foo",
         message: "invalid guard at /transitions/0/guard: unexpected trailing text 'foo'",
         help: None,
@@ -328,6 +328,13 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 fn json_format_prints_one_object_per_valid_file() {
     let run = check(&["--format", "json", "examples"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .lines()
+            .all(|line| line.starts_with("{\"file\":")),
+        "each line starts with the file name: {}",
+        run.stdout
+    );
     let lines = json_lines(&run.stdout);
     assert!(lines.len() >= 4);
     let approval = lines

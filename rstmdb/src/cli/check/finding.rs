@@ -4,7 +4,8 @@
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 use rstmdb::dsl::definition::{DefinitionError, DefinitionErrorKind, MachineDefinition};
 use rstmdb::dsl::json_span;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -82,20 +83,65 @@ impl CheckedFile {
         }
     }
 
-    pub(super) fn to_json_line(&self) -> Value {
-        match self {
+    /// The `--format json` line. Typed structs keep the keys in a fixed, readable order.
+    pub(super) fn to_json_line(&self) -> String {
+        let line = match self {
             Self::Valid {
                 path,
                 states,
                 transitions,
                 checksum,
-            } => json!({"file": path, "valid": true, "checksum": checksum,
-                        "states": states, "transitions": transitions}),
-            Self::Invalid(finding) => {
-                json!({"file": finding.path, "valid": false, "error": finding.to_json()})
-            }
-        }
+            } => JsonLine {
+                file: path,
+                valid: true,
+                checksum: Some(checksum),
+                states: Some(*states),
+                transitions: Some(*transitions),
+                error: None,
+            },
+            Self::Invalid(finding) => JsonLine {
+                file: &finding.path,
+                valid: false,
+                checksum: None,
+                states: None,
+                transitions: None,
+                error: Some(finding.to_json()),
+            },
+        };
+        // Strings, integers and a string-keyed map always serialise.
+        serde_json::to_string(&line).unwrap_or_default()
     }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    file: &'a str,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    states: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transitions: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<JsonError<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonError<'a> {
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pointer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<usize>,
+    message: &'a str,
+    /// `text`, `field`, `shadowed_by`, `guard`, `span`, as in the wire `details` (§7.10).
+    #[serde(flatten)]
+    details: &'a Map<String, Value>,
 }
 
 impl Finding {
@@ -195,22 +241,17 @@ impl Finding {
         Some(json_span::line_column(text, primary.offset()))
     }
 
-    fn to_json(&self) -> Value {
-        let mut error = Map::new();
-        error.insert("reason".into(), json!(self.reason));
-        if let Some(kind) = self.kind {
-            error.insert("kind".into(), json!(kind));
+    fn to_json(&self) -> JsonError<'_> {
+        let position = self.position();
+        JsonError {
+            reason: self.reason,
+            kind: self.kind,
+            pointer: self.pointer.as_deref(),
+            line: position.map(|(line, _)| line),
+            column: position.map(|(_, column)| column),
+            message: &self.message,
+            details: &self.extra,
         }
-        if let Some(pointer) = &self.pointer {
-            error.insert("pointer".into(), json!(pointer));
-        }
-        if let Some((line, column)) = self.position() {
-            error.insert("line".into(), json!(line));
-            error.insert("column".into(), json!(column));
-        }
-        error.insert("message".into(), json!(self.message));
-        error.extend(self.extra.clone());
-        Value::Object(error)
     }
 }
 

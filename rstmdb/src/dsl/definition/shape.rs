@@ -36,17 +36,13 @@ pub(super) enum Sources<'a> {
 }
 
 impl<'a> Sources<'a> {
-    /// The source names in order, each with the pointer an `unknown_source` error for it uses.
-    pub fn with_pointers(&self, transition: usize) -> impl Iterator<Item = (&'a str, String)> + '_ {
-        let is_one = matches!(self, Self::One(_));
-        self.names().iter().enumerate().map(move |(k, name)| {
-            let pointer = if is_one {
-                format!("/transitions/{transition}/from")
-            } else {
-                format!("/transitions/{transition}/from/{k}")
-            };
-            (*name, pointer)
-        })
+    /// Where an `unknown_source` error for entry `entry` of transition `transition` points:
+    /// `from` itself when it is a plain string, the entry when it is a list (§7.10).
+    pub fn pointer(&self, transition: usize, entry: usize) -> String {
+        match self {
+            Self::One(_) => format!("/transitions/{transition}/from"),
+            Self::List(_) => format!("/transitions/{transition}/from/{entry}"),
+        }
     }
 
     pub fn names(&self) -> &[&'a str] {

@@ -41,12 +41,14 @@ pub(super) fn validate(shape: DefinitionShape<'_>) -> Result<MachineDefinition, 
 
         let from_ids = transition
             .from
-            .with_pointers(i)
-            .map(|(name, pointer)| {
+            .names()
+            .iter()
+            .enumerate()
+            .map(|(k, &name)| {
                 states.id(name).ok_or_else(|| {
                     DefinitionError::unknown_state(
                         DefinitionErrorKind::UnknownSource,
-                        pointer,
+                        transition.from.pointer(i, k),
                         name,
                     )
                 })
