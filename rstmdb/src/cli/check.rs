@@ -4,10 +4,13 @@
 //! `{"machine": ..., "version": ..., "definition": {...}}`; errors point into the file either way.
 
 mod finding;
+mod labels;
+mod outcome;
 
 use clap::{Args, ValueEnum};
-use finding::{CheckedFile, Finding};
+use finding::Finding;
 use miette::{GraphicalReportHandler, GraphicalTheme};
+use outcome::CheckedFile;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,16 +41,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let stderr_is_terminal = std::io::stderr().is_terminal();
     for target in expand(&args.paths) {
         let checked = match target {
-            Ok(path) => finding::check_file(&path),
+            Ok(path) => outcome::check_file(&path),
             Err(finding) => CheckedFile::Invalid(finding),
         };
-        all_valid &= matches!(checked, CheckedFile::Valid { .. });
+        all_valid &= matches!(checked, CheckedFile::Valid(_));
         // A closed stdout (e.g. `| head`) must not turn into a panic; the exit code still
         // reports validity.
         let _ = match args.format {
             Format::Json => writeln!(stdout, "{}", checked.to_json_line()),
             Format::Human => match &checked {
-                CheckedFile::Valid { .. } => writeln!(stdout, "{}", checked.summary_line()),
+                CheckedFile::Valid(summary) => writeln!(stdout, "{}", summary.line()),
                 CheckedFile::Invalid(finding) => {
                     let _ = stdout.flush();
                     eprint!("{}", render(finding, stderr_is_terminal));
