@@ -39,9 +39,9 @@ fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
-/// Asserts that source line `line` is printed and that the underline drawn just below it starts
-/// under `expected` (its first occurrence on that line) and is exactly as wide.
-fn assert_underlined(stderr: &str, line: usize, expected: &str) {
+/// Asserts that source line `line` is printed with `expected` at `column` (1-based, in
+/// characters), and that the underline drawn just below it starts there and is exactly as wide.
+fn assert_underlined(stderr: &str, line: usize, column: usize, expected: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
     let source_marker = format!("{line} │ ");
     let index = lines
@@ -50,11 +50,11 @@ fn assert_underlined(stderr: &str, line: usize, expected: &str) {
         .unwrap_or_else(|| panic!("line {line} is not shown in:\n{stderr}"));
     let source: Vec<char> = lines[index].chars().collect();
     let bar = source.iter().position(|&c| c == '│').expect("gutter bar");
-    let content: String = source[bar + 2..].iter().collect();
-    let byte_column = content
-        .find(expected)
-        .unwrap_or_else(|| panic!("{expected:?} is not on line {line}:\n{stderr}"));
-    let expected_start = content[..byte_column].chars().count();
+    let content: String = source[bar + 2..].iter().skip(column - 1).collect();
+    assert!(
+        content.starts_with(expected),
+        "{expected:?} is not at {line}:{column}:\n{stderr}"
+    );
 
     let underline: Vec<char> = lines
         .get(index + 1)
@@ -72,8 +72,8 @@ fn assert_underlined(stderr: &str, line: usize, expected: &str) {
         .take_while(|&&c| c == '─' || c == '┬')
         .count();
     assert_eq!(
-        (start, width),
-        (expected_start, expected.chars().count()),
+        (start + 1, width),
+        (column, expected.chars().count()),
         "underline of {expected:?} on line {line}:\n{stderr}"
     );
 }
@@ -136,7 +136,7 @@ fn assert_broken(case: &Broken) {
         case.message,
         run.stderr
     );
-    assert_underlined(&run.stderr, case.line, case.underlined);
+    assert_underlined(&run.stderr, case.line, case.column, case.underlined);
     if let Some(help) = case.help {
         assert!(
             run.stderr.contains(&format!("help: {help}")),
@@ -244,6 +244,7 @@ fn unreachable_transition_underlines_it_and_the_transition_that_wins() {
     let run = check(&[&fixture(case.file)]);
     assert_underlined(
         &run.stderr,
+        5,
         5,
         "{\"from\": \"review\", \"event\": \"DECIDE\", \"to\": \"rejected\"}",
     );
@@ -403,4 +404,26 @@ fn json_format_reports_each_broken_file_with_its_position() {
         ),
         (Some(5), Some(55))
     );
+}
+
+#[test]
+fn truncated_file_points_at_its_last_character() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let path = directory.path().join("truncated.json");
+    std::fs::write(&path, "{\n  \"states\": [\"a\"],\n  \"initial\": \"a\"\n\n").expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let run = check(&[&path]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("invalid JSON: EOF while parsing an object"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("╭─[{path}:3:16]")),
+        "{}",
+        run.stderr
+    );
+    assert_underlined(&run.stderr, 3, 16, "\"");
 }

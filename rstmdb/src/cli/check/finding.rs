@@ -70,7 +70,13 @@ impl Finding {
         let full = error.to_string();
         let problem = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
         let offset = if error.classify() == serde_json::error::Category::Eof {
-            text.len()
+            // The last character written: miette does not draw a label past the end of the
+            // file, and this one is where the text stops short.
+            let written = text.trim_end();
+            written
+                .char_indices()
+                .next_back()
+                .map_or(0, |(last, _)| last)
         } else {
             json_span::offset_of_serde_position(&text, error.line(), error.column())
         };

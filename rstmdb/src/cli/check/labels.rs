@@ -51,7 +51,7 @@ pub(super) fn labels_and_help(
                     )
                 }
                 DefinitionErrorKind::WrongType => {
-                    let expected = expected_type(&pointer[prefix.len()..]);
+                    let expected = expected_type(pointer.strip_prefix(prefix).unwrap_or(pointer));
                     (vec![primary(value, format!("expected {expected}"))], None)
                 }
                 DefinitionErrorKind::UnknownInitial

@@ -26,9 +26,20 @@ impl Summary {
     /// `ok  examples/order.json  (4 states, 5 transitions, checksum 1a2b3c4d)`.
     pub(super) fn line(&self) -> String {
         format!(
-            "ok  {}  ({} states, {} transitions, checksum {})",
-            self.path, self.states, self.transitions, self.checksum
+            "ok  {}  ({}, {}, checksum {})",
+            self.path,
+            plural(self.states, "state"),
+            plural(self.transitions, "transition"),
+            self.checksum
         )
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
