@@ -268,7 +268,6 @@ fn empty_guard_underlines_the_guard_characters_as_written() {
 }
 
 #[test]
-#[ignore = "needs the guard parser"]
 fn guard_error_underlines_the_exact_characters_past_escapes() {
     assert_broken(&Broken {
         file: "invalid_guard.json",

@@ -267,7 +267,6 @@ fn invalid_guard_carries_pointer_guard_span_and_position() {
 }
 
 #[test]
-#[ignore = "needs the guard parser"]
 fn trailing_guard_text_matches_the_spec_example() {
     let definition = json!({"states": ["a"], "initial": "a", "transitions": [
         {"from": "a", "event": "E", "to": "a"},
