@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "rstmdb", version, about = "rstmdb: a state machine database and its toolkit")]
+#[command(
+    name = "rstmdb",
+    version,
+    about = "rstmdb: a state machine database and its toolkit"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
