@@ -30,7 +30,7 @@ pub mod request;
 pub mod results;
 pub mod wire;
 
-pub use error::RcpError;
+pub use error::{AuthFailure, RcpError};
 pub use error_code::ErrorCode;
 pub use fault::{FrameFault, WireError};
 pub use frame::FrameCodec;

@@ -126,18 +126,29 @@ pub fn to_object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, R
 
 /// Serialises a response for the wire. A response whose payload would exceed 16 MiB is never
 /// sent (§2.4): it is replaced by a `BAD_REQUEST` `response_too_large` error with the same id.
+/// If even that error is too large (the request's id alone is close to 16 MiB), it goes out
+/// with id `""`, like any error that belongs to no request.
 pub fn encode_response(response: &Response) -> String {
-    match serde_json::to_string(response) {
-        Ok(payload) if payload.len() <= MAX_PAYLOAD_BYTES => payload,
-        Ok(payload) => {
-            let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
-            encode_response(&Response::error(response.id.clone(), error))
-        }
-        Err(e) => {
-            let error = RcpError::internal(format!("cannot serialise response: {e}"));
-            encode_response(&Response::error(response.id.clone(), error))
-        }
+    let payload = serialise(response);
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return payload;
     }
+    let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
+    let replacement = serialise(&Response::error(response.id.clone(), error.clone()));
+    if replacement.len() <= MAX_PAYLOAD_BYTES {
+        return replacement;
+    }
+    serialise(&Response::error("", error))
+}
+
+/// serde_json cannot fail on these types (string keys, no non-finite floats are representable
+/// in `Value`); should that ever change, the peer still gets an answer.
+fn serialise(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|e| {
+        let error = RcpError::internal(format!("cannot serialise response: {e}"));
+        let fallback = Response::error("", error);
+        serde_json::to_string(&fallback).unwrap_or_default()
+    })
 }
 
 /// A committed transition delivered to a subscription (§3.5). The field set is exact: the
@@ -366,6 +377,21 @@ mod tests {
         );
         assert_eq!(json["error"]["details"]["limit"], json!(MAX_PAYLOAD_BYTES));
         assert!(json["error"]["details"]["size"].as_u64().unwrap() > MAX_PAYLOAD_BYTES as u64);
+    }
+
+    #[test]
+    fn oversized_response_with_a_huge_id_falls_back_to_an_empty_id() {
+        let huge_id = "i".repeat(MAX_PAYLOAD_BYTES - 100);
+        let mut result = Map::new();
+        result.insert("blob".into(), json!("x".repeat(200)));
+        let payload = encode_response(&Response::ok(huge_id, result));
+        assert!(payload.len() < 1024);
+        let json: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(json["id"], json!(""));
+        assert_eq!(
+            json["error"]["details"]["reason"],
+            json!("response_too_large")
+        );
     }
 
     #[test]
