@@ -20,11 +20,24 @@ pub enum Outcome {
     /// `"status":"ok"` with a `result` object and, for writes that appended, `meta`.
     Ok {
         result: Map<String, Value>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "lenient_meta"
+        )]
         meta: Option<ResponseMeta>,
     },
     /// `"status":"error"` with the error object.
     Error { error: RcpError },
+}
+
+/// Reads `meta` without ever failing the response: a `meta` this crate cannot read (say, one
+/// carrying only future keys) is dropped, since receivers must tolerate additions (§1.3).
+fn lenient_meta<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ResponseMeta>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// A response (§3.2, §3.3). Serialises with `"type":"response"`.
@@ -331,6 +344,14 @@ mod tests {
         assert_eq!(
             parsed,
             ServerMessage::Response(Response::ok_with_offset("1", Map::new(), 5))
+        );
+        let parsed = ServerMessage::parse(
+            r#"{"type":"response","id":"1","status":"ok","result":{},"meta":{"trace_id":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ServerMessage::Response(Response::ok("1", Map::new()))
         );
     }
 
