@@ -36,7 +36,7 @@ pub use fault::{FrameFault, WireError};
 pub use frame::FrameCodec;
 pub use jsonl::JsonlCodec;
 pub use message::{
-    Event, MessageError, Outcome, Response, ResponseMeta, ServerMessage, StreamError,
+    Event, MessageError, Outcome, Response, ResponseMeta, ResultError, ServerMessage, StreamError,
     encode_response,
 };
 pub use ops::Op;

@@ -97,13 +97,25 @@ impl Response {
     }
 
     /// Decodes the result into a typed result, or returns the error the server sent.
-    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, RcpError> {
+    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, ResultError> {
         match self.outcome {
-            Outcome::Ok { result, .. } => serde_json::from_value(Value::Object(result))
-                .map_err(|e| RcpError::internal(format!("unexpected result shape: {e}"))),
-            Outcome::Error { error } => Err(error),
+            Outcome::Ok { result, .. } => {
+                serde_json::from_value(Value::Object(result)).map_err(ResultError::UnexpectedShape)
+            }
+            Outcome::Error { error } => Err(ResultError::Server(error)),
         }
     }
+}
+
+/// Why [`Response::into_typed`] produced no typed result.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// The server answered with an error.
+    #[error(transparent)]
+    Server(RcpError),
+    /// The server answered ok, but the result lacks a required field or has a wrong type.
+    #[error("unexpected result shape: {0}")]
+    UnexpectedShape(#[source] serde_json::Error),
 }
 
 impl Serialize for Response {
@@ -364,12 +376,21 @@ mod tests {
         let ServerMessage::Response(response) = parsed else {
             panic!("not a response")
         };
-        let error = response.into_typed::<Value>().unwrap_err();
+        let Err(ResultError::Server(error)) = response.into_typed::<Value>() else {
+            panic!("an error response yields the server's error");
+        };
         assert_eq!(error.code, ErrorCode::Other("SHINY_NEW".into()));
         assert!(
             error.retryable,
             "the flag sent is kept even for unknown codes"
         );
+    }
+
+    #[test]
+    fn a_result_of_the_wrong_shape_is_reported_as_such() {
+        let response = Response::ok("1", Map::new());
+        let outcome = response.into_typed::<crate::results::PingResult>();
+        assert!(matches!(outcome, Err(ResultError::UnexpectedShape(_))));
     }
 
     #[test]
