@@ -287,3 +287,30 @@ fn a_read_only_store_creates_nothing_and_refuses_writes() {
         Err(CheckpointError::ReadOnly)
     ));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// CRC32C catches every burst of up to 32 bits, and every byte is under a CRC, so any
+    /// single damaged byte must make loading fall back to the older checkpoint.
+    #[test]
+    fn any_damaged_byte_in_the_newest_checkpoint_falls_back_to_the_older_one(
+        payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        position_seed in proptest::num::usize::ANY,
+        xor in 1u8..=255,
+    ) {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::open(data.path()).expect("open");
+        store.write(meta(SEGMENT_1, 0), b"older").expect("write");
+        let newest = store.write(meta(SEGMENT_1 + 7, 3), &payload).expect("write");
+        let path = checkpoint_path(data.path(), &newest.file_name);
+        let mut bytes = fs::read(&path).expect("read");
+        let at = position_seed % bytes.len();
+        bytes[at] ^= xor;
+        fs::write(&path, bytes).expect("write");
+
+        let outcome = store.load_newest_valid().expect("load");
+        proptest::prop_assert_eq!(outcome.loaded.expect("older").payload, b"older".to_vec());
+        proptest::prop_assert_eq!(outcome.skipped.len(), 1);
+    }
+}

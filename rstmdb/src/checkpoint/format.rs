@@ -261,6 +261,22 @@ mod tests {
         assert_eq!(header.payload_crc32c, crc32c::crc32c(payload));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            file_len in proptest::num::u64::ANY,
+        ) {
+            let _ = Header::decode(&bytes, file_len, NAME);
+        }
+
+        #[test]
+        fn parsing_arbitrary_names_never_panics(name in "\\PC{0,60}") {
+            let _ = CheckpointName::parse(&name);
+            let _ = CheckpointName::parse_temp(&name);
+        }
+    }
+
     #[test]
     fn header_faults_are_named() {
         let bytes = header_for(b"state");

@@ -33,3 +33,16 @@ pub use store::{
     CHECKPOINT_DIR, CheckpointEntry, CheckpointInfo, CheckpointStore, LoadOutcome,
     LoadedCheckpoint, SkippedCheckpoint,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The server shares the stores between tasks (behind an `Arc`, calling them from blocking
+    /// threads), so they must stay `Send + Sync`.
+    #[test]
+    fn the_stores_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::CheckpointStore>();
+        shareable::<super::SnapshotStore>();
+        shareable::<super::FaultFs>();
+    }
+}

@@ -114,6 +114,15 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let _ = parse(&bytes);
+        }
+    }
+
     #[test]
     fn an_index_without_any_newline_is_empty() {
         let contents = parse(&LINE.as_bytes()[..30]);

@@ -236,10 +236,12 @@ impl CheckpointStore {
         let mut entries = Vec::new();
         for name in self.names()? {
             let path = self.dir.join(name.file_name());
-            let (file_len, mut reader) = self
-                .fs
-                .open_read(&path)
-                .map_err(CheckpointError::io(&path))?;
+            let (file_len, mut reader) = match self.fs.open_read(&path) {
+                Ok(opened) => opened,
+                // Removed by a concurrent retention pass since the directory was read.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CheckpointError::io(&path)(e)),
+            };
             let header = read_header(&mut *reader, file_len, name)
                 .map_err(CheckpointError::io(&path))?
                 .map(|h| CheckpointInfo::from_header(&h));
