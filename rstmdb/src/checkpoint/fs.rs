@@ -129,10 +129,22 @@ pub(crate) fn publish_durably(
 ) -> Result<(), (std::path::PathBuf, io::Error)> {
     let temp_path = dir.join(format!("{file_name}{}", super::format::TEMP_SUFFIX));
     let final_path = dir.join(file_name);
-    fs.write_new_synced(&temp_path, parts)
-        .map_err(|e| (temp_path.clone(), e))?;
-    fs.rename(&temp_path, &final_path)
-        .map_err(|e| (final_path.clone(), e))?;
+    let published = fs
+        .write_new_synced(&temp_path, parts)
+        .map_err(|e| (temp_path.clone(), e))
+        .and_then(|()| {
+            fs.rename(&temp_path, &final_path)
+                .map_err(|e| (final_path.clone(), e))
+        });
+    let temp_was_ours =
+        !matches!(&published, Err((_, e)) if e.kind() == io::ErrorKind::AlreadyExists);
+    if published.is_err() && temp_was_ours {
+        // Best effort: a failed write (ENOSPC, say) should not keep its space until the next
+        // open. The error that matters is the original one; a temp file that survives this is
+        // never read and is deleted by the next read-write open.
+        let _ = fs.remove_file(&temp_path);
+    }
+    published?;
     fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e))
 }
 
