@@ -10,11 +10,14 @@
 //!   no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
 //!   reader, recovery and repair.
+//! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
+//!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod config;
+pub mod database;
 pub mod dsl;
 pub mod engine;
 pub mod wal;

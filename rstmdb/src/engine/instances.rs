@@ -98,15 +98,20 @@ impl Instances {
 
     /// Drops deleted instances; keeps their ids as tombstones when asked to (§6.4).
     pub fn drop_deleted(&mut self, keep_tombstones: bool) {
+        self.drop_deleted_before(keep_tombstones, u64::MAX);
+    }
+
+    /// Drops the instances whose delete record lies below `offset` (a checkpoint's bound).
+    pub fn drop_deleted_before(&mut self, keep_tombstones: bool, offset: u64) {
         let tombstones = &mut self.tombstones;
         self.by_id.retain(|id, instance| match instance.deleted_at {
-            None => true,
-            Some(offset) => {
+            Some(deleted) if deleted.get() < offset => {
                 if keep_tombstones {
-                    tombstones.insert(id.clone(), offset.get());
+                    tombstones.insert(id.clone(), deleted.get());
                 }
                 false
             }
+            _ => true,
         });
     }
 

@@ -140,4 +140,13 @@ impl Engine {
         let keep_tombstones = !self.config.allow_instance_recreate;
         self.state.instances.drop_deleted(keep_tombstones);
     }
+
+    /// [`Engine::drop_deleted`] for the instances deleted by a record below `offset`: what a
+    /// checkpoint at `offset` dropped, so the live state agrees with a restart from it.
+    pub fn drop_deleted_before(&mut self, offset: u64) {
+        let keep_tombstones = !self.config.allow_instance_recreate;
+        self.state
+            .instances
+            .drop_deleted_before(keep_tombstones, offset);
+    }
 }

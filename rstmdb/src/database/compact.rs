@@ -1,0 +1,132 @@
+//! COMPACT (spec §4.19) and the state rebuild behind it.
+//!
+//! The checkpoint is built OFF the write path: a background thread loads the newest checkpoint
+//! and replays the committed records below the new bound C into a private engine, then writes
+//! that engine's state. The sequencer never waits for it; the live engine is touched only to
+//! drop the instances deleted below C (spec §6.4), so live state and a restart agree.
+
+use super::shared::Shared;
+use super::{Database, errors};
+use crate::checkpoint::CheckpointMeta;
+use crate::engine::{Engine, Record};
+use crate::wal::segment::segment_of;
+use rstmdb_client::RcpError;
+use rstmdb_client::results::CompactResult;
+use std::sync::Arc;
+
+/// What a compaction did, for logs and metrics as well as the COMPACT result.
+pub type CompactOutcome = CompactResult;
+
+impl Database {
+    /// COMPACT: writes a checkpoint when anything was committed since the newest one (or when
+    /// forced), then deletes the segments it makes unnecessary and the older checkpoints.
+    pub async fn compact(&self, force_snapshot: bool) -> Result<CompactOutcome, RcpError> {
+        let _one_at_a_time = self.shared.compaction.lock().await;
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || compact_blocking(&shared, force_snapshot))
+            .await
+            .map_err(errors::internal)?
+    }
+
+    /// Records committed since the newest checkpoint, and the WAL's total logical size: the
+    /// two automatic-compaction triggers (spec §9.2).
+    pub fn compaction_pressure(&self) -> (u64, u64) {
+        let stats = self.shared.wal.stats();
+        let covered = self
+            .shared
+            .newest_checkpoint()
+            .map_or(0, |c| c.meta.last_sequence);
+        (
+            stats.entry_count.saturating_sub(covered),
+            stats.total_size_bytes,
+        )
+    }
+}
+
+fn compact_blocking(shared: &Shared, force_snapshot: bool) -> Result<CompactOutcome, RcpError> {
+    let wal_error = |err: crate::wal::WalError| errors::from_wal(&err);
+    // C: everything written so far, synced whatever the policy, so the checkpoint never covers
+    // a record a crash could lose (spec §4.19 step 1).
+    let bound = shared.wal.request_sync();
+    shared.wal.wait_durable_blocking(bound).map_err(wal_error)?;
+
+    let newest = shared.newest_checkpoint();
+    let needed = force_snapshot
+        || newest
+            .as_ref()
+            .is_none_or(|c| bound > c.meta.checkpoint_offset);
+    let mut snapshots_created = 0;
+    if needed {
+        let (engine, last_sequence) = rebuild(shared, bound)?;
+        let payload = engine.encode_snapshot();
+        let meta = CheckpointMeta {
+            checkpoint_offset: bound,
+            last_sequence,
+            created_at_ms: shared.clock.now_ms(),
+        };
+        let info = shared
+            .checkpoints
+            .write(meta, &payload)
+            .map_err(|err| errors::internal(format!("cannot write the checkpoint: {err}")))?;
+        if let Ok(mut newest) = shared.newest_checkpoint.lock() {
+            *newest = Some(info);
+        }
+        shared.write_engine().drop_deleted_before(bound);
+        snapshots_created = 1;
+    }
+
+    let checkpoint_offset = shared
+        .newest_checkpoint()
+        .map_or(bound, |c| c.meta.checkpoint_offset);
+    let deleted = shared
+        .wal
+        .delete_segments_below(segment_of(checkpoint_offset))
+        .map_err(wal_error)?;
+    let checkpoint_error =
+        |err: crate::checkpoint::CheckpointError| errors::internal(format!("checkpoints: {err}"));
+    shared
+        .checkpoints
+        .remove_older_than_newest(true)
+        .map_err(checkpoint_error)?;
+    Ok(CompactResult {
+        snapshots_created,
+        segments_deleted: deleted.segments,
+        bytes_reclaimed: deleted.bytes_reclaimed,
+        total_snapshots: shared.checkpoints.count().map_err(checkpoint_error)? as u64,
+        wal_segments: shared.wal.stats().segment_count,
+        checkpoint_offset,
+    })
+}
+
+/// The state as of `bound`: the newest checkpoint plus the committed records below `bound`,
+/// with the instances deleted below it dropped (what a checkpoint holds, spec §6.4). Returns the
+/// engine and the sequence of the last record it covers.
+fn rebuild(shared: &Shared, bound: u64) -> Result<(Engine, u64), RcpError> {
+    let config = shared.read_engine()?.config().clone();
+    let loaded = shared
+        .checkpoints
+        .load_newest_valid()
+        .map_err(|err| errors::internal(format!("cannot load the checkpoint: {err}")))?;
+    let (mut engine, from, mut last_sequence) = match loaded.loaded {
+        Some(found) => (
+            Engine::decode_snapshot(config, &found.payload)
+                .map_err(|err| errors::internal(format!("checkpoint state: {err}")))?,
+            found.info.meta.checkpoint_offset,
+            found.info.meta.last_sequence,
+        ),
+        None => (Engine::new(config), 0, 0),
+    };
+    for record in shared.wal.reader(from) {
+        let record = record.map_err(|err| errors::from_wal(&err))?;
+        if record.offset >= bound {
+            break;
+        }
+        let entry: Record = serde_json::from_slice(&record.payload).map_err(errors::internal)?;
+        engine
+            .apply_record(&entry, record.offset)
+            .map_err(errors::internal)?;
+        last_sequence = record.sequence;
+    }
+    engine.drop_deleted();
+    Ok((engine, last_sequence))
+}

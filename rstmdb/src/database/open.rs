@@ -1,0 +1,165 @@
+//! Opening a data directory: lock it, load the newest valid checkpoint, recover and replay the
+//! WAL (spec §6.1), then start the sequencer.
+
+use super::shared::{Clock, Shared};
+use super::{Database, sequencer};
+use crate::checkpoint::{
+    CheckpointError, CheckpointInfo, CheckpointStore, SkippedCheckpoint, SnapshotError,
+    SnapshotStore,
+};
+use crate::engine::{Engine, EngineConfig, Record};
+use crate::wal::{
+    CheckpointPosition, DataDirLock, DirStorage, RecoveryReport, Storage, Wal, WalConfig, WalError,
+    wal_dir,
+};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Jobs that may wait for the sequencer; beyond this, senders wait (backpressure).
+const JOB_QUEUE_LEN: usize = 4096;
+
+/// What a database needs to open.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub data_dir: PathBuf,
+    pub wal: WalConfig,
+    pub engine: EngineConfig,
+    /// Where the WAL's segments live; `None` means real files in `<data_dir>/wal`. Fault tests
+    /// pass a crashing in-memory storage here.
+    pub wal_storage: Option<Arc<dyn Storage>>,
+}
+
+impl DatabaseOptions {
+    /// Real files in `data_dir` with the given WAL settings and default engine rules.
+    pub fn new(data_dir: impl Into<PathBuf>, wal: WalConfig) -> DatabaseOptions {
+        DatabaseOptions {
+            data_dir: data_dir.into(),
+            wal,
+            engine: EngineConfig::default(),
+            wal_storage: None,
+        }
+    }
+}
+
+/// What opening found and did, for the start-up log.
+#[derive(Debug)]
+pub struct OpenReport {
+    pub checkpoint: Option<CheckpointInfo>,
+    /// Checkpoint files that failed validation and were passed over (newest first).
+    pub skipped_checkpoints: Vec<SkippedCheckpoint>,
+    pub recovery: RecoveryReport,
+    pub records_replayed: u64,
+    pub instances: u64,
+    pub machines: u64,
+    pub duration: Duration,
+}
+
+/// Why a data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("checkpoint store: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("snapshot store: {0}")]
+    Snapshots(#[from] SnapshotError),
+    #[error("checkpoint {file} holds an undecodable state: {message}")]
+    CheckpointState { file: String, message: String },
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Database {
+    /// Opens (creating if needed) the data directory and recovers its state. Blocking: call it
+    /// before the runtime serves requests, or from a blocking thread. Must be called within a
+    /// tokio runtime context only for the async methods; the sequencer is an OS thread.
+    pub fn open(options: DatabaseOptions) -> Result<(Database, OpenReport), OpenError> {
+        let started = Instant::now();
+        let lock = DataDirLock::acquire(&options.data_dir)?;
+        let checkpoints = CheckpointStore::open(&options.data_dir)?;
+        let snapshots = SnapshotStore::open(&options.data_dir)?;
+        let loaded = checkpoints.load_newest_valid()?;
+        let (mut engine, checkpoint, position) = match loaded.loaded {
+            Some(found) => {
+                let engine = Engine::decode_snapshot(options.engine.clone(), &found.payload)
+                    .map_err(|err| OpenError::CheckpointState {
+                        file: found.info.file_name.clone(),
+                        message: err.to_string(),
+                    })?;
+                let position = CheckpointPosition {
+                    checkpoint_offset: found.info.meta.checkpoint_offset,
+                    last_sequence: found.info.meta.last_sequence,
+                };
+                (engine, Some(found.info), Some(position))
+            }
+            None => (Engine::new(options.engine.clone()), None, None),
+        };
+
+        let storage: Arc<dyn Storage> = match options.wal_storage.clone() {
+            Some(storage) => storage,
+            None => {
+                let wal_path = wal_dir(&options.data_dir);
+                Arc::new(
+                    DirStorage::open(&wal_path).map_err(|source| OpenError::CreateDir {
+                        path: wal_path.clone(),
+                        source,
+                    })?,
+                )
+            }
+        };
+        let mut records_replayed = 0u64;
+        let mut replay = |view: crate::wal::RecordView<'_>| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let record: Record = serde_json::from_slice(view.payload)?;
+            engine.apply_record(&record, view.offset)?;
+            records_replayed += 1;
+            Ok(())
+        };
+        let (wal, recovery) = Wal::open(storage, options.wal, position, &mut replay)?;
+        let instances = engine.live_instance_count();
+        let machines = engine.machine_version_count();
+
+        let latest = wal.latest_offset();
+        let (jobs, receiver) = mpsc::channel(JOB_QUEUE_LEN);
+        let shared = Arc::new(Shared {
+            data_dir: options.data_dir.clone(),
+            engine: RwLock::new(engine),
+            wal,
+            segment_size_bytes: options.wal.segment_size_bytes,
+            applied_end: AtomicU64::new(latest),
+            jobs,
+            clock: Clock,
+            checkpoints,
+            newest_checkpoint: Mutex::new(checkpoint.clone()),
+            snapshots,
+            compaction: tokio::sync::Mutex::new(()),
+            _lock: lock,
+        });
+        let for_thread = Arc::clone(&shared);
+        let sequencer = std::thread::Builder::new()
+            .name("sequencer".to_owned())
+            .spawn(move || sequencer::run(for_thread, receiver))
+            .map_err(|err| WalError::Config(format!("cannot start the sequencer thread: {err}")))?;
+        Ok((
+            Database {
+                shared,
+                sequencer: Mutex::new(Some(sequencer)),
+            },
+            OpenReport {
+                checkpoint,
+                skipped_checkpoints: loaded.skipped,
+                recovery,
+                records_replayed,
+                instances,
+                machines,
+                duration: started.elapsed(),
+            },
+        ))
+    }
+}

@@ -1,0 +1,69 @@
+//! State shared by the sequencer, the connection tasks and the compactor.
+
+use super::jobs::Job;
+use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
+use crate::engine::Engine;
+use crate::wal::{DataDirLock, Wal};
+use rstmdb_client::RcpError;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// The wall clock the records are stamped with (spec §6.5; the engine keeps stamps monotonic).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Clock;
+
+impl Clock {
+    pub(crate) fn now_ms(self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) data_dir: PathBuf,
+    /// Written only by the sequencer (one group at a time) and the compactor; read by requests.
+    pub(crate) engine: RwLock<Engine>,
+    pub(crate) wal: Wal,
+    pub(crate) segment_size_bytes: u64,
+    /// The end of the last record applied to the engine. Stored while the engine's write lock is
+    /// held, so a reader holding the read lock sees the position of the state it reads.
+    pub(crate) applied_end: AtomicU64,
+    pub(crate) jobs: mpsc::Sender<Job>,
+    pub(crate) clock: Clock,
+    pub(crate) checkpoints: CheckpointStore,
+    /// The newest checkpoint written or loaded.
+    pub(crate) newest_checkpoint: Mutex<Option<CheckpointInfo>>,
+    pub(crate) snapshots: SnapshotStore,
+    /// One compaction at a time.
+    pub(crate) compaction: tokio::sync::Mutex<()>,
+    /// Held for the life of the database: no second process may open the directory.
+    pub(crate) _lock: DataDirLock,
+}
+
+impl Shared {
+    /// The engine for the sequencer. A poisoned lock means a write panicked half-way: the
+    /// state can no longer be trusted, so the process must restart and recover from disk.
+    pub(crate) fn write_engine(&self) -> RwLockWriteGuard<'_, Engine> {
+        match self.engine.write() {
+            Ok(guard) => guard,
+            Err(_) => panic!("the engine lock is poisoned: a write panicked; restart to recover"),
+        }
+    }
+
+    pub(crate) fn read_engine(&self) -> Result<RwLockReadGuard<'_, Engine>, RcpError> {
+        self.engine
+            .read()
+            .map_err(|_| RcpError::internal("the database stopped after an internal error"))
+    }
+
+    pub(crate) fn newest_checkpoint(&self) -> Option<CheckpointInfo> {
+        self.newest_checkpoint
+            .lock()
+            .map_or(None, |guard| guard.clone())
+    }
+}
