@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 /// memory of one group; a burst larger than this becomes several groups back to back.
 pub(crate) const MAX_GROUP_JOBS: usize = 512;
 
-/// A job that finished executing and waits for its group's append.
+/// A job that finished executing and waits for its group's append. Short-lived, one per job
+/// of a group, so the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Finished {
     Write(
         oneshot::Sender<Completion<WriteOutput>>,
