@@ -95,7 +95,7 @@ async fn writes_get_offsets_in_log_order_and_survive_a_restart() {
     );
     assert!(created.wal_offset < paid.wal_offset);
 
-    let view = db.get_instance("order-1").await.unwrap();
+    let view = db.get_instance("order-1".into()).await.unwrap();
     assert_eq!(view.state, "paid");
     assert_eq!(Some(view.last_wal_offset), paid.wal_offset);
 
@@ -111,7 +111,7 @@ async fn writes_get_offsets_in_log_order_and_survive_a_restart() {
         [1, 2, 3]
     );
     assert_eq!(read.next_offset, Some(paid.wal_offset.unwrap() + 1));
-    let stats = db.wal_stats();
+    let stats = db.wal_stats().await.unwrap();
     assert_eq!(stats.entry_count, 3);
     assert_eq!(stats.durable_offset, stats.latest_offset);
     close(db).await;
@@ -119,7 +119,7 @@ async fn writes_get_offsets_in_log_order_and_survive_a_restart() {
     let (db, report) = Database::open(options(dir.path(), FsyncPolicy::EveryWrite)).unwrap();
     assert_eq!(report.records_replayed, 3);
     assert_eq!(report.instances, 1);
-    let again = db.get_instance("order-1").await.unwrap();
+    let again = db.get_instance("order-1".into()).await.unwrap();
     assert_eq!(
         serde_json::to_value(&again).unwrap(),
         serde_json::to_value(&view).unwrap()
@@ -130,7 +130,7 @@ async fn writes_get_offsets_in_log_order_and_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(result_json(&shipped.result)["to_state"], "shipped");
-    assert_eq!(db.wal_stats().entry_count, 4);
+    assert_eq!(db.wal_stats().await.unwrap().entry_count, 4);
     close(db).await;
 }
 
@@ -139,7 +139,7 @@ async fn a_failed_atomic_batch_writes_nothing_and_a_good_one_is_one_unit() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), FsyncPolicy::EveryWrite);
     db.write(order_machine()).await.unwrap();
-    let before = db.wal_stats();
+    let before = db.wal_stats().await.unwrap();
 
     // The spec's §4.15 example: the SHIP fails, so order-9 must not exist afterwards.
     let failing = vec![
@@ -157,11 +157,11 @@ async fn a_failed_atomic_batch_writes_nothing_and_a_good_one_is_one_unit() {
     assert_eq!(err.detail("index"), Some(&json!(1)));
     assert_eq!(err.detail("op"), Some(&json!("APPLY_EVENT")));
     assert_eq!(
-        db.get_instance("order-9").await.unwrap_err().code,
+        db.get_instance("order-9".into()).await.unwrap_err().code,
         ErrorCode::InstanceNotFound
     );
     assert_eq!(
-        db.wal_stats().latest_offset,
+        db.wal_stats().await.unwrap().latest_offset,
         before.latest_offset,
         "nothing written"
     );
@@ -253,7 +253,7 @@ async fn concurrent_writers_share_fsyncs_under_every_write() {
     for task in tasks {
         task.await.unwrap();
     }
-    let stats = db.wal_stats();
+    let stats = db.wal_stats().await.unwrap();
     let records = 1 + writers * per_writer;
     assert_eq!(stats.entry_count, records as u64);
     assert!(
@@ -288,14 +288,14 @@ async fn compaction_checkpoints_deletes_old_segments_and_restart_uses_the_checkp
     }))
     .await
     .unwrap();
-    let before = db.wal_stats();
+    let before = db.wal_stats().await.unwrap();
     assert!(before.segment_count > 3, "small segments rotate");
 
     let compacted = db.compact(false).await.unwrap();
     assert_eq!(compacted.snapshots_created, 1);
     assert_eq!(compacted.segments_deleted, before.segment_count - 1);
     assert_eq!(compacted.checkpoint_offset, before.latest_offset);
-    let after = db.wal_stats();
+    let after = db.wal_stats().await.unwrap();
     assert_eq!(
         after.total_size_bytes,
         before.total_size_bytes - compacted.bytes_reclaimed
@@ -319,7 +319,7 @@ async fn compaction_checkpoints_deletes_old_segments_and_restart_uses_the_checkp
     db.write(apply("i001", "PAY", json!({"late": true})))
         .await
         .unwrap();
-    let view = db.get_instance("i001").await.unwrap();
+    let view = db.get_instance("i001".into()).await.unwrap();
     close(db).await;
 
     let (db, report) = Database::open(small_segments(FsyncPolicy::Never)).unwrap();
@@ -329,7 +329,7 @@ async fn compaction_checkpoints_deletes_old_segments_and_restart_uses_the_checkp
         "only the record after the checkpoint"
     );
     assert_eq!(report.instances, 99);
-    let again = db.get_instance("i001").await.unwrap();
+    let again = db.get_instance("i001".into()).await.unwrap();
     assert_eq!(
         serde_json::to_value(&again).unwrap(),
         serde_json::to_value(&view).unwrap()
@@ -346,5 +346,25 @@ async fn a_second_open_of_the_same_directory_is_refused() {
         err.to_string().contains(&dir.path().display().to_string()),
         "{err}"
     );
+    close(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_queued_after_a_write_sees_it_even_when_both_are_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), FsyncPolicy::EveryWrite);
+    db.write(order_machine()).await.unwrap();
+    for i in 0..50 {
+        let id = format!("p{i}");
+        // Pipelined: the read is issued before the write's answer is awaited (spec §3.7).
+        let write = db.write(create(&id, json!({"i": i})));
+        let read = db.get_instance(id.clone());
+        let stats = db.wal_stats();
+        let (written, read, stats) = tokio::join!(write, read, stats);
+        let written = written.unwrap();
+        let read = read.expect("the read sees the write queued before it");
+        assert_eq!(Some(read.last_wal_offset), written.wal_offset);
+        assert_eq!(stats.unwrap().entry_count, 2 + i as u64);
+    }
     close(db).await;
 }

@@ -2,10 +2,15 @@
 //! pipeline (docs/commit-pipeline.md). The server's op dispatcher calls this; so do the bench's
 //! embedded mode and the offline tools.
 //!
-//! - [`open`]: lock, checkpoint, WAL recovery and replay, then the sequencer thread;
-//! - `sequencer`, `group`, `placement`, `batch`: executing writes a group at a time;
-//! - `reads`: reads gated on durability, WAL_READ, WAL_STATS, SNAPSHOT_INSTANCE;
-//! - `compact`: checkpoints built in the background and segment deletion (COMPACT).
+//! - [`open`](Database::open): lock, checkpoint, WAL recovery and replay, sequencer thread;
+//! - `queue`, `sequencer`, `group`, `placement`, `batch`: executing writes a group at a time;
+//! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
+//!   WAL_STATS, SNAPSHOT_INSTANCE;
+//! - `compact`: checkpoints built off the write path, and segment deletion (COMPACT).
+//!
+//! Every request method queues its work when it is CALLED and returns a future for the answer,
+//! so calling them in a connection's arrival order keeps that order (spec §3.7) while the
+//! answers' durability waits overlap.
 
 mod batch;
 mod compact;
@@ -14,6 +19,7 @@ mod group;
 mod jobs;
 mod open;
 mod placement;
+mod queue;
 mod reads;
 mod sequencer;
 mod shared;
@@ -28,11 +34,12 @@ use jobs::{Completion, Job};
 use rstmdb_client::RcpError;
 use rstmdb_client::params::BatchMode;
 use shared::Shared;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-/// An open database. Cheap to share behind an `Arc`; every method takes `&self`.
+/// An open database. Share it behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Database {
     shared: Arc<Shared>,
@@ -44,40 +51,34 @@ fn stopped() -> RcpError {
 }
 
 impl Database {
-    /// Executes a write op; answers once its record is committed under the fsync policy.
-    pub async fn write(&self, command: Command) -> Result<WriteOutput, RcpError> {
+    /// Queues a write op now; the future answers once its record is committed under the fsync
+    /// policy.
+    pub fn write(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Write { command, reply }).await?;
-        self.release(answer.await.map_err(|_| stopped())?).await
+        let queued = self.shared.queue.submit(Job::Write { command, reply });
+        let shared = Arc::clone(&self.shared);
+        async move {
+            queued.map_err(|_| stopped())?;
+            release(&shared, answer.await.map_err(|_| stopped())?).await
+        }
     }
 
-    /// Executes a BATCH (params already validated into items).
-    pub async fn batch(
+    /// Queues a BATCH now (params already validated into items).
+    pub fn batch(
         &self,
         mode: BatchMode,
         items: Vec<BatchItem>,
-    ) -> Result<BatchOutput, RcpError> {
+    ) -> impl Future<Output = Result<BatchOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Batch { mode, items, reply }).await?;
-        self.release(answer.await.map_err(|_| stopped())?).await
-    }
-
-    async fn submit(&self, job: Job) -> Result<(), RcpError> {
-        self.shared.jobs.send(job).await.map_err(|_| stopped())
-    }
-
-    /// Waits until everything the reply depends on is committed (the durability gate).
-    async fn release<T>(&self, completion: Completion<T>) -> Result<T, RcpError> {
-        self.wait_committed(completion.gate).await?;
-        completion.outcome
-    }
-
-    async fn wait_committed(&self, gate: u64) -> Result<(), RcpError> {
-        self.shared
-            .wal
-            .wait_committed(gate)
-            .await
-            .map_err(|err| errors::from_wal(&err))
+        let queued = self.shared.queue.submit(Job::Batch { mode, items, reply });
+        let shared = Arc::clone(&self.shared);
+        async move {
+            queued.map_err(|_| stopped())?;
+            release(&shared, answer.await.map_err(|_| stopped())?).await
+        }
     }
 
     /// The data directory this database uses.
@@ -85,13 +86,12 @@ impl Database {
         &self.shared.data_dir
     }
 
-    /// Graceful shutdown (spec §6.1): finishes the writes already queued, stops the sequencer
-    /// and syncs the WAL whatever the policy. Blocking; idempotent.
+    /// Graceful shutdown (spec §6.1): finishes the jobs already queued, stops the sequencer and
+    /// syncs the WAL whatever the policy. Blocking (call it from a blocking thread); idempotent.
     pub fn shutdown(&self) -> Result<(), RcpError> {
         let handle = self.sequencer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
-            // A full queue means the sequencer is busy; block until the stop fits.
-            let _ = self.shared.jobs.blocking_send(Job::Stop);
+            self.shared.queue.close_with(Job::Stop);
             if handle.join().is_err() {
                 return Err(errors::internal("the sequencer thread panicked"));
             }
@@ -101,4 +101,19 @@ impl Database {
             .shutdown()
             .map_err(|err| errors::from_wal(&err))
     }
+}
+
+/// Waits until everything the reply depends on is committed (the durability gate), then
+/// hands out the outcome.
+async fn release<T>(shared: &Shared, completion: Completion<T>) -> Result<T, RcpError> {
+    wait_committed(shared, completion.gate).await?;
+    completion.outcome
+}
+
+async fn wait_committed(shared: &Shared, gate: u64) -> Result<(), RcpError> {
+    shared
+        .wal
+        .wait_committed(gate)
+        .await
+        .map_err(|err| errors::from_wal(&err))
 }

@@ -1,6 +1,7 @@
 //! Opening a data directory: lock it, load the newest valid checkpoint, recover and replay the
 //! WAL (spec §6.1), then start the sequencer.
 
+use super::queue::JobQueue;
 use super::shared::{Clock, Shared};
 use super::{Database, sequencer};
 use crate::checkpoint::{
@@ -16,10 +17,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-
-/// Jobs that may wait for the sequencer; beyond this, senders wait (backpressure).
-const JOB_QUEUE_LEN: usize = 4096;
 
 /// What a database needs to open.
 #[derive(Debug, Clone)]
@@ -126,14 +123,14 @@ impl Database {
         let machines = engine.machine_version_count();
 
         let latest = wal.latest_offset();
-        let (jobs, receiver) = mpsc::channel(JOB_QUEUE_LEN);
+        let (queue, receiver) = JobQueue::new();
         let shared = Arc::new(Shared {
             data_dir: options.data_dir.clone(),
             engine: RwLock::new(engine),
             wal,
             segment_size_bytes: options.wal.segment_size_bytes,
             applied_end: AtomicU64::new(latest),
-            jobs,
+            queue,
             clock: Clock,
             checkpoints,
             newest_checkpoint: Mutex::new(checkpoint.clone()),

@@ -3,152 +3,207 @@
 //! committed (docs/commit-pipeline.md, "The durability gate").
 
 use super::batch::RESULTS_BUDGET_BYTES;
-use super::{Database, errors};
+use super::shared::Shared;
+use super::{Database, errors, wait_committed};
 use crate::checkpoint::InstanceSnapshot;
 use crate::engine::{Engine, InstanceView};
-use crate::wal::WalRecord;
+use crate::wal::{WalReader, WalRecord};
 use rstmdb_client::RcpError;
 use rstmdb_client::results::{
     FsyncLatency, IoStats, SnapshotInstanceResult, WalReadResult, WalRecord as WireRecord,
     WalStatsResult,
 };
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl Database {
-    /// Runs `read` against the engine and answers once every record it could reflect is
-    /// committed.
-    pub async fn read<T>(&self, read: impl FnOnce(&Engine) -> T) -> Result<T, RcpError> {
-        let (value, gate) = {
-            let engine = self.shared.read_engine()?;
-            (
-                read(&engine),
-                self.shared.applied_end.load(Ordering::Acquire),
-            )
-        };
-        self.wait_committed(gate).await?;
-        Ok(value)
+    /// Runs `read` against the engine once every job queued before this call is done, and
+    /// answers once every record the read could reflect is committed.
+    pub fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            let (value, gate) = {
+                let engine = shared.read_engine()?;
+                (read(&engine), shared.applied_end.load(Ordering::Acquire))
+            };
+            wait_committed(&shared, gate).await?;
+            Ok(value)
+        }
     }
 
     /// GET_INSTANCE, gated only on the instance's own latest record: under write load a read
     /// of an instance nobody is writing does not wait for the group commit in flight.
-    pub async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, RcpError> {
-        let (found, gate) = {
-            let engine = self.shared.read_engine()?;
-            let found = engine.get_instance(instance_id);
-            let gate = match &found {
-                // Durable positions are record ends, so "durable >= offset + 1" means the
-                // record starting at `offset` is durable.
-                Ok(view) => view.last_wal_offset + 1,
-                Err(_) => self.shared.applied_end.load(Ordering::Acquire),
-            };
-            (found, gate)
-        };
-        self.wait_committed(gate).await?;
-        found.map_err(|err| errors::from_apply(&err))
+    pub fn get_instance(
+        &self,
+        instance_id: String,
+    ) -> impl Future<Output = Result<InstanceView, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            get_instance_now(&shared, &instance_id).await
+        }
     }
 
     /// WAL_READ (spec §4.17): committed records with offset >= `from_offset`, at most `limit`,
     /// stopping early before the response would pass 16 MiB.
-    pub async fn wal_read(&self, from_offset: u64, limit: u64) -> Result<WalReadResult, RcpError> {
-        let reader = self.shared.wal.reader(from_offset);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut records = Vec::new();
-            let mut used_bytes = 0usize;
-            for record in reader {
-                if records.len() as u64 >= limit {
-                    break;
-                }
-                let record = record.map_err(|err| errors::from_wal(&err))?;
-                let entry = entry_of(&record)?;
-                // Each record is serialised once more here to keep the response bounded; WAL
-                // reads are rare next to writes, so simplicity wins over speed.
-                let size = serde_json::to_string(&entry).map_or(0, |s| s.len()) + 64;
-                if !records.is_empty() && used_bytes + size > RESULTS_BUDGET_BYTES {
-                    break;
-                }
-                used_bytes += size;
-                records.push(WireRecord {
-                    sequence: record.sequence,
-                    offset: record.offset,
-                    entry,
-                });
-            }
-            let next_offset = records.last().map(|r| r.offset + 1);
-            Ok(WalReadResult {
-                records,
-                next_offset,
-            })
-        });
-        read.await.map_err(errors::internal)?
+    pub fn wal_read(
+        &self,
+        from_offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<WalReadResult, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            wait_committed(&shared, shared.applied_end.load(Ordering::Acquire)).await?;
+            let reader = shared.wal.reader(from_offset);
+            tokio::task::spawn_blocking(move || read_records(reader, limit))
+                .await
+                .map_err(errors::internal)?
+        }
     }
 
-    /// WAL_STATS (spec §4.18).
-    pub fn wal_stats(&self) -> WalStatsResult {
-        let stats = self.shared.wal.stats();
-        let checkpoint_offset = self
-            .shared
-            .newest_checkpoint()
-            .map(|c| c.meta.checkpoint_offset);
-        let bytes_since_checkpoint = match checkpoint_offset {
-            Some(offset) => self.shared.wal.bytes_since(offset),
-            None => stats.total_size_bytes,
-        };
-        WalStatsResult {
-            entry_count: stats.entry_count,
-            segment_count: stats.segment_count,
-            total_size_bytes: stats.total_size_bytes,
-            latest_offset: stats.latest_offset,
-            io_stats: IoStats {
-                bytes_written: stats.io.bytes_written,
-                bytes_read: stats.io.bytes_read,
-                writes: stats.io.writes,
-                reads: stats.io.reads,
-                fsyncs: stats.io.fsyncs,
-                write_calls: stats.io.write_calls,
-            },
-            durable_offset: stats.durable_offset,
-            oldest_offset: stats.oldest_offset,
-            checkpoint_offset,
-            bytes_since_checkpoint,
-            fsync_policy: stats.fsync_policy,
-            fsync_latency_us: FsyncLatency {
-                p50: stats.fsync_latency_us_p50,
-                p99: stats.fsync_latency_us_p99,
-            },
-            records_per_fsync: stats.records_per_fsync,
+    /// WAL_STATS (spec §4.18), after every job queued before this call.
+    pub fn wal_stats(
+        &self,
+    ) -> impl Future<Output = Result<WalStatsResult, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            Ok(wal_stats_now(&shared))
         }
     }
 
     /// SNAPSHOT_INSTANCE (spec §4.16): a durable point-in-time copy of one instance.
-    pub async fn snapshot_instance(
+    pub fn snapshot_instance(
         &self,
-        instance_id: &str,
+        instance_id: String,
         snapshot_id: String,
-    ) -> Result<SnapshotInstanceResult, RcpError> {
-        let view = self.get_instance(instance_id).await?;
-        let snapshot = InstanceSnapshot {
-            snapshot_id,
-            instance_id: view.instance_id,
-            machine: view.machine,
-            version: view.version,
-            state: view.state,
-            ctx: serde_json::from_str(view.ctx.get()).map_err(errors::internal)?,
-            wal_offset: view.last_wal_offset,
-            created_at: self.shared.clock.now_ms(),
+    ) -> impl Future<Output = Result<SnapshotInstanceResult, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            let view = get_instance_now(&shared, &instance_id).await?;
+            let snapshot = InstanceSnapshot {
+                snapshot_id,
+                instance_id: view.instance_id,
+                machine: view.machine,
+                version: view.version,
+                state: view.state,
+                ctx: serde_json::from_str(view.ctx.get()).map_err(errors::internal)?,
+                wal_offset: view.last_wal_offset,
+                created_at: shared.clock.now_ms(),
+            };
+            let store = Arc::clone(&shared);
+            let stored = tokio::task::spawn_blocking(move || store.snapshots.write(&snapshot))
+                .await
+                .map_err(errors::internal)?
+                .map_err(|err| errors::internal(format!("cannot store the snapshot: {err}")))?;
+            Ok(SnapshotInstanceResult {
+                instance_id: stored.instance_id,
+                snapshot_id: stored.snapshot_id,
+                wal_offset: stored.wal_offset,
+                size_bytes: stored.size_bytes,
+                checksum: stored.checksum,
+            })
+        }
+    }
+}
+
+/// Waits until the sequencer has processed every job queued before the request.
+async fn after(shared: &Shared, barrier: u64) -> Result<(), RcpError> {
+    shared
+        .queue
+        .wait_processed(barrier)
+        .await
+        .map_err(|_| RcpError::internal("the database is shutting down"))
+}
+
+async fn get_instance_now(shared: &Shared, instance_id: &str) -> Result<InstanceView, RcpError> {
+    let (found, gate) = {
+        let engine = shared.read_engine()?;
+        let found = engine.get_instance(instance_id);
+        let gate = match &found {
+            // Durable positions are record ends, so "durable >= offset + 1" means the record
+            // starting at `offset` is durable.
+            Ok(view) => view.last_wal_offset + 1,
+            Err(_) => shared.applied_end.load(Ordering::Acquire),
         };
-        let shared = std::sync::Arc::clone(&self.shared);
-        let stored = tokio::task::spawn_blocking(move || shared.snapshots.write(&snapshot))
-            .await
-            .map_err(errors::internal)?
-            .map_err(|err| errors::internal(format!("cannot store the snapshot: {err}")))?;
-        Ok(SnapshotInstanceResult {
-            instance_id: stored.instance_id,
-            snapshot_id: stored.snapshot_id,
-            wal_offset: stored.wal_offset,
-            size_bytes: stored.size_bytes,
-            checksum: stored.checksum,
-        })
+        (found, gate)
+    };
+    wait_committed(shared, gate).await?;
+    found.map_err(|err| errors::from_apply(&err))
+}
+
+fn read_records(reader: WalReader, limit: u64) -> Result<WalReadResult, RcpError> {
+    let mut records = Vec::new();
+    let mut used_bytes = 0usize;
+    for record in reader {
+        if records.len() as u64 >= limit {
+            break;
+        }
+        let record = record.map_err(|err| errors::from_wal(&err))?;
+        let entry = entry_of(&record)?;
+        // Serialised once more to keep the response bounded; WAL reads are rare next to
+        // writes, so simplicity wins over speed here.
+        let size = serde_json::to_string(&entry).map_or(0, |s| s.len()) + 64;
+        if !records.is_empty() && used_bytes + size > RESULTS_BUDGET_BYTES {
+            break;
+        }
+        used_bytes += size;
+        records.push(WireRecord {
+            sequence: record.sequence,
+            offset: record.offset,
+            entry,
+        });
+    }
+    let next_offset = records.last().map(|r| r.offset + 1);
+    Ok(WalReadResult {
+        records,
+        next_offset,
+    })
+}
+
+fn wal_stats_now(shared: &Shared) -> WalStatsResult {
+    let stats = shared.wal.stats();
+    let checkpoint_offset = shared.newest_checkpoint().map(|c| c.meta.checkpoint_offset);
+    let bytes_since_checkpoint = match checkpoint_offset {
+        Some(offset) => shared.wal.bytes_since(offset),
+        None => stats.total_size_bytes,
+    };
+    WalStatsResult {
+        entry_count: stats.entry_count,
+        segment_count: stats.segment_count,
+        total_size_bytes: stats.total_size_bytes,
+        latest_offset: stats.latest_offset,
+        io_stats: IoStats {
+            bytes_written: stats.io.bytes_written,
+            bytes_read: stats.io.bytes_read,
+            writes: stats.io.writes,
+            reads: stats.io.reads,
+            fsyncs: stats.io.fsyncs,
+            write_calls: stats.io.write_calls,
+        },
+        durable_offset: stats.durable_offset,
+        oldest_offset: stats.oldest_offset,
+        checkpoint_offset,
+        bytes_since_checkpoint,
+        fsync_policy: stats.fsync_policy,
+        fsync_latency_us: FsyncLatency {
+            p50: stats.fsync_latency_us_p50,
+            p99: stats.fsync_latency_us_p99,
+        },
+        records_per_fsync: stats.records_per_fsync,
     }
 }
 

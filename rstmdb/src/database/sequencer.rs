@@ -33,7 +33,7 @@ enum Finished {
 
 /// Runs until every job sender is gone.
 /// Runs until a `Stop` job (or until every job sender is gone).
-pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
+pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut stopping = false;
     while !stopping {
         let Some(first) = jobs.blocking_recv() else {
@@ -53,9 +53,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
                 None
             };
         }
+        let count = group.len() as u64 + u64::from(stopping);
         if !group.is_empty() {
             run_group(&shared, group);
         }
+        shared.queue.mark_processed(count);
     }
     // Jobs queued after the stop are dropped with the receiver: their senders see the
     // database as stopped.

@@ -1,6 +1,6 @@
 //! State shared by the sequencer, the connection tasks and the compactor.
 
-use super::jobs::Job;
+use super::queue::JobQueue;
 use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
 use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// The wall clock the records are stamped with (spec §6.5; the engine keeps stamps monotonic).
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +32,7 @@ pub(crate) struct Shared {
     /// The end of the last record applied to the engine. Stored while the engine's write lock is
     /// held, so a reader holding the read lock sees the position of the state it reads.
     pub(crate) applied_end: AtomicU64,
-    pub(crate) jobs: mpsc::Sender<Job>,
+    pub(crate) queue: JobQueue,
     pub(crate) clock: Clock,
     pub(crate) checkpoints: CheckpointStore,
     /// The newest checkpoint written or loaded.
