@@ -8,10 +8,12 @@
 //!   no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
 //!   reader, recovery and repair.
+//! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dsl;
 pub mod engine;
+pub mod server;
 pub mod wal;
