@@ -1,6 +1,8 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+mod hash_token;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,10 +22,16 @@ pub struct Cli {
 enum Command {
     /// Validate machine definition files offline.
     Check(check::CheckArgs),
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
+    HashToken(hash_token::HashTokenArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::HashToken(args) => hash_token::run(args),
     }
 }
