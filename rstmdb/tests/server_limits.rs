@@ -194,3 +194,23 @@ async fn graceful_shutdown_answers_requests_in_flight_then_runs_the_hook() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn the_handler_learns_when_a_subscribed_connection_closes() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client.call("WATCH_ALL", json!({})).await;
+    client
+        .call("WATCH_INSTANCE", json!({"instance_id": "i-1"}))
+        .await;
+    assert_eq!(server.handler.watches_ended_by_close(), 0);
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.handler.watches_ended_by_close() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "subscriptions never saw the close"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -100,20 +100,26 @@ pub(crate) async fn serve<S>(
     drop(requests);
     tracing::debug!(conn = context.id(), ?end, "connection reader stopped");
 
+    // The connection counts as closed (its subscriptions end) as soon as nothing more will be
+    // written, before the Closing drain.
     match end {
-        ReadEnd::Idle | ReadEnd::Broken => writer.abort(),
+        ReadEnd::Idle | ReadEnd::Broken => {
+            writer.abort();
+            context.mark_closed();
+        }
         ReadEnd::PeerClosed => {
             let _ = writer.await;
+            context.mark_closed();
         }
         ReadEnd::CloseAfterFinal | ReadEnd::Shutdown => {
             let finished = discard_until(&mut reader, &mut writer).await;
+            context.mark_closed();
             if finished != Some(WriterEnd::Failed) {
                 let deadline = Instant::now() + CLOSING_DRAIN;
                 let _ = tokio::time::timeout_at(deadline, discard_to_eof(&mut reader)).await;
             }
         }
     }
-    context.mark_closed();
 }
 
 /// Reads and discards while waiting for the writer, so a client that writes without reading

@@ -8,6 +8,7 @@ use rstmdb_client::request::Request;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -21,12 +22,19 @@ use std::time::Duration;
 pub struct EchoHandler {
     shutdown_calls: AtomicUsize,
     next_subscription: AtomicUsize,
+    /// Subscriptions whose connection closed, as a subscription task would notice it.
+    watches_ended_by_close: Arc<AtomicUsize>,
 }
 
 impl EchoHandler {
     /// How many times the shutdown hook ran.
     pub fn shutdown_calls(&self) -> usize {
         self.shutdown_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many subscriptions ended because their connection closed.
+    pub fn watches_ended_by_close(&self) -> usize {
+        self.watches_ended_by_close.load(Ordering::SeqCst)
     }
 }
 
@@ -45,10 +53,11 @@ impl OpHandler for EchoHandler {
             Op::WatchAll | Op::WatchInstance => self.watch(conn, params),
             Op::Unwatch => {
                 let id = params.get("subscription_id").and_then(Value::as_str);
+                let removed = id.is_some_and(|id| conn.has_subscription(id));
                 if let Some(id) = id {
                     conn.subscription_ended(id);
                 }
-                json!({"removed": id.is_some()})
+                json!({"removed": removed})
             }
             op => json!({"op": op.as_str(), "echo": Value::Object(params.clone())}),
         };
@@ -78,7 +87,7 @@ impl EchoHandler {
     fn watch(&self, conn: &ConnectionContext, params: &Map<String, Value>) -> Value {
         let number = self.next_subscription.fetch_add(1, Ordering::Relaxed);
         let subscription_id = format!("sub-echo-{number}");
-        conn.subscription_started();
+        conn.subscription_started(&subscription_id);
         let events = params.get("events").and_then(Value::as_u64).unwrap_or(0);
         for offset in 0..events {
             let event = Event {
@@ -97,6 +106,12 @@ impl EchoHandler {
                 break;
             }
         }
+        let conn = conn.clone();
+        let ended = self.watches_ended_by_close.clone();
+        tokio::spawn(async move {
+            conn.closed().await;
+            ended.fetch_add(1, Ordering::SeqCst);
+        });
         json!({"subscription_id": subscription_id, "wal_offset": 0})
     }
 }

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -81,10 +80,10 @@ struct ContextInner {
     peer_addr: SocketAddr,
     outbound: mpsc::Sender<Outbound>,
     closed: CancellationToken,
-    subscriptions: AtomicUsize,
-    /// Subscriptions the handler ended (UNWATCH, BYE): events for them still queued are
-    /// dropped by the writer, so none is written after the response that ended them (§3.7).
-    ended_subscriptions: Mutex<HashSet<String>>,
+    /// Live subscriptions. The writer drops a queued event whose subscription is no longer
+    /// here, so none is written after the UNWATCH response that ended it (§3.7); the set is
+    /// bounded by the live subscriptions, not by how many ever existed.
+    subscriptions: Mutex<HashSet<String>>,
 }
 
 impl ConnectionContext {
@@ -95,8 +94,7 @@ impl ConnectionContext {
             peer_addr,
             outbound,
             closed: CancellationToken::new(),
-            subscriptions: AtomicUsize::new(0),
-            ended_subscriptions: Mutex::new(HashSet::new()),
+            subscriptions: Mutex::new(HashSet::new()),
         };
         let context = Self {
             inner: Arc::new(inner),
@@ -142,43 +140,44 @@ impl ConnectionContext {
         self.inner.closed.is_cancelled()
     }
 
-    /// Records that the connection now holds one more subscription; such a connection is never
-    /// closed for idleness (§8.4).
-    pub fn subscription_started(&self) {
-        self.inner.subscriptions.fetch_add(1, Ordering::SeqCst);
+    /// Records a new subscription, before any of its events is pushed. A connection holding a
+    /// subscription is never closed for idleness (§8.4).
+    pub fn subscription_started(&self, subscription_id: &str) {
+        self.lock_subscriptions().insert(subscription_id.to_owned());
     }
 
-    /// Records that a subscription ended. Call it when `start` handles UNWATCH (before the
-    /// response can be written) or when a stream error is pushed.
+    /// Records that a subscription ended. Call it inside `start` for UNWATCH (so before its
+    /// response can be written) and when pushing a stream error; events of the subscription
+    /// still queued are then dropped. Unknown ids are ignored.
     pub fn subscription_ended(&self, subscription_id: &str) {
-        let _ =
-            self.inner
-                .subscriptions
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
-                    count.checked_sub(1)
-                });
-        self.lock_ended().insert(subscription_id.to_owned());
+        self.lock_subscriptions().remove(subscription_id);
     }
 
     pub fn holds_subscription(&self) -> bool {
-        self.inner.subscriptions.load(Ordering::SeqCst) > 0
+        !self.lock_subscriptions().is_empty()
     }
 
-    /// Whether a queued message belongs to a subscription that has ended. A stream error is the
-    /// final message of its subscription, so it is still written.
+    pub fn has_subscription(&self, subscription_id: &str) -> bool {
+        self.lock_subscriptions().contains(subscription_id)
+    }
+
+    /// Whether a queued message must not be written: an event of a subscription that is not
+    /// live. A stream error is the final message of its subscription, so it is always written.
     pub(crate) fn is_stale(&self, message: &Outbound) -> bool {
         matches!(message, Outbound::Event(_))
-            && self.lock_ended().contains(message.subscription_id())
+            && !self
+                .lock_subscriptions()
+                .contains(message.subscription_id())
     }
 
     pub(crate) fn mark_closed(&self) {
         self.inner.closed.cancel();
     }
 
-    fn lock_ended(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         // The set holds plain strings, so a panic elsewhere cannot leave it inconsistent.
         self.inner
-            .ended_subscriptions
+            .subscriptions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
