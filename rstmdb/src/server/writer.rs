@@ -3,8 +3,8 @@
 
 use super::handler::{ConnectionContext, Outbound, ResponseFuture};
 use bytes::BytesMut;
-use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use rstmdb_client::message::{Response, encode_response};
 use rstmdb_client::wire::{WireCodec, WireMode};
 use std::future::Future;
@@ -63,6 +63,10 @@ impl DetectedMode {
 type Finished =
     Pin<Box<dyn Future<Output = (Response, WireMode, bool, OwnedSemaphorePermit)> + Send>>;
 
+/// Messages already available are gathered into one write up to this size, so a burst of
+/// pipelined responses (e.g. released by one group commit) costs one syscall, not one each.
+const COALESCE_BYTES: usize = 64 * 1024;
+
 pub(crate) struct Writer<W> {
     pub sink: W,
     pub queue: mpsc::UnboundedReceiver<Pending>,
@@ -72,61 +76,149 @@ pub(crate) struct Writer<W> {
     pub max_frame_bytes: usize,
 }
 
+/// What one step of the writer produced.
+enum Step {
+    /// Nothing to write (a request was queued, or a stale event dropped).
+    Nothing,
+    /// Bytes were encoded into the buffer.
+    Encoded,
+    /// The final message was encoded: write it, then close.
+    Final,
+}
+
+/// The writer's state between steps.
+struct Output {
+    codec: WireCodec,
+    /// The mode of the last response encoded; `None` before the first.
+    response_mode: Option<WireMode>,
+    buf: BytesMut,
+    /// Permits of encoded responses, released once the bytes are written.
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
 impl<W: AsyncWrite + Unpin> Writer<W> {
     pub async fn run(mut self) -> WriterEnd {
-        let mut codec = WireCodec::new(WireMode::BinaryJson, self.max_frame_bytes);
-        let mut written_mode: Option<WireMode> = None;
+        let mut out = Output {
+            codec: WireCodec::new(WireMode::BinaryJson, self.max_frame_bytes),
+            response_mode: None,
+            buf: BytesMut::new(),
+            permits: Vec::new(),
+        };
         let mut in_order: FuturesOrdered<Finished> = FuturesOrdered::new();
         let mut queue_open = true;
-        let mut buf = BytesMut::new();
         loop {
             if !queue_open && in_order.is_empty() {
-                return match shutdown(&mut self.sink).await {
+                return match self.sink.shutdown().await {
                     Ok(()) => WriterEnd::Drained,
                     Err(_) => WriterEnd::Failed,
                 };
             }
-            tokio::select! {
+            let mut step = tokio::select! {
                 biased;
                 queued = self.queue.recv(), if queue_open => match queued {
-                    Some(pending) => in_order.push_back(finish(pending)),
-                    None => queue_open = false,
+                    Some(pending) => {
+                        in_order.push_back(finish(pending));
+                        Step::Nothing
+                    }
+                    None => {
+                        queue_open = false;
+                        Step::Nothing
+                    }
                 },
-                Some((response, mode, close, permit)) = in_order.next() => {
-                    codec.set_mode(mode);
-                    written_mode = Some(mode);
-                    encode(&mut codec, &encode_response(&response), &mut buf);
-                    let written = write(&mut self.sink, &mut buf).await;
-                    drop(permit);
-                    if written.is_err() {
-                        return WriterEnd::Failed;
-                    }
-                    if close {
-                        return match shutdown(&mut self.sink).await {
-                            Ok(()) => WriterEnd::ClosedAfterFinal,
-                            Err(_) => WriterEnd::Failed,
-                        };
-                    }
-                }
-                Some(message) = self.outbound.recv() => {
-                    if self.context.is_stale(&message) {
-                        continue;
-                    }
-                    codec.set_mode(written_mode.unwrap_or_else(|| self.detected_mode.get()));
-                    let payload = match &message {
-                        Outbound::Event(event) => serde_json::to_string(event),
-                        Outbound::StreamError(error) => serde_json::to_string(error),
-                    };
-                    match payload {
-                        Ok(payload) => encode(&mut codec, &payload, &mut buf),
-                        Err(err) => tracing::error!(conn = self.context.id(), %err, "cannot serialise a pushed message"),
-                    }
-                    if write(&mut self.sink, &mut buf).await.is_err() {
-                        return WriterEnd::Failed;
-                    }
-                }
+                Some(done) = in_order.next() => out.response(done),
+                Some(message) = self.outbound.recv() => self.pushed(&mut out, message),
+            };
+            // Gather whatever else is ready into the same write.
+            while matches!(step, Step::Encoded) && out.buf.len() < COALESCE_BYTES {
+                step = self.next_ready(&mut out, &mut in_order, &mut queue_open);
+            }
+            if out.buf.is_empty() && !matches!(step, Step::Final) {
+                continue;
+            }
+            if out.flush(&mut self.sink).await.is_err() {
+                return WriterEnd::Failed;
+            }
+            if matches!(step, Step::Final) {
+                return match self.sink.shutdown().await {
+                    Ok(()) => WriterEnd::ClosedAfterFinal,
+                    Err(_) => WriterEnd::Failed,
+                };
             }
         }
+    }
+
+    /// One more message that is available without waiting, or `Nothing`.
+    fn next_ready(
+        &mut self,
+        out: &mut Output,
+        in_order: &mut FuturesOrdered<Finished>,
+        queue_open: &mut bool,
+    ) -> Step {
+        loop {
+            match self.queue.try_recv() {
+                Ok(pending) => in_order.push_back(finish(pending)),
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    *queue_open = false;
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
+        if let Some(Some(done)) = in_order.next().now_or_never() {
+            return out.response(done);
+        }
+        match self.outbound.try_recv() {
+            Ok(message) => match self.pushed(out, message) {
+                // A dropped stale event is not the end of what is ready.
+                Step::Nothing => Step::Encoded,
+                step => step,
+            },
+            Err(_) => Step::Nothing,
+        }
+    }
+
+    fn pushed(&self, out: &mut Output, message: Outbound) -> Step {
+        if self.context.is_stale(&message) {
+            return Step::Nothing;
+        }
+        let mode = out
+            .response_mode
+            .unwrap_or_else(|| self.detected_mode.get());
+        out.codec.set_mode(mode);
+        let payload = match &message {
+            Outbound::Event(event) => serde_json::to_string(event),
+            Outbound::StreamError(error) => serde_json::to_string(error),
+        };
+        match payload {
+            Ok(payload) => {
+                encode(&mut out.codec, &payload, &mut out.buf);
+                Step::Encoded
+            }
+            Err(err) => {
+                tracing::error!(conn = self.context.id(), %err, "cannot serialise a pushed message");
+                Step::Nothing
+            }
+        }
+    }
+}
+
+impl Output {
+    fn response(&mut self, done: (Response, WireMode, bool, OwnedSemaphorePermit)) -> Step {
+        let (response, mode, close, permit) = done;
+        self.codec.set_mode(mode);
+        self.response_mode = Some(mode);
+        encode(&mut self.codec, &encode_response(&response), &mut self.buf);
+        self.permits.push(permit);
+        if close { Step::Final } else { Step::Encoded }
+    }
+
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, sink: &mut W) -> std::io::Result<()> {
+        sink.write_all(&self.buf).await?;
+        sink.flush().await?;
+        self.buf.clear();
+        // Written: these requests no longer count against the in-flight bound.
+        self.permits.clear();
+        Ok(())
     }
 }
 
@@ -146,15 +238,4 @@ fn encode(codec: &mut WireCodec, payload: &str, buf: &mut BytesMut) {
     if let Err(err) = codec.encode(payload, buf) {
         tracing::error!(%err, "cannot encode an outbound message");
     }
-}
-
-async fn write<W: AsyncWrite + Unpin>(sink: &mut W, buf: &mut BytesMut) -> std::io::Result<()> {
-    sink.write_all(buf).await?;
-    buf.clear();
-    sink.flush().await
-}
-
-/// TCP FIN, or TLS close_notify then FIN.
-async fn shutdown<W: AsyncWrite + Unpin>(sink: &mut W) -> std::io::Result<()> {
-    sink.shutdown().await
 }
