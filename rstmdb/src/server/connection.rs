@@ -76,7 +76,7 @@ pub(crate) async fn serve<S>(
     );
     let (queue, queue_rx) = mpsc::unbounded_channel();
     let detected_mode = Arc::new(DetectedMode::default());
-    let mut writer = tokio::spawn(
+    let mut writer = WriterTask(tokio::spawn(
         Writer {
             sink: write_half,
             queue: queue_rx,
@@ -86,7 +86,7 @@ pub(crate) async fn serve<S>(
             max_frame_bytes,
         }
         .run(),
-    );
+    ));
 
     let mut requests = RequestLoop {
         env: &env,
@@ -96,7 +96,7 @@ pub(crate) async fn serve<S>(
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION)),
         detected_mode,
     };
-    let end = requests.run(&mut reader, &mut writer).await;
+    let end = requests.run(&mut reader, &mut writer.0).await;
     drop(requests);
     tracing::debug!(conn = context.id(), ?end, "connection reader stopped");
 
@@ -104,21 +104,31 @@ pub(crate) async fn serve<S>(
     // written, before the Closing drain.
     match end {
         ReadEnd::Idle | ReadEnd::Broken => {
-            writer.abort();
+            writer.0.abort();
             context.mark_closed();
         }
         ReadEnd::PeerClosed => {
-            let _ = writer.await;
+            let _ = (&mut writer.0).await;
             context.mark_closed();
         }
         ReadEnd::CloseAfterFinal | ReadEnd::Shutdown => {
-            let finished = discard_until(&mut reader, &mut writer).await;
+            let finished = discard_until(&mut reader, &mut writer.0).await;
             context.mark_closed();
             if finished != Some(WriterEnd::Failed) {
                 let deadline = Instant::now() + CLOSING_DRAIN;
                 let _ = tokio::time::timeout_at(deadline, discard_to_eof(&mut reader)).await;
             }
         }
+    }
+}
+
+/// The writer task of a connection, aborted if the connection task is dropped (e.g. when the
+/// shutdown grace period runs out) so that it cannot outlive its connection.
+struct WriterTask(JoinHandle<WriterEnd>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
