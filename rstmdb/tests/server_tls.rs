@@ -5,6 +5,7 @@ mod server_support;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rstmdb::server::{ServerSettings, TlsSettings};
 use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde_json::json;
 use server_support::{Client, TestServer, frame, request, settings};
@@ -193,4 +194,125 @@ async fn a_missing_certificate_file_stops_start_up() {
         error.to_string().contains("/nonexistent/server.pem"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_connection_over_the_limit_is_refused_after_the_tls_handshake() {
+    let pki = Pki::new();
+    let server = TestServer::start_with(ServerSettings {
+        max_connections: 1,
+        ..pki.settings(false)
+    })
+    .await;
+    let connector = pki.connector(false);
+    let mut first = tls_client(&server, &connector).await.expect("handshake");
+    first.call("PING", json!({})).await;
+
+    let mut second = tls_client(&server, &connector)
+        .await
+        .expect("handshake completes");
+    let refusal = second.read_frame().await;
+    assert_eq!(refusal["error"]["code"], json!("RATE_LIMITED"));
+    assert_eq!(
+        refusal["error"]["details"],
+        json!({"reason": "connection_limit", "limit": 1})
+    );
+    second.expect_closed().await;
+}
+
+#[tokio::test]
+async fn the_first_key_in_the_key_file_is_used() {
+    let pki = Pki::new();
+    let other_key = KeyPair::generate().expect("key").serialize_pem();
+    let server_key = std::fs::read_to_string(pki.path("server.key")).expect("key file");
+
+    std::fs::write(pki.path("server.key"), format!("{server_key}{other_key}")).expect("write");
+    let server = TestServer::start_with(pki.settings(false)).await;
+    let mut client = tls_client(&server, &pki.connector(false))
+        .await
+        .expect("handshake");
+    assert_eq!(
+        client.call("PING", json!({})).await["result"],
+        json!({"pong": true})
+    );
+
+    std::fs::write(pki.path("server.key"), format!("{other_key}{server_key}")).expect("write");
+    let handler = Arc::new(rstmdb::server::EchoHandler::default());
+    let error = rstmdb::server::Server::bind(pki.settings(false), handler)
+        .await
+        .expect_err("a first key that does not match the certificate stops start-up");
+    assert!(error.to_string().contains("TLS"), "{error}");
+}
+
+#[tokio::test]
+async fn a_sec1_ec_private_key_is_accepted() {
+    let pki = Pki::new();
+    let pkcs8_pem = std::fs::read_to_string(pki.path("server.key")).expect("key file");
+    let pkcs8 = PrivatePkcs8KeyDer::from_pem_slice(pkcs8_pem.as_bytes()).expect("pkcs8");
+    let sec1 = sec1_from_pkcs8(pkcs8.secret_pkcs8_der());
+    std::fs::write(pki.path("server.key"), pem("EC PRIVATE KEY", &sec1)).expect("write");
+
+    let server = TestServer::start_with(pki.settings(false)).await;
+    let mut client = tls_client(&server, &pki.connector(false))
+        .await
+        .expect("handshake");
+    assert_eq!(
+        client.call("PING", json!({})).await["result"],
+        json!({"pong": true})
+    );
+}
+
+/// The ECPrivateKey (SEC1) inside a PKCS#8 PrivateKeyInfo:
+/// `SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey }`.
+fn sec1_from_pkcs8(der: &[u8]) -> Vec<u8> {
+    let (tag, info, _) = der_element(der);
+    assert_eq!(tag, 0x30, "PrivateKeyInfo is a SEQUENCE");
+    let (_, _, rest) = der_element(info); // version
+    let (_, _, rest) = der_element(rest); // algorithm
+    let (tag, private_key, _) = der_element(rest);
+    assert_eq!(tag, 0x04, "privateKey is an OCTET STRING");
+    private_key.to_vec()
+}
+
+/// Splits one DER element into (tag, content, rest).
+fn der_element(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
+    let tag = bytes[0];
+    let (len, header) = match bytes[1] {
+        short if short < 0x80 => (usize::from(short), 2),
+        long => {
+            let count = usize::from(long & 0x7f);
+            let len = bytes[2..2 + count]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, 2 + count)
+        }
+    };
+    (tag, &bytes[header..header + len], &bytes[header + len..])
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                encoded.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    let body: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        body.join("\n")
+    )
 }
