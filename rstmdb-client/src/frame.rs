@@ -171,7 +171,7 @@ mod tests {
     const PING: &str = r#"{"type":"request","id":"1","op":"PING","params":{}}"#;
 
     /// Builds a frame with every header field chosen by the test.
-    pub(crate) fn raw_frame(
+    fn raw_frame(
         magic: &[u8; 4],
         version: u16,
         flags: u16,

@@ -30,13 +30,13 @@ pub mod request;
 pub mod results;
 pub mod wire;
 
-pub use error::RcpError;
+pub use error::{AuthFailure, RcpError};
 pub use error_code::ErrorCode;
 pub use fault::{FrameFault, WireError};
 pub use frame::FrameCodec;
 pub use jsonl::JsonlCodec;
 pub use message::{
-    Event, MessageError, Outcome, Response, ResponseMeta, ServerMessage, StreamError,
+    Event, MessageError, Outcome, Response, ResponseMeta, ResultError, ServerMessage, StreamError,
     encode_response,
 };
 pub use ops::Op;

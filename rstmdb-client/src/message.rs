@@ -20,11 +20,24 @@ pub enum Outcome {
     /// `"status":"ok"` with a `result` object and, for writes that appended, `meta`.
     Ok {
         result: Map<String, Value>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "lenient_meta"
+        )]
         meta: Option<ResponseMeta>,
     },
     /// `"status":"error"` with the error object.
     Error { error: RcpError },
+}
+
+/// Reads `meta` without ever failing the response: a `meta` this crate cannot read (say, one
+/// carrying only future keys) is dropped, since receivers must tolerate additions (§1.3).
+fn lenient_meta<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ResponseMeta>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// A response (§3.2, §3.3). Serialises with `"type":"response"`.
@@ -84,13 +97,25 @@ impl Response {
     }
 
     /// Decodes the result into a typed result, or returns the error the server sent.
-    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, RcpError> {
+    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, ResultError> {
         match self.outcome {
-            Outcome::Ok { result, .. } => serde_json::from_value(Value::Object(result))
-                .map_err(|e| RcpError::internal(format!("unexpected result shape: {e}"))),
-            Outcome::Error { error } => Err(error),
+            Outcome::Ok { result, .. } => {
+                serde_json::from_value(Value::Object(result)).map_err(ResultError::UnexpectedShape)
+            }
+            Outcome::Error { error } => Err(ResultError::Server(error)),
         }
     }
+}
+
+/// Why [`Response::into_typed`] produced no typed result.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// The server answered with an error.
+    #[error(transparent)]
+    Server(RcpError),
+    /// The server answered ok, but the result lacks a required field or has a wrong type.
+    #[error("unexpected result shape: {0}")]
+    UnexpectedShape(#[source] serde_json::Error),
 }
 
 impl Serialize for Response {
@@ -126,18 +151,29 @@ pub fn to_object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, R
 
 /// Serialises a response for the wire. A response whose payload would exceed 16 MiB is never
 /// sent (§2.4): it is replaced by a `BAD_REQUEST` `response_too_large` error with the same id.
+/// If even that error is too large (the request's id alone is close to 16 MiB), it goes out
+/// with id `""`, like any error that belongs to no request.
 pub fn encode_response(response: &Response) -> String {
-    match serde_json::to_string(response) {
-        Ok(payload) if payload.len() <= MAX_PAYLOAD_BYTES => payload,
-        Ok(payload) => {
-            let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
-            encode_response(&Response::error(response.id.clone(), error))
-        }
-        Err(e) => {
-            let error = RcpError::internal(format!("cannot serialise response: {e}"));
-            encode_response(&Response::error(response.id.clone(), error))
-        }
+    let payload = serialise(response);
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return payload;
     }
+    let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
+    let replacement = serialise(&Response::error(response.id.clone(), error.clone()));
+    if replacement.len() <= MAX_PAYLOAD_BYTES {
+        return replacement;
+    }
+    serialise(&Response::error("", error))
+}
+
+/// serde_json cannot fail on these types (string keys, no non-finite floats are representable
+/// in `Value`); should that ever change, the peer still gets an answer.
+fn serialise(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|e| {
+        let error = RcpError::internal(format!("cannot serialise response: {e}"));
+        let fallback = Response::error("", error);
+        serde_json::to_string(&fallback).unwrap_or_default()
+    })
 }
 
 /// A committed transition delivered to a subscription (§3.5). The field set is exact: the
@@ -321,6 +357,14 @@ mod tests {
             parsed,
             ServerMessage::Response(Response::ok_with_offset("1", Map::new(), 5))
         );
+        let parsed = ServerMessage::parse(
+            r#"{"type":"response","id":"1","status":"ok","result":{},"meta":{"trace_id":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ServerMessage::Response(Response::ok("1", Map::new()))
+        );
     }
 
     #[test]
@@ -332,12 +376,21 @@ mod tests {
         let ServerMessage::Response(response) = parsed else {
             panic!("not a response")
         };
-        let error = response.into_typed::<Value>().unwrap_err();
+        let Err(ResultError::Server(error)) = response.into_typed::<Value>() else {
+            panic!("an error response yields the server's error");
+        };
         assert_eq!(error.code, ErrorCode::Other("SHINY_NEW".into()));
         assert!(
             error.retryable,
             "the flag sent is kept even for unknown codes"
         );
+    }
+
+    #[test]
+    fn a_result_of_the_wrong_shape_is_reported_as_such() {
+        let response = Response::ok("1", Map::new());
+        let outcome = response.into_typed::<crate::results::PingResult>();
+        assert!(matches!(outcome, Err(ResultError::UnexpectedShape(_))));
     }
 
     #[test]
@@ -366,6 +419,21 @@ mod tests {
         );
         assert_eq!(json["error"]["details"]["limit"], json!(MAX_PAYLOAD_BYTES));
         assert!(json["error"]["details"]["size"].as_u64().unwrap() > MAX_PAYLOAD_BYTES as u64);
+    }
+
+    #[test]
+    fn oversized_response_with_a_huge_id_falls_back_to_an_empty_id() {
+        let huge_id = "i".repeat(MAX_PAYLOAD_BYTES - 100);
+        let mut result = Map::new();
+        result.insert("blob".into(), json!("x".repeat(200)));
+        let payload = encode_response(&Response::ok(huge_id, result));
+        assert!(payload.len() < 1024);
+        let json: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(json["id"], json!(""));
+        assert_eq!(
+            json["error"]["details"]["reason"],
+            json!("response_too_large")
+        );
     }
 
     #[test]

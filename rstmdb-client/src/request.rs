@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::error::RcpError;
 use crate::message::Response;
 use crate::ops::Op;
+use crate::params::OpParams;
 
 /// A request whose envelope is valid. `params` is `{}` when it was missing or null; the op's
 /// own params are checked later ([`crate::params::OpParams::parse`]).
@@ -47,6 +48,11 @@ impl Request {
             op,
             params,
         }
+    }
+
+    /// A request built from typed params (client side).
+    pub fn from_op_params(id: impl Into<String>, params: &OpParams) -> Result<Self, RcpError> {
+        Ok(Self::new(id, params.op(), params.to_object()?))
     }
 
     /// Parses an inbound payload, applying the checks of the §2.8 table in order; the first
@@ -261,6 +267,17 @@ mod tests {
         assert_eq!(json["id"], json!("9"));
         assert_eq!(json["status"], json!("error"));
         assert_eq!(json["error"]["code"], json!("BAD_REQUEST"));
+    }
+
+    #[test]
+    fn typed_params_build_a_request_that_parses_back() {
+        let params = OpParams::GetInstance(crate::params::GetInstanceParams {
+            instance_id: "order-1".into(),
+        });
+        let request = Request::from_op_params("3", &params).unwrap();
+        let text = serde_json::to_string(&request).unwrap();
+        let parsed = Request::parse(&text).unwrap();
+        assert_eq!(OpParams::parse(parsed.op, &parsed.params).unwrap(), params);
     }
 
     #[test]

@@ -1,5 +1,12 @@
-//! The error object of responses and stream errors (§3.3, §5.3), with constructors for the
-//! details the protocol layer itself produces.
+//! The error object of responses and stream errors (§3.3, §5.3).
+//!
+//! This file holds the struct and the constructors of the protocol layer's own errors (framing,
+//! envelope, params, sizes); `semantic.rs` holds the constructors of the server's semantic
+//! errors, so that every `details` shape of §5.3 is written down in one place.
+
+mod semantic;
+
+pub use semantic::AuthFailure;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
