@@ -2,8 +2,7 @@
 //! compares them in constant time; each connection counts its consecutive failures.
 
 use crate::config::ResolvedAuth;
-use rstmdb_client::error::RcpError;
-use rstmdb_client::error_code::ErrorCode;
+use rstmdb_client::{AuthFailure, RcpError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -47,13 +46,10 @@ impl TokenVerifier {
     /// Steps 1–4 of §4.2 for a well-typed AUTH request.
     pub fn authenticate(&self, method: &str, token: &str) -> Result<(), RcpError> {
         if method != "bearer" {
-            return Err(auth_failed(
-                "unsupported_method",
-                "unsupported auth method; only \"bearer\" is supported",
-            ));
+            return Err(RcpError::auth_failed(AuthFailure::UnsupportedMethod));
         }
         if token.is_empty() {
-            return Err(auth_failed("empty_token", "empty token"));
+            return Err(RcpError::auth_failed(AuthFailure::EmptyToken));
         }
         if !self.required {
             return Ok(());
@@ -70,13 +66,9 @@ impl TokenVerifier {
         if bool::from(matched) {
             Ok(())
         } else {
-            Err(auth_failed("invalid_token", "invalid token"))
+            Err(RcpError::auth_failed(AuthFailure::InvalidToken))
         }
     }
-}
-
-fn auth_failed(reason: &str, message: &str) -> RcpError {
-    RcpError::with_reason(ErrorCode::AuthFailed, reason, message)
 }
 
 /// One connection's authentication state (§2.7, §4.2).

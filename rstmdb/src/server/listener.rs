@@ -9,7 +9,6 @@ use super::settings::ServerSettings;
 use super::tls::{TLS_HANDSHAKE_TIMEOUT, TlsError};
 use bytes::BytesMut;
 use rstmdb_client::error::RcpError;
-use rstmdb_client::error_code::ErrorCode;
 use rstmdb_client::frame::FrameCodec;
 use rstmdb_client::message::{Response, encode_response};
 use std::future::Future;
@@ -207,12 +206,9 @@ impl Accepted {
 
 /// One binary `RATE_LIMITED` frame, then the Closing procedure (§8.4, §2.8).
 async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, limit: usize) {
-    let error = RcpError::with_reason(
-        ErrorCode::RateLimited,
-        "connection_limit",
-        "connection limit reached",
-    )
-    .with_detail("limit", limit);
+    // The exact configured limit: the protocol crate's constructor takes a u32, the config a u64.
+    let error = RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX))
+        .with_detail("limit", limit);
     let mut frame = BytesMut::new();
     let payload = encode_response(&Response::error("", error));
     if FrameCodec::default().encode(payload, &mut frame).is_err() {

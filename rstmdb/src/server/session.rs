@@ -95,13 +95,9 @@ impl Session {
                     other: Map::new(),
                 },
             )),
-            Op::Replicate | Op::ReplicateAck => Step::answer(Response::error(
-                id,
-                RcpError::bad_request(
-                    "replication_internal",
-                    "replication operations are handled internally",
-                ),
-            )),
+            Op::Replicate | Op::ReplicateAck => {
+                Step::answer(Response::error(id, RcpError::replication_internal()))
+            }
             _ => Step::Delegate(request),
         }
     }
