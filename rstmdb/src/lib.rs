@@ -12,6 +12,7 @@
 //!   reader, recovery and repair.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
 //!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
+//! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
@@ -20,4 +21,5 @@ pub mod config;
 pub mod database;
 pub mod dsl;
 pub mod engine;
+pub mod server;
 pub mod wal;

@@ -2,6 +2,8 @@
 
 mod check;
 mod snapshot;
+mod hash_token;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +25,17 @@ enum Command {
     Check(check::CheckArgs),
     /// Inspect and verify checkpoints and instance snapshots in a data directory (offline).
     Snapshot(snapshot::SnapshotArgs),
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
+    HashToken(hash_token::HashTokenArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::HashToken(args) => hash_token::run(args),
     }
 }
