@@ -1,6 +1,7 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,10 +21,13 @@ pub struct Cli {
 enum Command {
     /// Validate machine definition files offline.
     Check(check::CheckArgs),
+    /// Inspect and verify checkpoints and instance snapshots in a data directory (offline).
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
     }
 }
