@@ -1,6 +1,7 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+mod wal_inspect;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,10 +21,13 @@ pub struct Cli {
 enum Command {
     /// Validate machine definition files offline.
     Check(check::CheckArgs),
+    /// Inspect, verify and repair a data directory's WAL offline.
+    WalInspect(wal_inspect::WalInspectArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::WalInspect(args) => wal_inspect::run(args),
     }
 }
