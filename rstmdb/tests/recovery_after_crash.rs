@@ -194,3 +194,53 @@ fn an_atomic_unit_cut_short_by_a_crash_is_dropped_as_a_whole_with_its_later_segm
             .any(|c| c.segment == "0000000000000001.wal" && c.bytes_cut == 240)
     );
 }
+
+#[test]
+fn records_of_a_failed_append_never_come_back_after_a_crash() {
+    let storage = FaultStorage::new();
+    let cfg = WalConfig {
+        segment_size_bytes: 150,
+        fsync_policy: FsyncPolicy::EveryWrite,
+    };
+    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
+    let (wal, _) = Wal::open(dyn_storage, cfg, None, &mut |_| Ok(())).expect("open");
+    let first = wal
+        .append(&[NewRecord {
+            kind: 1,
+            timestamp_ms: 0,
+            payload: &[1; 60],
+        }])
+        .expect("append");
+    wal.wait_durable_blocking(first.end_offset)
+        .expect("durable");
+    // The batch's first record lands in segment 1, which rotation then syncs; the second record
+    // fails in segment 2, so the whole append reports an error.
+    storage.set_write_budget(Some(60));
+    let failed = wal.append(&[
+        NewRecord {
+            kind: 1,
+            timestamp_ms: 0,
+            payload: &[2; 10],
+        },
+        NewRecord {
+            kind: 1,
+            timestamp_ms: 0,
+            payload: &[3; 100],
+        },
+    ]);
+    assert!(failed.is_err());
+    let crashed = storage.crash(CrashPlan::default());
+    drop(wal);
+    let dyn_crashed: Arc<dyn Storage> = Arc::new(crashed);
+    let mut seen = Vec::new();
+    Wal::open(dyn_crashed, cfg, None, &mut |r| {
+        seen.push(r.header.sequence);
+        Ok(())
+    })
+    .expect("recovery");
+    assert_eq!(
+        seen,
+        vec![1],
+        "a record whose append failed was resurrected"
+    );
+}

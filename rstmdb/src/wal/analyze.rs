@@ -164,7 +164,8 @@ impl Validator<'_, '_> {
             (None, Some(u)) => {
                 // The rest of a unit whose first records were in a compacted segment: the
                 // checkpoint covers the whole unit, so nothing is delivered.
-                let compacted_leftover = first && !self.wanted(r.offset);
+                let compacted_leftover =
+                    first && (self.start_rule == StartRule::Any || !self.wanted(r.offset));
                 let leftover_continues = u.index + 1 < u.count;
                 if !compacted_leftover {
                     let reason = format!(

@@ -314,11 +314,14 @@ impl Wal {
             .create(&name)
             .map_err(WalError::io(format!("create {name}")))?;
         created.push((id, Arc::clone(&file)));
-        self.storage
-            .sync_dir()
-            .map_err(WalError::io("sync the WAL directory"))?;
         a.segments.push_back(SegmentInfo { id, logical_len: 0 });
         a.file = file;
+        if let Err(e) = self.storage.sync_dir() {
+            // Records in a segment whose directory entry may vanish must never be acknowledged.
+            let message = format!("fsync of the WAL directory after creating {name} failed: {e}");
+            self.durability.fail(message.clone());
+            return Err(WalError::SyncFailed { message });
+        }
         Ok(())
     }
 
@@ -332,13 +335,17 @@ impl Wal {
         created: Vec<(u64, Arc<dyn SegmentFile>)>,
     ) {
         a.buf.clear();
+        // The cut is synced: the sync thread (or a rotation) may already have made the failed
+        // records durable, and a crash must not bring back records whose append reported an
+        // error.
         let mut failures = Vec::new();
-        if let Err(e) = start_file.set_len(start.logical_len) {
-            failures.push(format!("{}: {e}", segment_file_name(start.id)));
-        }
-        for (id, file) in &created {
-            if let Err(e) = file.set_len(0) {
-                failures.push(format!("{}: {e}", segment_file_name(*id)));
+        let touched = std::iter::once((start.id, &start_file, start.logical_len))
+            .chain(created.iter().map(|(id, file)| (*id, file, 0)));
+        for (id, file, len) in touched {
+            let cut = file.set_len(len).and_then(|()| file.sync_data());
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = cut {
+                failures.push(format!("{}: {e}", segment_file_name(id)));
             }
         }
         for s in a.segments.iter_mut() {
