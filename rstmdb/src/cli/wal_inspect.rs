@@ -70,16 +70,7 @@ struct InspectError {
 
 impl From<WalError> for InspectError {
     fn from(e: WalError) -> Self {
-        let help = match &e {
-            WalError::Corrupt(_) => Some(
-                "run `rstmdb wal-inspect repair` to see the cut that removes it, then `repair --yes`"
-                    .to_owned(),
-            ),
-            WalError::Locked { .. } => {
-                Some("stop the server first; wal-inspect only works on an idle data directory".to_owned())
-            }
-            _ => None,
-        };
+        let help = e.hint().map(str::to_owned);
         InspectError {
             message: e.to_string(),
             help,
