@@ -486,7 +486,16 @@ impl Wal {
     }
 
     pub fn stats(&self) -> WalStats {
-        let (entry_count, segment_count, total_size_bytes, latest_offset, oldest_offset) = {
+        // Lock order: append, then sync state, then the fsync window; never the window first.
+        // Both positions are read under the append lock so `durable <= latest` holds.
+        let (
+            entry_count,
+            segment_count,
+            total_size_bytes,
+            latest_offset,
+            oldest_offset,
+            durable_offset,
+        ) = {
             let a = lock(&self.append);
             let n = a.newest();
             (
@@ -495,6 +504,7 @@ impl Wal {
                 a.segments.iter().map(|s| s.logical_len).sum(),
                 offset_of(n.id, n.logical_len),
                 oldest_offset_of(&a.segments),
+                self.durable_offset(),
             )
         };
         let window = lock(&self.durability.window);
@@ -504,7 +514,7 @@ impl Wal {
             segment_count,
             total_size_bytes,
             latest_offset,
-            durable_offset: self.durable_offset(),
+            durable_offset,
             oldest_offset,
             io: self.counters.snapshot(),
             fsync_policy: self.config.fsync_policy.to_string(),
