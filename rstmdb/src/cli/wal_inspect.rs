@@ -155,10 +155,14 @@ fn list(storage: &DirStorage) -> Result<ExitCode, InspectError> {
         "last_seq",
         "records"
     );
+    let bar = progress(storage);
     for id in segment_ids(&names) {
         let name = segment_file_name(id);
         let file = storage.open(&name).map_err(io_error(&name))?;
-        let s = scan::scan_segment(file.as_ref(), id, &counters, &mut |_| Ok(()))?;
+        let s = scan::scan_segment(file.as_ref(), id, &counters, &mut |r| {
+            bar.inc(r.header.record_len());
+            Ok(())
+        })?;
         let show = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
         let tail = match s.tail {
             Tail::Clean => "clean".to_owned(),
@@ -171,18 +175,22 @@ fn list(storage: &DirStorage) -> Result<ExitCode, InspectError> {
                 )
             }
         };
-        let _ = writeln!(
-            out,
-            "{name:<22} {:>12} {:>12} {:>16} {:>16} {:>10} {:>10} {:>9}  {tail}",
-            s.file_len,
-            s.logical_len,
-            show(s.first.map(|f| f.0)),
-            show(s.last.map(|l| l.0)),
-            show(s.first.map(|f| f.1)),
-            show(s.last.map(|l| l.1)),
-            s.records,
-        );
+        // The bar is on stderr: hide it while a row goes to stdout so they do not interleave.
+        let _ = bar.suspend(|| {
+            writeln!(
+                out,
+                "{name:<22} {:>12} {:>12} {:>16} {:>16} {:>10} {:>10} {:>9}  {tail}",
+                s.file_len,
+                s.logical_len,
+                show(s.first.map(|f| f.0)),
+                show(s.last.map(|l| l.0)),
+                show(s.first.map(|f| f.1)),
+                show(s.last.map(|l| l.1)),
+                s.records,
+            )
+        });
     }
+    bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,7 +213,12 @@ fn matches(entry: &Value, key: &str, wanted: &Option<String>) -> bool {
 }
 
 fn dump(storage: DirStorage, args: &DumpArgs) -> Result<ExitCode, InspectError> {
-    let bar = progress(&storage);
+    // Records on a terminal are their own progress; the bar is for dumps redirected to a file.
+    let bar = if std::io::stdout().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        progress(&storage)
+    };
     let reader = WalReader::new(
         Arc::new(storage),
         Arc::new(IoCounters::default()),
