@@ -286,3 +286,29 @@ fn a_flipped_length_in_the_middle_of_the_newest_segment_is_corruption_not_a_torn
     let c = corruption(recover(dir.path()));
     assert_eq!((c.offset, c.expected_sequence), (SEG + RECORD_BYTES, 2));
 }
+
+#[test]
+fn a_wal_that_ends_below_the_checkpoint_is_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_segment(dir.path(), 1, &plain(1..=3));
+    let checkpoint = CheckpointPosition {
+        checkpoint_offset: SEG + 5 * RECORD_BYTES,
+        last_sequence: 5,
+    };
+    let c = corruption(recover_with(dir.path(), Some(checkpoint)));
+    assert_eq!((c.offset, c.expected_sequence), (SEG + 3 * RECORD_BYTES, 4));
+}
+
+#[test]
+fn a_checkpoint_at_the_end_of_the_wal_replays_nothing_and_continues_its_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_segment(dir.path(), 1, &plain(1..=3));
+    let checkpoint = CheckpointPosition {
+        checkpoint_offset: SEG + 3 * RECORD_BYTES,
+        last_sequence: 3,
+    };
+    let (wal, report, seen) = recover_with(dir.path(), Some(checkpoint)).expect("recovery");
+    assert!(seen.is_empty());
+    assert_eq!(report.records_replayed, 0);
+    assert_eq!(wal.last_sequence(), 3);
+}
