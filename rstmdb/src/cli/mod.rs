@@ -2,6 +2,7 @@
 
 mod check;
 mod snapshot;
+mod wal_inspect;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +24,14 @@ enum Command {
     Check(check::CheckArgs),
     /// Inspect and verify checkpoints and instance snapshots in a data directory (offline).
     Snapshot(snapshot::SnapshotArgs),
+    /// Inspect, verify and repair a data directory's WAL offline.
+    WalInspect(wal_inspect::WalInspectArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::WalInspect(args) => wal_inspect::run(args),
     }
 }
