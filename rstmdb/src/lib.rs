@@ -10,6 +10,7 @@
 //!   no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
 //!   reader, recovery and repair.
+//! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
@@ -17,4 +18,5 @@ pub mod checkpoint;
 pub mod config;
 pub mod dsl;
 pub mod engine;
+pub mod server;
 pub mod wal;

@@ -1,6 +1,8 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+mod hash_token;
+mod serve;
 mod snapshot;
 mod wal_inspect;
 
@@ -26,6 +28,10 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Inspect, verify and repair a data directory's WAL offline.
     WalInspect(wal_inspect::WalInspectArgs),
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
+    HashToken(hash_token::HashTokenArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -33,5 +39,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::WalInspect(args) => wal_inspect::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::HashToken(args) => hash_token::run(args),
     }
 }
