@@ -10,7 +10,7 @@ use rstmdb_client::error::RcpError;
 use rstmdb_client::fault::WireError;
 use rstmdb_client::message::Response;
 use rstmdb_client::request::Request;
-use rstmdb_client::wire::{WireCodec, WireMode};
+use rstmdb_client::wire::WireCodec;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,33 +197,33 @@ impl RequestLoop<'_> {
                     continue;
                 }
             };
+            // Known once the first byte is in; events pushed before any response use it.
+            self.detected_mode.set(reader.decoder().mode());
+            let (response, close) = match item {
+                None => return ReadEnd::PeerClosed,
+                Some(Ok(payload)) => self.handle_payload(&payload, reader),
+                Some(Err(error)) => match frame_error_response(&error) {
+                    Some(response) => {
+                        tracing::debug!(conn = self.context.id(), %error, "framing fault");
+                        (ready(response), true)
+                    }
+                    None => {
+                        tracing::debug!(conn = self.context.id(), %error, "read failed");
+                        return ReadEnd::Broken;
+                    }
+                },
+            };
+            // Read after handling: a HELLO's answer is already in the mode it chose.
             let mode = reader.decoder().mode();
-            self.detected_mode.set(mode);
-            let pending = |response: ResponseFuture, mode: WireMode, close: bool| Pending {
+            // A send fails only if the writer stopped, which the next select notices.
+            let _ = self.queue.send(Pending {
                 response,
                 mode,
                 close,
                 permit,
-            };
-            match item {
-                None => return ReadEnd::PeerClosed,
-                Some(Err(error)) => {
-                    let Some(response) = frame_error_response(&error) else {
-                        tracing::debug!(conn = self.context.id(), %error, "read failed");
-                        return ReadEnd::Broken;
-                    };
-                    tracing::debug!(conn = self.context.id(), %error, "framing fault");
-                    let _ = self.queue.send(pending(ready(response), mode, true));
-                    return ReadEnd::CloseAfterFinal;
-                }
-                Some(Ok(payload)) => {
-                    let (response, close) = self.handle_payload(&payload, reader);
-                    let mode = reader.decoder().mode();
-                    let _ = self.queue.send(pending(response, mode, close));
-                    if close {
-                        return ReadEnd::CloseAfterFinal;
-                    }
-                }
+            });
+            if close {
+                return ReadEnd::CloseAfterFinal;
             }
         }
     }

@@ -164,7 +164,8 @@ impl Validator<'_, '_> {
             (None, Some(u)) => {
                 // The rest of a unit whose first records were in a compacted segment: the
                 // checkpoint covers the whole unit, so nothing is delivered.
-                let compacted_leftover = first && !self.wanted(r.offset);
+                let compacted_leftover =
+                    first && (self.start_rule == StartRule::Any || !self.wanted(r.offset));
                 let leftover_continues = u.index + 1 < u.count;
                 if !compacted_leftover {
                     let reason = format!(
@@ -271,9 +272,25 @@ pub fn analyze(
         .prev_sequence
         .or(checkpoint.map(|c| c.last_sequence))
         .unwrap_or(0);
+    let mut kept_end = segments
+        .last()
+        .map_or(offset_of(1, 0), |s| offset_of(s.id, s.logical_len));
     if let Some(open) = v.unit.take() {
         cut_incomplete_unit(&segments, &mut cuts, &open);
         last_sequence = open.start_sequence - 1;
+        kept_end = open.start_offset;
+    }
+    // A WAL that ends below the checkpoint lost records the checkpoint covers (they were synced
+    // before it was written): appending there would give new records offsets the next replay
+    // skips, and sequences the checkpoint already used.
+    if let Some(c) = checkpoint
+        && kept_end < c.checkpoint_offset
+    {
+        let reason = format!(
+            "the WAL ends at offset {kept_end}, below the checkpoint offset {}",
+            c.checkpoint_offset
+        );
+        return Err(v.corrupt(kept_end, last_sequence + 1, reason));
     }
     Ok(Analysis {
         segments,

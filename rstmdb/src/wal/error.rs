@@ -60,6 +60,23 @@ pub enum WalError {
 }
 
 impl WalError {
+    /// Advice for the operator, for the binary to show beside the error (miette `help`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            WalError::Corrupt(_) => Some(
+                "run `rstmdb wal-inspect repair` to see the cut that removes it, then `repair --yes` \
+                 (the cut bytes are kept in a .corrupt file)",
+            ),
+            WalError::Locked { .. } => {
+                Some("stop the process that uses the data directory, or pick another --data-dir")
+            }
+            WalError::Poisoned { .. } | WalError::SyncFailed { .. } => {
+                Some("restart the server: recovery re-reads the WAL from disk")
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(io::Error) -> WalError {
         let action = action.into();
         move |source| WalError::Io { action, source }

@@ -308,3 +308,62 @@ impl Storage for FaultStorage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(storage: &FaultStorage, name: &str) -> Arc<dyn SegmentFile> {
+        let file = storage.create(name).expect("create");
+        storage.sync_dir().expect("sync dir");
+        file
+    }
+
+    #[test]
+    fn a_crash_drops_every_unsynced_byte() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"synced").expect("write");
+        file.sync_data().expect("sync");
+        file.write_at(6, b" lost").expect("write");
+        let after = storage.crash(CrashPlan::default());
+        assert_eq!(after.contents("a").expect("file"), b"synced");
+    }
+
+    #[test]
+    fn a_crash_can_tear_the_next_unsynced_write() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"one").expect("write");
+        file.write_at(3, b"two").expect("write");
+        let after = storage.crash(CrashPlan {
+            kept_ops: 1,
+            torn_bytes: 2,
+        });
+        assert_eq!(after.contents("a").expect("file"), b"onetw");
+    }
+
+    #[test]
+    fn a_file_whose_directory_entry_was_never_synced_vanishes() {
+        let storage = FaultStorage::new();
+        let file = storage.create("new").expect("create");
+        file.write_at(0, b"data").expect("write");
+        file.sync_data().expect("sync");
+        assert!(
+            storage
+                .crash(CrashPlan::default())
+                .contents("new")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn writes_fail_past_the_budget_after_writing_a_prefix() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        storage.set_write_budget(Some(3));
+        let err = file.write_at(0, b"abcdef").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(storage.contents("a").expect("file"), b"abc");
+    }
+}

@@ -5,7 +5,8 @@
 //! - [`record`]: the record codec; [`segment`]: segment names and offset arithmetic.
 //! - [`scan`] and [`analyze`]: reading segments and validating a whole WAL (shared by recovery,
 //!   `verify` and `repair`); [`recovery`]: the cuts and the start-up sync.
-//! - [`writer`] (appends, rotation, positions) and [`sync`] (group commit, the sync thread).
+//! - [`writer`] (appends, rotation, failures), [`positions`] (offsets, stats, readers, segment
+//!   deletion) and [`sync`] (group commit, the sync thread).
 //! - [`reader`]: iterating records from an offset; [`repair`]: cutting a corrupt WAL.
 //! - [`lock`]: one process per data directory.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod fault;
 pub mod lock;
 pub mod policy;
+pub mod positions;
 pub mod reader;
 pub mod record;
 pub mod recovery;

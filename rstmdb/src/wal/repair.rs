@@ -1,7 +1,7 @@
 //! Offline repair of a corrupt WAL (`rstmdb wal-inspect repair`): cut at the first invalid
 //! byte, keeping every cut byte in a `<segment>.corrupt` file beside the segment.
 
-use super::analyze::{self, Analysis, StartRule};
+use super::analyze::{self, Analysis, ReplayFn, StartRule};
 use super::error::{Corruption, WalError};
 use super::segment::{position_of, segment_file_name, segment_ids, segment_of};
 use super::stats::IoCounters;
@@ -29,6 +29,15 @@ pub struct RepairPlan {
 /// Validates the WAL as an offline tool does: without a checkpoint, and accepting any first
 /// sequence once segment 1 has been compacted away.
 pub fn verify(storage: &dyn Storage, counters: &IoCounters) -> Result<Analysis, WalError> {
+    verify_with(storage, counters, &mut |_| Ok(()))
+}
+
+/// [`verify`], showing every valid record to `visit` (for progress reporting).
+pub fn verify_with(
+    storage: &dyn Storage,
+    counters: &IoCounters,
+    visit: &mut ReplayFn<'_>,
+) -> Result<Analysis, WalError> {
     let names = storage
         .list()
         .map_err(WalError::io("list the WAL directory"))?;
@@ -36,7 +45,7 @@ pub fn verify(storage: &dyn Storage, counters: &IoCounters) -> Result<Analysis, 
         Some(1) | None => StartRule::FromOne,
         Some(_) => StartRule::Any,
     };
-    analyze::analyze(storage, counters, None, rule, &mut |_| Ok(()))
+    analyze::analyze(storage, counters, None, rule, visit)
 }
 
 /// The cut that removes the first corruption, or `None` when the WAL is valid (a torn tail is

@@ -180,6 +180,9 @@ fn classify_tail(
 fn all_zero(window: &mut Window<'_>, mut pos: u64) -> Result<bool, WalError> {
     while pos < window.file_len {
         let bytes = window.at(pos, CHUNK_BYTES)?;
+        if bytes.is_empty() {
+            break; // the file shrank under us: nothing more to look at
+        }
         if bytes.iter().any(|b| *b != 0) {
             return Ok(false);
         }
@@ -197,6 +200,9 @@ fn find_valid_record(window_src: &mut Window<'_>, from: u64) -> Result<Option<u6
     while pos < file_len {
         let chunk = window_src.at(pos, CHUNK_BYTES)?;
         let chunk_len = chunk.len() as u64;
+        if chunk_len == 0 {
+            break; // the file shrank under us
+        }
         let candidates: Vec<u64> = chunk
             .iter()
             .enumerate()

@@ -4,11 +4,10 @@
 use super::analyze::{CheckpointPosition, ReplayFn};
 use super::error::WalError;
 use super::policy::{FsyncPolicy, WalConfig};
-use super::reader::WalReader;
 use super::record::{self, HEADER_LEN, UnitMarker};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{offset_of, position_of, segment_file_name, segment_of};
-use super::stats::{IoCounters, WalStats};
+use super::segment::{offset_of, segment_file_name};
+use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
 use super::sync::{self, Durability, SyncState, SyncStatus, lock};
 use std::collections::VecDeque;
@@ -61,17 +60,17 @@ pub(crate) struct RecoveredState {
 }
 
 #[derive(Debug)]
-struct AppendState {
+pub(super) struct AppendState {
     /// Retained segments, oldest first; never empty, the last is the one appended to.
-    segments: VecDeque<SegmentInfo>,
-    file: Arc<dyn SegmentFile>,
-    next_sequence: u64,
+    pub(super) segments: VecDeque<SegmentInfo>,
+    pub(super) file: Arc<dyn SegmentFile>,
+    pub(super) next_sequence: u64,
     /// Reused encode buffer: one write call per segment touched by an append.
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
 }
 
 impl AppendState {
-    fn newest(&self) -> SegmentInfo {
+    pub(super) fn newest(&self) -> SegmentInfo {
         // `segments` is never empty: recovery always leaves at least one segment.
         self.segments.back().copied().unwrap_or(SegmentInfo {
             id: 1,
@@ -88,12 +87,12 @@ impl AppendState {
 /// page cache); waiting for durability works from threads and from async code.
 #[derive(Debug)]
 pub struct Wal {
-    storage: Arc<dyn Storage>,
-    config: WalConfig,
-    counters: Arc<IoCounters>,
-    append: Mutex<AppendState>,
-    durability: Arc<Durability>,
-    sync_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) config: WalConfig,
+    pub(super) counters: Arc<IoCounters>,
+    pub(super) append: Mutex<AppendState>,
+    pub(super) durability: Arc<Durability>,
+    pub(super) sync_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Wal {
@@ -314,11 +313,14 @@ impl Wal {
             .create(&name)
             .map_err(WalError::io(format!("create {name}")))?;
         created.push((id, Arc::clone(&file)));
-        self.storage
-            .sync_dir()
-            .map_err(WalError::io("sync the WAL directory"))?;
         a.segments.push_back(SegmentInfo { id, logical_len: 0 });
         a.file = file;
+        if let Err(e) = self.storage.sync_dir() {
+            // Records in a segment whose directory entry may vanish must never be acknowledged.
+            let message = format!("fsync of the WAL directory after creating {name} failed: {e}");
+            self.durability.fail(message.clone());
+            return Err(WalError::SyncFailed { message });
+        }
         Ok(())
     }
 
@@ -332,13 +334,17 @@ impl Wal {
         created: Vec<(u64, Arc<dyn SegmentFile>)>,
     ) {
         a.buf.clear();
+        // The cut is synced: the sync thread (or a rotation) may already have made the failed
+        // records durable, and a crash must not bring back records whose append reported an
+        // error.
         let mut failures = Vec::new();
-        if let Err(e) = start_file.set_len(start.logical_len) {
-            failures.push(format!("{}: {e}", segment_file_name(start.id)));
-        }
-        for (id, file) in &created {
-            if let Err(e) = file.set_len(0) {
-                failures.push(format!("{}: {e}", segment_file_name(*id)));
+        let touched = std::iter::once((start.id, &start_file, start.logical_len))
+            .chain(created.iter().map(|(id, file)| (*id, file, 0)));
+        for (id, file, len) in touched {
+            let cut = file.set_len(len).and_then(|()| file.sync_data());
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = cut {
+                failures.push(format!("{}: {e}", segment_file_name(id)));
             }
         }
         for s in a.segments.iter_mut() {
@@ -422,132 +428,6 @@ impl Wal {
             let _ = handle.join();
         }
         self.durability.fail("the WAL was shut down".to_owned());
-    }
-
-    pub fn fsync_policy(&self) -> FsyncPolicy {
-        self.config.fsync_policy
-    }
-
-    /// The end of the last committed record (spec §6.10 "commit position").
-    pub fn committed_offset(&self) -> u64 {
-        let st = lock(&self.durability.state);
-        match self.config.fsync_policy {
-            FsyncPolicy::EveryWrite => st.durable_offset,
-            _ => st.written_offset,
-        }
-    }
-
-    pub fn durable_offset(&self) -> u64 {
-        lock(&self.durability.state).durable_offset
-    }
-
-    /// The end of the last record written (2^40 on a fresh database).
-    pub fn latest_offset(&self) -> u64 {
-        let n = lock(&self.append).newest();
-        offset_of(n.id, n.logical_len)
-    }
-
-    /// The sequence of the newest record (0 when none).
-    pub fn last_sequence(&self) -> u64 {
-        lock(&self.append).next_sequence - 1
-    }
-
-    pub fn segments(&self) -> Vec<SegmentInfo> {
-        lock(&self.append).segments.iter().copied().collect()
-    }
-
-    /// 0 while no segment was ever deleted, else (oldest retained id) << 40.
-    pub fn oldest_offset(&self) -> u64 {
-        oldest_offset_of(&lock(&self.append).segments)
-    }
-
-    /// The sum of the sizes of retained records whose offset is at or above `offset`.
-    pub fn bytes_since(&self, offset: u64) -> u64 {
-        let a = lock(&self.append);
-        a.segments
-            .iter()
-            .map(|s| match s.id.cmp(&segment_of(offset)) {
-                std::cmp::Ordering::Greater => s.logical_len,
-                std::cmp::Ordering::Equal => s.logical_len.saturating_sub(position_of(offset)),
-                std::cmp::Ordering::Less => 0,
-            })
-            .sum()
-    }
-
-    pub fn counters(&self) -> &Arc<IoCounters> {
-        &self.counters
-    }
-
-    pub fn stats(&self) -> WalStats {
-        let (entry_count, segment_count, total_size_bytes, latest_offset, oldest_offset) = {
-            let a = lock(&self.append);
-            let n = a.newest();
-            (
-                a.next_sequence - 1,
-                a.segments.len() as u64,
-                a.segments.iter().map(|s| s.logical_len).sum(),
-                offset_of(n.id, n.logical_len),
-                oldest_offset_of(&a.segments),
-            )
-        };
-        let window = lock(&self.durability.window);
-        let (p50, p99) = window.latency_percentiles_us();
-        WalStats {
-            entry_count,
-            segment_count,
-            total_size_bytes,
-            latest_offset,
-            durable_offset: self.durable_offset(),
-            oldest_offset,
-            io: self.counters.snapshot(),
-            fsync_policy: self.config.fsync_policy.to_string(),
-            fsync_latency_us_p50: p50,
-            fsync_latency_us_p99: p99,
-            records_per_fsync: window.records_per_fsync(),
-        }
-    }
-
-    /// Reads committed records with offset >= `from_offset` (from the oldest retained record
-    /// when `from_offset` is below it).
-    pub fn reader(&self, from_offset: u64) -> WalReader {
-        WalReader::new(
-            Arc::clone(&self.storage),
-            Arc::clone(&self.counters),
-            from_offset,
-            self.committed_offset(),
-        )
-    }
-
-    /// Compaction (spec §4.19 step 2): deletes every segment with an id below `id`, never the
-    /// newest, and makes the deletions durable.
-    pub fn delete_segments_below(&self, id: u64) -> Result<DeletedSegments, WalError> {
-        let mut a = lock(&self.append);
-        let mut deleted = DeletedSegments::default();
-        while a.segments.len() > 1 && a.segments.front().is_some_and(|s| s.id < id) {
-            let Some(s) = a.segments.front().copied() else {
-                break;
-            };
-            let name = segment_file_name(s.id);
-            self.storage
-                .remove(&name)
-                .map_err(WalError::io(format!("delete {name}")))?;
-            a.segments.pop_front();
-            deleted.segments += 1;
-            deleted.bytes_reclaimed += s.logical_len;
-        }
-        if deleted.segments > 0 {
-            self.storage
-                .sync_dir()
-                .map_err(WalError::io("sync the WAL directory"))?;
-        }
-        Ok(deleted)
-    }
-}
-
-fn oldest_offset_of(segments: &VecDeque<SegmentInfo>) -> u64 {
-    match segments.front() {
-        Some(s) if s.id > 1 => offset_of(s.id, 0),
-        _ => 0,
     }
 }
 
