@@ -3,7 +3,9 @@
 
 use clap::Args;
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, apply_env};
-use rstmdb::server::{EchoHandler, Server, ServerSettings};
+use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
+use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::wal::WalError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging();
+    let (db, report) = match Database::open(DatabaseOptions::from_config(&config)) {
+        Ok(opened) => opened,
+        Err(err) => return open_failed(&config, err),
+    };
+    log_recovery(&report);
+    let db = Arc::new(db);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -59,16 +67,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let settings = ServerSettings::from_config(&config, auth);
+    let compaction = config.compaction.clone();
     runtime.block_on(async move {
-        let server = match Server::bind(settings.clone(), Arc::new(EchoHandler::default())).await {
+        let handler = Arc::new(DatabaseHandler::new(Arc::clone(&db)));
+        let server = match Server::bind(settings.clone(), handler).await {
             Ok(server) => server,
             Err(err) => {
                 tracing::error!(%err, "cannot start the server");
                 eprintln!("error: {err}");
+                close_database(db).await;
                 return ExitCode::FAILURE;
             }
         };
         log_start(&server, &config, &settings);
+        tokio::spawn(Database::run_auto_compaction(Arc::clone(&db), compaction));
+        // The handler's shutdown hook syncs the WAL and closes the database.
         server.run_until(termination_signal()).await;
         ExitCode::SUCCESS
     })
@@ -140,7 +153,6 @@ fn log_start(server: &Server, config: &Config, settings: &ServerSettings) {
         ),
         None => tracing::info!("TLS disabled"),
     }
-    tracing::warn!("no database engine is plugged in yet: data ops are echoed, nothing is stored");
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -167,4 +179,58 @@ async fn termination_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("termination signal received");
+}
+
+/// The start-up summary of what recovery found (spec §6.1: every cut is a warning that names
+/// the segment and the bytes cut).
+fn log_recovery(report: &OpenReport) {
+    for skipped in &report.skipped_checkpoints {
+        tracing::warn!(file = %skipped.file_name, fault = %skipped.fault, "invalid checkpoint skipped");
+    }
+    for cut in &report.recovery.cuts {
+        tracing::warn!(
+            segment = %cut.segment,
+            bytes_cut = cut.bytes_cut,
+            segment_deleted = cut.deleted,
+            reason = %cut.reason,
+            "WAL cut during recovery"
+        );
+    }
+    tracing::info!(
+        checkpoint_offset = report.checkpoint.as_ref().map(|c| c.meta.checkpoint_offset),
+        records_replayed = report.records_replayed,
+        instances = report.instances,
+        machines = report.machines,
+        duration_ms = report.duration.as_millis() as u64,
+        "recovered"
+    );
+}
+
+/// Why the data directory could not be opened, as a diagnostic; corruption exits with code 2
+/// (spec §6.1) and names the repair command.
+fn open_failed(config: &Config, err: OpenError) -> ExitCode {
+    let corrupt = matches!(err, OpenError::Wal(WalError::Corrupt(_)));
+    let hint = match &err {
+        OpenError::Wal(wal) => wal.hint().map(str::to_owned),
+        _ => None,
+    };
+    let data_dir = config.storage.data_dir.display().to_string();
+    let report = match hint {
+        Some(hint) => miette::miette!(
+            help = hint,
+            "cannot open the data directory {data_dir}: {err}"
+        ),
+        None => miette::miette!("cannot open the data directory {data_dir}: {err}"),
+    };
+    tracing::error!(%err, data_dir, "start-up stopped");
+    eprintln!("{report:?}");
+    if corrupt {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn close_database(db: Arc<Database>) {
+    let _ = tokio::task::spawn_blocking(move || db.shutdown()).await;
 }

@@ -130,3 +130,46 @@ fn rebuild(shared: &Shared, bound: u64) -> Result<(Engine, u64), RcpError> {
     engine.drop_deleted();
     Ok((engine, last_sequence))
 }
+
+/// How often the automatic compactor looks at the thresholds (spec §9.2: every 10 s).
+pub const AUTO_COMPACTION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Database {
+    /// The automatic compactor (spec §9.2): every 10 s, if enabled, at least `min_interval_secs`
+    /// after the previous automatic run (or start-up), and a non-zero threshold is reached,
+    /// runs COMPACT. Runs until the database is dropped by every other owner.
+    pub async fn run_auto_compaction(db: Arc<Database>, settings: crate::config::CompactionConfig) {
+        if !settings.enabled {
+            return;
+        }
+        let min_interval = std::time::Duration::from_secs(settings.min_interval_secs);
+        let mut last_run = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(AUTO_COMPACTION_CHECK_EVERY);
+        loop {
+            ticker.tick().await;
+            if Arc::strong_count(&db) == 1 {
+                return;
+            }
+            if last_run.elapsed() < min_interval {
+                continue;
+            }
+            let (records, bytes) = db.compaction_pressure();
+            let by_records = settings.events_threshold > 0 && records >= settings.events_threshold;
+            let by_size =
+                settings.size_threshold_mb > 0 && bytes >= settings.size_threshold_mb << 20;
+            if !(by_records || by_size) {
+                continue;
+            }
+            last_run = tokio::time::Instant::now();
+            match db.compact(false).await {
+                Ok(done) => tracing::info!(
+                    checkpoint_offset = done.checkpoint_offset,
+                    segments_deleted = done.segments_deleted,
+                    bytes_reclaimed = done.bytes_reclaimed,
+                    "automatic compaction"
+                ),
+                Err(err) => tracing::error!(%err, "automatic compaction failed"),
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@ use crate::wal::WalError;
 use rstmdb_client::{ErrorCode, RcpError};
 
 /// An engine refusal as the RCP error the client receives: code, message and `details`.
-pub(crate) fn from_apply(err: &ApplyError) -> RcpError {
+pub fn from_apply(err: &ApplyError) -> RcpError {
     let code = ErrorCode::parse(err.code());
     let details = err.details();
     RcpError {

@@ -26,6 +26,7 @@ mod shared;
 
 pub use batch::RESULTS_BUDGET_BYTES;
 pub use compact::CompactOutcome;
+pub use errors::from_apply as apply_error;
 pub use jobs::{BatchItem, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
 

@@ -30,6 +30,38 @@ pub struct DatabaseOptions {
 }
 
 impl DatabaseOptions {
+    /// The storage settings of a server configuration (spec §9.2).
+    pub fn from_config(config: &crate::config::Config) -> DatabaseOptions {
+        use crate::config::FsyncPolicySetting;
+        use crate::wal::FsyncPolicy;
+        let storage = &config.storage;
+        let fsync_policy = match storage.fsync_policy {
+            FsyncPolicySetting::EveryWrite => FsyncPolicy::EveryWrite,
+            FsyncPolicySetting::EveryN(n) => FsyncPolicy::EveryN(n),
+            FsyncPolicySetting::EveryMs(ms) => FsyncPolicy::EveryMs(ms),
+            FsyncPolicySetting::Never => FsyncPolicy::Never,
+        };
+        DatabaseOptions {
+            data_dir: storage.data_dir.clone(),
+            wal: WalConfig {
+                segment_size_bytes: storage.wal_segment_size_mb << 20,
+                fsync_policy,
+            },
+            engine: EngineConfig {
+                allow_instance_recreate: storage.allow_instance_recreate,
+                allow_flush_all: storage.allow_flush_all,
+                max_machine_versions: storage.max_machine_versions,
+                idempotency_ttl_ms: i64::try_from(
+                    storage.idempotency_ttl_secs.saturating_mul(1000),
+                )
+                .unwrap_or(i64::MAX),
+                idempotency_max_entries: usize::try_from(storage.idempotency_max_entries)
+                    .unwrap_or(usize::MAX),
+            },
+            wal_storage: None,
+        }
+    }
+
     /// Real files in `data_dir` with the given WAL settings and default engine rules.
     pub fn new(data_dir: impl Into<PathBuf>, wal: WalConfig) -> DatabaseOptions {
         DatabaseOptions {
@@ -112,10 +144,12 @@ impl Database {
             }
         };
         let mut records_replayed = 0u64;
+        let mut progress = ReplayProgress::new();
         let mut replay = |view: crate::wal::RecordView<'_>| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let record: Record = serde_json::from_slice(view.payload)?;
             engine.apply_record(&record, view.offset)?;
             records_replayed += 1;
+            progress.tick(records_replayed, view.offset);
             Ok(())
         };
         let (wal, recovery) = Wal::open(storage, options.wal, position, &mut replay)?;
@@ -158,5 +192,39 @@ impl Database {
                 duration: started.elapsed(),
             },
         ))
+    }
+}
+
+/// Start-up progress for long replays: a log line every few seconds (terminal or not, so a
+/// service manager's journal shows it too).
+struct ReplayProgress {
+    started: Instant,
+    last_report: Instant,
+}
+
+impl ReplayProgress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new() -> ReplayProgress {
+        let now = Instant::now();
+        ReplayProgress {
+            started: now,
+            last_report: now,
+        }
+    }
+
+    fn tick(&mut self, records: u64, offset: u64) {
+        // Checking the clock on every record would cost more than applying many of them.
+        if records % 16_384 != 0 || self.last_report.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last_report = Instant::now();
+        let rate = records as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(
+            records,
+            segment = crate::wal::segment::segment_of(offset),
+            records_per_sec = rate as u64,
+            "replaying the WAL"
+        );
     }
 }

@@ -15,6 +15,7 @@
 mod activity;
 pub mod auth;
 mod connection;
+pub mod dispatch;
 pub mod echo;
 pub mod handler;
 pub mod listener;
@@ -24,6 +25,7 @@ pub mod tls;
 mod writer;
 
 pub use connection::{CLOSING_DRAIN, MAX_IN_FLIGHT_PER_CONNECTION};
+pub use dispatch::DatabaseHandler;
 pub use echo::EchoHandler;
 pub use handler::{
     ConnectionContext, OUTBOUND_QUEUE_MESSAGES, OpHandler, Outbound, PushError, ResponseFuture,

@@ -1,0 +1,293 @@
+//! [`DatabaseHandler`]: the data ops of spec §4 on top of [`Database`]. Params are parsed with
+//! the protocol crate's rules (§4.0), the work is queued in `start` (so a connection's requests
+//! keep their order, §3.7), and the response is built once the durability gate opens.
+
+use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
+use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
+use crate::engine::{
+    ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
+    ListInstancesResult, PutMachine,
+};
+use rstmdb_client::message::{Response, to_object};
+use rstmdb_client::params::{
+    ApplyEventParams, BatchParams, CreateInstanceParams, DeleteInstanceParams, ListInstancesParams,
+    OpParams, PutMachineParams,
+};
+use rstmdb_client::{Op, RcpError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// WAL_READ's page when `limit` is absent (spec §4.17).
+const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
+
+/// Serves the data ops from a database.
+#[derive(Debug)]
+pub struct DatabaseHandler {
+    db: Arc<Database>,
+}
+
+impl DatabaseHandler {
+    pub fn new(db: Arc<Database>) -> DatabaseHandler {
+        DatabaseHandler { db }
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Reply, RcpError>> + Send + 'static>>;
+
+/// A success: the result object and, for requests that appended records, the first offset.
+struct Reply {
+    result: Map<String, Value>,
+    wal_offset: Option<u64>,
+}
+
+impl Reply {
+    fn of<T: Serialize>(value: &T) -> Result<Reply, RcpError> {
+        Ok(Reply {
+            result: to_object(value)?,
+            wal_offset: None,
+        })
+    }
+}
+
+impl OpHandler for DatabaseHandler {
+    fn start(&self, _conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
+        let id = request.id;
+        let answer = match OpParams::parse(request.op, &request.params) {
+            Ok(params) => self.dispatch(params),
+            Err(err) => Box::pin(async move { Err(err) }),
+        };
+        Box::pin(async move {
+            match answer.await {
+                Ok(Reply {
+                    result,
+                    wal_offset: Some(offset),
+                }) => Response::ok_with_offset(id, result, offset),
+                Ok(Reply { result, .. }) => Response::ok(id, result),
+                Err(err) => Response::error(id, err),
+            }
+        })
+    }
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let db = Arc::clone(&self.db);
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || db.shutdown()).await {
+                Ok(Ok(())) => tracing::info!("WAL synced; database closed"),
+                Ok(Err(err)) => tracing::error!(%err, "closing the database failed"),
+                Err(err) => tracing::error!(%err, "closing the database panicked"),
+            }
+        })
+    }
+}
+
+impl DatabaseHandler {
+    /// Queues the op's work now and returns the future of its answer.
+    fn dispatch(&self, params: OpParams) -> Answer {
+        let db = &self.db;
+        match params {
+            OpParams::PutMachine(p) => written(db.write(put_machine(p))),
+            OpParams::CreateInstance(p) => written(db.write(create_instance(p))),
+            OpParams::ApplyEvent(p) => written(db.write(apply_event(p))),
+            OpParams::DeleteInstance(p) => written(db.write(delete_instance(p))),
+            OpParams::FlushAll => written(db.write(Command::FlushAll)),
+            OpParams::GetMachine(p) => {
+                let read = db.read(move |engine| engine.get_machine(&p.machine, p.version));
+                Box::pin(async move {
+                    read.await?
+                        .map_err(|err| crate::database::apply_error(&err))
+                        .and_then(|found| Reply::of(&found))
+                })
+            }
+            OpParams::ListMachines => {
+                let read = db.read(|engine| engine.list_machines());
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
+            OpParams::GetInstance(p) => {
+                let read = db.get_instance(p.instance_id);
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
+            OpParams::ListInstances(p) => {
+                let query = list_query(p);
+                let read = db.read(move |engine| engine.list_instances(&query));
+                Box::pin(async move { Reply::of(&fit_page(read.await?)) })
+            }
+            OpParams::Batch(p) => self.batch(p),
+            OpParams::SnapshotInstance(p) => {
+                let snapshot_id = format!("snap-{}", uuid::Uuid::new_v4());
+                let read = db.snapshot_instance(p.instance_id, snapshot_id);
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
+            OpParams::WalRead(p) => {
+                let read = db.wal_read(p.from_offset, p.limit.unwrap_or(WAL_READ_DEFAULT_LIMIT));
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
+            OpParams::WalStats => {
+                let read = db.wal_stats();
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
+            OpParams::Compact(p) => {
+                let db = Arc::clone(db);
+                Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
+            }
+            OpParams::WatchInstance(_) | OpParams::WatchAll(_) | OpParams::Unwatch(_) => {
+                Box::pin(async {
+                    Err(RcpError::internal(
+                        "watch streams are not available in this build yet",
+                    ))
+                })
+            }
+            // The session answers these itself and never hands them to the handler.
+            OpParams::Hello(_)
+            | OpParams::Auth(_)
+            | OpParams::Ping
+            | OpParams::Bye
+            | OpParams::Info
+            | OpParams::ReplicationStatus
+            | OpParams::Replicate
+            | OpParams::ReplicateAck => Box::pin(async {
+                Err(RcpError::internal(
+                    "session op reached the database handler",
+                ))
+            }),
+        }
+    }
+
+    fn batch(&self, params: BatchParams) -> Answer {
+        let items = params
+            .ops
+            .into_iter()
+            .map(|entry| match OpParams::parse(entry.op, &entry.params) {
+                Ok(parsed) => batch_item(entry.op, parsed),
+                Err(error) => BatchItem::Refused {
+                    op: entry.op,
+                    error,
+                },
+            })
+            .collect();
+        let run = self.db.batch(params.mode, items);
+        Box::pin(async move {
+            let output = run.await?;
+            let results: Vec<Value> = output
+                .results
+                .into_iter()
+                .map(|entry| match entry {
+                    Ok(result) => json!({"status": "ok", "result": result, "error": null}),
+                    Err(error) => json!({"status": "error", "result": null, "error": error}),
+                })
+                .collect();
+            let mut result = Map::new();
+            result.insert("results".to_owned(), Value::Array(results));
+            Ok(Reply {
+                result,
+                wal_offset: output.first_wal_offset,
+            })
+        })
+    }
+}
+
+/// A BATCH sub-op (spec §4.15: the six allowed ops; the protocol crate already refused others).
+fn batch_item(op: Op, params: OpParams) -> BatchItem {
+    let write = |command| BatchItem::Write { op, command };
+    match params {
+        OpParams::PutMachine(p) => write(put_machine(p)),
+        OpParams::CreateInstance(p) => write(create_instance(p)),
+        OpParams::ApplyEvent(p) => write(apply_event(p)),
+        OpParams::DeleteInstance(p) => write(delete_instance(p)),
+        OpParams::GetInstance(p) => BatchItem::GetInstance {
+            instance_id: p.instance_id,
+        },
+        OpParams::GetMachine(p) => BatchItem::GetMachine {
+            machine: p.machine,
+            version: p.version,
+        },
+        _ => BatchItem::Refused {
+            op,
+            error: RcpError::batch_invalid(format!("{op} is not allowed in a batch")),
+        },
+    }
+}
+
+fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static) -> Answer {
+    Box::pin(async move {
+        let output = write.await?;
+        Ok(Reply {
+            result: to_object(&output.result)?,
+            wal_offset: output.wal_offset,
+        })
+    })
+}
+
+fn put_machine(p: PutMachineParams) -> Command {
+    Command::PutMachine(PutMachine {
+        machine: p.machine,
+        version: p.version,
+        definition: p.definition,
+    })
+}
+
+fn create_instance(p: CreateInstanceParams) -> Command {
+    let instance_id = match p.instance_id {
+        Some(id) => InstanceIdChoice::Given(id),
+        // Ids the server generates are UUID v4, lowercase and hyphenated (spec §6.5).
+        None => InstanceIdChoice::Generated(uuid::Uuid::new_v4().to_string()),
+    };
+    Command::CreateInstance(CreateInstance {
+        machine: p.machine,
+        version: p.version,
+        instance_id,
+        initial_ctx: Some(p.initial_ctx),
+        idempotency_key: p.idempotency_key,
+    })
+}
+
+fn apply_event(p: ApplyEventParams) -> Command {
+    Command::ApplyEvent(ApplyEvent {
+        instance_id: p.instance_id,
+        event: p.event,
+        payload: p.payload,
+        expected_state: p.expected_state,
+        expected_wal_offset: p.expected_wal_offset,
+        event_id: p.event_id,
+        idempotency_key: p.idempotency_key,
+    })
+}
+
+fn delete_instance(p: DeleteInstanceParams) -> Command {
+    Command::DeleteInstance(DeleteInstance {
+        instance_id: p.instance_id,
+        idempotency_key: p.idempotency_key,
+    })
+}
+
+fn list_query(p: ListInstancesParams) -> ListInstancesQuery {
+    let defaults = ListInstancesQuery::default();
+    ListInstancesQuery {
+        machine: p.machine,
+        state: p.state,
+        limit: p.limit.unwrap_or(defaults.limit),
+        offset: p.offset.unwrap_or(defaults.offset),
+        after: p.after,
+    }
+}
+
+/// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`
+/// then tells the client to page on (spec §4.12).
+fn fit_page(mut page: ListInstancesResult) -> ListInstancesResult {
+    let mut used_bytes = 0;
+    let fits = page
+        .instances
+        .iter()
+        .take_while(|summary| {
+            used_bytes += serde_json::to_string(summary).map_or(0, |s| s.len()) + 1;
+            used_bytes <= RESULTS_BUDGET_BYTES
+        })
+        .count();
+    if fits < page.instances.len() {
+        page.instances.truncate(fits);
+        page.has_more = true;
+    }
+    page
+}
