@@ -215,7 +215,7 @@ impl ReplayProgress {
 
     fn tick(&mut self, records: u64, offset: u64) {
         // Checking the clock on every record would cost more than applying many of them.
-        if records % 16_384 != 0 || self.last_report.elapsed() < Self::EVERY {
+        if !records.is_multiple_of(16_384) || self.last_report.elapsed() < Self::EVERY {
             return;
         }
         self.last_report = Instant::now();
