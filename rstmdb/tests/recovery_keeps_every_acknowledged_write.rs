@@ -46,7 +46,9 @@ fn command(step: &Step, n: usize) -> Command {
         Step::Apply(i, event) => Command::ApplyEvent(ApplyEvent {
             instance_id: format!("i{i}"),
             event: (*event).into(),
-            payload: json!({"step": n, "ready": n.is_multiple_of(2)}).as_object().cloned(),
+            payload: json!({"step": n, "ready": n.is_multiple_of(2)})
+                .as_object()
+                .cloned(),
             ..ApplyEvent::default()
         }),
         Step::Delete(i) => Command::DeleteInstance(DeleteInstance {

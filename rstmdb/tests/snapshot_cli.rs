@@ -231,17 +231,81 @@ fn a_missing_data_directory_exits_2() {
         .stderr(predicate::str::contains("does not exist"));
 }
 
+/// A stopped server's data directory: one machine, three instances, one deleted.
+fn stopped_server_data_dir() -> tempfile::TempDir {
+    use rstmdb::database::{Database, DatabaseOptions};
+    use rstmdb::engine::{
+        Command as Cmd, CreateInstance, DeleteInstance, InstanceIdChoice, PutMachine,
+    };
+    use rstmdb::wal::WalConfig;
+    let data = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (db, _) =
+        Database::open(DatabaseOptions::new(data.path(), WalConfig::default())).expect("open");
+    runtime.block_on(async {
+        db.write(Cmd::PutMachine(PutMachine {
+            machine: "m".into(),
+            version: 1,
+            definition: json!({"states":["a"],"initial":"a","transitions":[]}),
+        }))
+        .await
+        .expect("put");
+        for id in ["x", "y", "z"] {
+            db.write(Cmd::CreateInstance(CreateInstance {
+                machine: "m".into(),
+                version: 1,
+                instance_id: InstanceIdChoice::Given(id.into()),
+                initial_ctx: None,
+                idempotency_key: None,
+            }))
+            .await
+            .expect("create");
+        }
+        db.write(Cmd::DeleteInstance(DeleteInstance {
+            instance_id: "z".into(),
+            idempotency_key: None,
+        }))
+        .await
+        .expect("delete");
+    });
+    db.shutdown().expect("shutdown");
+    data
+}
+
 #[test]
-fn create_explains_that_it_needs_the_engine_and_the_wal() {
-    let f = fixture();
-    snapshot_cmd(f.data.path(), &["create"])
+fn create_writes_a_checkpoint_that_the_next_start_loads_instead_of_replaying() {
+    use rstmdb::database::{Database, DatabaseOptions};
+    use rstmdb::wal::WalConfig;
+    let data = stopped_server_data_dir();
+    snapshot_cmd(data.path(), &["create"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 instances, 5 records replayed"));
+    let store = CheckpointStore::open_read_only(data.path());
+    assert_eq!(store.count().expect("count"), 1);
+    snapshot_cmd(data.path(), &["verify"]).assert().success();
+
+    let (db, report) =
+        Database::open(DatabaseOptions::new(data.path(), WalConfig::default())).expect("reopen");
+    assert!(report.checkpoint.is_some());
+    assert_eq!(
+        report.records_replayed, 0,
+        "everything is in the checkpoint"
+    );
+    assert_eq!(report.instances, 2);
+    db.shutdown().expect("shutdown");
+}
+
+#[test]
+fn create_refuses_the_data_directory_of_a_running_server() {
+    use rstmdb::database::{Database, DatabaseOptions};
+    use rstmdb::wal::WalConfig;
+    let data = stopped_server_data_dir();
+    let (running, _) =
+        Database::open(DatabaseOptions::new(data.path(), WalConfig::default())).expect("open");
+    snapshot_cmd(data.path(), &["create"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("needs the engine and the WAL"));
-    assert_eq!(
-        CheckpointStore::open_read_only(f.data.path())
-            .count()
-            .expect("count"),
-        2
-    );
+        .stderr(predicate::str::contains(data.path().display().to_string()));
+    running.shutdown().expect("shutdown");
 }

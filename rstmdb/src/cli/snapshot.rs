@@ -7,9 +7,11 @@
 
 use clap::{Args, Subcommand};
 use rstmdb::checkpoint::{
-    CheckpointEntry, CheckpointFault, CheckpointInfo, CheckpointMeta, CheckpointName,
-    CheckpointStore, SnapshotFault, SnapshotStore, StoredSnapshot, validate_snapshot_id,
+    CheckpointEntry, CheckpointFault, CheckpointInfo, CheckpointName, CheckpointStore,
+    SnapshotFault, SnapshotStore, StoredSnapshot, validate_snapshot_id,
 };
+use rstmdb::database::{Database, DatabaseOptions};
+use rstmdb::wal::WalConfig;
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Display;
@@ -48,18 +50,6 @@ enum Action {
 /// A failure that stops the command (exit 2), as opposed to a fault it reports (exit 1).
 type Failure = Box<dyn Error + Send + Sync>;
 
-/// Produces what `snapshot create` stores: the checkpoint metadata and the engine's encoded
-/// state, built from the data directory of a stopped server.
-pub type StateBuilder = fn(&Path) -> Result<(CheckpointMeta, Vec<u8>), Failure>;
-
-/// The one piece `snapshot create` lacks: it needs the engine and the WAL, which this module
-/// must not depend on. The integrator sets it to a function that loads the newest valid
-/// checkpoint (`CheckpointStore::load_newest_valid`), replays the WAL records at or above its
-/// `checkpoint_offset`, encodes the resulting state, and returns `CheckpointMeta {
-/// checkpoint_offset: end of the last valid record, last_sequence: its sequence, created_at_ms:
-/// now }`.
-const BUILD_STATE_FROM_WAL: Option<StateBuilder> = None;
-
 pub fn run(args: SnapshotArgs) -> ExitCode {
     if !args.data_dir.is_dir() {
         eprintln!(
@@ -84,34 +74,31 @@ pub fn run(args: SnapshotArgs) -> ExitCode {
     }
 }
 
-/// Writes a checkpoint built by `build_state` durably, then removes older checkpoints.
-/// Returns the new checkpoint and how many old files were removed.
-pub fn create_checkpoint(
-    data_dir: &Path,
-    keep_previous: bool,
-    build_state: impl FnOnce(&Path) -> Result<(CheckpointMeta, Vec<u8>), Failure>,
-) -> Result<(CheckpointInfo, usize), Failure> {
-    let store = CheckpointStore::open(data_dir)?;
-    let (meta, payload) = build_state(data_dir)?;
-    let info = store.write(meta, &payload)?;
-    let removed = store.remove_older_than_newest(keep_previous)?;
-    Ok((info, removed))
-}
-
+/// Recovers the data directory of a stopped server (the directory lock refuses a running one),
+/// writes a checkpoint of its whole state, then applies retention. WAL segments are left alone:
+/// deleting them is COMPACT's job.
 fn create(data_dir: &Path, keep_previous: bool) -> Result<bool, Failure> {
-    let Some(build_state) = BUILD_STATE_FROM_WAL else {
-        return Err(
-            "`snapshot create` is not available in this build: it needs the engine and \
-                    the WAL (use the COMPACT operation on a running server)"
-                .into(),
-        );
+    let options = DatabaseOptions::new(data_dir, WalConfig::default());
+    let (db, report) = Database::open(options)?;
+    let written = db.checkpoint_now(true);
+    let closed = db.shutdown();
+    drop(db);
+    let written = written?;
+    closed?;
+    let store = CheckpointStore::open(data_dir)?;
+    let removed = store.remove_older_than_newest(keep_previous)?;
+    let newest = store.load_newest_valid()?.loaded.map(|c| c.info);
+    let Some(info) = newest else {
+        return Err("the checkpoint just written cannot be read back".into());
     };
-    let (info, removed) = create_checkpoint(data_dir, keep_previous, build_state)?;
     println!(
-        "wrote {} ({} bytes, checkpoint_offset {}); removed {removed} older checkpoint(s)",
+        "wrote {} ({} bytes, checkpoint_offset {}, {} instances, {} records replayed); \
+         removed {removed} older checkpoint(s)",
         info.file_name,
         info.file_size_bytes(),
-        info.meta.checkpoint_offset
+        written.checkpoint_offset,
+        report.instances,
+        report.records_replayed,
     );
     Ok(true)
 }

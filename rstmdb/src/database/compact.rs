@@ -44,58 +44,86 @@ impl Database {
 }
 
 fn compact_blocking(shared: &Shared, force_snapshot: bool) -> Result<CompactOutcome, RcpError> {
-    let wal_error = |err: crate::wal::WalError| errors::from_wal(&err);
-    // C: everything written so far, synced whatever the policy, so the checkpoint never covers
-    // a record a crash could lose (spec §4.19 step 1).
-    let bound = shared.wal.request_sync();
-    shared.wal.wait_durable_blocking(bound).map_err(wal_error)?;
-
-    let newest = shared.newest_checkpoint();
-    let needed = force_snapshot
-        || newest
-            .as_ref()
-            .is_none_or(|c| bound > c.meta.checkpoint_offset);
-    let mut snapshots_created = 0;
-    if needed {
-        let (engine, last_sequence) = rebuild(shared, bound)?;
-        let payload = engine.encode_snapshot();
-        let meta = CheckpointMeta {
-            checkpoint_offset: bound,
-            last_sequence,
-            created_at_ms: shared.clock.now_ms(),
-        };
-        let info = shared
-            .checkpoints
-            .write(meta, &payload)
-            .map_err(|err| errors::internal(format!("cannot write the checkpoint: {err}")))?;
-        if let Ok(mut newest) = shared.newest_checkpoint.lock() {
-            *newest = Some(info);
-        }
-        shared.write_engine().drop_deleted_before(bound);
-        snapshots_created = 1;
-    }
-
-    let checkpoint_offset = shared
-        .newest_checkpoint()
-        .map_or(bound, |c| c.meta.checkpoint_offset);
+    let written = write_checkpoint(shared, force_snapshot)?;
+    let checkpoint_offset = written.checkpoint_offset;
     let deleted = shared
         .wal
         .delete_segments_below(segment_of(checkpoint_offset))
-        .map_err(wal_error)?;
-    let checkpoint_error =
-        |err: crate::checkpoint::CheckpointError| errors::internal(format!("checkpoints: {err}"));
+        .map_err(|err| errors::from_wal(&err))?;
     shared
         .checkpoints
         .remove_older_than_newest(true)
         .map_err(checkpoint_error)?;
     Ok(CompactResult {
-        snapshots_created,
+        snapshots_created: u64::from(written.created),
         segments_deleted: deleted.segments,
         bytes_reclaimed: deleted.bytes_reclaimed,
         total_snapshots: shared.checkpoints.count().map_err(checkpoint_error)? as u64,
         wal_segments: shared.wal.stats().segment_count,
         checkpoint_offset,
     })
+}
+
+/// What [`write_checkpoint`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointWritten {
+    /// The newest checkpoint's offset afterwards.
+    pub checkpoint_offset: u64,
+    /// Whether this call wrote one (nothing is written when nothing changed, unless forced).
+    pub created: bool,
+}
+
+impl Database {
+    /// Writes a checkpoint of everything committed so far (COMPACT's step 1 alone, for
+    /// `rstmdb snapshot create`): no segment or older checkpoint is deleted. Blocking.
+    pub fn checkpoint_now(&self, force: bool) -> Result<CheckpointWritten, RcpError> {
+        write_checkpoint(&self.shared, force)
+    }
+}
+
+/// COMPACT step 1 (spec §4.19): when something was committed since the newest checkpoint (or
+/// when forced), syncs the WAL up to the commit position C whatever the policy, so the
+/// checkpoint never covers a record a crash could lose, and writes the state as of C.
+fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, RcpError> {
+    let bound = shared.wal.request_sync();
+    shared
+        .wal
+        .wait_durable_blocking(bound)
+        .map_err(|err| errors::from_wal(&err))?;
+    let newest = shared.newest_checkpoint();
+    let needed = force
+        || newest
+            .as_ref()
+            .is_none_or(|c| bound > c.meta.checkpoint_offset);
+    if !needed {
+        return Ok(CheckpointWritten {
+            checkpoint_offset: newest.map_or(bound, |c| c.meta.checkpoint_offset),
+            created: false,
+        });
+    }
+    let (engine, last_sequence) = rebuild(shared, bound)?;
+    let payload = engine.encode_snapshot();
+    let meta = CheckpointMeta {
+        checkpoint_offset: bound,
+        last_sequence,
+        created_at_ms: shared.clock.now_ms(),
+    };
+    let info = shared
+        .checkpoints
+        .write(meta, &payload)
+        .map_err(|err| errors::internal(format!("cannot write the checkpoint: {err}")))?;
+    if let Ok(mut newest) = shared.newest_checkpoint.lock() {
+        *newest = Some(info);
+    }
+    shared.write_engine().drop_deleted_before(bound);
+    Ok(CheckpointWritten {
+        checkpoint_offset: bound,
+        created: true,
+    })
+}
+
+fn checkpoint_error(err: crate::checkpoint::CheckpointError) -> RcpError {
+    errors::internal(format!("checkpoints: {err}"))
 }
 
 /// The state as of `bound`: the newest checkpoint plus the committed records below `bound`,

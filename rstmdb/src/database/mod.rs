@@ -25,7 +25,7 @@ mod sequencer;
 mod shared;
 
 pub use batch::RESULTS_BUDGET_BYTES;
-pub use compact::CompactOutcome;
+pub use compact::{CheckpointWritten, CompactOutcome};
 pub use errors::from_apply as apply_error;
 pub use jobs::{BatchItem, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
