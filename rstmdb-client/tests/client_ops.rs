@@ -7,7 +7,7 @@ mod client_support;
 use std::time::Duration;
 
 use client_support::{FakeConfig, FakeServer, Reply, TOKEN, spec_examples};
-use rstmdb_client::params::{BatchMode, ListInstancesParams, WatchAllParams};
+use rstmdb_client::params::{BatchMode, ListInstancesParams};
 use rstmdb_client::{
     ApplyEventOptions, Client, ClientError, ClientOptions, CreateInstanceOptions, ErrorCode, Op,
     OpParams, Outcome, RcpError, WatchStart,
@@ -310,5 +310,4 @@ async fn list_instances_sends_only_the_params_given() {
         Value::Object(sent.request.params),
         json!({"after": "order-1"})
     );
-    let _ = WatchAllParams::default();
 }

@@ -48,13 +48,17 @@ pub type Handler = Arc<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
 pub struct FakeConfig {
     /// Ops other than HELLO, AUTH, PING and BYE fail with UNAUTHORIZED until AUTH with this.
     pub token: Option<String>,
-    /// Hold answers until this many are held, then send them in reverse order.
+    /// Hold answers (but HELLO's and AUTH's) until this many are held, then send them in
+    /// reverse order.
     pub reverse_batches_of: Option<usize>,
     /// Close this many newly accepted connections at once (to exercise backoff).
     pub refuse_next_connections: usize,
     /// Tested first; `None` falls back to the canned behaviour.
     pub handler: Option<Handler>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Replay from this much before the requested `from_offset`: a server that repeats
+    /// events the client already has.
+    pub replay_overlap: u64,
 }
 
 /// One request the fake received, with the connection (1-based, in accept order) it came on.
@@ -252,9 +256,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, number: usize, stat
                     }
                 };
                 state.seen.lock().unwrap().push(Seen { connection: number, request: request.clone() });
-                let (handler, token, reverse) = {
+                let (handler, token, reverse, overlap) = {
                     let config = state.config.lock().unwrap();
-                    (config.handler.clone(), config.token.clone(), config.reverse_batches_of)
+                    (config.handler.clone(), config.token.clone(), config.reverse_batches_of, config.replay_overlap)
                 };
                 let reply = match handler.and_then(|handler| handler(&request)) {
                     Some(reply) => reply,
@@ -280,7 +284,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, number: usize, stat
                     let id = format!("sub-{number}-{next_subscription}");
                     let from_offset = request.params.get("from_offset").and_then(Value::as_u64);
                     let latest = state.log.lock().unwrap().last().map_or(1, |e| e.wal_offset + 1);
-                    let mut subscription = FakeSubscription { id: id.clone(), next_offset: from_offset.unwrap_or(latest) };
+                    let mut subscription = FakeSubscription { id: id.clone(), next_offset: from_offset.map_or(latest, |f| f.saturating_sub(overlap)) };
                     let answer = watch_result(&request, &id, latest);
                     outgoing.push(encode(&response(&request.id, Ok(answer))));
                     outgoing.extend(pending_events(&state, &mut subscription));
@@ -291,7 +295,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, number: usize, stat
                 };
                 if let Some(answer) = answer {
                     let text = encode(&response(&request.id, answer));
-                    match reverse {
+                    // The handshake is never held, or a client could not even connect.
+                    let holdable = !matches!(request.op, Op::Hello | Op::Auth);
+                    match reverse.filter(|_| holdable) {
                         Some(batch) => {
                             held.push(text);
                             if held.len() >= batch {
