@@ -86,15 +86,13 @@ impl ClientShared {
     }
 
     /// Closes the client for good: calls fail and every subscription ends with `reason`.
-    pub(crate) async fn close(&self, reason: &str) {
+    pub(crate) fn close(&self, reason: &str) {
         self.publish(Link::Closed(reason.to_owned()));
         let entries: Vec<Arc<SubEntry>> = self.subscriptions().drain().map(|(_, e)| e).collect();
         for entry in entries {
-            entry
-                .end(ClientError::Closed {
-                    reason: reason.to_owned(),
-                })
-                .await;
+            entry.end_in_background(ClientError::Closed {
+                reason: reason.to_owned(),
+            });
         }
     }
 
@@ -183,15 +181,20 @@ impl Client {
         matches!(&*self.shared().link.borrow(), Link::Up(c) if !c.is_closed())
     }
 
-    /// Says BYE, closes the connection and stops reconnecting. Subscriptions end with
-    /// [`ClientError::Closed`]; later calls fail with it.
+    /// Says BYE (when connected: it does not wait for a reconnect), closes the connection and
+    /// stops reconnecting. Subscriptions end with [`ClientError::Closed`]; later calls fail
+    /// with it.
     pub async fn close(&self) -> Result<(), ClientError> {
-        let bye = self
-            .call::<crate::results::ByeResult>(Op::Bye, Map::new())
-            .await;
+        let bye = if self.is_connected() {
+            self.call::<crate::results::ByeResult>(Op::Bye, Map::new())
+                .await
+                .map(|_| ())
+        } else {
+            Ok(())
+        };
         self.shared().shutdown.cancel();
-        self.shared().close("client closed").await;
-        bye.map(|_| ())
+        self.shared().close("client closed");
+        bye
     }
 
     /// Sends one request and waits for its response, all within the request timeout.

@@ -165,7 +165,7 @@ async fn resubscribe(shared: &ClientShared, connection: &Connection) -> Result<(
             .await?;
         if let Err(error) = typed::<Map<String, serde_json::Value>>(response) {
             shared.forget_subscription(entry.key);
-            entry.end(error).await;
+            entry.end_in_background(error);
         }
     }
     Ok(())
@@ -196,16 +196,14 @@ pub(crate) async fn supervise(shared: Arc<ClientShared>, mut connection: Arc<Con
             reason = connection.closed() => reason,
             _ = shared.shutdown.cancelled() => {
                 connection.shut_down("client closed");
-                shared.close("client closed").await;
+                shared.close("client closed");
                 return;
             }
         };
         drop(connection);
         let policy = shared.options.reconnect.clone();
         if !policy.enabled {
-            shared
-                .close(&format!("{reason}; reconnect is disabled"))
-                .await;
+            shared.close(&format!("{reason}; reconnect is disabled"));
             return;
         }
         shared.publish(Link::Connecting);
@@ -214,7 +212,7 @@ pub(crate) async fn supervise(shared: Arc<ClientShared>, mut connection: Arc<Con
             tokio::select! {
                 _ = tokio::time::sleep(policy.delay(attempt)) => {}
                 _ = shared.shutdown.cancelled() => {
-                    shared.close("client closed").await;
+                    shared.close("client closed");
                     return;
                 }
             }
@@ -224,11 +222,9 @@ pub(crate) async fn supervise(shared: Arc<ClientShared>, mut connection: Arc<Con
                     attempt = attempt.saturating_add(1);
                     let exhausted = policy.max_attempts.is_some_and(|max| attempt >= max);
                     if exhausted || !worth_retrying(&error) {
-                        shared
-                            .close(&format!(
-                                "reconnect failed after {attempt} attempts: {error}"
-                            ))
-                            .await;
+                        shared.close(&format!(
+                            "reconnect failed after {attempt} attempts: {error}"
+                        ));
                         return;
                     }
                 }

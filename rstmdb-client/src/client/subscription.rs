@@ -197,6 +197,18 @@ impl SubEntry {
         }
     }
 
+    /// Ends the subscription now; its terminal item is queued behind the events already
+    /// buffered without making the caller wait for the application to read them.
+    pub(crate) fn end_in_background(self: &Arc<Self>, error: ClientError) {
+        if !self.mark_ended() {
+            return;
+        }
+        let entry = self.clone();
+        tokio::spawn(async move {
+            let _ = entry.sender.send(SubItem::End(error)).await;
+        });
+    }
+
     /// Returns true if this call ended it.
     fn mark_ended(&self) -> bool {
         let mut state = self.state();
@@ -220,6 +232,10 @@ pub enum WatchStart {
 /// with one `Err` item when the server ends it with a stream error (§3.6), when re-creating it
 /// after a reconnect fails (for example `NOT_FOUND` / `offset_compacted`), or when the client
 /// closes; after that item the stream yields `None`.
+///
+/// Keep polling it: when its buffer (`ClientOptions::subscription_buffer_events`) is full,
+/// the connection's reader waits for it rather than drop an event, and responses to other
+/// calls wait too.
 ///
 /// Dropping it sends UNWATCH in the background; [`Subscription::unwatch`] does so and waits.
 #[derive(Debug)]
