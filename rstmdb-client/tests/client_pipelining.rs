@@ -171,3 +171,33 @@ async fn a_slow_answer_times_out_and_the_connection_stays_usable() {
     assert_eq!(info.max_batch_ops, 100);
     assert!(client.is_connected());
 }
+
+#[tokio::test]
+async fn a_handle_with_a_longer_timeout_waits_for_a_slow_answer() {
+    let server = FakeServer::start(FakeConfig {
+        handler: Some(Arc::new(|request: &Request| {
+            (request.op == Op::Compact).then(|| {
+                let result = json!({"snapshots_created": 1, "segments_deleted": 0,
+                    "bytes_reclaimed": 0, "total_snapshots": 1, "wal_segments": 1,
+                    "checkpoint_offset": 5});
+                Reply::After(
+                    Duration::from_millis(300),
+                    Ok(result.as_object().cloned().unwrap()),
+                )
+            })
+        })),
+        ..FakeConfig::default()
+    })
+    .await;
+    let options = ClientOptions::new(server.addr()).request_timeout(Duration::from_millis(100));
+    let client = Client::connect(options).await.unwrap();
+    assert!(matches!(
+        client.compact(false).await,
+        Err(ClientError::Timeout {
+            op: Op::Compact,
+            ..
+        })
+    ));
+    let patient = client.with_request_timeout(Duration::from_secs(5));
+    assert_eq!(patient.compact(false).await.unwrap().snapshots_created, 1);
+}

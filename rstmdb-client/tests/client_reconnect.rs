@@ -370,3 +370,84 @@ async fn close_says_bye_ends_subscriptions_and_stops_reconnecting() {
         Err(ClientError::Closed { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_malformed_server_message_breaks_the_connection_and_the_client_reconnects() {
+    let server = FakeServer::start(FakeConfig {
+        handler: Some(Arc::new(|request: &Request| {
+            (request.op == Op::GetInstance).then_some(Reply::Silent)
+        })),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = Client::connect(options(&server)).await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_instance("order-1").await }
+    });
+    wait_for(&server, Op::GetInstance, 1).await;
+    // An event without its required fields: the public clients stop reading on this (§1.2),
+    // ours treats the connection as broken.
+    server.send_raw(r#"{"type":"event","subscription_id":"sub-x"}"#);
+    let error = pending.await.unwrap().expect_err("the connection broke");
+    assert!(
+        matches!(&error, ClientError::ConnectionLost { reason } if reason.contains("protocol violation")),
+        "{error:?}"
+    );
+    assert!(retrying(|| client.ping()).await.is_ok());
+    assert_eq!(server.connections_accepted(), 2);
+}
+
+#[tokio::test]
+async fn unknown_message_types_are_skipped() {
+    let server = FakeServer::start(FakeConfig::default()).await;
+    let client = Client::connect(options(&server)).await.unwrap();
+    server.send_raw(r#"{"type":"heartbeat","n":1}"#);
+    assert!(client.ping().await.unwrap().pong);
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn an_error_for_no_request_becomes_the_reason_pending_calls_fail_with() {
+    let server = FakeServer::start(FakeConfig {
+        handler: Some(Arc::new(|request: &Request| {
+            (request.op == Op::GetInstance).then_some(Reply::Silent)
+        })),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = Client::connect(options(&server)).await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_instance("order-1").await }
+    });
+    wait_for(&server, Op::GetInstance, 1).await;
+    server.send_raw(
+        r#"{"type":"response","id":"","status":"error","error":{"code":"BAD_REQUEST","message":"frame error: CRC mismatch","retryable":false,"details":{"reason":"frame_error","fault":"crc_mismatch"}}}"#,
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.drop_connections();
+    let error = pending.await.unwrap().expect_err("closed after the error");
+    assert!(
+        matches!(&error, ClientError::ConnectionLost { reason } if reason.contains("CRC mismatch")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_subscription_resumes_after_the_instances_offset_at_subscription() {
+    let server = FakeServer::start(FakeConfig::default()).await;
+    server.publish(8);
+    let client = Client::connect(options(&server)).await.unwrap();
+    let mut subscription = client.watch_instance("order-1", true, None).await.unwrap();
+    server.drop_connections();
+    server.publish(12);
+    let watches = wait_for(&server, Op::WatchInstance, 2).await;
+    // The fake reports current_wal_offset 8: the next transition can only come after it.
+    assert_eq!(from_offset(&watches[1]), Some(9));
+    assert_eq!(
+        Value::Object(watches[1].request.params.clone()),
+        json!({"instance_id": "order-1", "include_ctx": true, "from_offset": 9})
+    );
+    assert_eq!(next_offset(&mut subscription).await, 12);
+}

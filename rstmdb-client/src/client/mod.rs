@@ -24,6 +24,7 @@ mod connection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -140,6 +141,8 @@ impl Drop for ClientHandle {
 #[derive(Debug, Clone)]
 pub struct Client {
     handle: Arc<ClientHandle>,
+    /// This handle's limit per call (see [`Client::with_request_timeout`]).
+    request_timeout: Duration,
 }
 
 impl Client {
@@ -161,10 +164,21 @@ impl Client {
         });
         let connection = reconnect::establish(&shared).await?;
         shared.publish(Link::Up(connection.clone()));
+        let request_timeout = shared.options.request_timeout;
         tokio::spawn(reconnect::supervise(shared.clone(), connection));
         Ok(Self {
             handle: Arc::new(ClientHandle { shared }),
+            request_timeout,
         })
+    }
+
+    /// A handle on the same connection whose calls have another timeout, for example for a
+    /// COMPACT that may take longer than ordinary calls.
+    pub fn with_request_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            handle: self.handle.clone(),
+            request_timeout: timeout,
+        }
     }
 
     fn shared(&self) -> &ClientShared {
@@ -204,7 +218,7 @@ impl Client {
         params: Map<String, Value>,
         watch: Option<Arc<SubEntry>>,
     ) -> Result<Response, ClientError> {
-        let timeout = self.shared().options.request_timeout;
+        let timeout = self.request_timeout;
         let exchange = async {
             let connection = self.shared().connection().await?;
             connection.request(op, params, watch).await

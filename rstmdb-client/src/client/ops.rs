@@ -320,16 +320,17 @@ impl Client {
         let buffer = self.options().subscription_buffer_events;
         let (entry, receiver) = SubEntry::new(key, request.clone(), buffer);
         // Registered before sending: once the server confirms it, a reconnect that happens
-        // before this call returns must already re-create it.
+        // before this call returns must already re-create it. The guard unregisters it if
+        // this call fails or is abandoned.
         self.register_subscription(entry.clone());
-        let outcome = self.watch_exchange(&entry, &request).await;
-        match outcome {
-            Ok(start) => Ok(Subscription::new(entry, receiver, self.clone(), start)),
-            Err(error) => {
-                self.forget_subscription(key);
-                Err(error)
-            }
-        }
+        let registration = Registration {
+            client: self,
+            key,
+            keep: false,
+        };
+        let start = self.watch_exchange(&entry, &request).await?;
+        registration.keep();
+        Ok(Subscription::new(entry, receiver, self.clone(), start))
     }
 
     async fn watch_exchange(
@@ -344,5 +345,26 @@ impl Client {
             WatchRequest::All(_) => WatchStart::All(typed(response)?),
             WatchRequest::Instance(_) => WatchStart::Instance(typed(response)?),
         })
+    }
+}
+
+/// Unregisters a subscription whose WATCH did not complete, however the call ended.
+struct Registration<'a> {
+    client: &'a Client,
+    key: u64,
+    keep: bool,
+}
+
+impl Registration<'_> {
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.client.forget_subscription(self.key);
+        }
     }
 }

@@ -187,7 +187,12 @@ impl SubEntry {
             }
             state.last_offset = Some(event.wal_offset);
         }
-        self.sender.send(SubItem::Event(event)).await.is_ok()
+        let delivered = self.sender.send(SubItem::Event(event)).await.is_ok();
+        if !delivered {
+            // Nobody will read it again: never re-create it after a reconnect.
+            self.mark_ended();
+        }
+        delivered
     }
 
     /// Ends the subscription with `error` as its last item; later calls do nothing.

@@ -71,6 +71,7 @@ pub struct Seen {
 #[derive(Clone)]
 enum Control {
     Publish,
+    Raw(String),
     StreamError(RcpError),
     DropAll,
 }
@@ -139,6 +140,11 @@ impl FakeServer {
     /// Ends every live subscription with a stream error.
     pub fn stream_error(&self, error: RcpError) {
         let _ = self.state.controls.send(Control::StreamError(error));
+    }
+
+    /// Sends `payload` verbatim, as one frame, on every live connection.
+    pub fn send_raw(&self, payload: &str) {
+        let _ = self.state.controls.send(Control::Raw(payload.to_owned()));
     }
 
     /// Closes every live connection without a word.
@@ -318,6 +324,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, number: usize, stat
                         outgoing.extend(pending_events(&state, subscription));
                     }
                 }
+                Ok(Control::Raw(payload)) => outgoing.push(payload),
                 Ok(Control::StreamError(error)) => {
                     for subscription in subscriptions.drain(..) {
                         let message = StreamError { subscription_id: subscription.id, error: error.clone() };
