@@ -12,14 +12,13 @@
 //!
 //! A [`Client`] is cheap to clone; every clone shares one connection and pipelines over it.
 
+mod connection;
 pub mod error;
 mod ops;
 pub mod options;
 mod reconnect;
 pub mod subscription;
 mod tls;
-
-mod connection;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
