@@ -115,13 +115,18 @@ async fn no_more_than_the_configured_number_of_requests_are_in_flight() {
     .await;
     let options = ClientOptions::new(server.addr())
         .max_in_flight_requests(4)
-        .request_timeout(Duration::from_millis(400));
+        .request_timeout(Duration::from_millis(1500));
     let client = Client::connect(options).await.unwrap();
     let calls = tokio::spawn({
         let client = client.clone();
         async move { get_many(&client, 10).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while server.seen_ops(Op::GetInstance).len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The other six wait for a slot, which never frees while the four go unanswered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(server.seen_ops(Op::GetInstance).len(), 4);
     let results = calls.await.unwrap();
     assert!(results.iter().all(|r| matches!(
@@ -150,14 +155,12 @@ async fn a_slow_answer_times_out_and_the_connection_stays_usable() {
         .max_in_flight_requests(1);
     let client = Client::connect(options).await.unwrap();
 
-    let started = Instant::now();
     let error = client.ping().await.expect_err("the answer is too slow");
     assert!(
         matches!(error, ClientError::Timeout { op: Op::Ping, .. }),
         "{error:?}"
     );
     assert!(error.is_retryable());
-    assert!(started.elapsed() < Duration::from_millis(500));
 
     // The only in-flight slot was given back, and the late PING answer, when it comes, is
     // discarded rather than taken for another request's.
