@@ -451,3 +451,34 @@ async fn an_instance_subscription_resumes_after_the_instances_offset_at_subscrip
     );
     assert_eq!(next_offset(&mut subscription).await, 12);
 }
+
+#[tokio::test]
+async fn a_watch_that_fails_after_the_server_confirmed_it_is_cancelled_and_never_resumed() {
+    // The answer names a subscription but lacks `wal_offset`: the call fails, yet the server
+    // holds a subscription the client must cancel.
+    let server = FakeServer::start(FakeConfig {
+        handler: Some(Arc::new(|request: &Request| {
+            (request.op == Op::WatchAll).then(|| {
+                let result = json!({"subscription_id": "sub-orphan"});
+                Reply::After(Duration::ZERO, Ok(result.as_object().cloned().unwrap()))
+            })
+        })),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = Client::connect(options(&server)).await.unwrap();
+    let error = client
+        .watch_all(WatchAllParams::default())
+        .await
+        .expect_err("the result has the wrong shape");
+    assert!(matches!(error, ClientError::Protocol(_)), "{error:?}");
+    let unwatches = wait_for(&server, Op::Unwatch, 1).await;
+    assert_eq!(
+        unwatches[0].request.params["subscription_id"],
+        json!("sub-orphan")
+    );
+
+    server.drop_connections();
+    retrying(|| client.ping()).await.expect("reconnected");
+    assert_eq!(server.seen_ops(Op::WatchAll).len(), 1, "not re-created");
+}

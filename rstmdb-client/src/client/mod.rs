@@ -137,6 +137,8 @@ impl Drop for ClientHandle {
 /// moment fail with [`ClientError::ConnectionLost`] — they may or may not have executed, so
 /// retry writes with an idempotency key — and the client reconnects in the background per its
 /// [`ReconnectPolicy`], authenticates again and resumes its subscriptions without a gap.
+/// Calls made while it reconnects wait for the new connection (within their timeout); a call
+/// made just after a break, before the client noticed it, fails with `ConnectionLost` too.
 #[derive(Debug, Clone)]
 pub struct Client {
     handle: Arc<ClientHandle>,

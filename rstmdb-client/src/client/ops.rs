@@ -13,7 +13,7 @@ use crate::params::{
 use crate::results::*;
 
 use super::reconnect::params_object;
-use super::subscription::{SubEntry, Subscription, WatchRequest, WatchStart};
+use super::subscription::{SubEntry, Subscription, WatchRequest, WatchStart, abandon};
 use super::{Client, ClientError, typed};
 
 /// Optional params of CREATE_INSTANCE (§4.10).
@@ -325,7 +325,7 @@ impl Client {
         self.register_subscription(entry.clone());
         let registration = Registration {
             client: self,
-            key,
+            entry: entry.clone(),
             keep: false,
         };
         let start = self.watch_exchange(&entry, &request).await?;
@@ -348,10 +348,11 @@ impl Client {
     }
 }
 
-/// Unregisters a subscription whose WATCH did not complete, however the call ended.
+/// Unregisters a subscription whose WATCH did not complete, however the call ended, and
+/// cancels it on the server if the server had confirmed it.
 struct Registration<'a> {
     client: &'a Client,
-    key: u64,
+    entry: std::sync::Arc<SubEntry>,
     keep: bool,
 }
 
@@ -364,7 +365,7 @@ impl Registration<'_> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         if !self.keep {
-            self.client.forget_subscription(self.key);
+            abandon(self.client, &self.entry);
         }
     }
 }

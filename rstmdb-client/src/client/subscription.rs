@@ -321,19 +321,24 @@ impl Stream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.client.forget_subscription(self.entry.key);
-        let server_id = self.entry.server_id();
-        if !self.entry.mark_ended() {
-            return;
-        }
-        let (Some(server_id), Ok(runtime)) = (server_id, tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        let client = self.client.clone();
-        // Best effort: if the connection is gone, the server already dropped the subscription.
-        runtime.spawn(async move {
-            let _ = client.unwatch(&server_id).await;
-        });
+        abandon(&self.client, &self.entry);
     }
+}
+
+/// Stops a subscription from the client's side: it is no longer re-created after a reconnect,
+/// and if the server knows it, UNWATCH goes out in the background (best effort: if the
+/// connection is gone, the server already dropped it).
+pub(crate) fn abandon(client: &Client, entry: &SubEntry) {
+    client.forget_subscription(entry.key);
+    let server_id = entry.server_id();
+    if !entry.mark_ended() {
+        return;
+    }
+    let (Some(server_id), Ok(runtime)) = (server_id, tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    let client = client.clone();
+    runtime.spawn(async move {
+        let _ = client.unwatch(&server_id).await;
+    });
 }
