@@ -7,13 +7,12 @@
 //! supervisor takes over. A connection is never reused after that.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -109,12 +108,24 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// One in-flight slot, shared by the caller (until it has its answer or gives up) and the
+/// queued request (until the writer takes it). A slot therefore frees only when both are
+/// done, which bounds the writer's queue by the number of slots: queueing never waits.
+type Slot = Arc<OwnedSemaphorePermit>;
+
+/// A request on its way to the writer.
+struct Outgoing {
+    payload: String,
+    _slot: Slot,
+}
+
 /// A connection after the transport is up; HELLO and AUTH are the caller's business.
 pub(crate) struct Connection {
-    outbound: mpsc::Sender<String>,
+    outbound: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
     in_flight: Arc<Semaphore>,
-    next_id: AtomicU64,
+    /// The next request id; its lock also orders queueing (see `enqueue`).
+    next_id: Mutex<u64>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -155,7 +166,7 @@ impl Connection {
             outbound,
             shared,
             in_flight: Arc::new(Semaphore::new(in_flight)),
-            next_id: AtomicU64::new(1),
+            next_id: Mutex::new(1),
         })
     }
 
@@ -183,12 +194,36 @@ impl Connection {
         params: Map<String, Value>,
         watch: Option<Arc<SubEntry>>,
     ) -> Result<Response, ClientError> {
-        let _slot = self
-            .in_flight
-            .acquire()
+        let slot: Slot = Arc::new(
+            self.in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ClientError::lost(self.shared.reason()))?,
+        );
+        let (reply, response) = oneshot::channel();
+        let id = self.enqueue(op, params, Pending { reply, watch }, slot.clone())?;
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        response
             .await
-            .map_err(|_| ClientError::lost(self.shared.reason()))?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
+            .map_err(|_| ClientError::lost(self.shared.reason()))?
+    }
+
+    /// Numbers the request, registers it as pending and queues it for the writer, all under
+    /// one lock, so ids go out on the wire in increasing order like the public clients'.
+    /// Queueing never waits: the queue has one place per slot (see [`Slot`]).
+    fn enqueue(
+        &self,
+        op: Op,
+        params: Map<String, Value>,
+        pending: Pending,
+        slot: Slot,
+    ) -> Result<String, ClientError> {
+        let mut next_id = lock(&self.next_id);
+        let id = next_id.to_string();
         let payload = serde_json::to_string(&Request::new(id.clone(), op, params))
             .map_err(|e| ClientError::Protocol(format!("cannot serialise {op} request: {e}")))?;
         if payload.len() > MAX_PAYLOAD_BYTES {
@@ -197,25 +232,23 @@ impl Connection {
                 limit_bytes: MAX_PAYLOAD_BYTES,
             });
         }
-        let (reply, response) = oneshot::channel();
         {
             let mut table = lock(&self.shared.pending);
             if !table.open {
                 return Err(ClientError::lost(self.shared.reason()));
             }
-            table.by_id.insert(id.clone(), Pending { reply, watch });
+            table.by_id.insert(id.clone(), pending);
         }
-        let _guard = PendingGuard {
-            shared: &self.shared,
-            id,
+        let outgoing = Outgoing {
+            payload,
+            _slot: slot,
         };
-        self.outbound
-            .send(payload)
-            .await
-            .map_err(|_| ClientError::lost(self.shared.reason()))?;
-        response
-            .await
-            .map_err(|_| ClientError::lost(self.shared.reason()))?
+        if self.outbound.try_send(outgoing).is_err() {
+            lock(&self.shared.pending).by_id.remove(&id);
+            return Err(ClientError::lost(self.shared.reason()));
+        }
+        *next_id += 1;
+        Ok(id)
     }
 
     /// Stops routing a subscription's events (after UNWATCH or when it is dropped).
@@ -232,7 +265,7 @@ impl Drop for Connection {
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut sink: FramedWrite<W, WireCodec>,
-    mut outbound: mpsc::Receiver<String>,
+    mut outbound: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
 ) {
     loop {
@@ -240,12 +273,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             _ = shared.closed.cancelled() => break,
             payload = outbound.recv() => payload,
         };
-        let Some(payload) = payload else { break };
+        let Some(outgoing) = payload else { break };
         // Everything already queued goes out in one flush: pipelined requests share syscalls.
-        let mut result = sink.feed(payload).await;
+        let mut result = sink.feed(outgoing.payload).await;
         while result.is_ok() {
             match outbound.try_recv() {
-                Ok(more) => result = sink.feed(more).await,
+                Ok(more) => result = sink.feed(more.payload).await,
                 Err(_) => break,
             }
         }

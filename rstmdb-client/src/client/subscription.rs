@@ -1,6 +1,6 @@
 //! Watch subscriptions as `Stream`s that survive reconnects without a gap or a duplicate.
 //!
-//! A [`Subscription`] is the application's end; a [`SubEntry`] is the client's record of it:
+//! A [`Subscription`] is the application's end; a `SubEntry` is the client's record of it:
 //! the WATCH it was made with, the highest `wal_offset` routed to it, and its server id on the
 //! current connection. After a reconnect the supervisor re-sends the WATCH with
 //! `from_offset = last + 1` (or the original start when nothing arrived yet), and the server
