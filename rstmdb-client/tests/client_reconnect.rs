@@ -482,3 +482,25 @@ async fn a_watch_that_fails_after_the_server_confirmed_it_is_cancelled_and_never
     retrying(|| client.ping()).await.expect("reconnected");
     assert_eq!(server.seen_ops(Op::WatchAll).len(), 1, "not re-created");
 }
+
+#[tokio::test]
+async fn a_subscription_with_a_requested_start_that_saw_nothing_resumes_from_that_start() {
+    let server = FakeServer::start(FakeConfig::default()).await;
+    server.publish(3);
+    let client = Client::connect(options(&server)).await.unwrap();
+    let filter = WatchAllParams {
+        from_offset: Some(100),
+        machines: vec!["order".into()],
+        ..WatchAllParams::default()
+    };
+    let mut subscription = client.watch_all(filter).await.unwrap();
+    server.drop_connections();
+    let watches = wait_for(&server, Op::WatchAll, 2).await;
+    assert_eq!(
+        Value::Object(watches[1].request.params.clone()),
+        json!({"include_ctx": true, "from_offset": 100, "machines": ["order"]}),
+        "same filters, same start"
+    );
+    server.publish(100);
+    assert_eq!(next_offset(&mut subscription).await, 100);
+}

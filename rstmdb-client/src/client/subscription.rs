@@ -172,12 +172,13 @@ impl SubEntry {
     }
 
     /// Routes one event to the application, skipping duplicates. Returns false when the
-    /// application's end is gone.
+    /// subscription has ended or the application's end is gone: the caller stops routing to
+    /// it.
     pub(crate) async fn deliver(&self, event: Event) -> bool {
         {
             let mut state = self.state();
             if state.ended {
-                return true;
+                return false;
             }
             if state
                 .last_offset
