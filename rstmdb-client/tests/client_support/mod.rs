@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use rstmdb_client::limits::MAX_PAYLOAD_BYTES;
@@ -80,6 +80,7 @@ struct State {
     config: Mutex<FakeConfig>,
     seen: Mutex<Vec<Seen>>,
     accepted: AtomicUsize,
+    accept_times: Mutex<Vec<Instant>>,
     /// Every published event in offset order, for replays.
     log: Mutex<Vec<Event>>,
     controls: broadcast::Sender<Control>,
@@ -100,6 +101,7 @@ impl FakeServer {
             config: Mutex::new(config),
             seen: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
+            accept_times: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             controls,
             canned: canned_examples(),
@@ -129,6 +131,11 @@ impl FakeServer {
 
     pub fn connections_accepted(&self) -> usize {
         self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// When each connection was accepted, in order.
+    pub fn accept_times(&self) -> Vec<Instant> {
+        self.state.accept_times.lock().unwrap().clone()
     }
 
     /// Appends an event at `wal_offset` to the log and sends it to every live subscription.
@@ -201,6 +208,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        state.accept_times.lock().unwrap().push(Instant::now());
         let number = state.accepted.fetch_add(1, Ordering::SeqCst) + 1;
         let (refuse, tls) = {
             let mut config = state.config.lock().unwrap();
