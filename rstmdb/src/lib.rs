@@ -1,6 +1,7 @@
 //! rstmdb: a state machine database.
 //!
 //! Module map (dependency arrows point down; see `../shared/DESIGN.md`):
+//! - [`config`]: the server configuration (TOML file < env vars < flags) with miette diagnostics.
 //! - [`dsl`]: machine definitions and the guard language — parse, validate, evaluate. Every error
 //!   carries a byte span or a JSON pointer. Start reading at `dsl::definition`.
 //! - [`engine`]: the deterministic state (machines, instances, idempotency table). Pure: no I/O,
@@ -10,6 +11,7 @@
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod dsl;
 pub mod engine;
 pub mod wal;

@@ -2,6 +2,8 @@
 //!
 //! - [`guard`]: lexer, parser (strict, byte spans), printer and the allocation-free evaluator.
 //! - [`definition`]: the JSON definition — shape checks, validation, normalisation, checksum.
+//! - [`json_span`]: positions in the definition's source text, for diagnostics.
 
 pub mod definition;
 pub mod guard;
+pub mod json_span;

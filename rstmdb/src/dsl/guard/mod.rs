@@ -1,98 +1,47 @@
-//! The guard language (spec §7.4–7.12).
+//! The guard language (spec §7.4–7.12): boolean expressions over an instance's context and an
+//! event's payload, such as `ctx.amount > 100 && !ctx.blocked || payload.tier == "gold"`.
 //!
-//! TEMPORARY STUB: this file fixes the public API that the engine and the definition loader
-//! code against. The guard-language work replaces the bodies (lexer, parser, printer,
-//! evaluator) without changing these signatures.
+//! Module map (start with [`Guard`] below):
+//! - `lexer`: the cursor the parser drives: whitespace, words, operators, paths, keywords;
+//!   `number` and `string` scan those literals (strings are decoded here, once).
+//! - `parser`: strict recursive descent with bounded depth; every error has a byte span.
+//! - [`ast`]: the tree ([`Expr`]); `&&`/`||` chains are n-ary, so long chains cost no depth.
+//! - `eval`: the allocation-free evaluator. `print`: the canonical printed form.
+//! - `error`: [`GuardError`], its [`Span`], kinds and human messages.
+
+pub mod ast;
+mod error;
+mod eval;
+mod lexer;
+mod number;
+mod parser;
+mod print;
+mod string;
+
+pub use ast::{EqualityOp, Expr, Literal, OrderingOp, Path, Root};
+pub use error::{GuardError, GuardErrorKind, Span};
+pub use parser::MAX_NESTING_DEPTH;
 
 use serde_json::Value;
 use std::fmt;
 
-/// A byte range into the guard text: the form miette's `SourceSpan` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Span {
-    pub offset: usize,
-    pub length: usize,
-}
-
-/// The error kinds of spec §7.10, in the order of its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GuardErrorKind {
-    EmptyGuard,
-    ExpectedPath,
-    EmptySegment,
-    ExpectedLiteral,
-    ExpectedNumber,
-    InvalidLiteral,
-    InvalidNumber,
-    UnterminatedString,
-    InvalidEscape,
-    ExpectedRparen,
-    TrailingInput,
-    TooDeep,
-}
-
-impl GuardErrorKind {
-    /// The wire name (`details.kind`), e.g. `"trailing_input"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EmptyGuard => "empty_guard",
-            Self::ExpectedPath => "expected_path",
-            Self::EmptySegment => "empty_segment",
-            Self::ExpectedLiteral => "expected_literal",
-            Self::ExpectedNumber => "expected_number",
-            Self::InvalidLiteral => "invalid_literal",
-            Self::InvalidNumber => "invalid_number",
-            Self::UnterminatedString => "unterminated_string",
-            Self::InvalidEscape => "invalid_escape",
-            Self::ExpectedRparen => "expected_rparen",
-            Self::TrailingInput => "trailing_input",
-            Self::TooDeep => "too_deep",
-        }
-    }
-}
-
-/// A guard that failed to parse: what went wrong and where, as a byte span into the guard text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.kind.as_str())]
-pub struct GuardError {
-    pub kind: GuardErrorKind,
-    pub span: Span,
-}
-
-impl GuardError {
-    /// The guard text covered by the span (`""` for a zero-length span).
-    pub fn text<'a>(&self, guard: &'a str) -> &'a str {
-        &guard[self.span.offset..self.span.offset + self.span.length]
-    }
-
-    /// 1-based (line, column) of the span start; columns count Unicode scalar values (§7.10).
-    pub fn line_column(&self, guard: &str) -> (usize, usize) {
-        let before = &guard[..self.span.offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (line, before[line_start..].chars().count() + 1)
-    }
-}
-
 /// A parsed guard. Parse once when the definition is stored; evaluate many times.
+///
+/// Equality compares the text as written as well as the tree, so `(ctx.a)` and `ctx.a` are
+/// different guards (they are stored and checksummed as written) with equal [`Guard::expr`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
     text: Box<str>,
+    expr: Expr,
 }
 
 impl Guard {
     /// Parses `text` strictly: the whole text must be one expression.
     pub fn parse(text: &str) -> Result<Guard, GuardError> {
-        if text.trim().is_empty() {
-            return Err(GuardError {
-                kind: GuardErrorKind::EmptyGuard,
-                span: Span {
-                    offset: 0,
-                    length: text.len(),
-                },
-            });
-        }
-        Ok(Guard { text: text.into() })
+        Ok(Guard {
+            text: text.into(),
+            expr: parser::parse(text)?,
+        })
     }
 
     /// The guard text exactly as written in the definition.
@@ -100,16 +49,21 @@ impl Guard {
         &self.text
     }
 
+    /// The parsed tree.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
     /// Evaluates the guard against the context before the merge and the event's payload.
     /// Never fails and never allocates.
-    pub fn eval(&self, _ctx: &Value, _payload: Option<&Value>) -> bool {
-        true
+    pub fn eval(&self, ctx: &Value, payload: Option<&Value>) -> bool {
+        self.expr.eval(eval::Roots { ctx, payload })
     }
 }
 
 /// Prints the parsed tree in canonical form; parsing the output gives the same tree.
 impl fmt::Display for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        fmt::Display::fmt(&self.expr, f)
     }
 }

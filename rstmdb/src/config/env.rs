@@ -1,0 +1,171 @@
+//! `RSTMDB_*` environment-variable overrides (spec §9.2, §9.3). A value that does not parse is an
+//! error naming the variable; it is never silently ignored.
+
+use super::error::ConfigError;
+use super::fsync::FsyncPolicySetting;
+use super::model::{Config, MAX_FRAME_BYTES, MAX_SEGMENT_MB, MIN_FRAME_BYTES, MIN_SEGMENT_MB};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Applies every `RSTMDB_*` variable that `lookup` returns. Tests pass a map; the binary passes
+/// `|name| std::env::var(name).ok()`.
+pub fn apply_env(
+    config: &mut Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let env = Env { lookup: &lookup };
+    env.parse("RSTMDB_BIND", &mut config.network.bind_addr)?;
+    env.parse("RSTMDB_IDLE_TIMEOUT", &mut config.network.idle_timeout_secs)?;
+    env.parse(
+        "RSTMDB_MAX_CONNECTIONS",
+        &mut config.network.max_connections,
+    )?;
+    env.ranged(
+        "RSTMDB_MAX_FRAME_BYTES",
+        &mut config.network.max_frame_bytes,
+        MIN_FRAME_BYTES,
+        MAX_FRAME_BYTES,
+    )?;
+    env.path("RSTMDB_DATA", &mut config.storage.data_dir);
+    env.ranged(
+        "RSTMDB_WAL_SEGMENT_SIZE_MB",
+        &mut config.storage.wal_segment_size_mb,
+        MIN_SEGMENT_MB,
+        MAX_SEGMENT_MB,
+    )?;
+    if let Some(value) = env.get("RSTMDB_FSYNC_POLICY") {
+        config.storage.fsync_policy =
+            FsyncPolicySetting::parse_flag(&value).map_err(|message| ConfigError::Env {
+                var: "RSTMDB_FSYNC_POLICY",
+                value,
+                message,
+            })?;
+    }
+    env.parse(
+        "RSTMDB_MAX_MACHINE_VERSIONS",
+        &mut config.storage.max_machine_versions,
+    )?;
+    env.boolean(
+        "RSTMDB_ALLOW_INSTANCE_RECREATE",
+        &mut config.storage.allow_instance_recreate,
+    )?;
+    env.boolean(
+        "RSTMDB_ALLOW_FLUSH_ALL",
+        &mut config.storage.allow_flush_all,
+    )?;
+    env.parse(
+        "RSTMDB_IDEMPOTENCY_TTL_SECS",
+        &mut config.storage.idempotency_ttl_secs,
+    )?;
+    env.parse(
+        "RSTMDB_IDEMPOTENCY_MAX_ENTRIES",
+        &mut config.storage.idempotency_max_entries,
+    )?;
+    env.boolean("RSTMDB_COMPACT_ENABLED", &mut config.compaction.enabled)?;
+    env.parse(
+        "RSTMDB_COMPACT_EVENTS",
+        &mut config.compaction.events_threshold,
+    )?;
+    env.parse(
+        "RSTMDB_COMPACT_SIZE_MB",
+        &mut config.compaction.size_threshold_mb,
+    )?;
+    env.parse(
+        "RSTMDB_COMPACT_INTERVAL",
+        &mut config.compaction.min_interval_secs,
+    )?;
+    env.boolean("RSTMDB_AUTH_REQUIRED", &mut config.auth.required)?;
+    if let Some(hash) = env.get("RSTMDB_AUTH_TOKEN_HASH").filter(|h| !h.is_empty()) {
+        config.auth.token_hashes.push(hash);
+    }
+    if let Some(path) = env.get("RSTMDB_AUTH_SECRETS_FILE") {
+        config.auth.secrets_file = Some(PathBuf::from(path));
+    }
+    env.boolean("RSTMDB_TLS_ENABLED", &mut config.tls.enabled)?;
+    env.optional_path("RSTMDB_TLS_CERT", &mut config.tls.cert_path);
+    env.optional_path("RSTMDB_TLS_KEY", &mut config.tls.key_path);
+    env.boolean(
+        "RSTMDB_TLS_REQUIRE_CLIENT_CERT",
+        &mut config.tls.require_client_cert,
+    )?;
+    env.optional_path("RSTMDB_TLS_CLIENT_CA", &mut config.tls.client_ca_path);
+    env.boolean("RSTMDB_METRICS_ENABLED", &mut config.metrics.enabled)?;
+    env.parse("RSTMDB_METRICS_BIND", &mut config.metrics.bind_addr)?;
+    Ok(())
+}
+
+/// Parses the boolean forms of spec §9.3 (case-insensitive).
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.lookup)(var)
+    }
+
+    fn parse<T: FromStr>(&self, var: &'static str, slot: &mut T) -> Result<(), ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        if let Some(value) = self.get(var) {
+            *slot = value.parse().map_err(|err: T::Err| ConfigError::Env {
+                var,
+                message: err.to_string(),
+                value,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn ranged(
+        &self,
+        var: &'static str,
+        slot: &mut u64,
+        min: u64,
+        max: u64,
+    ) -> Result<(), ConfigError> {
+        let mut value = *slot;
+        self.parse(var, &mut value)?;
+        if !(min..=max).contains(&value) {
+            return Err(ConfigError::Env {
+                var,
+                value: value.to_string(),
+                message: format!("out of range; accepted: {min} to {max}"),
+            });
+        }
+        *slot = value;
+        Ok(())
+    }
+
+    fn boolean(&self, var: &'static str, slot: &mut bool) -> Result<(), ConfigError> {
+        if let Some(value) = self.get(var) {
+            *slot = parse_bool(&value).ok_or_else(|| ConfigError::Env {
+                var,
+                value,
+                message: "accepted: 1, true, yes, on, 0, false, no, off".to_owned(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn path(&self, var: &str, slot: &mut PathBuf) {
+        if let Some(value) = self.get(var) {
+            *slot = PathBuf::from(value);
+        }
+    }
+
+    fn optional_path(&self, var: &str, slot: &mut Option<PathBuf>) {
+        if let Some(value) = self.get(var) {
+            *slot = Some(PathBuf::from(value));
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The typed configuration tree with the defaults of spec §9.2. Unknown keys are errors
+//! (`deny_unknown_fields`): a typo must never be silently ignored.
+
+use super::fsync::FsyncPolicySetting;
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Smallest and largest accepted `network.max_frame_bytes` (spec §2.4).
+pub const MIN_FRAME_BYTES: u64 = 65_536;
+pub const MAX_FRAME_BYTES: u64 = 16_777_216;
+/// Accepted `storage.wal_segment_size_mb` (spec §9.2; keeps segments below 2^40 bytes).
+pub const MIN_SEGMENT_MB: u64 = 1;
+pub const MAX_SEGMENT_MB: u64 = 65_536;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub network: NetworkConfig,
+    pub storage: StorageConfig,
+    pub compaction: CompactionConfig,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
+    pub metrics: MetricsConfig,
+    pub replication: ReplicationConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub bind_addr: SocketAddr,
+    /// 0 disables the idle timeout (spec §8.4).
+    pub idle_timeout_secs: u64,
+    pub max_connections: u64,
+    #[serde(deserialize_with = "frame_bytes")]
+    pub max_frame_bytes: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 7401)),
+            idle_timeout_secs: 300,
+            max_connections: 1000,
+            max_frame_bytes: MAX_FRAME_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    #[serde(deserialize_with = "segment_mb")]
+    pub wal_segment_size_mb: u64,
+    pub fsync_policy: FsyncPolicySetting,
+    /// 0 means unlimited.
+    pub max_machine_versions: u32,
+    pub allow_instance_recreate: bool,
+    pub allow_flush_all: bool,
+    pub idempotency_ttl_secs: u64,
+    pub idempotency_max_entries: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            wal_segment_size_mb: 64,
+            fsync_policy: FsyncPolicySetting::EveryWrite,
+            max_machine_versions: 0,
+            allow_instance_recreate: true,
+            allow_flush_all: false,
+            idempotency_ttl_secs: 86_400,
+            idempotency_max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    pub enabled: bool,
+    /// Records since the newest checkpoint; 0 turns this trigger off.
+    pub events_threshold: u64,
+    /// Compared with the WAL's total size; 0 turns this trigger off.
+    pub size_threshold_mb: u64,
+    pub min_interval_secs: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            events_threshold: 10_000,
+            size_threshold_mb: 100,
+            min_interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub required: bool,
+    /// SHA-256 hex hashes of accepted bearer tokens (spec §8.1).
+    pub token_hashes: Vec<String>,
+    pub secrets_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    pub require_client_cert: bool,
+    pub client_ca_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub bind_addr: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+/// Accepted for forward compatibility (spec §9.2); only `role = "standalone"` can start.
+/// Other keys in this table are reserved for replication and ignored.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    pub role: String,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            role: "standalone".to_owned(),
+        }
+    }
+}
+
+fn ranged<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} is out of range; accepted: {min} to {max} {unit}"
+        )))
+    }
+}
+
+fn frame_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, MIN_FRAME_BYTES, MAX_FRAME_BYTES, "bytes")
+}
+
+fn segment_mb<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, MIN_SEGMENT_MB, MAX_SEGMENT_MB, "MiB")
+}

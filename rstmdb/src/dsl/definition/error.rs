@@ -1,0 +1,273 @@
+//! Why a definition was refused (§7.3, §7.10), with the wire `details` and a one-line message.
+
+use crate::dsl::guard::{GuardError, GuardErrorKind};
+use serde_json::{Value, json};
+
+/// The `kind` values of an `invalid_definition` error (§7.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DefinitionErrorKind {
+    NotObject,
+    MissingField,
+    WrongType,
+    UnknownInitial,
+    UnknownTarget,
+    UnknownSource,
+    UnreachableTransition,
+}
+
+impl DefinitionErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotObject => "not_object",
+            Self::MissingField => "missing_field",
+            Self::WrongType => "wrong_type",
+            Self::UnknownInitial => "unknown_initial",
+            Self::UnknownTarget => "unknown_target",
+            Self::UnknownSource => "unknown_source",
+            Self::UnreachableTransition => "unreachable_transition",
+        }
+    }
+}
+
+/// Why a definition was refused; the first error found wins (§7.3).
+///
+/// `Display` is the human message of the RCP error (e.g. `invalid guard at /transitions/1/guard,
+/// line 1 column 8: unexpected trailing text 'foo'`); [`DefinitionError::details`] is its
+/// `error.details` object.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DefinitionError {
+    /// `details.reason = "invalid_definition"`.
+    #[error("{}", with_pointer("invalid definition", pointer, &self.problem()))]
+    Invalid {
+        kind: DefinitionErrorKind,
+        /// JSON Pointer relative to the definition; `""` is the definition itself.
+        pointer: String,
+        /// The offending or missing name, for the kinds that have one (§7.10 table).
+        text: Option<String>,
+        /// For `missing_field`: the missing key.
+        field: Option<String>,
+        /// For `unreachable_transition`: the earlier unguarded transition.
+        shadowed_by: Option<usize>,
+    },
+    /// `details.reason = "invalid_guard"`.
+    #[error("invalid guard at {pointer}, line {} column {}: {}",
+        error.line_column(guard).0, error.line_column(guard).1, self.problem())]
+    Guard {
+        pointer: String,
+        guard: String,
+        error: GuardError,
+    },
+}
+
+impl DefinitionError {
+    /// `details.reason`: `"invalid_definition"` or `"invalid_guard"`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid_definition",
+            Self::Guard { .. } => "invalid_guard",
+        }
+    }
+
+    /// `details.kind`, e.g. `"unknown_target"` or `"trailing_input"`.
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            Self::Invalid { kind, .. } => kind.as_str(),
+            Self::Guard { error, .. } => error.kind.as_str(),
+        }
+    }
+
+    /// JSON Pointer to the offending value, relative to the definition.
+    pub fn pointer(&self) -> &str {
+        match self {
+            Self::Invalid { pointer, .. } | Self::Guard { pointer, .. } => pointer,
+        }
+    }
+
+    /// The `error.details` object of §5.3 / §7.10; keys shown as — in the §7.10 table are absent.
+    pub fn details(&self) -> Value {
+        match self {
+            Self::Invalid {
+                kind,
+                pointer,
+                text,
+                field,
+                shadowed_by,
+            } => {
+                let mut details = json!({
+                    "reason": self.reason(),
+                    "kind": kind.as_str(),
+                    "pointer": pointer,
+                });
+                if let Some(text) = text {
+                    details["text"] = json!(text);
+                }
+                if let Some(field) = field {
+                    details["field"] = json!(field);
+                }
+                if let Some(shadowed_by) = shadowed_by {
+                    details["shadowed_by"] = json!(shadowed_by);
+                }
+                details
+            }
+            Self::Guard {
+                pointer,
+                guard,
+                error,
+            } => {
+                let (line, column) = error.line_column(guard);
+                json!({
+                    "reason": self.reason(),
+                    "kind": error.kind.as_str(),
+                    "pointer": pointer,
+                    "guard": guard,
+                    "span": {"offset": error.span.offset, "length": error.span.length},
+                    "line": line,
+                    "column": column,
+                    "text": error.text(guard),
+                })
+            }
+        }
+    }
+}
+
+fn with_pointer(what: &str, pointer: &str, problem: &str) -> String {
+    if pointer.is_empty() {
+        format!("{what}: {problem}")
+    } else {
+        format!("{what} at {pointer}: {problem}")
+    }
+}
+
+impl DefinitionError {
+    /// What is wrong, without the pointer: e.g. `target state 'shiped' is not one of states`
+    /// or `unexpected trailing text 'foo'`.
+    pub fn problem(&self) -> String {
+        let (kind, pointer, text, field, shadowed_by) = match self {
+            Self::Guard { guard, error, .. } => return guard_problem(error, guard),
+            Self::Invalid {
+                kind,
+                pointer,
+                text,
+                field,
+                shadowed_by,
+            } => (kind, pointer, text, field, shadowed_by),
+        };
+        let name = text.as_deref().unwrap_or_default();
+        match kind {
+            DefinitionErrorKind::NotObject => "the definition must be a JSON object".to_owned(),
+            DefinitionErrorKind::MissingField => {
+                format!("missing field '{}'", field.as_deref().unwrap_or(name))
+            }
+            DefinitionErrorKind::WrongType => {
+                format!("wrong type, expected {}", expected_type(pointer))
+            }
+            DefinitionErrorKind::UnknownInitial => {
+                format!("initial state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnknownTarget => {
+                format!("target state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnknownSource => {
+                format!("source state '{name}' is not one of states")
+            }
+            DefinitionErrorKind::UnreachableTransition => match shadowed_by {
+                Some(j) => format!(
+                    "unreachable transition: transition {j} has the same event and source and no guard"
+                ),
+                None => "unreachable transition".to_owned(),
+            },
+        }
+    }
+}
+
+/// What a `wrong_type` pointer should have held. The shape pass only reports these pointers
+/// (§7.10 table), so the last one or two tokens identify the slot.
+pub fn expected_type(pointer: &str) -> &'static str {
+    let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+    let is_index = |token: &str| !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    match tokens.as_slice() {
+        ["states"] => "an array of state names",
+        ["states", _] | ["initial"] => "a string",
+        ["transitions"] => "an array of transitions",
+        ["transitions", i] if is_index(i) => "a transition object",
+        ["transitions", _, "from"] => "a string or an array of strings",
+        ["transitions", _, "from", _] | ["transitions", _, "event" | "to"] => "a string",
+        ["transitions", _, "guard"] => "a string or null",
+        _ => "another type",
+    }
+}
+
+/// A short description of a guard parse error, naming the offending text (§7.10 example:
+/// `unexpected trailing text 'foo'`).
+pub fn guard_problem(error: &GuardError, guard: &str) -> String {
+    let text = error.text(guard);
+    let found = if text.is_empty() {
+        "the end of the guard".to_owned()
+    } else {
+        format!("'{text}'")
+    };
+    match error.kind {
+        GuardErrorKind::EmptyGuard => "the guard is empty".to_owned(),
+        GuardErrorKind::ExpectedPath => {
+            format!("expected a path such as ctx.name or payload.name, found {found}")
+        }
+        GuardErrorKind::EmptySegment => "empty path segment after '.'".to_owned(),
+        GuardErrorKind::ExpectedLiteral => {
+            format!("expected a literal (string, number, true, false or null), found {found}")
+        }
+        GuardErrorKind::ExpectedNumber => format!("expected a number, found {found}"),
+        GuardErrorKind::InvalidLiteral => format!("invalid literal {found}"),
+        GuardErrorKind::InvalidNumber => format!("invalid number {found}"),
+        GuardErrorKind::UnterminatedString => "unterminated string".to_owned(),
+        GuardErrorKind::InvalidEscape => format!("invalid escape {found}"),
+        GuardErrorKind::ExpectedRparen => format!("expected ')', found {found}"),
+        GuardErrorKind::TrailingInput => format!("unexpected trailing text {found}"),
+        GuardErrorKind::TooDeep => "nesting deeper than 64 levels".to_owned(),
+    }
+}
+
+/// Constructors used by the validation passes, so every error carries exactly the keys of its
+/// row in the §7.10 table.
+impl DefinitionError {
+    pub(super) fn not_object() -> Self {
+        Self::invalid(DefinitionErrorKind::NotObject, String::new(), None)
+    }
+
+    pub(super) fn missing_field(object_pointer: String, field: &str) -> Self {
+        Self::Invalid {
+            kind: DefinitionErrorKind::MissingField,
+            pointer: object_pointer,
+            text: Some(field.to_owned()),
+            field: Some(field.to_owned()),
+            shadowed_by: None,
+        }
+    }
+
+    pub(super) fn wrong_type(pointer: String) -> Self {
+        Self::invalid(DefinitionErrorKind::WrongType, pointer, None)
+    }
+
+    pub(super) fn unknown_state(kind: DefinitionErrorKind, pointer: String, name: &str) -> Self {
+        Self::invalid(kind, pointer, Some(name.to_owned()))
+    }
+
+    pub(super) fn unreachable(transition: usize, shadowed_by: usize) -> Self {
+        Self::Invalid {
+            kind: DefinitionErrorKind::UnreachableTransition,
+            pointer: format!("/transitions/{transition}"),
+            text: None,
+            field: None,
+            shadowed_by: Some(shadowed_by),
+        }
+    }
+
+    fn invalid(kind: DefinitionErrorKind, pointer: String, text: Option<String>) -> Self {
+        Self::Invalid {
+            kind,
+            pointer,
+            text,
+            field: None,
+            shadowed_by: None,
+        }
+    }
+}
