@@ -37,7 +37,10 @@ fn the_worked_example_pay_merges_the_payload_and_echoes_the_event_id() {
     assert_eq!(view["state"], "paid");
     assert_eq!(view["last_event_id"], "evt-1");
     assert_eq!(view["last_wal_offset"], offset);
-    assert_eq!(view["ctx"], json!({"customer":"alice","amount":42.5,"ready":true}));
+    assert_eq!(
+        view["ctx"],
+        json!({"customer":"alice","amount":42.5,"ready":true})
+    );
     let entry = serde_json::to_value(executed.record.as_ref().unwrap()).unwrap();
     assert_eq!(
         entry,
@@ -51,7 +54,11 @@ fn the_worked_example_pay_merges_the_payload_and_echoes_the_event_id() {
 #[test]
 fn the_merge_is_shallow_and_null_sets_null() {
     let mut h = Harness::with_defaults();
-    h.ok(put("loop", 1, json!({"states":["s"],"initial":"s","transitions":[{"from":"s","event":"E","to":"s"}]})));
+    h.ok(put(
+        "loop",
+        1,
+        json!({"states":["s"],"initial":"s","transitions":[{"from":"s","event":"E","to":"s"}]}),
+    ));
     let mut cmd = create("loop", 1, "i");
     cmd.initial_ctx = Some(object(json!({"b":{"x":1},"k":1})));
     h.ok(Command::CreateInstance(cmd));
@@ -59,14 +66,22 @@ fn the_merge_is_shallow_and_null_sets_null() {
         payload: Some(object(json!({"b":{"y":2},"c":3}))),
         ..apply("i", "E")
     }));
-    assert_eq!(result["ctx"], json!({"b":{"y":2},"c":3,"k":1}), "the §6.6 example");
+    assert_eq!(
+        result["ctx"],
+        json!({"b":{"y":2},"c":3,"k":1}),
+        "the §6.6 example"
+    );
     let result = h.ok(Command::ApplyEvent(ApplyEvent {
         payload: Some(object(json!({"k":null}))),
         ..apply("i", "E")
     }));
     assert_eq!(result["ctx"], json!({"b":{"y":2},"c":3,"k":null}));
     let result = h.ok(Command::ApplyEvent(apply("i", "E")));
-    assert_eq!(result["ctx"], json!({"b":{"y":2},"c":3,"k":null}), "no payload: unchanged");
+    assert_eq!(
+        result["ctx"],
+        json!({"b":{"y":2},"c":3,"k":null}),
+        "no payload: unchanged"
+    );
     let record = serde_json::to_value(&h.records.last().unwrap().0).unwrap();
     assert_eq!(record["payload"], Value::Null);
 }
@@ -94,7 +109,11 @@ fn guards_read_ctx_before_the_merge() {
 fn the_first_passing_candidate_in_definition_order_wins() {
     let mut h = Harness::with_defaults();
     h.ok(put("review", 1, review()));
-    for (id, score, expected) in [("a", 90, "approved"), ("b", 60, "manual"), ("c", 10, "rejected")] {
+    for (id, score, expected) in [
+        ("a", 90, "approved"),
+        ("b", 60, "manual"),
+        ("c", 10, "rejected"),
+    ] {
         h.ok(Command::CreateInstance(create("review", 1, id)));
         let result = h.ok(Command::ApplyEvent(ApplyEvent {
             payload: Some(object(json!({"score":score}))),
@@ -104,7 +123,10 @@ fn the_first_passing_candidate_in_definition_order_wins() {
     }
     // No payload: both guards fail and the unguarded fallback applies.
     h.ok(Command::ApplyEvent(apply("a", "REOPEN")));
-    assert_eq!(h.ok(Command::ApplyEvent(apply("a", "DECIDE")))["to_state"], "rejected");
+    assert_eq!(
+        h.ok(Command::ApplyEvent(apply("a", "DECIDE")))["to_state"],
+        "rejected"
+    );
 }
 
 #[test]
@@ -181,16 +203,32 @@ fn expected_wal_offset_is_compared_with_last_wal_offset() {
     }));
     assert_eq!(ok["applied"], true);
     let entry = serde_json::to_value(&h.records.last().unwrap().0).unwrap();
-    assert_eq!((entry["expected_state"].clone(), entry["expected_wal_offset"].clone()), (json!("created"), json!(last)));
+    assert_eq!(
+        (
+            entry["expected_state"].clone(),
+            entry["expected_wal_offset"].clone()
+        ),
+        (json!("created"), json!(last))
+    );
 }
 
 #[test]
 fn last_event_id_follows_the_latest_apply() {
     let mut h = Harness::with_defaults();
-    h.ok(put("loop", 1, json!({"states":["s"],"initial":"s","transitions":[{"from":"s","event":"E","to":"s"}]})));
+    h.ok(put(
+        "loop",
+        1,
+        json!({"states":["s"],"initial":"s","transitions":[{"from":"s","event":"E","to":"s"}]}),
+    ));
     h.ok(Command::CreateInstance(create("loop", 1, "i")));
-    h.ok(Command::ApplyEvent(ApplyEvent { event_id: Some("e1".into()), ..apply("i", "E") }));
-    assert_eq!(h.engine.get_instance("i").unwrap().last_event_id.as_deref(), Some("e1"));
+    h.ok(Command::ApplyEvent(ApplyEvent {
+        event_id: Some("e1".into()),
+        ..apply("i", "E")
+    }));
+    assert_eq!(
+        h.engine.get_instance("i").unwrap().last_event_id.as_deref(),
+        Some("e1")
+    );
     let result = h.ok(Command::ApplyEvent(apply("i", "E")));
     assert!(result.get("event_id").is_none());
     assert_eq!(h.engine.get_instance("i").unwrap().last_event_id, None);

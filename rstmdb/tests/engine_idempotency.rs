@@ -46,7 +46,9 @@ fn a_create_replay_returns_the_original_result_and_writes_nothing() {
     let records = h.records.len();
     // A retry without an id gets a new generated id from the server: still a replay, and it
     // returns the id generated the first time. Key order does not matter.
-    let replay = h.run(keyed_create(generated("gen-2"), json!({"b":2,"a":1}), "k")).unwrap();
+    let replay = h
+        .run(keyed_create(generated("gen-2"), json!({"b":2,"a":1}), "k"))
+        .unwrap();
     assert_eq!(replay.wal_offset, None);
     let mut expected = first.clone();
     expected["applied"] = json!(false);
@@ -54,7 +56,11 @@ fn a_create_replay_returns_the_original_result_and_writes_nothing() {
     assert_eq!(h.records.len(), records);
     assert!(h.engine.get_instance("gen-2").is_err());
     // A retry that names the recorded id is the same request too.
-    let named = h.ok(keyed_create(InstanceIdChoice::Given("gen-1".into()), json!({"a":1,"b":2}), "k"));
+    let named = h.ok(keyed_create(
+        InstanceIdChoice::Given("gen-1".into()),
+        json!({"a":1,"b":2}),
+        "k",
+    ));
     assert_eq!(named, expected);
 }
 
@@ -100,7 +106,10 @@ fn create_keys_are_checked_before_the_instance_and_survive_delete() {
     h.ok(keyed_create(given.clone(), json!({}), "k"));
     h.ok(delete("x"));
     assert_eq!(h.ok(keyed_create(given, json!({}), "k"))["applied"], false);
-    assert!(h.engine.get_instance("x").is_err(), "the replay did not re-create it");
+    assert!(
+        h.engine.get_instance("x").is_err(),
+        "the replay did not re-create it"
+    );
 }
 
 #[test]
@@ -134,12 +143,30 @@ fn an_apply_key_reused_with_any_compared_field_changed_is_a_conflict() {
     };
     let offset = h.ok(Command::ApplyEvent(base.clone()))["wal_offset"].clone();
     let variants = [
-        ApplyEvent { event: "REOPEN".into(), ..base.clone() },
-        ApplyEvent { payload: None, ..base.clone() },
-        ApplyEvent { payload: Some(object(json!({"score":90.0}))), ..base.clone() },
-        ApplyEvent { expected_state: None, ..base.clone() },
-        ApplyEvent { expected_wal_offset: Some(1), ..base.clone() },
-        ApplyEvent { event_id: Some("other".into()), ..base.clone() },
+        ApplyEvent {
+            event: "REOPEN".into(),
+            ..base.clone()
+        },
+        ApplyEvent {
+            payload: None,
+            ..base.clone()
+        },
+        ApplyEvent {
+            payload: Some(object(json!({"score":90.0}))),
+            ..base.clone()
+        },
+        ApplyEvent {
+            expected_state: None,
+            ..base.clone()
+        },
+        ApplyEvent {
+            expected_wal_offset: Some(1),
+            ..base.clone()
+        },
+        ApplyEvent {
+            event_id: Some("other".into()),
+            ..base.clone()
+        },
     ];
     for variant in variants {
         let error = h.err(Command::ApplyEvent(variant));
@@ -161,7 +188,10 @@ fn apply_and_delete_share_one_namespace_per_instance() {
         json!({"code":"CONFLICT","details":{"reason":"idempotency_key_reused","idempotency_key":"k","original_wal_offset":offset}})
     );
     // The same key on another instance is another key.
-    assert_eq!(h.ok(Command::ApplyEvent(keyed_apply("b", "PAY", "k")))["applied"], true);
+    assert_eq!(
+        h.ok(Command::ApplyEvent(keyed_apply("b", "PAY", "k")))["applied"],
+        true
+    );
     // A create key lives in the global scope, apart from the instance scopes.
     let mut c = create("order", 1, "c");
     c.idempotency_key = Some("k".into());
@@ -209,10 +239,12 @@ fn an_expired_key_executes_anew() {
         ..EngineConfig::default()
     });
     let t = h.engine.last_timestamp_ms();
-    h.run_at(Command::CreateInstance(create("review", 1, "r")), t).unwrap();
+    h.run_at(Command::CreateInstance(create("review", 1, "r")), t)
+        .unwrap();
     let cmd = Command::ApplyEvent(keyed_apply("r", "DECIDE", "k"));
     h.run_at(cmd.clone(), t).unwrap();
-    h.run_at(Command::ApplyEvent(apply("r", "REOPEN")), t).unwrap();
+    h.run_at(Command::ApplyEvent(apply("r", "REOPEN")), t)
+        .unwrap();
     let replay = h.run_at(cmd.clone(), t + 999).unwrap();
     assert!(replay.wal_offset.is_none(), "still known 999 ms later");
     let anew = h.run_at(cmd, t + 1_000).unwrap();
@@ -236,7 +268,10 @@ fn the_oldest_keys_are_evicted_beyond_the_maximum() {
     // k0 was evicted: the same request runs again and meets the live instance.
     let mut again = create("order", 1, "a");
     again.idempotency_key = Some("k0".into());
-    assert_eq!(h.err(Command::CreateInstance(again)).code(), "INSTANCE_EXISTS");
+    assert_eq!(
+        h.err(Command::CreateInstance(again)).code(),
+        "INSTANCE_EXISTS"
+    );
     let mut kept = create("order", 1, "c");
     kept.idempotency_key = Some("k2".into());
     assert_eq!(h.ok(Command::CreateInstance(kept))["applied"], false);
@@ -258,11 +293,21 @@ fn flush_all_erases_everything_including_keys_and_tombstones() {
     h.ok(delete("gone"));
     h.engine.drop_deleted();
     let result = h.ok(Command::FlushAll);
-    assert_eq!(result, json!({"flushed":true,"instances_removed":2,"machines_removed":2}));
+    assert_eq!(
+        result,
+        json!({"flushed":true,"instances_removed":2,"machines_removed":2})
+    );
     assert_eq!(h.engine.live_instance_count(), 0);
     assert_eq!(h.engine.list_machines().items.len(), 0);
     assert_eq!(h.engine.idempotency_key_count(), 0);
     h.ok(put("order", 1, order_v1()));
-    assert_eq!(h.ok(Command::CreateInstance(c))["applied"], true, "the key is unknown again");
-    assert_eq!(h.ok(Command::CreateInstance(create("order", 1, "gone")))["applied"], true);
+    assert_eq!(
+        h.ok(Command::CreateInstance(c))["applied"],
+        true,
+        "the key is unknown again"
+    );
+    assert_eq!(
+        h.ok(Command::CreateInstance(create("order", 1, "gone")))["applied"],
+        true
+    );
 }

@@ -4,9 +4,7 @@
 mod engine_support;
 
 use engine_support::{Harness, apply, create, delete, object, order_v1, put, wire};
-use rstmdb::engine::{
-    Command, CreateInstance, EngineConfig, InstanceIdChoice, ListInstancesQuery,
-};
+use rstmdb::engine::{Command, CreateInstance, EngineConfig, InstanceIdChoice, ListInstancesQuery};
 use serde_json::json;
 
 fn with_order(config: EngineConfig) -> Harness {
@@ -49,8 +47,15 @@ fn a_generated_id_is_used_when_none_was_given() {
     let mut cmd = create("order", 1, "");
     cmd.instance_id = InstanceIdChoice::Generated("9b21ea07-0156-426c-b4b5-ea6f35749410".into());
     let result = h.ok(Command::CreateInstance(cmd));
-    assert_eq!(result["instance_id"], "9b21ea07-0156-426c-b4b5-ea6f35749410");
-    assert!(h.engine.get_instance("9b21ea07-0156-426c-b4b5-ea6f35749410").is_ok());
+    assert_eq!(
+        result["instance_id"],
+        "9b21ea07-0156-426c-b4b5-ea6f35749410"
+    );
+    assert!(
+        h.engine
+            .get_instance("9b21ea07-0156-426c-b4b5-ea6f35749410")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -140,14 +145,25 @@ fn re_creating_a_deleted_id_is_instance_exists_when_disabled() {
     });
     h.ok(Command::CreateInstance(create("order", 1, "x")));
     let deleted_at = h.ok(delete("x"))["wal_offset"].clone();
-    assert_eq!(h.err(Command::CreateInstance(create("order", 1, "x"))).code(), "INSTANCE_EXISTS");
+    assert_eq!(
+        h.err(Command::CreateInstance(create("order", 1, "x")))
+            .code(),
+        "INSTANCE_EXISTS"
+    );
     // A checkpoint keeps a tombstone: the id stays reserved and repeats keep answering.
     h.engine.drop_deleted();
-    assert_eq!(h.err(Command::CreateInstance(create("order", 1, "x"))).code(), "INSTANCE_EXISTS");
+    assert_eq!(
+        h.err(Command::CreateInstance(create("order", 1, "x")))
+            .code(),
+        "INSTANCE_EXISTS"
+    );
     let repeat = h.ok(delete("x"));
     assert_eq!(repeat["wal_offset"], deleted_at);
     assert_eq!(repeat["applied"], false);
-    assert_eq!(h.engine.get_instance("x").unwrap_err().code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(
+        h.engine.get_instance("x").unwrap_err().code(),
+        "INSTANCE_NOT_FOUND"
+    );
 }
 
 #[test]
@@ -157,7 +173,10 @@ fn after_a_checkpoint_a_deleted_instance_disappears_when_re_creation_is_allowed(
     h.ok(delete("x"));
     h.engine.drop_deleted();
     assert_eq!(h.err(delete("x")).code(), "INSTANCE_NOT_FOUND");
-    assert_eq!(h.ok(Command::CreateInstance(create("order", 1, "x")))["applied"], true);
+    assert_eq!(
+        h.ok(Command::CreateInstance(create("order", 1, "x")))["applied"],
+        true
+    );
 }
 
 #[test]
@@ -167,7 +186,8 @@ fn timestamps_never_go_back_and_updated_at_follows_each_change() {
     h.run_at(Command::CreateInstance(create("order", 1, "x")), t0 + 100)
         .unwrap();
     // The clock went back: the record reuses the previous timestamp (§6.5).
-    h.run_at(Command::ApplyEvent(apply("x", "PAY")), t0 + 50).unwrap();
+    h.run_at(Command::ApplyEvent(apply("x", "PAY")), t0 + 50)
+        .unwrap();
     let view = h.engine.get_instance("x").unwrap();
     assert_eq!((view.created_at, view.updated_at), (t0 + 100, t0 + 100));
     assert_eq!(h.records[2].0.timestamp(), t0 + 100);
@@ -208,37 +228,84 @@ fn list_instances_pages_in_id_byte_order_with_filters_and_totals() {
 
     let all = list(&h, ListInstancesQuery::default());
     assert_eq!(ids(&all), ["Z", "a", "aa", "b", "c", "é"]);
-    assert_eq!((all["total"].as_u64(), all["has_more"].as_bool()), (Some(6), Some(false)));
+    assert_eq!(
+        (all["total"].as_u64(), all["has_more"].as_bool()),
+        (Some(6), Some(false))
+    );
 
-    let order = ListInstancesQuery { machine: Some("order".into()), ..Default::default() };
+    let order = ListInstancesQuery {
+        machine: Some("order".into()),
+        ..Default::default()
+    };
     assert_eq!(list(&h, order)["total"], 5);
-    let paid = ListInstancesQuery { state: Some("paid".into()), ..Default::default() };
+    let paid = ListInstancesQuery {
+        state: Some("paid".into()),
+        ..Default::default()
+    };
     let page = list(&h, paid);
-    assert_eq!((ids(&page), page["total"].clone()), (vec!["aa".to_owned(), "c".to_owned()], json!(2)));
+    assert_eq!(
+        (ids(&page), page["total"].clone()),
+        (vec!["aa".to_owned(), "c".to_owned()], json!(2))
+    );
     let both = ListInstancesQuery {
         machine: Some("order".into()),
         state: Some("paid".into()),
         ..Default::default()
     };
     assert_eq!(ids(&list(&h, both)), ["c"]);
-    let unknown = ListInstancesQuery { machine: Some("ghost".into()), ..Default::default() };
+    let unknown = ListInstancesQuery {
+        machine: Some("ghost".into()),
+        ..Default::default()
+    };
     assert_eq!(list(&h, unknown)["total"], 0);
 
-    let first = ListInstancesQuery { limit: 2, ..Default::default() };
+    let first = ListInstancesQuery {
+        limit: 2,
+        ..Default::default()
+    };
     let page = list(&h, first);
-    assert_eq!((ids(&page), page["has_more"].clone()), (vec!["Z".to_owned(), "a".to_owned()], json!(true)));
-    let next = ListInstancesQuery { limit: 2, after: Some("a".into()), ..Default::default() };
+    assert_eq!(
+        (ids(&page), page["has_more"].clone()),
+        (vec!["Z".to_owned(), "a".to_owned()], json!(true))
+    );
+    let next = ListInstancesQuery {
+        limit: 2,
+        after: Some("a".into()),
+        ..Default::default()
+    };
     let page = list(&h, next);
     assert_eq!(ids(&page), ["aa", "b"]);
     assert_eq!(page["total"], 6, "total ignores after, offset and limit");
-    let skipped = ListInstancesQuery { limit: 2, offset: 1, after: Some("a".into()), ..Default::default() };
+    let skipped = ListInstancesQuery {
+        limit: 2,
+        offset: 1,
+        after: Some("a".into()),
+        ..Default::default()
+    };
     assert_eq!(ids(&list(&h, skipped)), ["b", "c"]);
-    let last = ListInstancesQuery { limit: 2, after: Some("c".into()), ..Default::default() };
+    let last = ListInstancesQuery {
+        limit: 2,
+        after: Some("c".into()),
+        ..Default::default()
+    };
     let page = list(&h, last);
-    assert_eq!((ids(&page), page["has_more"].clone()), (vec!["é".to_owned()], json!(false)));
-    let empty = ListInstancesQuery { limit: 0, ..Default::default() };
+    assert_eq!(
+        (ids(&page), page["has_more"].clone()),
+        (vec!["é".to_owned()], json!(false))
+    );
+    let empty = ListInstancesQuery {
+        limit: 0,
+        ..Default::default()
+    };
     let page = list(&h, empty);
-    assert_eq!((ids(&page).len(), page["has_more"].clone(), page["total"].clone()), (0, json!(true), json!(6)));
+    assert_eq!(
+        (
+            ids(&page).len(),
+            page["has_more"].clone(),
+            page["total"].clone()
+        ),
+        (0, json!(true), json!(6))
+    );
 }
 
 #[test]
@@ -268,7 +335,10 @@ fn list_limit_is_capped_at_one_thousand() {
         limit: u32::MAX,
         ..Default::default()
     });
-    assert_eq!((page.instances.len(), page.has_more, page.total), (1_000, true, 1_005));
+    assert_eq!(
+        (page.instances.len(), page.has_more, page.total),
+        (1_000, true, 1_005)
+    );
 }
 
 #[test]

@@ -119,7 +119,10 @@ fn get_machine_returns_the_normalised_definition() {
             {"from":["created"],"event":"PAY","to":"paid"},
             {"from":["paid"],"event":"SHIP","to":"shipped","guard":"ctx.ready"}]},"checksum":"eef67bea"})
     );
-    assert_eq!(h.engine.machine_definition_as_received("order", 1), Some(&order_v1()));
+    assert_eq!(
+        h.engine.machine_definition_as_received("order", 1),
+        Some(&order_v1())
+    );
 }
 
 #[test]
@@ -138,7 +141,13 @@ fn get_machine_of_an_unknown_name_or_version_is_machine_not_found() {
 #[test]
 fn list_machines_sorts_names_by_bytes_and_versions_ascending() {
     let mut h = Harness::with_defaults();
-    for (name, version) in [("order", 2), ("Zeta", 1), ("order", 0), ("alpha", 9), ("order", 1)] {
+    for (name, version) in [
+        ("order", 2),
+        ("Zeta", 1),
+        ("order", 0),
+        ("alpha", 9),
+        ("order", 1),
+    ] {
         h.ok(put(name, version, order_v1()));
     }
     assert_eq!(

@@ -62,18 +62,24 @@ fn replay_takes_the_outcome_from_the_record_without_evaluating_guards() {
     });
     engine.apply_record(&record, h.next_offset).unwrap();
     let view = engine.get_instance("o").unwrap();
-    assert_eq!((view.state.as_str(), view.ctx.get()), ("shipped", r#"{"from":"record"}"#));
+    assert_eq!(
+        (view.state.as_str(), view.ctx.get()),
+        ("shipped", r#"{"from":"record"}"#)
+    );
 }
 
 #[test]
 fn a_record_that_does_not_fit_the_state_is_refused_and_changes_nothing() {
     let mut engine = Engine::new(EngineConfig::default());
-    let record: Record = serde_json::from_value(json!({"type":"delete_instance","instance_id":"x","timestamp":5}))
-        .unwrap();
+    let record: Record =
+        serde_json::from_value(json!({"type":"delete_instance","instance_id":"x","timestamp":5}))
+            .unwrap();
     let before = engine.encode_snapshot();
     assert_eq!(
         engine.apply_record(&record, 1 << 40),
-        Err(ReplayError::UnknownInstance { instance_id: "x".into() })
+        Err(ReplayError::UnknownInstance {
+            instance_id: "x".into()
+        })
     );
     let create: Record = serde_json::from_value(json!({"type":"create_instance","instance_id":"x",
         "machine":"m","version":1,"initial_state":"a","initial_ctx":{},"timestamp":5}))

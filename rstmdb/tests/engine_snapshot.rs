@@ -14,7 +14,12 @@ fn populated() -> Harness {
     h.ok(put("order", 1, order_v1()));
     h.ok(put("review", 0, review()));
     for i in 0..20 {
-        let mut c = create(if i % 2 == 0 { "order" } else { "review" }, i % 2, &format!("id-{i}"));
+        let (machine, version) = if i % 2 == 0 {
+            ("order", 1)
+        } else {
+            ("review", 0)
+        };
+        let mut c = create(machine, version, &format!("id-{i}"));
         c.initial_ctx = Some(object(json!({"i": i, "nested": {"a": [1, 2.5, null]}})));
         c.idempotency_key = (i % 3 == 0).then(|| format!("c{i}"));
         h.ok(Command::CreateInstance(c));
@@ -48,9 +53,15 @@ fn a_snapshot_round_trip_keeps_the_whole_state() {
     assert_eq!(decoded.encode_snapshot(), bytes);
     assert_eq!(decoded.state_counts(), h.engine.state_counts());
     assert_eq!(decoded.last_timestamp_ms(), h.engine.last_timestamp_ms());
-    assert_eq!(decoded.idempotency_key_count(), h.engine.idempotency_key_count());
+    assert_eq!(
+        decoded.idempotency_key_count(),
+        h.engine.idempotency_key_count()
+    );
     let query = ListInstancesQuery::default();
-    assert_eq!(decoded.list_instances(&query), h.engine.list_instances(&query));
+    assert_eq!(
+        decoded.list_instances(&query),
+        h.engine.list_instances(&query)
+    );
     let view = |e: &Engine| serde_json::to_value(e.get_instance("id-0").unwrap()).unwrap();
     assert_eq!(view(&decoded), view(&h.engine));
     assert_eq!(decoded.list_machines(), h.engine.list_machines());
@@ -94,7 +105,10 @@ fn damaged_snapshots_are_refused_without_panicking() {
     let bytes = h.engine.encode_snapshot();
     let config = h.engine.config().clone();
     for len in (0..bytes.len()).step_by(7) {
-        assert!(Engine::decode_snapshot(config.clone(), &bytes[..len]).is_err(), "prefix {len}");
+        assert!(
+            Engine::decode_snapshot(config.clone(), &bytes[..len]).is_err(),
+            "prefix {len}"
+        );
     }
     let mut trailing = bytes.clone();
     trailing.push(0);

@@ -18,11 +18,16 @@ fn the_atomic_batch_example_leaves_no_trace() {
     let mut h = harness(EngineConfig::default());
     let before = h.engine.encode_snapshot();
     // §4.15: CREATE order-9, then APPLY SHIP fails; the batch undoes the create.
-    let created = h.run(Command::CreateInstance(create("order", 1, "order-9"))).unwrap();
+    let created = h
+        .run(Command::CreateInstance(create("order", 1, "order-9")))
+        .unwrap();
     let error = h.err(Command::ApplyEvent(apply("order-9", "SHIP")));
     assert_eq!(error.reason(), "no_transition");
     h.undo_all(vec![created]);
-    assert_eq!(h.engine.get_instance("order-9").unwrap_err().code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(
+        h.engine.get_instance("order-9").unwrap_err().code(),
+        "INSTANCE_NOT_FOUND"
+    );
     assert_eq!(h.engine.encode_snapshot(), before);
     assert_eq!(h.engine.live_instance_count(), 0);
 }
@@ -83,11 +88,9 @@ fn a_refused_record_changes_nothing_and_records_no_key() {
         idempotency_key: Some("k".into()),
         ..apply("o", "PAY")
     });
-    let refused = h
-        .engine
-        .execute(&cmd, h.now_ms + 50, |record: &Record| {
-            Err::<u64, _>(serde_json::to_vec(record).unwrap().len())
-        });
+    let refused = h.engine.execute(&cmd, h.now_ms + 50, |record: &Record| {
+        Err::<u64, _>(serde_json::to_vec(record).unwrap().len())
+    });
     match refused {
         Err(ExecuteError::Assign(size)) => assert!(size > 100),
         other => panic!("expected a refusal, got {other:?}"),

@@ -45,12 +45,14 @@ impl Harness {
     pub fn run_at(&mut self, command: Command, now_ms: i64) -> Result<Executed, ApplyError> {
         let offset = self.next_offset;
         let mut written = None;
-        let executed = self
-            .engine
-            .execute(&command, now_ms, |record: &Record| -> Result<u64, Infallible> {
+        let executed = self.engine.execute(
+            &command,
+            now_ms,
+            |record: &Record| -> Result<u64, Infallible> {
                 written = Some(record.clone());
                 Ok(offset)
-            });
+            },
+        );
         match executed {
             Ok(executed) => {
                 if let Some(record) = written {
