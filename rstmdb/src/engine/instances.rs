@@ -139,19 +139,15 @@ impl Instances {
         &self.counts
     }
 
-    /// Builds the table from instances already sorted by id (snapshot decode): a bulk build
-    /// is much faster than one insert per instance.
-    pub fn from_sorted(
-        instances: Vec<(Box<str>, Instance)>,
-        tombstones: Vec<(Box<str>, u64)>,
+    /// Builds the table from decoded parts (snapshot decode); `counts` must match `by_id`.
+    pub fn from_parts(
+        by_id: BTreeMap<Box<str>, Instance>,
+        tombstones: BTreeMap<Box<str>, u64>,
+        counts: StateCounts,
     ) -> Instances {
-        let mut counts = StateCounts::default();
-        for (_, instance) in instances.iter().filter(|(_, i)| i.is_live()) {
-            counts.add(instance.count_key());
-        }
         Instances {
-            by_id: instances.into_iter().collect(),
-            tombstones: tombstones.into_iter().collect(),
+            by_id,
+            tombstones,
             counts,
         }
     }
