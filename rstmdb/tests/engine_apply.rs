@@ -233,3 +233,14 @@ fn last_event_id_follows_the_latest_apply() {
     assert!(result.get("event_id").is_none());
     assert_eq!(h.engine.get_instance("i").unwrap().last_event_id, None);
 }
+
+#[test]
+fn an_unknown_instance_is_reported_before_concurrency_checks() {
+    let mut h = order_with("x", json!({}));
+    let error = h.err(Command::ApplyEvent(ApplyEvent {
+        expected_state: Some("nope".into()),
+        expected_wal_offset: Some(1),
+        ..apply("zz", "PAY")
+    }));
+    assert_eq!(error.reason(), "instance_not_found");
+}

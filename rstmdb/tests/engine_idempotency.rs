@@ -311,3 +311,20 @@ fn flush_all_erases_everything_including_keys_and_tombstones() {
         true
     );
 }
+
+#[test]
+fn instance_keys_survive_delete_and_re_create() {
+    let mut h = harness(EngineConfig::default());
+    h.ok(Command::CreateInstance(create("order", 1, "x")));
+    let first = h.ok(Command::ApplyEvent(keyed_apply("x", "PAY", "k")));
+    h.ok(delete("x"));
+    h.ok(Command::CreateInstance(create("order", 1, "x")));
+    let replay = h.ok(Command::ApplyEvent(keyed_apply("x", "PAY", "k")));
+    assert_eq!(replay["wal_offset"], first["wal_offset"]);
+    assert_eq!(replay["applied"], false);
+    assert_eq!(
+        h.engine.get_instance("x").unwrap().state,
+        "created",
+        "the replay changed nothing"
+    );
+}

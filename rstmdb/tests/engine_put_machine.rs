@@ -169,3 +169,19 @@ fn flush_all_is_refused_while_disabled() {
     );
     assert_eq!(h.engine.machine_version_count(), 1);
 }
+
+#[test]
+fn validation_comes_before_the_existing_version_check() {
+    let mut h = Harness::with_defaults();
+    h.ok(put("order", 1, order_v1()));
+    let error = h.err(put(
+        "order",
+        1,
+        json!({"states":["a"],"initial":"b","transitions":[]}),
+    ));
+    assert_eq!(
+        wire(&error),
+        json!({"code":"BAD_REQUEST","details":{"reason":"invalid_definition","kind":"unknown_initial",
+            "pointer":"/initial","text":"b"}})
+    );
+}

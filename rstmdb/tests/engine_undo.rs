@@ -116,3 +116,26 @@ fn commands_that_write_nothing_never_call_assign() {
         h.engine.undo(executed.undo);
     }
 }
+
+#[test]
+fn within_a_batch_a_repeated_key_is_a_replay_and_undo_forgets_the_key() {
+    let mut h = harness(EngineConfig::default());
+    let before = h.engine.encode_snapshot();
+    let mut keyed = create("order", 1, "a");
+    keyed.idempotency_key = Some("k".into());
+    let first = h.run(Command::CreateInstance(keyed.clone())).unwrap();
+    let second = h.run(Command::CreateInstance(keyed.clone())).unwrap();
+    assert_eq!(
+        second.wal_offset, None,
+        "the second sub-op replays the first"
+    );
+    let mut conflicting = keyed.clone();
+    conflicting.version = 2;
+    assert_eq!(
+        h.err(Command::CreateInstance(conflicting)).reason(),
+        "idempotency_key_reused"
+    );
+    h.undo_all(vec![first, second]);
+    assert_eq!(h.engine.encode_snapshot(), before);
+    assert_eq!(h.ok(Command::CreateInstance(keyed))["applied"], true);
+}

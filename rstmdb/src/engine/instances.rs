@@ -156,3 +156,23 @@ impl Instances {
         self.by_id.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Instance;
+
+    #[test]
+    fn an_instance_record_stays_small() {
+        // Millions of these live in memory: ids and ctx are separate allocations, everything
+        // else fits in 80 bytes (the memory bench measures the whole cost).
+        assert!(
+            std::mem::size_of::<Instance>() <= 80,
+            "{}",
+            std::mem::size_of::<Instance>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Instance>>(),
+            std::mem::size_of::<Instance>()
+        );
+    }
+}

@@ -19,7 +19,7 @@
 //! - [`Engine::apply_record`]: replay. It never evaluates guards; the record carries the
 //!   outcome. Execution applies its records through the same code, so replaying the records of
 //!   a run into a fresh engine gives an identical state (timestamps and keys included).
-//! - Reads ([`reads`]): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
+//! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
 //!   `state_counts`, `live_instance_count`, `machine_version_count`.
 //! - [`Engine::encode_snapshot`] / [`Engine::decode_snapshot`]: the whole state for checkpoints
 //!   (format in [`snapshot`]); [`Engine::drop_deleted`] before writing one (§6.4).
@@ -34,7 +34,7 @@ mod execute;
 mod idempotency;
 mod instances;
 mod machines;
-pub mod reads;
+mod reads;
 mod record;
 mod replay;
 mod result;
