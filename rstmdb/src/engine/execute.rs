@@ -302,14 +302,13 @@ impl Engine {
             });
         };
         let new_ctx = match payload {
-            // A null or missing payload leaves ctx unchanged (§6.6): no parse, no print.
-            None => instance.ctx.to_string(),
             Some(Value::Object(payload)) => {
                 let mut ctx = ctx.unwrap_or_else(|| parse_ctx(&instance.ctx));
                 ctx.extend(payload);
                 Value::Object(ctx).to_string()
             }
-            Some(_) => instance.ctx.to_string(),
+            // A null or missing payload leaves ctx unchanged (§6.6): no parse, no print.
+            _ => instance.ctx.to_string(),
         };
         Ok(Plan::Write {
             record: Record::ApplyEvent(ApplyEventRecord {
