@@ -357,3 +357,16 @@ fn state_counts_follow_creates_applies_and_deletes() {
     );
     assert_eq!(h.engine.live_instance_count(), 2);
 }
+
+#[test]
+fn the_latest_record_offset_covers_creates_applies_and_deletes() {
+    let mut h = with_order(EngineConfig::default());
+    assert_eq!(h.engine.latest_record_offset("x"), None);
+    let created = h.ok(Command::CreateInstance(create("order", 1, "x")))["wal_offset"].as_u64();
+    assert_eq!(h.engine.latest_record_offset("x"), created);
+    let applied = h.ok(Command::ApplyEvent(apply("x", "PAY")))["wal_offset"].as_u64();
+    assert_eq!(h.engine.latest_record_offset("x"), applied);
+    let deleted = h.ok(delete("x"))["wal_offset"].as_u64();
+    assert_eq!(h.engine.latest_record_offset("x"), deleted);
+    assert!(deleted > applied && applied > created);
+}

@@ -1,7 +1,7 @@
 //! Command execution: each op's processing order, up to the record it writes.
 //!
 //! Planning only reads the state. A plan that writes ends in a [`Record`], which is applied
-//! through [`Engine::apply`] (see `replay.rs`), the same code that replays the log.
+//! through `Engine::apply` (see `replay.rs`), the same code that replays the log.
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::command::{
