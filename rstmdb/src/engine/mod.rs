@@ -20,7 +20,8 @@
 //!   outcome. Execution applies its records through the same code, so replaying the records of
 //!   a run into a fresh engine gives an identical state (timestamps and keys included).
 //! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
-//!   `state_counts`, `live_instance_count`, `machine_version_count`.
+//!   `latest_record_offset` (the read durability gate), `state_counts`, `live_instance_count`,
+//!   `machine_version_count`, `idempotency_key_count`, `machine_definition`.
 //! - [`Engine::encode_snapshot`] / [`Engine::decode_snapshot`]: the whole state for checkpoints
 //!   (format in [`snapshot`]); [`Engine::drop_deleted`] before writing one (§6.4).
 //!
