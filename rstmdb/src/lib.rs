@@ -1,6 +1,8 @@
 //! rstmdb: a state machine database.
 //!
 //! Module map (dependency arrows point down; see `../shared/DESIGN.md`):
+//! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance snapshots;
+//!   opaque payloads, durable writes, fault-injectable storage. See `docs/checkpoint-format.md`.
 //! - [`config`]: the server configuration (TOML file < env vars < flags) with miette diagnostics.
 //! - [`dsl`]: machine definitions and the guard language — parse, validate, evaluate. Every error
 //!   carries a byte span or a JSON pointer. Start reading at `dsl::definition`.
@@ -8,10 +10,13 @@
 //!   no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
 //!   reader, recovery and repair.
+//! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod dsl;
 pub mod engine;
+pub mod server;
 pub mod wal;

@@ -1,6 +1,10 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+mod hash_token;
+mod serve;
+mod snapshot;
+mod wal_inspect;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,10 +24,22 @@ pub struct Cli {
 enum Command {
     /// Validate machine definition files offline.
     Check(check::CheckArgs),
+    /// Inspect and verify checkpoints and instance snapshots in a data directory (offline).
+    Snapshot(snapshot::SnapshotArgs),
+    /// Inspect, verify and repair a data directory's WAL offline.
+    WalInspect(wal_inspect::WalInspectArgs),
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
+    HashToken(hash_token::HashTokenArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
+        Command::WalInspect(args) => wal_inspect::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::HashToken(args) => hash_token::run(args),
     }
 }

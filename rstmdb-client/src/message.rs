@@ -1,0 +1,453 @@
+//! Messages the server sends (§3.2–§3.6) and the client-side parser for them.
+
+use serde::Deserialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::RcpError;
+use crate::limits::MAX_PAYLOAD_BYTES;
+
+/// `meta` of a successful write (§3.4): the offset of the first WAL record the request wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ResponseMeta {
+    pub wal_offset: u64,
+}
+
+/// Whether a request succeeded, with what it carries either way.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    /// `"status":"ok"` with a `result` object and, for writes that appended, `meta`.
+    Ok {
+        result: Map<String, Value>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "lenient_meta"
+        )]
+        meta: Option<ResponseMeta>,
+    },
+    /// `"status":"error"` with the error object.
+    Error { error: RcpError },
+}
+
+/// Reads `meta` without ever failing the response: a `meta` this crate cannot read (say, one
+/// carrying only future keys) is dropped, since receivers must tolerate additions (§1.3).
+fn lenient_meta<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ResponseMeta>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// A response (§3.2, §3.3). Serialises with `"type":"response"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Response {
+    pub id: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl Response {
+    /// A success without `meta`.
+    pub fn ok(id: impl Into<String>, result: Map<String, Value>) -> Self {
+        Self {
+            id: id.into(),
+            outcome: Outcome::Ok { result, meta: None },
+        }
+    }
+
+    /// A success of a request that appended WAL records, the first at `wal_offset`.
+    pub fn ok_with_offset(
+        id: impl Into<String>,
+        result: Map<String, Value>,
+        wal_offset: u64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            outcome: Outcome::Ok {
+                result,
+                meta: Some(ResponseMeta { wal_offset }),
+            },
+        }
+    }
+
+    /// A success whose result is one of the typed results of [`crate::results`].
+    pub fn ok_typed<T: serde::Serialize>(
+        id: impl Into<String>,
+        result: &T,
+    ) -> Result<Self, RcpError> {
+        Ok(Self::ok(id, to_object(result)?))
+    }
+
+    /// An error response.
+    pub fn error(id: impl Into<String>, error: RcpError) -> Self {
+        Self {
+            id: id.into(),
+            outcome: Outcome::Error { error },
+        }
+    }
+
+    /// The result object, if this is a success.
+    pub fn result(&self) -> Option<&Map<String, Value>> {
+        match &self.outcome {
+            Outcome::Ok { result, .. } => Some(result),
+            Outcome::Error { .. } => None,
+        }
+    }
+
+    /// Decodes the result into a typed result, or returns the error the server sent.
+    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, ResultError> {
+        match self.outcome {
+            Outcome::Ok { result, .. } => {
+                serde_json::from_value(Value::Object(result)).map_err(ResultError::UnexpectedShape)
+            }
+            Outcome::Error { error } => Err(ResultError::Server(error)),
+        }
+    }
+}
+
+/// Why [`Response::into_typed`] produced no typed result.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// The server answered with an error.
+    #[error(transparent)]
+    Server(RcpError),
+    /// The server answered ok, but the result lacks a required field or has a wrong type.
+    #[error("unexpected result shape: {0}")]
+    UnexpectedShape(#[source] serde_json::Error),
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", "response")?;
+        map.serialize_entry("id", &self.id)?;
+        match &self.outcome {
+            Outcome::Ok { result, meta } => {
+                map.serialize_entry("status", "ok")?;
+                map.serialize_entry("result", result)?;
+                if let Some(meta) = meta {
+                    map.serialize_entry("meta", meta)?;
+                }
+            }
+            Outcome::Error { error } => {
+                map.serialize_entry("status", "error")?;
+                map.serialize_entry("error", error)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Serialises a typed result into the JSON object a response carries.
+pub fn to_object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, RcpError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(RcpError::internal("result is not a JSON object")),
+        Err(e) => Err(RcpError::internal(format!("cannot serialise result: {e}"))),
+    }
+}
+
+/// Serialises a response for the wire. A response whose payload would exceed 16 MiB is never
+/// sent (§2.4): it is replaced by a `BAD_REQUEST` `response_too_large` error with the same id.
+/// If even that error is too large (the request's id alone is close to 16 MiB), it goes out
+/// with id `""`, like any error that belongs to no request.
+pub fn encode_response(response: &Response) -> String {
+    let payload = serialise(response);
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return payload;
+    }
+    let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
+    let replacement = serialise(&Response::error(response.id.clone(), error.clone()));
+    if replacement.len() <= MAX_PAYLOAD_BYTES {
+        return replacement;
+    }
+    serialise(&Response::error("", error))
+}
+
+/// serde_json cannot fail on these types (string keys, no non-finite floats are representable
+/// in `Value`); should that ever change, the peer still gets an answer.
+fn serialise(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|e| {
+        let error = RcpError::internal(format!("cannot serialise response: {e}"));
+        let fallback = Response::error("", error);
+        serde_json::to_string(&fallback).unwrap_or_default()
+    })
+}
+
+/// A committed transition delivered to a subscription (§3.5). The field set is exact: the
+/// public clients reject events with missing fields, so nothing else is ever added.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Event {
+    pub subscription_id: String,
+    pub instance_id: String,
+    pub machine: String,
+    pub version: u32,
+    pub wal_offset: u64,
+    pub from_state: String,
+    pub to_state: String,
+    pub event: String,
+    /// The APPLY_EVENT payload; serialised as `null` when there was none.
+    pub payload: Option<Map<String, Value>>,
+    /// The context after the transition; present only if the subscription includes it.
+    #[serde(default)]
+    pub ctx: Option<Map<String, Value>>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", "event")?;
+        map.serialize_entry("subscription_id", &self.subscription_id)?;
+        map.serialize_entry("instance_id", &self.instance_id)?;
+        map.serialize_entry("machine", &self.machine)?;
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("wal_offset", &self.wal_offset)?;
+        map.serialize_entry("from_state", &self.from_state)?;
+        map.serialize_entry("to_state", &self.to_state)?;
+        map.serialize_entry("event", &self.event)?;
+        map.serialize_entry("payload", &self.payload)?;
+        if let Some(ctx) = &self.ctx {
+            map.serialize_entry("ctx", ctx)?;
+        }
+        map.end()
+    }
+}
+
+/// The terminal error of a subscription (§3.6, extension).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StreamError {
+    pub subscription_id: String,
+    pub error: RcpError,
+}
+
+impl Serialize for StreamError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("type", "stream_error")?;
+        map.serialize_entry("subscription_id", &self.subscription_id)?;
+        map.serialize_entry("error", &self.error)?;
+        map.end()
+    }
+}
+
+/// Any message a server sends, as the client reads it. Messages of an unknown `type` are kept
+/// as [`ServerMessage::Unknown`] so the caller can skip them (§1.3); unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    Response(Response),
+    Event(Event),
+    StreamError(StreamError),
+    Unknown { message_type: String },
+}
+
+/// A server message that could not be understood: the connection should be treated as broken.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("server message is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("server message has no string \"type\"")]
+    MissingType,
+    #[error("malformed {message_type} message: {source}")]
+    Malformed {
+        message_type: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ServerMessage {
+    /// Parses one inbound payload on the client side.
+    pub fn parse(payload: &str) -> Result<Self, MessageError> {
+        let value: Value = serde_json::from_str(payload).map_err(MessageError::Json)?;
+        let message_type = value
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or(MessageError::MissingType)?
+            .to_owned();
+        let malformed = |message_type| {
+            move |source| MessageError::Malformed {
+                message_type,
+                source,
+            }
+        };
+        match message_type.as_str() {
+            "response" => serde_json::from_value(value)
+                .map(Self::Response)
+                .map_err(malformed("response")),
+            "event" => serde_json::from_value(value)
+                .map(Self::Event)
+                .map_err(malformed("event")),
+            "stream_error" => serde_json::from_value(value)
+                .map(Self::StreamError)
+                .map_err(malformed("stream_error")),
+            _ => Ok(Self::Unknown { message_type }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_code::ErrorCode;
+    use serde_json::json;
+
+    fn round_trip(text: &str) {
+        let message = ServerMessage::parse(text).unwrap();
+        let reserialised = match &message {
+            ServerMessage::Response(m) => serde_json::to_value(m),
+            ServerMessage::Event(m) => serde_json::to_value(m),
+            ServerMessage::StreamError(m) => serde_json::to_value(m),
+            ServerMessage::Unknown { .. } => panic!("unexpected unknown message"),
+        }
+        .unwrap();
+        assert_eq!(reserialised, serde_json::from_str::<Value>(text).unwrap());
+    }
+
+    #[test]
+    fn spec_responses_events_and_stream_errors_round_trip() {
+        round_trip(
+            r#"{"type":"response","id":"9","status":"ok","result":{"instance_id":"order-1","state":"created","wal_offset":1099511628107,"applied":true},"meta":{"wal_offset":1099511628107}}"#,
+        );
+        round_trip(
+            r#"{"type":"response","id":"7","status":"error","error":{"code":"INSTANCE_NOT_FOUND","message":"instance not found: order-9","retryable":false,"details":{"reason":"instance_not_found","instance_id":"order-9"}}}"#,
+        );
+        round_trip(
+            r#"{"type":"event","subscription_id":"sub-3f1c9a52-7d4e-4b8a-9c61-2e5f0a8d7b13","instance_id":"order-1","machine":"order","version":1,"wal_offset":1099511628333,"from_state":"created","to_state":"paid","event":"PAY","payload":{"amount":42.5,"ready":true},"ctx":{"customer":"alice","amount":42.5,"ready":true}}"#,
+        );
+        round_trip(
+            r#"{"type":"stream_error","subscription_id":"sub-3f1c9a52-7d4e-4b8a-9c61-2e5f0a8d7b13","error":{"code":"NOT_FOUND","message":"WAL records from offset 1099511628334 were removed by compaction","retryable":false,"details":{"reason":"offset_compacted","next_offset":1099511628334,"oldest_offset":3298534883328}}}"#,
+        );
+    }
+
+    #[test]
+    fn event_without_ctx_and_payload_has_null_payload_and_no_ctx() {
+        let event = Event {
+            subscription_id: "sub-1".into(),
+            instance_id: "i".into(),
+            machine: "m".into(),
+            version: 0,
+            wal_offset: 1,
+            from_state: "a".into(),
+            to_state: "b".into(),
+            event: "E".into(),
+            payload: None,
+            ctx: None,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["payload"], Value::Null);
+        assert!(json.get("ctx").is_none());
+        assert_eq!(json.as_object().map(Map::len), Some(10));
+    }
+
+    #[test]
+    fn unknown_message_types_and_fields_are_tolerated() {
+        assert_eq!(
+            ServerMessage::parse(r#"{"type":"heartbeat","n":1}"#).unwrap(),
+            ServerMessage::Unknown {
+                message_type: "heartbeat".into()
+            }
+        );
+        let parsed = ServerMessage::parse(
+            r#"{"type":"response","id":"1","status":"ok","result":{},"extra":1,"meta":{"wal_offset":5,"trace_id":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ServerMessage::Response(Response::ok_with_offset("1", Map::new(), 5))
+        );
+        let parsed = ServerMessage::parse(
+            r#"{"type":"response","id":"1","status":"ok","result":{},"meta":{"trace_id":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ServerMessage::Response(Response::ok("1", Map::new()))
+        );
+    }
+
+    #[test]
+    fn unknown_error_codes_are_accepted() {
+        let parsed = ServerMessage::parse(
+            r#"{"type":"response","id":"1","status":"error","error":{"code":"SHINY_NEW","message":"m","retryable":true}}"#,
+        )
+        .unwrap();
+        let ServerMessage::Response(response) = parsed else {
+            panic!("not a response")
+        };
+        let Err(ResultError::Server(error)) = response.into_typed::<Value>() else {
+            panic!("an error response yields the server's error");
+        };
+        assert_eq!(error.code, ErrorCode::Other("SHINY_NEW".into()));
+        assert!(
+            error.retryable,
+            "the flag sent is kept even for unknown codes"
+        );
+    }
+
+    #[test]
+    fn a_result_of_the_wrong_shape_is_reported_as_such() {
+        let response = Response::ok("1", Map::new());
+        let outcome = response.into_typed::<crate::results::PingResult>();
+        assert!(matches!(outcome, Err(ResultError::UnexpectedShape(_))));
+    }
+
+    #[test]
+    fn event_missing_a_required_field_is_malformed() {
+        let err = ServerMessage::parse(r#"{"type":"event","subscription_id":"s"}"#).unwrap_err();
+        assert!(matches!(
+            err,
+            MessageError::Malformed {
+                message_type: "event",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn oversized_response_is_replaced_by_response_too_large() {
+        let mut result = Map::new();
+        result.insert("blob".into(), json!("x".repeat(MAX_PAYLOAD_BYTES)));
+        let payload = encode_response(&Response::ok("42", result));
+        let json: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(json["id"], json!("42"));
+        assert_eq!(json["error"]["code"], json!("BAD_REQUEST"));
+        assert_eq!(
+            json["error"]["details"]["reason"],
+            json!("response_too_large")
+        );
+        assert_eq!(json["error"]["details"]["limit"], json!(MAX_PAYLOAD_BYTES));
+        assert!(json["error"]["details"]["size"].as_u64().unwrap() > MAX_PAYLOAD_BYTES as u64);
+    }
+
+    #[test]
+    fn oversized_response_with_a_huge_id_falls_back_to_an_empty_id() {
+        let huge_id = "i".repeat(MAX_PAYLOAD_BYTES - 100);
+        let mut result = Map::new();
+        result.insert("blob".into(), json!("x".repeat(200)));
+        let payload = encode_response(&Response::ok(huge_id, result));
+        assert!(payload.len() < 1024);
+        let json: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(json["id"], json!(""));
+        assert_eq!(
+            json["error"]["details"]["reason"],
+            json!("response_too_large")
+        );
+    }
+
+    #[test]
+    fn response_exactly_at_the_limit_is_sent_as_is() {
+        let empty = encode_response(&Response::ok("1", {
+            let mut m = Map::new();
+            m.insert("b".into(), json!(""));
+            m
+        }));
+        let filler = "x".repeat(MAX_PAYLOAD_BYTES - empty.len());
+        let mut result = Map::new();
+        result.insert("b".into(), json!(filler));
+        let payload = encode_response(&Response::ok("1", result));
+        assert_eq!(payload.len(), MAX_PAYLOAD_BYTES);
+        assert!(payload.contains(r#""status":"ok""#));
+    }
+}

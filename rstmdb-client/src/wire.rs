@@ -1,0 +1,255 @@
+//! The connection-level codec: binary frames or JSON lines, switchable mid-stream (§2.6, §2.7).
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::fault::WireError;
+use crate::frame::FrameCodec;
+use crate::jsonl::JsonlCodec;
+
+/// How messages are delimited on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireMode {
+    /// `binary_json`: 18-byte `RCPX` header + JSON payload (§2.1). The default.
+    BinaryJson,
+    /// `jsonl`: one compact JSON document per line (§2.6).
+    Jsonl,
+}
+
+impl WireMode {
+    /// The name used in HELLO's `wire_modes` and `wire_mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BinaryJson => "binary_json",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    /// The mode a connection starts in, given its very first byte: `{` selects JSONL, anything
+    /// else binary (§2.7).
+    pub fn from_first_byte(byte: u8) -> Self {
+        if byte == b'{' {
+            Self::Jsonl
+        } else {
+            Self::BinaryJson
+        }
+    }
+
+    /// HELLO's rule (§4.1): the first supported entry of the client's preferences wins; unknown
+    /// names are skipped; `None` means "keep the current mode".
+    pub fn choose<S: AsRef<str>>(preferences: &[S]) -> Option<Self> {
+        preferences
+            .iter()
+            .find_map(|name| name.as_ref().parse().ok())
+    }
+}
+
+impl fmt::Display for WireMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A wire mode name that this crate does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown wire mode {0:?}")]
+pub struct UnknownWireMode(pub String);
+
+impl FromStr for WireMode {
+    type Err = UnknownWireMode;
+
+    fn from_str(name: &str) -> Result<Self, UnknownWireMode> {
+        match name {
+            "binary_json" => Ok(Self::BinaryJson),
+            "jsonl" => Ok(Self::Jsonl),
+            other => Err(UnknownWireMode(other.to_owned())),
+        }
+    }
+}
+
+/// Frame or line codec with a current mode, for `tokio_util::codec::Framed` on either side.
+///
+/// The server builds it with [`WireCodec::detect`]: the mode is fixed by the first inbound byte.
+/// After answering a HELLO that picks a mode, it calls [`WireCodec::set_mode`] (through
+/// `Framed::codec_mut`) before encoding the HELLO response and before decoding anything else,
+/// so the response and every byte already buffered behind the HELLO use the new mode.
+#[derive(Debug, Clone)]
+pub struct WireCodec {
+    /// `None` until the first byte has been seen (server side only).
+    mode: Option<WireMode>,
+    frame: FrameCodec,
+    jsonl: JsonlCodec,
+}
+
+impl WireCodec {
+    /// A codec in a known mode (what a client uses: it starts in `binary_json`).
+    pub fn new(mode: WireMode, max_frame_bytes: usize) -> Self {
+        Self {
+            mode: Some(mode),
+            frame: FrameCodec::new(max_frame_bytes),
+            jsonl: JsonlCodec::new(max_frame_bytes),
+        }
+    }
+
+    /// A codec that picks its mode from the first inbound byte (the server side, §2.7).
+    pub fn detect(max_frame_bytes: usize) -> Self {
+        Self {
+            mode: None,
+            ..Self::new(WireMode::BinaryJson, max_frame_bytes)
+        }
+    }
+
+    /// The current mode. Before the first byte is seen this is `BinaryJson`, which is also what
+    /// anything sent that early (the connection-limit rejection, §8.4) must use.
+    pub fn mode(&self) -> WireMode {
+        self.mode.unwrap_or(WireMode::BinaryJson)
+    }
+
+    /// Whether the mode is still waiting for the first inbound byte.
+    pub fn is_detecting(&self) -> bool {
+        self.mode.is_none()
+    }
+
+    /// Switches both directions to `mode`; the next decode reads the buffered bytes in it.
+    pub fn set_mode(&mut self, mode: WireMode) {
+        self.mode = Some(mode);
+        self.jsonl.reset();
+    }
+
+    /// The inbound payload limit in force.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.frame.max_frame_bytes()
+    }
+
+    fn settle_mode(&mut self, src: &BytesMut) -> Option<WireMode> {
+        if self.mode.is_none() {
+            self.mode = src.first().map(|&byte| WireMode::from_first_byte(byte));
+        }
+        self.mode
+    }
+}
+
+impl Decoder for WireCodec {
+    type Item = String;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<String>, WireError> {
+        match self.settle_mode(src) {
+            None => Ok(None),
+            Some(WireMode::BinaryJson) => self.frame.decode(src),
+            Some(WireMode::Jsonl) => self.jsonl.decode(src),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<String>, WireError> {
+        match self.settle_mode(src) {
+            None => Ok(None),
+            Some(WireMode::BinaryJson) => self.frame.decode_eof(src),
+            Some(WireMode::Jsonl) => self.jsonl.decode_eof(src),
+        }
+    }
+}
+
+impl<T: AsRef<str>> Encoder<T> for WireCodec {
+    type Error = WireError;
+
+    fn encode(&mut self, payload: T, dst: &mut BytesMut) -> Result<(), WireError> {
+        match self.mode() {
+            WireMode::BinaryJson => self.frame.encode(payload, dst),
+            WireMode::Jsonl => self.jsonl.encode(payload, dst),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FrameFault;
+    use crate::limits::MAX_PAYLOAD_BYTES;
+
+    const PING: &str = r#"{"type":"request","id":"1","op":"PING"}"#;
+
+    fn frame(payload: &str) -> BytesMut {
+        let mut out = BytesMut::new();
+        FrameCodec::default().encode(payload, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_connection_starting_with_a_brace_is_jsonl() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        let mut buf = BytesMut::from(format!("{PING}\n").as_str());
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(PING));
+        assert_eq!(codec.mode(), WireMode::Jsonl);
+    }
+
+    #[test]
+    fn a_connection_starting_with_anything_else_is_binary() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        let mut buf = frame(PING);
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(PING));
+        assert_eq!(codec.mode(), WireMode::BinaryJson);
+    }
+
+    #[test]
+    fn a_json_line_on_a_binary_connection_is_bad_magic() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        let mut buf = BytesMut::from(&b" {\"type\":\"request\",\"id\":\"1\"}\n"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(err.fault(), Some(FrameFault::BadMagic));
+    }
+
+    #[test]
+    fn mode_stays_undecided_until_a_byte_arrives() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        assert_eq!(codec.decode(&mut BytesMut::new()).unwrap(), None);
+        assert!(codec.is_detecting());
+        assert_eq!(codec.mode(), WireMode::BinaryJson);
+    }
+
+    #[test]
+    fn switching_mode_reads_already_buffered_bytes_in_the_new_mode() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        let hello = r#"{"type":"request","id":"1","op":"HELLO","params":{"protocol_version":1,"wire_modes":["jsonl"]}}"#;
+        let mut buf = frame(hello);
+        buf.extend_from_slice(format!("{PING}\n").as_bytes());
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(hello));
+        codec.set_mode(WireMode::Jsonl);
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(PING));
+
+        let mut out = BytesMut::new();
+        codec.encode("{}", &mut out).unwrap();
+        assert_eq!(&out[..], b"{}\n", "responses follow the new mode too");
+    }
+
+    #[test]
+    fn switching_back_to_binary_after_a_partial_line_scan() {
+        let mut codec = WireCodec::new(WireMode::Jsonl, MAX_PAYLOAD_BYTES);
+        let mut buf = BytesMut::from(&b"{\"type\":\"request\"}\n"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        codec.set_mode(WireMode::BinaryJson);
+        buf.extend_from_slice(&frame(PING));
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(PING));
+    }
+
+    #[test]
+    fn hello_preferences_pick_the_first_known_mode() {
+        assert_eq!(
+            WireMode::choose(&["msgpack", "jsonl", "binary_json"]),
+            Some(WireMode::Jsonl)
+        );
+        assert_eq!(
+            WireMode::choose(&["binary_json", "jsonl"]),
+            Some(WireMode::BinaryJson)
+        );
+        assert_eq!(WireMode::choose::<&str>(&[]), None);
+        assert_eq!(
+            WireMode::choose(&["JSONL"]),
+            None,
+            "names are case-sensitive"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! [`FaultFs`]: a [`StorageFs`] that simulates a crash at a chosen point of the write protocol,
+//! for storage fault tests (DESIGN.md, testing layer 3). It works on the real file system and
+//! leaves on disk exactly what that crash would leave; every call after the crash fails, as if
+//! the process were gone. Tests then reopen the directory with [`super::RealFs`] and check
+//! recovery.
+
+use super::fs::{RealFs, StorageFs};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Where [`FaultFs`] crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// While a new (temp) file is written: only its first `bytes_written` bytes reach the disk.
+    MidTempWrite { bytes_written: usize },
+    /// After the temp file is complete and fsynced, before it is renamed.
+    BeforeRename,
+    /// After a rename, before the directory fsync that makes it durable. A power loss may keep
+    /// or lose such a rename; `rename_survives` chooses which.
+    BeforeDirSync { rename_survives: bool },
+    /// While files are removed, after `removals_done` of them are gone.
+    DuringRemoval { removals_done: usize },
+    /// While bytes are appended to a file: only the first `bytes_written` of them reach the disk.
+    MidAppend { bytes_written: usize },
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    crash_at: Option<CrashPoint>,
+    crashed: bool,
+    removals_done: usize,
+    /// The last rename, so a crash before the directory fsync can undo it.
+    last_rename: Option<(PathBuf, PathBuf)>,
+}
+
+/// A fault-injecting file system over the real one.
+#[derive(Debug, Default)]
+pub struct FaultFs {
+    real: RealFs,
+    plan: Mutex<Plan>,
+}
+
+impl FaultFs {
+    /// A file system that behaves like the real one until `point` is reached.
+    pub fn crashing_at(point: CrashPoint) -> Self {
+        Self {
+            real: RealFs,
+            plan: Mutex::new(Plan {
+                crash_at: Some(point),
+                ..Plan::default()
+            }),
+        }
+    }
+
+    /// Whether the simulated crash has happened.
+    pub fn has_crashed(&self) -> bool {
+        self.plan().crashed
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fails if the crash has already happened (a dead process does no more I/O).
+    fn alive(&self) -> io::Result<std::sync::MutexGuard<'_, Plan>> {
+        let plan = self.plan();
+        if plan.crashed {
+            return Err(crash_error());
+        }
+        Ok(plan)
+    }
+}
+
+fn crash_error() -> io::Error {
+    io::Error::other("simulated crash (FaultFs)")
+}
+
+fn crash(plan: &mut Plan) -> io::Error {
+    plan.crashed = true;
+    crash_error()
+}
+
+impl StorageFs for FaultFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let _plan = self.alive()?;
+        self.real.create_dir_all(dir)
+    }
+
+    fn file_names(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let _plan = self.alive()?;
+        self.real.file_names(dir)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<(u64, Box<dyn Read + Send>)> {
+        let _plan = self.alive()?;
+        self.real.open_read(path)
+    }
+
+    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+        let mut plan = self.alive()?;
+        if let Some(CrashPoint::MidTempWrite { bytes_written }) = plan.crash_at {
+            let prefix: Vec<u8> = parts.concat().into_iter().take(bytes_written).collect();
+            self.real.write_new_synced(path, &[&prefix])?;
+            return Err(crash(&mut plan));
+        }
+        self.real.write_new_synced(path, parts)
+    }
+
+    fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut plan = self.alive()?;
+        if let Some(CrashPoint::MidAppend { bytes_written }) = plan.crash_at {
+            let kept = bytes_written.min(bytes.len());
+            self.real.append_synced(path, &bytes[..kept])?;
+            return Err(crash(&mut plan));
+        }
+        self.real.append_synced(path, bytes)
+    }
+
+    fn truncate_synced(&self, path: &Path, len: u64) -> io::Result<()> {
+        let _plan = self.alive()?;
+        self.real.truncate_synced(path, len)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut plan = self.alive()?;
+        if plan.crash_at == Some(CrashPoint::BeforeRename) {
+            return Err(crash(&mut plan));
+        }
+        self.real.rename(from, to)?;
+        plan.last_rename = Some((from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut plan = self.alive()?;
+        // Only the sync that follows a rename is the protocol step this crash point names.
+        if let Some(CrashPoint::BeforeDirSync { rename_survives }) = plan.crash_at
+            && let Some((from, to)) = plan.last_rename.take()
+        {
+            if !rename_survives {
+                self.real.rename(&to, &from)?;
+            }
+            return Err(crash(&mut plan));
+        }
+        self.real.sync_dir(dir)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut plan = self.alive()?;
+        if let Some(CrashPoint::DuringRemoval { removals_done }) = plan.crash_at
+            && plan.removals_done == removals_done
+        {
+            return Err(crash(&mut plan));
+        }
+        self.real.remove_file(path)?;
+        plan.removals_done += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! The storage seam: every file-system call the checkpoint and snapshot stores make goes through
+//! [`StorageFs`], so tests can substitute [`super::FaultFs`] and stop the write protocol at any
+//! step (see `docs/checkpoint-format.md` §1.6).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// The file operations the stores need, and nothing more.
+///
+/// Implementations must be usable from several threads; the stores serialise their own writes.
+pub trait StorageFs: fmt::Debug + Send + Sync {
+    /// Creates `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// The names of the regular files directly inside `dir` (not sorted).
+    fn file_names(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens `path` for reading; returns its length in bytes and a reader positioned at byte 0.
+    fn open_read(&self, path: &Path) -> io::Result<(u64, Box<dyn Read + Send>)>;
+
+    /// Creates `path`, which must not exist, writes `parts` back to back and fsyncs the file.
+    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()>;
+
+    /// Appends `bytes` to `path` (creating it if missing) and fsyncs the file.
+    fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+
+    /// Truncates `path` to `len` bytes and fsyncs it.
+    fn truncate_synced(&self, path: &Path, len: u64) -> io::Result<()>;
+
+    /// Atomically renames `from` to `to` inside one directory.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Fsyncs the directory `dir`, making renames, creations and removals in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Removes the file `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// The real file system (`std::fs`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl StorageFs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn file_names(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            // A name that is not UTF-8 cannot be one of ours; skipping it is the same as ignoring
+            // any other foreign file.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<(u64, Box<dyn Read + Send>)> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok((len, Box::new(file)))
+    }
+
+    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        file.sync_all()
+    }
+
+    fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new().append(true).create(true).open(path)?;
+        file.write_all(bytes)?;
+        file.sync_data()
+    }
+
+    fn truncate_synced(&self, path: &Path, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sync_dir(dir)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for syncing on other platforms; their metadata journaling is
+/// what makes a rename durable there.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// The durable write protocol shared by checkpoints and snapshots: write `<file_name>.tmp` in
+/// `dir` and fsync it, rename it to `<file_name>`, fsync `dir`. When this returns `Ok` the file
+/// and its name survive a power loss; if it fails part-way, a `.tmp` file may be left behind,
+/// which is never read and is deleted by the next read-write open.
+///
+/// On failure, returns the path the failing step worked on.
+pub(crate) fn publish_durably(
+    fs: &dyn StorageFs,
+    dir: &Path,
+    file_name: &str,
+    parts: &[&[u8]],
+) -> Result<(), (std::path::PathBuf, io::Error)> {
+    let temp_path = dir.join(format!("{file_name}{}", super::format::TEMP_SUFFIX));
+    let final_path = dir.join(file_name);
+    let published = fs
+        .write_new_synced(&temp_path, parts)
+        .map_err(|e| (temp_path.clone(), e))
+        .and_then(|()| {
+            fs.rename(&temp_path, &final_path)
+                .map_err(|e| (final_path.clone(), e))
+        });
+    let temp_was_ours =
+        !matches!(&published, Err((_, e)) if e.kind() == io::ErrorKind::AlreadyExists);
+    if published.is_err() && temp_was_ours {
+        // Best effort: a failed write (ENOSPC, say) should not keep its space until the next
+        // open. The error that matters is the original one; a temp file that survives this is
+        // never read and is deleted by the next read-write open.
+        let _ = fs.remove_file(&temp_path);
+    }
+    published?;
+    fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e))
+}
+
+/// Like [`StorageFs::file_names`], but a directory that does not exist is empty (read-only opens
+/// do not create it).
+pub(crate) fn file_names_or_empty(fs: &dyn StorageFs, dir: &Path) -> io::Result<Vec<String>> {
+    match fs.file_names(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    }
+}

@@ -1,0 +1,334 @@
+//! One connection: reads requests in arrival order, answers session ops, starts data ops on the
+//! handler (pipelined, bounded), and ends through the Closing procedure of spec §2.8.
+
+use super::activity::ActivityReader;
+use super::handler::{ConnectionContext, OpHandler, Outbound, ResponseFuture};
+use super::session::{Session, SessionShared, Step};
+use super::writer::{DetectedMode, Pending, Writer, WriterEnd};
+use futures::{FutureExt, StreamExt};
+use rstmdb_client::error::RcpError;
+use rstmdb_client::fault::WireError;
+use rstmdb_client::message::Response;
+use rstmdb_client::request::Request;
+use rstmdb_client::wire::WireCodec;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+/// Requests of one connection that may be started but not yet answered. When it is reached
+/// the connection stops reading until a response is written (backpressure, §3.7).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 128;
+
+/// How long the Closing procedure keeps reading and discarding after shutting down its
+/// sending side (§2.8).
+pub const CLOSING_DRAIN: Duration = Duration::from_secs(1);
+
+/// How often an idle check that found a subscription or a request in flight looks again.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// What every connection of one server shares.
+pub(crate) struct ConnectionEnv {
+    pub session: Arc<SessionShared>,
+    pub handler: Arc<dyn OpHandler>,
+    pub idle_timeout: Option<Duration>,
+    /// Cancelled on graceful shutdown: stop reading, answer what is in flight, close.
+    pub shutdown: CancellationToken,
+}
+
+/// Why the reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadEnd {
+    /// The peer finished sending: answer everything, then close.
+    PeerClosed,
+    /// A final message is queued (BYE, framing fault, third AUTH failure): Closing procedure.
+    CloseAfterFinal,
+    /// Server shutdown: answer what is in flight, then Closing procedure.
+    Shutdown,
+    /// Idle timeout: close silently.
+    Idle,
+    /// The writer stopped (the peer is gone) or the transport failed.
+    Broken,
+}
+
+type Reader<R> = FramedRead<ActivityReader<R>, WireCodec>;
+
+/// Serves one connection until it closes. Marks `context` closed at the end, which ends its
+/// subscriptions.
+pub(crate) async fn serve<S>(
+    stream: S,
+    context: ConnectionContext,
+    outbound: mpsc::Receiver<Outbound>,
+    env: Arc<ConnectionEnv>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    let max_frame_bytes = env.session.max_frame_bytes;
+    let mut reader = FramedRead::new(
+        ActivityReader::new(read_half),
+        WireCodec::detect(max_frame_bytes),
+    );
+    let (queue, queue_rx) = mpsc::unbounded_channel();
+    let detected_mode = Arc::new(DetectedMode::default());
+    let mut writer = WriterTask(tokio::spawn(
+        Writer {
+            sink: write_half,
+            queue: queue_rx,
+            outbound,
+            context: context.clone(),
+            detected_mode: detected_mode.clone(),
+            max_frame_bytes,
+        }
+        .run(),
+    ));
+
+    let mut requests = RequestLoop {
+        env: &env,
+        context: &context,
+        session: Session::new(env.session.clone()),
+        queue,
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION)),
+        detected_mode,
+    };
+    let end = requests.run(&mut reader, &mut writer.0).await;
+    drop(requests);
+    tracing::debug!(conn = context.id(), ?end, "connection reader stopped");
+
+    // The connection counts as closed (its subscriptions end) as soon as nothing more will be
+    // written, before the Closing drain.
+    match end {
+        ReadEnd::Idle | ReadEnd::Broken => {
+            writer.0.abort();
+            context.mark_closed();
+        }
+        ReadEnd::PeerClosed => {
+            let _ = (&mut writer.0).await;
+            context.mark_closed();
+        }
+        ReadEnd::CloseAfterFinal | ReadEnd::Shutdown => {
+            let finished = discard_until(&mut reader, &mut writer.0).await;
+            context.mark_closed();
+            if finished != Some(WriterEnd::Failed) {
+                let deadline = Instant::now() + CLOSING_DRAIN;
+                let _ = tokio::time::timeout_at(deadline, discard_to_eof(&mut reader)).await;
+            }
+        }
+    }
+}
+
+/// The writer task of a connection, aborted if the connection task is dropped (e.g. when the
+/// shutdown grace period runs out) so that it cannot outlive its connection.
+struct WriterTask(JoinHandle<WriterEnd>);
+
+impl Drop for WriterTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads and discards while waiting for the writer, so a client that writes without reading
+/// cannot block the final messages.
+async fn discard_until<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
+    writer: &mut JoinHandle<WriterEnd>,
+) -> Option<WriterEnd> {
+    let mut scratch = [0u8; 8192];
+    let mut peer_open = true;
+    loop {
+        tokio::select! {
+            finished = &mut *writer => return finished.ok(),
+            read = reader.get_mut().read(&mut scratch), if peer_open => {
+                peer_open = matches!(read, Ok(n) if n > 0);
+            }
+        }
+    }
+}
+
+async fn discard_to_eof<R: AsyncRead + Unpin>(reader: &mut Reader<R>) {
+    let mut scratch = [0u8; 8192];
+    while let Ok(n) = reader.get_mut().read(&mut scratch).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+struct RequestLoop<'a> {
+    env: &'a ConnectionEnv,
+    context: &'a ConnectionContext,
+    session: Session,
+    queue: mpsc::UnboundedSender<Pending>,
+    in_flight: Arc<Semaphore>,
+    detected_mode: Arc<DetectedMode>,
+}
+
+impl RequestLoop<'_> {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut Reader<R>,
+        writer: &mut JoinHandle<WriterEnd>,
+    ) -> ReadEnd {
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut *writer => return ReadEnd::Broken,
+                permit = self.in_flight.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return ReadEnd::Broken,
+                },
+            };
+            let idle_at = self.next_idle_check(reader);
+            let item = tokio::select! {
+                biased;
+                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut *writer => return ReadEnd::Broken,
+                item = reader.next() => item,
+                _ = sleep_until(idle_at) => {
+                    if self.is_idle(reader) {
+                        return ReadEnd::Idle;
+                    }
+                    continue;
+                }
+            };
+            // Known once the first byte is in; events pushed before any response use it.
+            self.detected_mode.set(reader.decoder().mode());
+            let (response, close) = match item {
+                None => return ReadEnd::PeerClosed,
+                Some(Ok(payload)) => self.handle_payload(&payload, reader),
+                Some(Err(error)) => match frame_error_response(&error) {
+                    Some(response) => {
+                        tracing::debug!(conn = self.context.id(), %error, "framing fault");
+                        (ready(response), true)
+                    }
+                    None => {
+                        tracing::debug!(conn = self.context.id(), %error, "read failed");
+                        return ReadEnd::Broken;
+                    }
+                },
+            };
+            // Read after handling: a HELLO's answer is already in the mode it chose.
+            let mode = reader.decoder().mode();
+            // A send fails only if the writer stopped, which the next select notices.
+            let _ = self.queue.send(Pending {
+                response,
+                mode,
+                close,
+                permit,
+            });
+            if close {
+                return ReadEnd::CloseAfterFinal;
+            }
+        }
+    }
+
+    /// Parses and answers (or starts) one request; returns its response and whether the
+    /// connection closes after it.
+    fn handle_payload<R>(
+        &mut self,
+        payload: &str,
+        reader: &mut Reader<R>,
+    ) -> (ResponseFuture, bool) {
+        let request = match Request::parse(payload) {
+            Ok(request) => request,
+            Err(error) => return (ready(error.into_response()), false),
+        };
+        match self.session.handle(request, reader.decoder().mode()) {
+            Step::Answer {
+                response,
+                switch_mode,
+                close,
+            } => {
+                if let Some(mode) = switch_mode {
+                    // Bytes already buffered behind the HELLO are decoded in the new mode.
+                    reader.decoder_mut().set_mode(mode);
+                }
+                (ready(response), close)
+            }
+            Step::Delegate(request) => (self.start(request), false),
+        }
+    }
+
+    /// Starts a data op; a panic in the handler becomes `INTERNAL_ERROR` for this request.
+    fn start(&self, request: Request) -> ResponseFuture {
+        let id = request.id.clone();
+        let op = request.op;
+        let handler = &self.env.handler;
+        let started =
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler.start(self.context, request)));
+        let conn = self.context.id();
+        match started {
+            Ok(future) => {
+                Box::pin(AssertUnwindSafe(future).catch_unwind().map(move |done| {
+                    done.unwrap_or_else(|_| handler_panicked(conn, id, op.as_str()))
+                }))
+            }
+            Err(_) => ready(handler_panicked(conn, id, op.as_str())),
+        }
+    }
+
+    fn next_idle_check<R>(&self, reader: &Reader<R>) -> Option<Instant> {
+        let idle = self.env.idle_timeout?;
+        let due = reader.get_ref().last_byte_at() + idle;
+        let now = Instant::now();
+        // Past due but not idle (a subscription or a request in flight): look again soon.
+        Some(if due > now {
+            due
+        } else {
+            now + IDLE_RECHECK.min(idle)
+        })
+    }
+
+    /// Idle means: no byte for the whole timeout, no subscription, nothing in flight (§8.4).
+    fn is_idle<R>(&self, reader: &Reader<R>) -> bool {
+        let Some(idle) = self.env.idle_timeout else {
+            return false;
+        };
+        reader.get_ref().last_byte_at().elapsed() >= idle
+            && !self.context.holds_subscription()
+            // One permit is held by the read in progress.
+            && self.in_flight.available_permits() + 1 >= MAX_IN_FLIGHT_PER_CONNECTION
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ready(response: Response) -> ResponseFuture {
+    Box::pin(std::future::ready(response))
+}
+
+/// The one error sent before closing on a framing fault (§2.8); `None` for transport errors,
+/// after which nothing can be sent.
+fn frame_error_response(error: &WireError) -> Option<Response> {
+    let error = match error {
+        WireError::Fault(fault) => RcpError::frame_error(*fault),
+        // The peer stopped sending in the middle of a frame. It may still read, so it is told
+        // why nothing was answered; the fault name is ours, the spec lists none for it.
+        WireError::TruncatedFrame { .. } => RcpError::bad_request(
+            "frame_error",
+            "frame error: connection closed in the middle of a frame",
+        )
+        .with_detail("fault", "truncated_frame"),
+        _ => return None,
+    };
+    Some(Response::error("", error))
+}
+
+fn handler_panicked(conn: u64, id: String, op: &str) -> Response {
+    tracing::error!(conn, op, "handler panicked; answered INTERNAL_ERROR");
+    Response::error(
+        id,
+        RcpError::internal("internal error while executing the request"),
+    )
+}

@@ -1,0 +1,184 @@
+//! The boundary between the session layer and the database: [`OpHandler`] executes data ops,
+//! and [`ConnectionContext`] lets it push events onto a connection and learn when it closes.
+
+use rstmdb_client::message::{Event, Response, StreamError};
+use rstmdb_client::request::Request;
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Resolves to a request's response once it may be sent (for a write: once it is durable).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+
+/// Executes data operations: everything except HELLO, AUTH, PING, BYE, INFO,
+/// REPLICATION_STATUS, REPLICATE and REPLICATE_ACK, which the session answers itself.
+///
+/// Ordering contract (spec §3.7): for one connection, `start` is called in arrival order, and
+/// the session writes the responses in that same order. The session calls `start` for request
+/// N+1 before N's future has resolved (up to [`MAX_IN_FLIGHT_PER_CONNECTION`] at once), so
+/// durability waits overlap and one group commit can cover several pipelined writes. The work
+/// that orders requests (e.g. handing a command to the sequencer) must therefore happen inside
+/// `start` itself, not inside the returned future. All unresolved futures of a connection are
+/// polled concurrently.
+///
+/// A panic in `start` or in the future is caught and answered with `INTERNAL_ERROR`.
+///
+/// [`MAX_IN_FLIGHT_PER_CONNECTION`]: super::MAX_IN_FLIGHT_PER_CONNECTION
+pub trait OpHandler: Send + Sync + 'static {
+    fn start(&self, conn: &ConnectionContext, request: Request) -> ResponseFuture;
+
+    /// Called once after the server stopped accepting and every connection finished its
+    /// in-flight requests (graceful shutdown); the place to sync the WAL.
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+}
+
+/// A message pushed by the database outside the request/response flow (§3.5, §3.6).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Event(Event),
+    StreamError(StreamError),
+}
+
+impl Outbound {
+    fn subscription_id(&self) -> &str {
+        match self {
+            Outbound::Event(event) => &event.subscription_id,
+            Outbound::StreamError(error) => &error.subscription_id,
+        }
+    }
+}
+
+/// How many pushed messages may wait for the writer before [`ConnectionContext::try_push`]
+/// reports the connection as full (the watch hub then serves the subscriber from the WAL).
+pub const OUTBOUND_QUEUE_MESSAGES: usize = 1024;
+
+/// Why a pushed message was not queued; the message is handed back (boxed: events are big).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PushError {
+    #[error("the connection's outbound queue is full")]
+    Full(Box<Outbound>),
+    #[error("the connection is closed")]
+    Closed(Box<Outbound>),
+}
+
+/// One connection, as the handler sees it. Cheap to clone; a clone may outlive the request
+/// (a subscription keeps one).
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    inner: Arc<ContextInner>,
+}
+
+#[derive(Debug)]
+struct ContextInner {
+    id: u64,
+    peer_addr: SocketAddr,
+    outbound: mpsc::Sender<Outbound>,
+    closed: CancellationToken,
+    /// Live subscriptions. The writer drops a queued event whose subscription is no longer
+    /// here, so none is written after the UNWATCH response that ended it (§3.7); the set is
+    /// bounded by the live subscriptions, not by how many ever existed.
+    subscriptions: Mutex<HashSet<String>>,
+}
+
+impl ConnectionContext {
+    pub(crate) fn new(id: u64, peer_addr: SocketAddr) -> (Self, mpsc::Receiver<Outbound>) {
+        let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE_MESSAGES);
+        let inner = ContextInner {
+            id,
+            peer_addr,
+            outbound,
+            closed: CancellationToken::new(),
+            subscriptions: Mutex::new(HashSet::new()),
+        };
+        let context = Self {
+            inner: Arc::new(inner),
+        };
+        (context, receiver)
+    }
+
+    /// A number unique among this server's connections, for logs.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer_addr
+    }
+
+    /// Queues an event or stream error without waiting. `Full` means the writer is behind.
+    pub fn try_push(&self, message: Outbound) -> Result<(), PushError> {
+        self.inner
+            .outbound
+            .try_send(message)
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(m) => PushError::Full(Box::new(m)),
+                mpsc::error::TrySendError::Closed(m) => PushError::Closed(Box::new(m)),
+            })
+    }
+
+    /// Queues an event or stream error, waiting while the queue is full.
+    pub async fn push(&self, message: Outbound) -> Result<(), PushError> {
+        self.inner
+            .outbound
+            .send(message)
+            .await
+            .map_err(|err| PushError::Closed(Box::new(err.0)))
+    }
+
+    /// Resolves when the connection has closed, for whatever reason; its subscriptions end.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// Records a new subscription, before any of its events is pushed. A connection holding a
+    /// subscription is never closed for idleness (§8.4).
+    pub fn subscription_started(&self, subscription_id: &str) {
+        self.lock_subscriptions().insert(subscription_id.to_owned());
+    }
+
+    /// Records that a subscription ended. Call it inside `start` for UNWATCH (so before its
+    /// response can be written) and when pushing a stream error; events of the subscription
+    /// still queued are then dropped. Unknown ids are ignored.
+    pub fn subscription_ended(&self, subscription_id: &str) {
+        self.lock_subscriptions().remove(subscription_id);
+    }
+
+    pub fn holds_subscription(&self) -> bool {
+        !self.lock_subscriptions().is_empty()
+    }
+
+    pub fn has_subscription(&self, subscription_id: &str) -> bool {
+        self.lock_subscriptions().contains(subscription_id)
+    }
+
+    /// Whether a queued message must not be written: an event of a subscription that is not
+    /// live. A stream error is the final message of its subscription, so it is always written.
+    pub(crate) fn is_stale(&self, message: &Outbound) -> bool {
+        matches!(message, Outbound::Event(_))
+            && !self
+                .lock_subscriptions()
+                .contains(message.subscription_id())
+    }
+
+    pub(crate) fn mark_closed(&self) {
+        self.inner.closed.cancel();
+    }
+
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // The set holds plain strings, so a panic elsewhere cannot leave it inconsistent.
+        self.inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,369 @@
+//! An in-memory [`Storage`] that can crash: for fault tests (DESIGN.md testing layer 3).
+//!
+//! Each file keeps the image that the last `sync_data` made durable plus the list of writes
+//! since then. [`FaultStorage::crash`] builds the disk a reboot would find: the durable image,
+//! a chosen number of the unsynced operations, and optionally a torn prefix of the next write.
+//! Files whose directory entry was never synced vanish. Writes can be made to fail after a byte
+//! budget (like ENOSPC), and syncs can be made to fail or to take time.
+
+use super::storage::{SegmentFile, Storage};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How much of the unsynced work survives a crash, for every file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CrashPlan {
+    /// Unsynced operations (writes, truncations) that reach the disk whole, oldest first.
+    pub kept_ops: usize,
+    /// Bytes of the next unsynced write that reach the disk (a torn write).
+    pub torn_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write { offset: u64, bytes: Vec<u8> },
+    SetLen(u64),
+}
+
+impl Op {
+    fn apply(&self, image: &mut Vec<u8>, limit: usize) {
+        match self {
+            Op::Write { offset, bytes } => {
+                let part = &bytes[..limit.min(bytes.len())];
+                let start = *offset as usize;
+                let end = start + part.len();
+                if image.len() < end {
+                    image.resize(end, 0);
+                }
+                image[start..end].copy_from_slice(part);
+            }
+            Op::SetLen(len) => image.resize(*len as usize, 0),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    durable: Vec<u8>,
+    current: Vec<u8>,
+    unsynced: Vec<Op>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    fail_syncs: AtomicBool,
+    /// `u64::MAX` means unlimited.
+    write_budget: AtomicU64,
+    sync_delay_us: AtomicU64,
+    syncs: AtomicU64,
+}
+
+#[derive(Debug)]
+struct MemFile {
+    state: Mutex<FileState>,
+    faults: Arc<Faults>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this thread's result.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SegmentFile for MemFile {
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let budget = self.faults.write_budget.load(Ordering::SeqCst);
+        let allowed = (budget.min(buf.len() as u64)) as usize;
+        if budget != u64::MAX {
+            self.faults
+                .write_budget
+                .store(budget - allowed as u64, Ordering::SeqCst);
+        }
+        let op = Op::Write {
+            offset,
+            bytes: buf[..allowed].to_vec(),
+        };
+        let mut st = lock(&self.state);
+        op.apply(&mut st.current, usize::MAX);
+        st.unsynced.push(op);
+        if allowed < buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left (injected)",
+            ));
+        }
+        Ok(())
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let st = lock(&self.state);
+        let start = (offset as usize).min(st.current.len());
+        let n = buf.len().min(st.current.len() - start);
+        buf[..n].copy_from_slice(&st.current[start..start + n]);
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.state).current.len() as u64)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let op = Op::SetLen(len);
+        let mut st = lock(&self.state);
+        op.apply(&mut st.current, usize::MAX);
+        st.unsynced.push(op);
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        let delay = self.faults.sync_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
+        if self.faults.fail_syncs.load(Ordering::SeqCst) {
+            return Err(io::Error::other("fdatasync failed (injected)"));
+        }
+        let mut st = lock(&self.state);
+        st.durable = st.current.clone();
+        st.unsynced.clear();
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    files: BTreeMap<String, Arc<MemFile>>,
+    /// Names whose directory entry is durable.
+    durable_names: BTreeSet<String>,
+}
+
+/// The fault-injecting in-memory storage. Clones share the same "disk".
+#[derive(Debug, Clone)]
+pub struct FaultStorage {
+    dir: Arc<Mutex<Dir>>,
+    faults: Arc<Faults>,
+}
+
+impl Default for FaultStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FaultStorage {
+    pub fn new() -> Self {
+        let faults = Faults {
+            write_budget: AtomicU64::new(u64::MAX),
+            ..Faults::default()
+        };
+        Self {
+            dir: Arc::default(),
+            faults: Arc::new(faults),
+        }
+    }
+
+    /// The disk after a power loss: see [`CrashPlan`]. Fault settings are reset.
+    pub fn crash(&self, plan: CrashPlan) -> FaultStorage {
+        let dir = lock(&self.dir);
+        let after = FaultStorage::new();
+        let mut new_dir = lock(&after.dir);
+        for (name, file) in &dir.files {
+            if !dir.durable_names.contains(name) {
+                continue;
+            }
+            let st = lock(&file.state);
+            let mut image = st.durable.clone();
+            for op in st.unsynced.iter().take(plan.kept_ops) {
+                op.apply(&mut image, usize::MAX);
+            }
+            if let Some(op @ Op::Write { .. }) = st.unsynced.get(plan.kept_ops) {
+                op.apply(&mut image, plan.torn_bytes);
+            }
+            let state = FileState {
+                durable: image.clone(),
+                current: image,
+                unsynced: Vec::new(),
+            };
+            let file = MemFile {
+                state: Mutex::new(state),
+                faults: Arc::clone(&after.faults),
+            };
+            new_dir.files.insert(name.clone(), Arc::new(file));
+            new_dir.durable_names.insert(name.clone());
+        }
+        drop(new_dir);
+        after
+    }
+
+    /// Unsynced operations per file, to choose a [`CrashPlan`].
+    pub fn unsynced_ops(&self) -> BTreeMap<String, usize> {
+        let dir = lock(&self.dir);
+        dir.files
+            .iter()
+            .map(|(n, f)| (n.clone(), lock(&f.state).unsynced.len()))
+            .collect()
+    }
+
+    /// Bytes of `name` made durable by the last sync (0 when the file does not exist).
+    pub fn durable_len(&self, name: &str) -> u64 {
+        let dir = lock(&self.dir);
+        dir.files
+            .get(name)
+            .map_or(0, |f| lock(&f.state).durable.len() as u64)
+    }
+
+    /// The current contents of a file, or `None`.
+    pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
+        let dir = lock(&self.dir);
+        dir.files.get(name).map(|f| lock(&f.state).current.clone())
+    }
+
+    /// Replaces a file's contents as if written and synced (for corrupting a log in tests).
+    pub fn put_synced(&self, name: &str, bytes: Vec<u8>) {
+        let mut dir = lock(&self.dir);
+        let state = FileState {
+            durable: bytes.clone(),
+            current: bytes,
+            unsynced: Vec::new(),
+        };
+        let file = MemFile {
+            state: Mutex::new(state),
+            faults: Arc::clone(&self.faults),
+        };
+        dir.files.insert(name.to_owned(), Arc::new(file));
+        dir.durable_names.insert(name.to_owned());
+    }
+
+    /// Writes fail once `bytes` more bytes have been written (`None`: unlimited).
+    pub fn set_write_budget(&self, bytes: Option<u64>) {
+        self.faults
+            .write_budget
+            .store(bytes.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    pub fn set_fail_syncs(&self, fail: bool) {
+        self.faults.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every `sync_data` sleep first, like a slow disk.
+    pub fn set_sync_delay(&self, delay: Duration) {
+        self.faults
+            .sync_delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Successful `sync_data` calls so far.
+    pub fn syncs(&self) -> u64 {
+        self.faults.syncs.load(Ordering::SeqCst)
+    }
+}
+
+impl Storage for FaultStorage {
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(lock(&self.dir).files.keys().cloned().collect())
+    }
+    fn create(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
+        let mut dir = lock(&self.dir);
+        if dir.files.contains_key(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                name.to_owned(),
+            ));
+        }
+        let file = Arc::new(MemFile {
+            state: Mutex::new(FileState::default()),
+            faults: Arc::clone(&self.faults),
+        });
+        dir.files.insert(name.to_owned(), Arc::clone(&file));
+        Ok(file)
+    }
+    fn open(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
+        let dir = lock(&self.dir);
+        match dir.files.get(name) {
+            Some(f) => Ok(Arc::clone(f) as Arc<dyn SegmentFile>),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        }
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let mut dir = lock(&self.dir);
+        dir.durable_names.remove(name);
+        match dir.files.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        }
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut dir = lock(&self.dir);
+        let file = dir
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_owned()))?;
+        dir.durable_names.remove(from);
+        dir.files.insert(to.to_owned(), file);
+        Ok(())
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        let mut dir = lock(&self.dir);
+        let names: Vec<String> = dir.files.keys().cloned().collect();
+        dir.durable_names = names.into_iter().collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(storage: &FaultStorage, name: &str) -> Arc<dyn SegmentFile> {
+        let file = storage.create(name).expect("create");
+        storage.sync_dir().expect("sync dir");
+        file
+    }
+
+    #[test]
+    fn a_crash_drops_every_unsynced_byte() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"synced").expect("write");
+        file.sync_data().expect("sync");
+        file.write_at(6, b" lost").expect("write");
+        let after = storage.crash(CrashPlan::default());
+        assert_eq!(after.contents("a").expect("file"), b"synced");
+    }
+
+    #[test]
+    fn a_crash_can_tear_the_next_unsynced_write() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"one").expect("write");
+        file.write_at(3, b"two").expect("write");
+        let after = storage.crash(CrashPlan {
+            kept_ops: 1,
+            torn_bytes: 2,
+        });
+        assert_eq!(after.contents("a").expect("file"), b"onetw");
+    }
+
+    #[test]
+    fn a_file_whose_directory_entry_was_never_synced_vanishes() {
+        let storage = FaultStorage::new();
+        let file = storage.create("new").expect("create");
+        file.write_at(0, b"data").expect("write");
+        file.sync_data().expect("sync");
+        assert!(
+            storage
+                .crash(CrashPlan::default())
+                .contents("new")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn writes_fail_past_the_budget_after_writing_a_prefix() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        storage.set_write_budget(Some(3));
+        let err = file.write_at(0, b"abcdef").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(storage.contents("a").expect("file"), b"abc");
+    }
+}

@@ -1,0 +1,150 @@
+//! Read-only positions, statistics, readers and segment deletion of a [`Wal`] (spec §4.18,
+//! §4.19, §6.10).
+
+use super::error::WalError;
+use super::policy::FsyncPolicy;
+use super::reader::WalReader;
+use super::segment::{offset_of, position_of, segment_file_name, segment_of};
+use super::stats::{IoCounters, WalStats};
+use super::sync::lock;
+use super::writer::{DeletedSegments, SegmentInfo, Wal};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+impl Wal {
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.config.fsync_policy
+    }
+
+    /// The end of the last committed record (spec §6.10 "commit position").
+    pub fn committed_offset(&self) -> u64 {
+        let st = lock(&self.durability.state);
+        match self.config.fsync_policy {
+            FsyncPolicy::EveryWrite => st.durable_offset,
+            _ => st.written_offset,
+        }
+    }
+
+    pub fn durable_offset(&self) -> u64 {
+        lock(&self.durability.state).durable_offset
+    }
+
+    /// The end of the last record written (2^40 on a fresh database).
+    pub fn latest_offset(&self) -> u64 {
+        let n = lock(&self.append).newest();
+        offset_of(n.id, n.logical_len)
+    }
+
+    /// The sequence of the newest record (0 when none).
+    pub fn last_sequence(&self) -> u64 {
+        lock(&self.append).next_sequence - 1
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        lock(&self.append).segments.iter().copied().collect()
+    }
+
+    /// 0 while no segment was ever deleted, else (oldest retained id) << 40.
+    pub fn oldest_offset(&self) -> u64 {
+        oldest_offset_of(&lock(&self.append).segments)
+    }
+
+    /// The sum of the sizes of retained records whose offset is at or above `offset`.
+    pub fn bytes_since(&self, offset: u64) -> u64 {
+        let a = lock(&self.append);
+        a.segments
+            .iter()
+            .map(|s| match s.id.cmp(&segment_of(offset)) {
+                std::cmp::Ordering::Greater => s.logical_len,
+                std::cmp::Ordering::Equal => s.logical_len.saturating_sub(position_of(offset)),
+                std::cmp::Ordering::Less => 0,
+            })
+            .sum()
+    }
+
+    pub fn counters(&self) -> &Arc<IoCounters> {
+        &self.counters
+    }
+
+    pub fn stats(&self) -> WalStats {
+        // Lock order: append, then sync state, then the fsync window; never the window first.
+        // Both positions are read under the append lock so `durable <= latest` holds.
+        let (
+            entry_count,
+            segment_count,
+            total_size_bytes,
+            latest_offset,
+            oldest_offset,
+            durable_offset,
+        ) = {
+            let a = lock(&self.append);
+            let n = a.newest();
+            (
+                a.next_sequence - 1,
+                a.segments.len() as u64,
+                a.segments.iter().map(|s| s.logical_len).sum(),
+                offset_of(n.id, n.logical_len),
+                oldest_offset_of(&a.segments),
+                self.durable_offset(),
+            )
+        };
+        let window = lock(&self.durability.window);
+        let (p50, p99) = window.latency_percentiles_us();
+        WalStats {
+            entry_count,
+            segment_count,
+            total_size_bytes,
+            latest_offset,
+            durable_offset,
+            oldest_offset,
+            io: self.counters.snapshot(),
+            fsync_policy: self.config.fsync_policy.to_string(),
+            fsync_latency_us_p50: p50,
+            fsync_latency_us_p99: p99,
+            records_per_fsync: window.records_per_fsync(),
+        }
+    }
+
+    /// Reads committed records with offset >= `from_offset` (from the oldest retained record
+    /// when `from_offset` is below it).
+    pub fn reader(&self, from_offset: u64) -> WalReader {
+        WalReader::new(
+            Arc::clone(&self.storage),
+            Arc::clone(&self.counters),
+            from_offset,
+            self.committed_offset(),
+        )
+    }
+
+    /// Compaction (spec §4.19 step 2): deletes every segment with an id below `id`, never the
+    /// newest, and makes the deletions durable.
+    pub fn delete_segments_below(&self, id: u64) -> Result<DeletedSegments, WalError> {
+        let mut a = lock(&self.append);
+        let mut deleted = DeletedSegments::default();
+        while a.segments.len() > 1 && a.segments.front().is_some_and(|s| s.id < id) {
+            let Some(s) = a.segments.front().copied() else {
+                break;
+            };
+            let name = segment_file_name(s.id);
+            self.storage
+                .remove(&name)
+                .map_err(WalError::io(format!("delete {name}")))?;
+            a.segments.pop_front();
+            deleted.segments += 1;
+            deleted.bytes_reclaimed += s.logical_len;
+        }
+        if deleted.segments > 0 {
+            self.storage
+                .sync_dir()
+                .map_err(WalError::io("sync the WAL directory"))?;
+        }
+        Ok(deleted)
+    }
+}
+
+fn oldest_offset_of(segments: &VecDeque<SegmentInfo>) -> u64 {
+    match segments.front() {
+        Some(s) if s.id > 1 => offset_of(s.id, 0),
+        _ => 0,
+    }
+}

@@ -1,0 +1,227 @@
+//! Durability tracking and the sync thread (group commit; docs/wal-format.md §5).
+//!
+//! The appender writes and then bumps `written` here; the sync thread loops
+//! `target = written; fdatasync; durable = target; notify`. While one fdatasync runs, later
+//! appends queue up behind it and the next fdatasync covers all of them.
+
+use super::error::WalError;
+use super::policy::FsyncPolicy;
+use super::stats::{FsyncWindow, IoCounters};
+use super::storage::SegmentFile;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What async waiters see: the durable offset, or the failure that stopped the WAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub durable_offset: u64,
+    /// Set once an fdatasync failed; every wait then fails.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    /// End (offset) and sequence of the last record written to its file.
+    pub written_offset: u64,
+    pub written_sequence: u64,
+    pub durable_offset: u64,
+    pub durable_sequence: u64,
+    /// The segment that holds `written_offset`; older segments were synced at rotation.
+    pub file: Arc<dyn SegmentFile>,
+    /// Records written since the sync thread last took a target (for `EveryN`).
+    pub unsynced_records: u64,
+    /// An explicit `sync()` wants durability up to here.
+    pub requested_offset: u64,
+    pub failure: Option<String>,
+    pub shutdown: bool,
+}
+
+/// State shared by the appender, the sync thread and waiters.
+#[derive(Debug)]
+pub(crate) struct Durability {
+    pub policy: FsyncPolicy,
+    pub state: Mutex<SyncState>,
+    /// Wakes the sync thread.
+    pub work: Condvar,
+    /// Wakes blocking waiters.
+    pub advanced: Condvar,
+    pub watch: watch::Sender<SyncStatus>,
+    pub window: Mutex<FsyncWindow>,
+    pub counters: Arc<IoCounters>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic elsewhere (every update is a few
+    // assignments), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Durability {
+    pub fn new(policy: FsyncPolicy, counters: Arc<IoCounters>, state: SyncState) -> Self {
+        let (watch, _) = watch::channel(SyncStatus {
+            durable_offset: state.durable_offset,
+            failure: None,
+        });
+        Self {
+            policy,
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            advanced: Condvar::new(),
+            watch,
+            window: Mutex::new(FsyncWindow::default()),
+            counters,
+        }
+    }
+
+    /// Called by the appender after a successful write.
+    pub fn written(
+        &self,
+        file: &Arc<dyn SegmentFile>,
+        end_offset: u64,
+        last_sequence: u64,
+        records: u64,
+    ) {
+        let mut st = lock(&self.state);
+        st.written_offset = end_offset;
+        st.written_sequence = last_sequence;
+        st.file = Arc::clone(file);
+        st.unsynced_records += records;
+        let wake = match self.policy {
+            FsyncPolicy::EveryWrite => true,
+            FsyncPolicy::EveryN(n) => st.unsynced_records >= u64::from(n),
+            FsyncPolicy::EveryMs(_) => st.unsynced_records == records,
+            FsyncPolicy::Never => false,
+        };
+        drop(st);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Records a completed fdatasync covering everything up to `(offset, sequence)`.
+    pub fn advance(&self, offset: u64, sequence: u64, latency_us: u64) {
+        let mut st = lock(&self.state);
+        if offset > st.durable_offset {
+            let records = sequence.saturating_sub(st.durable_sequence);
+            st.durable_offset = offset;
+            st.durable_sequence = sequence;
+            lock(&self.window).record(latency_us, records);
+        } else {
+            lock(&self.window).record(latency_us, 0);
+        }
+        let durable = st.durable_offset;
+        drop(st);
+        self.watch.send_modify(|s| s.durable_offset = durable);
+        self.advanced.notify_all();
+    }
+
+    /// Stops the WAL after a failed fdatasync: every waiter gets the error.
+    pub fn fail(&self, message: String) {
+        let mut st = lock(&self.state);
+        st.failure.get_or_insert(message.clone());
+        drop(st);
+        self.watch.send_modify(|s| {
+            s.failure.get_or_insert(message);
+        });
+        self.advanced.notify_all();
+        self.work.notify_all();
+    }
+
+    pub fn check_failure(&self) -> Result<(), WalError> {
+        match &lock(&self.state).failure {
+            Some(reason) => Err(WalError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until every record ending at or below `offset` is durable.
+    pub fn wait_blocking(&self, offset: u64) -> Result<(), WalError> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.durable_offset >= offset {
+                return Ok(());
+            }
+            if let Some(message) = &st.failure {
+                return Err(WalError::SyncFailed {
+                    message: message.clone(),
+                });
+            }
+            if st.shutdown && st.written_offset <= st.durable_offset {
+                return Err(WalError::ShutDown);
+            }
+            st = self.advanced.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Asks the sync thread to make everything written so far durable; returns the target.
+    pub fn request_sync(&self) -> u64 {
+        let mut st = lock(&self.state);
+        st.requested_offset = st.requested_offset.max(st.written_offset);
+        let target = st.written_offset;
+        drop(st);
+        self.work.notify_one();
+        target
+    }
+}
+
+/// The sync thread's loop; returns at shutdown (after a final sync) or after a failure.
+pub(crate) fn run_sync_thread(d: Arc<Durability>) {
+    let mut next_tick = Instant::now();
+    loop {
+        let mut st = lock(&d.state);
+        let (target_offset, target_sequence, file) = loop {
+            if st.failure.is_some() {
+                return;
+            }
+            let dirty = st.written_offset > st.durable_offset;
+            let requested = st.requested_offset > st.durable_offset;
+            let now = Instant::now();
+            let due = match d.policy {
+                FsyncPolicy::EveryWrite => dirty,
+                FsyncPolicy::EveryN(n) => {
+                    dirty && (requested || st.unsynced_records >= u64::from(n))
+                }
+                FsyncPolicy::EveryMs(_) => dirty && (requested || now >= next_tick),
+                FsyncPolicy::Never => dirty && requested,
+            };
+            if due || (st.shutdown && dirty) {
+                break (st.written_offset, st.written_sequence, Arc::clone(&st.file));
+            }
+            if st.shutdown {
+                return;
+            }
+            st = match d.policy {
+                FsyncPolicy::EveryMs(_) if dirty => {
+                    let wait = next_tick.saturating_duration_since(now);
+                    d.work
+                        .wait_timeout(st, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                _ => d.work.wait(st).unwrap_or_else(|e| e.into_inner()),
+            };
+        };
+        st.unsynced_records = 0;
+        drop(st);
+        let started = Instant::now();
+        let result = file.sync_data();
+        let latency_us = started.elapsed().as_micros() as u64;
+        d.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let FsyncPolicy::EveryMs(ms) = d.policy {
+            next_tick = started + Duration::from_millis(u64::from(ms));
+        }
+        match result {
+            Ok(()) => d.advance(target_offset, target_sequence, latency_us),
+            Err(e) => {
+                d.fail(format!(
+                    "fdatasync up to offset {target_offset} failed: {e}"
+                ));
+                return;
+            }
+        }
+    }
+}
