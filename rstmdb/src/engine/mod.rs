@@ -142,3 +142,14 @@ impl Engine {
         self.state.instances.drop_deleted(keep_tombstones);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_engine_can_sit_behind_a_read_write_lock_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::Engine>();
+        shareable::<super::Record>();
+        shareable::<super::Undo>();
+    }
+}
