@@ -1,0 +1,30 @@
+//! The engine's settings: the `storage.*` keys of spec §9 that change what a command does.
+
+/// Settings that change the outcome of commands. Limits carry their unit in the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// `storage.allow_instance_recreate` (§6.4): may CREATE reuse the id of a deleted instance?
+    pub allow_instance_recreate: bool,
+    /// `storage.allow_flush_all` (§4.23): FLUSH_ALL is refused unless this is true.
+    pub allow_flush_all: bool,
+    /// `storage.max_machine_versions` (§4.7 step 4): versions per machine name; 0 = unlimited.
+    pub max_machine_versions: u32,
+    /// `storage.idempotency_ttl_secs` in milliseconds (§6.2): how long a key stays known after
+    /// the timestamp of the record that recorded it.
+    pub idempotency_ttl_ms: i64,
+    /// `storage.idempotency_max_entries` (§6.2): the oldest keys are evicted beyond this count.
+    pub idempotency_max_entries: usize,
+}
+
+impl Default for EngineConfig {
+    /// The spec's defaults (§9.2).
+    fn default() -> Self {
+        EngineConfig {
+            allow_instance_recreate: true,
+            allow_flush_all: false,
+            max_machine_versions: 0,
+            idempotency_ttl_ms: 86_400 * 1_000,
+            idempotency_max_entries: 100_000,
+        }
+    }
+}
