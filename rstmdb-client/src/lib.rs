@@ -13,10 +13,55 @@
 //! - [`results`]: typed results of every op.
 //! - [`error_code`] and [`error`]: [`ErrorCode`] (§5.1) and [`RcpError`] with detail builders.
 //!
+//! - [`client`]: the async [`Client`] built on all of the above: pipelined requests over one
+//!   TCP/TLS connection, typed methods per op, watch [`Subscription`]s as streams, reconnect
+//!   with backoff. Start there to use rstmdb from Rust.
+//!
 //! A server connection task reads: `WireCodec` → `Request::parse` → `OpParams::parse` →
 //! (dispatch) → `Response::ok_typed` / `Response::error` → `encode_response` → `WireCodec`.
+//!
+//! # Using the client
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use rstmdb_client::params::WatchAllParams;
+//! use rstmdb_client::{ApplyEventOptions, Client, ClientOptions, CreateInstanceOptions};
+//! use serde_json::json;
+//!
+//! # async fn run() -> Result<(), rstmdb_client::ClientError> {
+//! let client = Client::connect(ClientOptions::new("127.0.0.1:7401").token("my-secret-token"))
+//!     .await?;
+//! let definition = json!({
+//!     "states": ["created", "paid"],
+//!     "initial": "created",
+//!     "transitions": [{"from": "created", "event": "PAY", "to": "paid"}]
+//! });
+//! client.put_machine("order", 1, definition).await?;
+//!
+//! // Watch first, so the transition below is seen.
+//! let mut paid = client
+//!     .watch_all(WatchAllParams { machines: vec!["order".into()], ..Default::default() })
+//!     .await?;
+//!
+//! let created = client
+//!     .create_instance("order", 1, CreateInstanceOptions::default().instance_id("order-1"))
+//!     .await?;
+//! // An idempotency key makes a retry after a lost connection safe.
+//! let options = ApplyEventOptions::default()
+//!     .expected_state(created.state)
+//!     .idempotency_key("pay-order-1");
+//! client.apply_event("order-1", "PAY", options).await?;
+//!
+//! if let Some(event) = paid.next().await {
+//!     let event = event?;
+//!     println!("{} went {} -> {}", event.instance_id, event.from_state, event.to_state);
+//! }
+//! client.close().await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod error;
 pub mod error_code;
 pub mod fault;
@@ -30,6 +75,10 @@ pub mod request;
 pub mod results;
 pub mod wire;
 
+pub use client::{
+    ApplyEventOptions, Client, ClientError, ClientOptions, CreateInstanceOptions, PemSource,
+    RawResult, ReconnectPolicy, Subscription, TlsOptions, WatchStart,
+};
 pub use error::{AuthFailure, RcpError};
 pub use error_code::ErrorCode;
 pub use fault::{FrameFault, WireError};

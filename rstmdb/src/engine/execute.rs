@@ -1,7 +1,7 @@
 //! Command execution: each op's processing order, up to the record it writes.
 //!
 //! Planning only reads the state. A plan that writes ends in a [`Record`], which is applied
-//! through [`Engine::apply`] (see `replay.rs`), the same code that replays the log.
+//! through `Engine::apply` (see `replay.rs`), the same code that replays the log.
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::command::{
@@ -302,14 +302,13 @@ impl Engine {
             });
         };
         let new_ctx = match payload {
-            // A null or missing payload leaves ctx unchanged (§6.6): no parse, no print.
-            None => instance.ctx.to_string(),
             Some(Value::Object(payload)) => {
                 let mut ctx = ctx.unwrap_or_else(|| parse_ctx(&instance.ctx));
                 ctx.extend(payload);
                 Value::Object(ctx).to_string()
             }
-            Some(_) => instance.ctx.to_string(),
+            // A null or missing payload leaves ctx unchanged (§6.6): no parse, no print.
+            _ => instance.ctx.to_string(),
         };
         Ok(Plan::Write {
             record: Record::ApplyEvent(ApplyEventRecord {

@@ -19,8 +19,9 @@
 //! - [`Engine::apply_record`]: replay. It never evaluates guards; the record carries the
 //!   outcome. Execution applies its records through the same code, so replaying the records of
 //!   a run into a fresh engine gives an identical state (timestamps and keys included).
-//! - Reads ([`reads`]): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
-//!   `state_counts`, `live_instance_count`, `machine_version_count`.
+//! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
+//!   `latest_record_offset` (the read durability gate), `state_counts`, `live_instance_count`,
+//!   `machine_version_count`, `idempotency_key_count`, `machine_definition`.
 //! - [`Engine::encode_snapshot`] / [`Engine::decode_snapshot`]: the whole state for checkpoints
 //!   (format in [`snapshot`]); [`Engine::drop_deleted`] before writing one (§6.4).
 //!
@@ -34,7 +35,7 @@ mod execute;
 mod idempotency;
 mod instances;
 mod machines;
-pub mod reads;
+mod reads;
 mod record;
 mod replay;
 mod result;
@@ -148,5 +149,16 @@ impl Engine {
         self.state
             .instances
             .drop_deleted_before(keep_tombstones, offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_engine_can_sit_behind_a_read_write_lock_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::Engine>();
+        shareable::<super::Record>();
+        shareable::<super::Undo>();
     }
 }

@@ -78,6 +78,17 @@ impl Engine {
         })
     }
 
+    /// The offset of the newest record that changed the instance — its create, last apply or
+    /// delete — also for a deleted id that is still known. A read of the instance must not be
+    /// answered before this record is durable (docs/commit-pipeline.md).
+    pub fn latest_record_offset(&self, instance_id: &str) -> Option<u64> {
+        match self.state.instances.lookup(instance_id) {
+            Lookup::Live(instance) => Some(instance.last_wal_offset),
+            Lookup::Deleted(offset) => Some(offset),
+            Lookup::Unknown => None,
+        }
+    }
+
     /// LIST_INSTANCES (§4.12). Filters combine with AND; deleted instances are never listed.
     pub fn list_instances(&self, query: &ListInstancesQuery) -> ListInstancesResult {
         let total = self.matching_total(query.machine.as_deref(), query.state.as_deref());

@@ -24,11 +24,13 @@
 //! job; decode still refuses anything malformed rather than panic.
 
 use crate::dsl::definition::MachineDefinition;
+use crate::engine::counts::StateCounts;
 use crate::engine::idempotency::{IdemEntry, IdemKey, IdempotencyTable, Recorded};
 use crate::engine::instances::{Instance, Instances};
 use crate::engine::machines::{Machines, StoredMachine};
 use crate::engine::{Engine, EngineConfig, State};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 
 const MAGIC: &[u8; 8] = b"RSTMENG1";
@@ -113,7 +115,7 @@ impl Engine {
         }
         let last_timestamp_ms = r.i64()?;
         let machines = decode_machines(&mut r)?;
-        let instances = decode_instances(&mut r, &machines)?;
+        let (by_id, counts) = decode_instances(&mut r, &machines)?;
         let tombstone_count = r.u64()?;
         let mut tombstones = Vec::new();
         for _ in 0..tombstone_count {
@@ -129,7 +131,7 @@ impl Engine {
         }
         let state = State {
             machines,
-            instances: Instances::from_sorted(instances, tombstones),
+            instances: Instances::from_parts(by_id, tombstones.into_iter().collect(), counts),
             idempotency: IdempotencyTable::from_entries(keys),
             last_timestamp_ms,
         };
@@ -169,62 +171,76 @@ fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, SnapshotError> {
     Ok(machines)
 }
 
+/// Decodes the instances into a vector sized up front (growing a 100 MB vector by doubling
+/// costs more than the decode itself), bulk-builds the map from it, and counts the live
+/// instances on the way.
 fn decode_instances(
     r: &mut Reader<'_>,
     machines: &Machines,
-) -> Result<Vec<(Box<str>, Instance)>, SnapshotError> {
+) -> Result<(BTreeMap<Box<str>, Instance>, StateCounts), SnapshotError> {
     let count = r.u64()?;
+    let mut counts = StateCounts::default();
+    let mut previous: Option<&str> = None;
     // Each instance takes at least 40 bytes, so a corrupt count cannot force a huge allocation.
-    let mut instances: Vec<(Box<str>, Instance)> =
-        Vec::with_capacity((count as usize).min(r.remaining() / 40));
+    let capacity = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min((r.bytes.len() - r.at) / 40);
+    let mut decoded = Vec::with_capacity(capacity);
     for _ in 0..count {
-        let id = r.str()?;
-        let invalid = |reason: &str| SnapshotError::InvalidInstance {
-            instance_id: id.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if let Some((previous, _)) = instances.last()
-            && **previous >= *id
-        {
-            return Err(invalid("ids are not in strictly ascending order"));
-        }
-        let machine = r.u32()?;
-        let version = r.u32()?;
-        let stored = machines
-            .get(machine, version)
-            .ok_or_else(|| invalid("unknown machine version"))?;
-        let state = stored
-            .definition
-            .state_id(r.str()?)
-            .ok_or_else(|| invalid("unknown state"))?;
-        let deleted_at = match r.opt(Reader::u64)? {
-            None => None,
-            Some(offset) => Some(NonZeroU64::new(offset).ok_or_else(|| invalid("offset 0"))?),
-        };
-        let created_at = r.i64()?;
-        let updated_at = r.i64()?;
-        let last_wal_offset = r.u64()?;
-        let last_event_id = r.opt(Reader::str)?.map(Into::into);
-        let ctx = r.str()?;
-        if !(ctx.starts_with('{') && ctx.ends_with('}')) {
-            return Err(invalid("ctx is not an object"));
-        }
-        instances.push((
-            id.into(),
-            Instance {
-                machine,
-                version,
-                state,
-                deleted_at,
-                created_at,
-                updated_at,
-                last_wal_offset,
-                last_event_id,
-                ctx: ctx.into(),
-            },
-        ));
+        decoded.push({
+            let id = r.str()?;
+            let invalid = |reason: &str| SnapshotError::InvalidInstance {
+                instance_id: id.to_owned(),
+                reason: reason.to_owned(),
+            };
+            // Strictly ascending ids: the bulk build below relies on it, and it rules out
+            // duplicates.
+            if previous.is_some_and(|previous| previous >= id) {
+                return Err(invalid("ids are not in strictly ascending order"));
+            }
+            previous = Some(id);
+            let machine = r.u32()?;
+            let version = r.u32()?;
+            let stored = machines
+                .get(machine, version)
+                .ok_or_else(|| invalid("unknown machine version"))?;
+            let state = stored
+                .definition
+                .state_id(r.str()?)
+                .ok_or_else(|| invalid("unknown state"))?;
+            let deleted_at = match r.opt(Reader::u64)? {
+                None => None,
+                Some(offset) => Some(NonZeroU64::new(offset).ok_or_else(|| invalid("offset 0"))?),
+            };
+            let created_at = r.i64()?;
+            let updated_at = r.i64()?;
+            let last_wal_offset = r.u64()?;
+            let last_event_id = r.opt(Reader::str)?.map(Into::into);
+            let ctx = r.str()?;
+            if !(ctx.starts_with('{') && ctx.ends_with('}')) {
+                return Err(invalid("ctx is not an object"));
+            }
+            if deleted_at.is_none() {
+                counts.add((machine, version, state));
+            }
+            (
+                Box::<str>::from(id),
+                Instance {
+                    machine,
+                    version,
+                    state,
+                    deleted_at,
+                    created_at,
+                    updated_at,
+                    last_wal_offset,
+                    last_event_id,
+                    ctx: ctx.into(),
+                },
+            )
+        });
     }
-    Ok(instances)
+    // The ids are sorted, so this is a linear bulk build (the sort inside only checks).
+    Ok((decoded.into_iter().collect(), counts))
 }
 
 fn encode_key(out: &mut Writer, key: &IdemKey, entry: &IdemEntry) {
@@ -378,9 +394,6 @@ impl<'a> Reader<'a> {
         self.take(N)?
             .try_into()
             .map_err(|_| SnapshotError::Truncated(at))
-    }
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.at
     }
     fn u8(&mut self) -> Result<u8, SnapshotError> {
         Ok(self.array::<1>()?[0])
