@@ -20,7 +20,7 @@ pub use error::MetricsError;
 pub use health::{Health, HealthState};
 pub use http::MetricsServer;
 pub use request::RequestTimer;
-pub use server::SubscriptionKind;
+pub use server::{STREAM_ERROR_REASONS, SubscriptionKind};
 
 use crate::database::{Database, OpenReport};
 use crate::wal::sync::{FsyncObserver, add_fsync_observer};

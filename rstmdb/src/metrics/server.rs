@@ -10,6 +10,9 @@ use std::time::Duration;
 /// Spec §10: `rstmdb_request_duration_seconds` buckets.
 const REQUEST_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
+/// The `reason`s a stream error carries (spec §3.6), present at zero from the start.
+pub const STREAM_ERROR_REASONS: [&str; 2] = ["offset_compacted", "wal_read_failed"];
+
 /// The `type` label of the subscription metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionKind {
@@ -93,6 +96,11 @@ impl ServerMetrics {
             metrics
                 .events_forwarded_total
                 .with_label_values(&[kind.as_str()]);
+        }
+        for reason in STREAM_ERROR_REASONS {
+            metrics
+                .watch_stream_errors_total
+                .with_label_values(&[reason]);
         }
         Ok(metrics)
     }
