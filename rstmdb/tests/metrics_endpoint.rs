@@ -7,6 +7,7 @@ mod metrics_support;
 
 use metrics_support::{MetricsServerUnderTest, http_get};
 use rstmdb::metrics::{HealthState, SubscriptionKind};
+use rstmdb::server::ServerSettings;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -183,6 +184,30 @@ async fn connection_gauge_returns_to_zero_after_every_kind_of_close() {
         closed.value("rstmdb_errors_total", &[("code", &fault_code)]),
         1.0
     );
+}
+
+#[tokio::test]
+async fn a_connection_refused_over_the_limit_counts_as_an_error_not_as_a_connection() {
+    let settings = ServerSettings {
+        max_connections: 1,
+        ..metrics_support::server_support::settings()
+    };
+    let server = MetricsServerUnderTest::start_with(settings).await;
+    let mut admitted = server.connect().await;
+    ok(admitted.call("PING", json!({})).await);
+    let mut refused = server.connect().await;
+    let refusal = refused.read_frame().await;
+    let code = error_code(&refusal);
+    refused.expect_closed().await;
+
+    let scrape = server.scrape().await;
+    assert_eq!(
+        scrape.value("rstmdb_errors_total", &[("code", &code)]),
+        1.0,
+        "{code}"
+    );
+    assert_eq!(scrape.value("rstmdb_connections_active", &[]), 1.0);
+    assert_eq!(scrape.value("rstmdb_connections_total", &[]), 1.0);
 }
 
 #[tokio::test]

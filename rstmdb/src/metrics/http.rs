@@ -15,10 +15,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// A slow or idle scraper may not hold a connection open for ever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Simultaneous HTTP connections; more are closed at once. Prometheus needs one per scraper.
+pub const MAX_HTTP_CONNECTIONS: usize = 64;
 
 const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>rstmdb</title></head><body>\
 <h1>rstmdb</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
@@ -59,6 +63,7 @@ impl MetricsServer {
 
     /// Serves until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
+        let limit = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -72,9 +77,14 @@ impl MetricsServer {
                     continue;
                 }
             };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                tracing::debug!("metrics endpoint: connection limit reached; closing");
+                continue;
+            };
             let endpoint = Arc::clone(&self.endpoint);
             let stop = stop.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |request| {
                     let endpoint = Arc::clone(&endpoint);
                     async move { Ok::<_, Infallible>(endpoint.answer(&request).await) }

@@ -29,6 +29,11 @@ use fsync::FsyncMetrics;
 use prometheus::{IntGauge, Registry, TextEncoder};
 use server::ServerMetrics;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How long a scrape waits for the database's numbers before it answers with the previous
+/// ones (a database busy with a long job must not hang the scraper).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Every metric of one server, in its own registry.
 #[derive(Debug)]
@@ -119,7 +124,7 @@ impl Metrics {
             .inc();
     }
 
-    /// The registry, for tests and for registering more collectors.
+    /// The registry, for registering more collectors.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -129,7 +134,10 @@ impl Metrics {
     pub async fn scrape(&self) -> String {
         let _one_at_a_time = self.scrape.lock().await;
         if let Some(db) = self.source.get() {
-            self.database.refresh(db).await;
+            let refreshed = tokio::time::timeout(REFRESH_TIMEOUT, self.database.refresh(db)).await;
+            if refreshed.is_err() {
+                tracing::warn!("metrics scrape: the database did not answer in time; stale values");
+            }
         }
         // Encoding our own registry's families into a String cannot fail on valid metrics;
         // if it ever did, an empty page is better than a crashed endpoint.

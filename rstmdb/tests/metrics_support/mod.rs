@@ -4,7 +4,7 @@
 
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
-use rstmdb::server::{DatabaseHandler, Server};
+use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::WalConfig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +31,10 @@ pub struct MetricsServerUnderTest {
 impl MetricsServerUnderTest {
     /// A database in a fresh directory (fsync every write), served over RCP with metrics.
     pub async fn start() -> Self {
+        Self::start_with(server_support::settings()).await
+    }
+
+    pub async fn start_with(settings: ServerSettings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (db, report) =
             Database::open(DatabaseOptions::new(dir.path(), WalConfig::default())).expect("open");
@@ -50,13 +54,10 @@ impl MetricsServerUnderTest {
         let stop_http = CancellationToken::new();
         tokio::spawn(http.run(stop_http.clone()));
 
-        let server = Server::bind(
-            server_support::settings(),
-            Arc::new(DatabaseHandler::new(db)),
-        )
-        .await
-        .expect("server binds")
-        .with_metrics(Arc::clone(&metrics));
+        let server = Server::bind(settings, Arc::new(DatabaseHandler::new(db)))
+            .await
+            .expect("server binds")
+            .with_metrics(Arc::clone(&metrics));
         let rcp_addr = server.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.run_until(async {
