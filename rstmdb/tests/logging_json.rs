@@ -3,92 +3,18 @@
 //! connection id and duration; and a token sent in AUTH never reaches any log line, at any
 //! level, in either format.
 
-mod server_support;
+mod metrics_support;
+
+use metrics_support::binary::{RunningBinary, logged_addr};
+use metrics_support::server_support;
 
 use serde_json::{Value, json};
-use server_support::{Client, TOKEN, TOKEN_HASH};
-use std::io::{BufRead, BufReader};
+use server_support::{Client, TOKEN};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// A second secret: a wrong token must not be logged either.
 const WRONG_TOKEN: &str = "not-the-token-but-still-secret-0xC0FFEE";
-
-struct RunningBinary {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl RunningBinary {
-    fn start(log_format: &str, rust_log: &str) -> RunningBinary {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rstmdb"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", log_format])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", rust_log)
-            .env("RSTMDB_AUTH_REQUIRED", "true")
-            .env("RSTMDB_AUTH_TOKEN_HASH", TOKEN_HASH)
-            .env_remove("RSTMDB_CONFIG")
-            .env_remove("RSTMDB_LOG_FORMAT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        RunningBinary {
-            child,
-            lines,
-            seen: Vec::new(),
-            _dir: dir,
-        }
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Sends SIGTERM to the process by its pid, waits for the graceful shutdown to finish,
-    /// and returns every line it wrote.
-    fn stop(mut self) -> Vec<String> {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        if !matches!(terminated, Ok(status) if status.success()) {
-            let _ = self.child.kill();
-        }
-        self.wait_for("shutdown complete");
-        let _ = self.child.wait();
-        // The reader thread ends at end of file, closing the channel.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        self.seen
-    }
-}
 
 /// AUTH with a wrong and then the right token, a few requests, BYE.
 async fn authenticated_session(addr: SocketAddr) {
@@ -108,27 +34,10 @@ async fn authenticated_session(addr: SocketAddr) {
     client.expect_closed().await;
 }
 
-fn listening_addr(line: &str) -> SocketAddr {
-    if let Ok(event) = serde_json::from_str::<Value>(line) {
-        return event["addr"]
-            .as_str()
-            .expect("addr field")
-            .parse()
-            .expect("an address");
-    }
-    // Text format: "... rstmdb listening addr=127.0.0.1:PORT"
-    let at = line.find("addr=").expect("addr= in the text line") + "addr=".len();
-    line[at..]
-        .split_whitespace()
-        .next()
-        .and_then(|addr| addr.parse().ok())
-        .expect("an address")
-}
-
 /// Runs a session against the binary and returns its log lines.
 async fn logs_of_a_session(log_format: &str, rust_log: &str) -> Vec<String> {
-    let mut binary = RunningBinary::start(log_format, rust_log);
-    let addr = listening_addr(&binary.wait_for("rstmdb listening"));
+    let mut binary = RunningBinary::start(log_format, rust_log, &[]);
+    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
     authenticated_session(addr).await;
     binary.stop()
 }

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 #[path = "../server_support/mod.rs"]
 pub mod server_support;
 
+pub mod binary;
+
 pub struct MetricsServerUnderTest {
     pub rcp_addr: SocketAddr,
     pub http_addr: SocketAddr,
