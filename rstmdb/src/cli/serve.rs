@@ -123,12 +123,14 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
     if let Some(metrics) = metrics {
         server = server.with_metrics(metrics);
     }
-    log_start(&server, &config, &settings);
     tokio::spawn(Database::run_auto_compaction(
         Arc::clone(&db),
         config.compaction.clone(),
     ));
+    // Before the "listening" line, so whoever waits for that line finds /health at 200; the
+    // socket is bound, and connections made now wait in its backlog for the accept loop.
     health.set(HealthState::Serving);
+    log_start(&server, &config, &settings);
     // The handler's shutdown hook syncs the WAL and closes the database.
     server
         .run_until(async move {

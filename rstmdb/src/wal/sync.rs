@@ -143,9 +143,10 @@ impl Durability {
         lock(&self.window).record(latency_us, records);
         let durable = st.durable_offset;
         drop(st);
-        notify_fsync_observers(latency_us, records);
         self.watch.send_modify(|s| s.durable_offset = durable);
         self.advanced.notify_all();
+        // After the waiters are woken: measuring must not delay an acknowledgement.
+        notify_fsync_observers(latency_us, records);
     }
 
     /// Stops the WAL after a failed fdatasync: every waiter gets the error.
