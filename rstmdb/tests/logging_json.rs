@@ -9,7 +9,7 @@ use metrics_support::binary::{RunningBinary, logged_addr};
 use metrics_support::server_support;
 
 use serde_json::{Value, json};
-use server_support::{Client, TOKEN};
+use server_support::{Client, TOKEN, TOKEN_HASH};
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
