@@ -115,6 +115,10 @@ async fn auth_tokens_never_appear_in_any_log_line_at_any_level() {
                 !line.contains(WRONG_TOKEN),
                 "wrong token logged ({format}): {line}"
             );
+            assert!(
+                !line.contains(TOKEN_HASH),
+                "token hash logged ({format}): {line}"
+            );
         }
     }
 }
