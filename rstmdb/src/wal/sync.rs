@@ -9,9 +9,38 @@ use super::policy::FsyncPolicy;
 use super::stats::{FsyncWindow, IoCounters};
 use super::storage::SegmentFile;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Told about every successful segment fsync (the sync thread's and rotation's). Lets the
+/// metrics layer keep latency and group-commit histograms without the WAL depending on it.
+/// Called on the syncing thread right after the fsync: implementations must be cheap and must
+/// not block.
+pub trait FsyncObserver: Send + Sync {
+    /// `records` is how many records this fsync made durable (0 when it covered none new).
+    fn fsync_completed(&self, latency: Duration, records: u64);
+}
+
+/// The process's fsync observers. Process-wide rather than per WAL because the WAL is opened
+/// deep inside `Database::open`; a server process runs one database. Held weakly, so an
+/// observer that is dropped stops being called without unregistering.
+static FSYNC_OBSERVERS: RwLock<Vec<Weak<dyn FsyncObserver>>> = RwLock::new(Vec::new());
+
+/// Registers `observer` for every WAL of this process until it is dropped.
+pub fn add_fsync_observer(observer: &Arc<dyn FsyncObserver>) {
+    let mut observers = FSYNC_OBSERVERS.write().unwrap_or_else(|e| e.into_inner());
+    observers.retain(|weak| weak.strong_count() > 0);
+    observers.push(Arc::downgrade(observer));
+}
+
+fn notify_fsync_observers(latency_us: u64, records: u64) {
+    let observers = FSYNC_OBSERVERS.read().unwrap_or_else(|e| e.into_inner());
+    let latency = Duration::from_micros(latency_us);
+    for observer in observers.iter().filter_map(Weak::upgrade) {
+        observer.fsync_completed(latency, records);
+    }
+}
 
 /// What async waiters see: the durable offset, or the failure that stopped the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,18 +132,21 @@ impl Durability {
     /// Records a completed fdatasync covering everything up to `(offset, sequence)`.
     pub fn advance(&self, offset: u64, sequence: u64, latency_us: u64) {
         let mut st = lock(&self.state);
-        if offset > st.durable_offset {
+        let records = if offset > st.durable_offset {
             let records = sequence.saturating_sub(st.durable_sequence);
             st.durable_offset = offset;
             st.durable_sequence = sequence;
-            lock(&self.window).record(latency_us, records);
+            records
         } else {
-            lock(&self.window).record(latency_us, 0);
-        }
+            0
+        };
+        lock(&self.window).record(latency_us, records);
         let durable = st.durable_offset;
         drop(st);
         self.watch.send_modify(|s| s.durable_offset = durable);
         self.advanced.notify_all();
+        // After the waiters are woken: measuring must not delay an acknowledgement.
+        notify_fsync_observers(latency_us, records);
     }
 
     /// Stops the WAL after a failed fdatasync: every waiter gets the error.
