@@ -82,6 +82,11 @@ impl Database {
         }
     }
 
+    /// Tells `observer` about every completed WAL fsync (latency, records made durable).
+    pub fn set_fsync_observer(&self, observer: Arc<dyn crate::wal::sync::FsyncObserver>) {
+        self.shared.wal.set_fsync_observer(observer);
+    }
+
     /// The data directory this database uses.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.shared.data_dir

@@ -23,7 +23,7 @@ pub use request::RequestTimer;
 pub use server::{STREAM_ERROR_REASONS, SubscriptionKind};
 
 use crate::database::{Database, OpenReport};
-use crate::wal::sync::{FsyncObserver, add_fsync_observer};
+use crate::wal::sync::FsyncObserver;
 use database::DatabaseMetrics;
 use fsync::FsyncMetrics;
 use prometheus::{IntGauge, Registry, TextEncoder};
@@ -41,8 +41,8 @@ pub struct Metrics {
     registry: Registry,
     server: ServerMetrics,
     database: DatabaseMetrics,
-    /// Kept alive here: the WAL holds its observers weakly.
-    _fsync: Arc<FsyncMetrics>,
+    /// Handed to the database's WAL as its fsync observer.
+    fsync: Arc<FsyncMetrics>,
     /// Read at scrape time; set once the data directory is open.
     source: OnceLock<Arc<Database>>,
     /// One scrape at a time: refreshing mirrors counters by difference and resets the
@@ -52,14 +52,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric (zero-valued until something happens), the process collector,
-    /// and the fsync observer for this process's WAL.
+    /// and the fsync histograms (fed once a database is attached).
     pub fn new() -> Result<Arc<Metrics>, MetricsError> {
         let registry = Registry::new();
         let server = ServerMetrics::register(&registry)?;
         let database = DatabaseMetrics::register(&registry)?;
         let fsync = Arc::new(FsyncMetrics::register(&registry)?);
-        let observer: Arc<dyn FsyncObserver> = fsync.clone();
-        add_fsync_observer(&observer);
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -67,15 +65,19 @@ impl Metrics {
             registry,
             server,
             database,
-            _fsync: fsync,
+            fsync,
             source: OnceLock::new(),
             scrape: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// From now on scrapes read this database's numbers. A second call is ignored.
+    /// From now on scrapes read this database's numbers, and its WAL reports each fsync here.
+    /// A second call is ignored.
     pub fn attach_database(&self, db: Arc<Database>) {
-        let _ = self.source.set(db);
+        let observer: Arc<dyn FsyncObserver> = self.fsync.clone();
+        if self.source.set(Arc::clone(&db)).is_ok() {
+            db.set_fsync_observer(observer);
+        }
     }
 
     /// Start-up figures: recovery duration and records replayed.

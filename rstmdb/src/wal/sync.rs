@@ -9,7 +9,7 @@ use super::policy::FsyncPolicy;
 use super::stats::{FsyncWindow, IoCounters};
 use super::storage::SegmentFile;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -17,29 +17,9 @@ use tokio::sync::watch;
 /// metrics layer keep latency and group-commit histograms without the WAL depending on it.
 /// Called on the syncing thread right after the fsync: implementations must be cheap and must
 /// not block.
-pub trait FsyncObserver: Send + Sync {
+pub trait FsyncObserver: Send + Sync + std::fmt::Debug {
     /// `records` is how many records this fsync made durable (0 when it covered none new).
     fn fsync_completed(&self, latency: Duration, records: u64);
-}
-
-/// The process's fsync observers. Process-wide rather than per WAL because the WAL is opened
-/// deep inside `Database::open`; a server process runs one database. Held weakly, so an
-/// observer that is dropped stops being called without unregistering.
-static FSYNC_OBSERVERS: RwLock<Vec<Weak<dyn FsyncObserver>>> = RwLock::new(Vec::new());
-
-/// Registers `observer` for every WAL of this process until it is dropped.
-pub fn add_fsync_observer(observer: &Arc<dyn FsyncObserver>) {
-    let mut observers = FSYNC_OBSERVERS.write().unwrap_or_else(|e| e.into_inner());
-    observers.retain(|weak| weak.strong_count() > 0);
-    observers.push(Arc::downgrade(observer));
-}
-
-fn notify_fsync_observers(latency_us: u64, records: u64) {
-    let observers = FSYNC_OBSERVERS.read().unwrap_or_else(|e| e.into_inner());
-    let latency = Duration::from_micros(latency_us);
-    for observer in observers.iter().filter_map(Weak::upgrade) {
-        observer.fsync_completed(latency, records);
-    }
 }
 
 /// What async waiters see: the durable offset, or the failure that stopped the WAL.
@@ -79,6 +59,8 @@ pub(crate) struct Durability {
     pub watch: watch::Sender<SyncStatus>,
     pub window: Mutex<FsyncWindow>,
     pub counters: Arc<IoCounters>,
+    /// Told about each completed fsync (metrics); set once the WAL is open.
+    pub observer: RwLock<Option<Arc<dyn FsyncObserver>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +83,7 @@ impl Durability {
             watch,
             window: Mutex::new(FsyncWindow::default()),
             counters,
+            observer: RwLock::new(None),
         }
     }
 
@@ -146,7 +129,10 @@ impl Durability {
         self.watch.send_modify(|s| s.durable_offset = durable);
         self.advanced.notify_all();
         // After the waiters are woken: measuring must not delay an acknowledgement.
-        notify_fsync_observers(latency_us, records);
+        let observer = self.observer.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(observer) = observer.as_ref() {
+            observer.fsync_completed(Duration::from_micros(latency_us), records);
+        }
     }
 
     /// Stops the WAL after a failed fdatasync: every waiter gets the error.
