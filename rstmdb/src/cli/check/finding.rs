@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// Why one file is not a valid definition.
 #[derive(Debug)]
-pub(super) struct Finding {
+pub(in crate::cli) struct Finding {
     path: String,
     /// `io_error`, `no_definitions`, `invalid_json`, `invalid_definition` or `invalid_guard`.
     reason: &'static str,
@@ -96,7 +96,7 @@ impl Finding {
         finding
     }
 
-    pub(super) fn invalid(
+    pub(in crate::cli) fn invalid(
         path: String,
         text: String,
         prefix: &str,
