@@ -46,7 +46,7 @@ impl Server {
         ])
     }
 
-    fn start_with_env(env: &[(&str, &str)]) -> Server {
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
         let mut dir = tempfile::tempdir().expect("temp dir");
         let mut last_log = String::new();
         for attempt in 1..=START_ATTEMPTS {
