@@ -35,7 +35,11 @@ fn machines_are_put_inline_or_from_a_file_and_read_back() {
     let machines = server.run_ok("machines");
     assert!(machines.contains("order    1, 2"), "{machines}");
     let definition = server.run_ok("get-machine order 1");
-    assert!(definition.contains("checksum    eef67bea"), "{definition}");
+    assert!(definition.contains("checksum  eef67bea"), "{definition}");
+    assert!(
+        definition.contains("paid     SHIP   shipped  ctx.ready"),
+        "{definition}"
+    );
 }
 
 #[test]

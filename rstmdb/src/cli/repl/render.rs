@@ -77,6 +77,7 @@ pub fn result(action: Action, result: &Map<String, Value>) -> String {
         Action::List => instances(result),
         Action::WalRead => wal_records(result),
         Action::Batch => batch(result),
+        Action::GetMachine => definition(result),
         Action::WalStats => fields(&flatten(result)),
         _ => fields(result),
     }
@@ -110,11 +111,7 @@ fn items<'a>(result: &'a Map<String, Value>, key: &str) -> &'a [Value] {
 fn machines(result: &Map<String, Value>) -> String {
     let mut table = Table::new(&["machine", "versions"]);
     for item in items(result, "items") {
-        let versions = items(item.as_object().unwrap_or(&Map::new()), "versions")
-            .iter()
-            .map(|v| cell(Some(v)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let versions = joined(items(item.as_object().unwrap_or(&Map::new()), "versions"));
         table.row(vec![cell(item.get("machine")), versions]);
     }
     let count = items(result, "items").len();
@@ -170,6 +167,42 @@ fn wal_records(result: &Map<String, Value>) -> String {
         table.render(),
         cell(result.get("next_offset"))
     )
+}
+
+/// A list of strings (or anything) joined with commas.
+fn joined(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(|v| cell(Some(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// GET_MACHINE: checksum, initial state and states, then one row per transition.
+fn definition(result: &Map<String, Value>) -> String {
+    let empty = Map::new();
+    let definition = result
+        .get("definition")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut head = Table::new(&["field", "value"]);
+    head.row(vec!["checksum".into(), cell(result.get("checksum"))]);
+    head.row(vec!["initial".into(), cell(definition.get("initial"))]);
+    head.row(vec!["states".into(), joined(items(definition, "states"))]);
+    let mut transitions = Table::new(&["from", "event", "to", "guard"]);
+    for transition in items(definition, "transitions") {
+        let from = match transition.get("from") {
+            Some(Value::Array(states)) => joined(states),
+            other => cell(other),
+        };
+        transitions.row(vec![
+            from,
+            cell(transition.get("event")),
+            cell(transition.get("to")),
+            cell(transition.get("guard")),
+        ]);
+    }
+    format!("{}\n{}", head.render(), transitions.render())
 }
 
 fn batch(result: &Map<String, Value>) -> String {
@@ -243,6 +276,26 @@ mod tests {
         );
         assert!(
             text.ends_with("(1 of 2 instances; more with --after order-1)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_definition_shows_one_row_per_transition() {
+        let machine = object(json!({"checksum": "eef67bea", "definition": {
+            "states": ["created", "paid"], "initial": "created",
+            "transitions": [{"from": ["created"], "event": "PAY", "to": "paid"},
+                            {"from": ["created", "paid"], "event": "X", "to": "paid",
+                             "guard": "ctx.ok"}]}}));
+        let text = result(Action::GetMachine, &machine);
+        assert!(text.contains("states    created, paid\n"), "{text}");
+        assert!(
+            text.contains("\nfrom           event  to    guard\n"),
+            "{text}"
+        );
+        assert!(text.contains("created        PAY    paid  -\n"), "{text}");
+        assert!(
+            text.contains("created, paid  X      paid  ctx.ok\n"),
             "{text}"
         );
     }
