@@ -39,15 +39,27 @@ pub fn emit(text: &str) {
     let _ = stdout.flush();
 }
 
+/// Runs one command. Ctrl-C abandons it and returns to the prompt (a watch handles Ctrl-C
+/// itself, to UNWATCH first).
 pub async fn execute(
     client: &Client,
     invocation: &Invocation,
     mode: OutputMode,
 ) -> Result<Flow, Failure> {
+    if invocation.spec.action == Action::Watch {
+        return run(client, invocation, mode).await;
+    }
+    tokio::select! {
+        outcome = run(client, invocation, mode) => outcome,
+        Ok(()) = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+    }
+}
+
+async fn run(client: &Client, invocation: &Invocation, mode: OutputMode) -> Result<Flow, Failure> {
     let action = invocation.spec.action;
     let (op, params) = match action {
         Action::Help => {
-            emit(&help(invocation.positional(0))?);
+            emit(&help_text(invocation.positional(0))?);
             return Ok(Flow::Continue);
         }
         Action::Quit => return Ok(Flow::Quit),
@@ -76,7 +88,8 @@ fn print_result(action: Action, result: &Map<String, Value>, mode: OutputMode) {
     }
 }
 
-fn help(topic: Option<&str>) -> Result<String, Failure> {
+/// `help` or `help COMMAND`; needs no server.
+pub fn help_text(topic: Option<&str>) -> Result<String, Failure> {
     match topic {
         None => Ok(commands::overview()),
         Some(name) => commands::find(name)
@@ -393,7 +406,7 @@ async fn stream_events(
     tokio::pin!(ctrl_c);
     while count.is_none_or(|count| seen < count) {
         let event = tokio::select! {
-            _ = &mut ctrl_c => return Ok(()),
+            Ok(()) = &mut ctrl_c => return Ok(()),
             event = subscription.next() => event,
         };
         let Some(event) = event else {

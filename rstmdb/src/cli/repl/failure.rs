@@ -24,6 +24,9 @@ pub enum Failure {
     /// Local input the command needs is unusable: an unreadable file, invalid JSON.
     #[error("{0}")]
     Input(String),
+    /// Ctrl-C while the command waited for the server.
+    #[error("interrupted; a write may or may not have been applied")]
+    Interrupted,
     /// The server refused, or could not be asked.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -47,7 +50,7 @@ impl Failure {
     pub fn exit_status(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Parse(_) => 2,
-            Self::Input(_) | Self::Client(_) | Self::Definition(_) => 1,
+            Self::Input(_) | Self::Interrupted | Self::Client(_) | Self::Definition(_) => 1,
         }
     }
 

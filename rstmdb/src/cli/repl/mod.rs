@@ -53,6 +53,9 @@ pub struct ReplArgs {
 }
 
 pub fn run(args: ReplArgs) -> ExitCode {
+    if let Some(status) = args.command.as_deref().and_then(offline_help) {
+        return ExitCode::from(status);
+    }
     // One worker is plenty for one connection, and keeps the connection's reader running
     // while the line editor blocks this thread.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -89,6 +92,22 @@ pub fn run(args: ReplArgs) -> ExitCode {
     };
     let _ = runtime.block_on(client.close());
     ExitCode::from(status)
+}
+
+/// `-c help ...` answers without a server; `None` for any other command.
+fn offline_help(text: &str) -> Option<u8> {
+    let words = parse::tokenize(text).ok()?;
+    let invocation = commands::bind(&words).ok()?;
+    if invocation.spec.action != commands::Action::Help {
+        return None;
+    }
+    Some(match execute::help_text(invocation.positional(0)) {
+        Ok(text) => {
+            execute::emit(&text);
+            0
+        }
+        Err(failure) => report(&failure),
+    })
 }
 
 /// Tokenises, binds and runs one command.
