@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::commands::{self, Action, Invocation, UsageError};
+use super::commands::{self, Action};
 use super::failure::{DefinitionRefusal, Failure, is_definition_error};
+use super::invocation::{Invocation, UsageError};
 use super::render;
 
 /// COMPACT writes a whole-state checkpoint, which can outlast an ordinary call's timeout.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::commands::UsageError;
+use super::invocation::UsageError;
 use super::parse::ParseError;
 use crate::cli::check;
 use crate::cli::check::finding::Finding;

@@ -1,6 +1,7 @@
 //! `rstmdb repl`: an interactive shell against a running server, and a script runner.
 //!
-//! - `commands`: the table of commands (one source for parsing, `help` and completion);
+//! - `commands`: the table of commands (one source for parsing, `help` and completion),
+//!   and `invocation`: a command line bound to its entry in that table;
 //! - `parse`: splitting a line into words, JSON values that may span lines;
 //! - `execute`: one command against the server; `render`: tables and `--json` output;
 //! - `complete`: tab completion and the multi-line check for the line editor (rustyline);
@@ -13,6 +14,7 @@ mod commands;
 mod complete;
 mod execute;
 mod failure;
+mod invocation;
 mod parse;
 mod render;
 
@@ -97,7 +99,7 @@ pub fn run(args: ReplArgs) -> ExitCode {
 /// `-c help ...` answers without a server; `None` for any other command.
 fn offline_help(text: &str) -> Option<u8> {
     let words = parse::tokenize(text).ok()?;
-    let invocation = commands::bind(&words).ok()?;
+    let invocation = invocation::bind(&words).ok()?;
     if invocation.spec.action != commands::Action::Help {
         return None;
     }
@@ -121,7 +123,7 @@ fn run_text(
     if words.is_empty() {
         return Ok(Flow::Continue);
     }
-    let invocation = commands::bind(&words)?;
+    let invocation = invocation::bind(&words)?;
     runtime.block_on(execute::execute(client, &invocation, mode))
 }
 
