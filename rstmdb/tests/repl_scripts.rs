@@ -72,7 +72,7 @@ fn a_script_ending_inside_a_json_value_is_malformed() {
         .assert()
         .code(2)
         .stdout("pong\n")
-        .stderr("error: unbalanced brackets in JSON value\n");
+        .stderr("error: unclosed JSON value: a `{` or `[` is never closed\n");
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn run_script(runtime: &Runtime, client: &Client, input: impl BufRead, mode: Out
     if pending.is_empty() {
         0
     } else {
-        report(&Failure::Parse(parse::ParseError::UnbalancedJson))
+        report(&Failure::Parse(parse::ParseError::UnclosedJson))
     }
 }
 

@@ -9,34 +9,14 @@
 pub enum ParseError {
     #[error("unclosed quote")]
     UnclosedQuote,
-    #[error("unbalanced brackets in JSON value")]
-    UnbalancedJson,
+    #[error("unclosed JSON value: a `{{` or `[` is never closed")]
+    UnclosedJson,
 }
 
 /// Whether `text` is a whole command: false while a JSON value is still open, so that the
-/// reader asks for more lines. A closing bracket too many is "complete" and fails later.
+/// reader asks for more lines. Any other problem is "complete" and reported when it runs.
 pub fn is_complete(text: &str) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for character in text.chars() {
-        if in_string {
-            match character {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match character {
-            '"' if depth > 0 => in_string = true,
-            '{' | '[' => depth += 1,
-            '}' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth == 0
+    tokenize(text) != Err(ParseError::UnclosedJson)
 }
 
 /// Splits a command into words (see the module docs).
@@ -80,7 +60,8 @@ fn json_length(text: &str) -> Result<usize, ParseError> {
             '"' => in_string = true,
             '{' | '[' => depth += 1,
             '}' | ']' => {
-                depth = depth.checked_sub(1).ok_or(ParseError::UnbalancedJson)?;
+                // Never below zero: the value starts with its first opening bracket.
+                depth = depth.saturating_sub(1);
                 if depth == 0 {
                     return Ok(index + 1);
                 }
@@ -88,7 +69,7 @@ fn json_length(text: &str) -> Result<usize, ParseError> {
             _ => {}
         }
     }
-    Err(ParseError::UnbalancedJson)
+    Err(ParseError::UnclosedJson)
 }
 
 /// A whitespace-delimited word with its quotes removed, and the bytes it took.
@@ -163,11 +144,17 @@ mod tests {
     }
 
     #[test]
+    fn brackets_inside_quoted_words_do_not_open_json() {
+        assert!(is_complete("get 'a{b'"));
+        assert_eq!(words("get x{y"), ["get", "x{y"]);
+    }
+
+    #[test]
     fn unclosed_quotes_and_brackets_are_errors() {
         assert_eq!(tokenize("get 'abc"), Err(ParseError::UnclosedQuote));
         assert_eq!(
             tokenize("apply x E {\"a\":1"),
-            Err(ParseError::UnbalancedJson)
+            Err(ParseError::UnclosedJson)
         );
     }
 }
