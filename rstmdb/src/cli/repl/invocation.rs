@@ -1,7 +1,7 @@
 //! Binding a tokenised command line to its command in the table: positionals in order,
 //! flags by name, with usage errors that quote the command's usage line.
 
-use super::commands::{CommandSpec, find};
+use super::commands::{COMMANDS, CommandSpec, find};
 
 /// A command line bound to its command: positionals in order, flags by name.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl Invocation {
 /// A command line that does not fit its command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
-    #[error("unknown command `{0}` (try `help`)")]
+    #[error("unknown command `{0}`{hint}", hint = did_you_mean(.0))]
     UnknownCommand(String),
     #[error("`{command}` has no flag --{flag} (usage: {command} {usage})")]
     UnknownFlag {
@@ -70,6 +70,20 @@ pub enum UsageError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The closest command name within two edits, else a pointer to `help`.
+fn did_you_mean(name: &str) -> String {
+    const MAX_EDITS: usize = 2;
+    COMMANDS
+        .iter()
+        .map(|command| (strsim::levenshtein(name, command.name), command.name))
+        .filter(|(edits, _)| *edits <= MAX_EDITS)
+        .min()
+        .map_or_else(
+            || " (try `help`)".to_owned(),
+            |(_, closest)| format!("; did you mean `{closest}`?"),
+        )
 }
 
 /// Binds the words of a command line to its command.
@@ -188,6 +202,11 @@ mod tests {
         assert_eq!(
             bind(&words("frobnicate")).err(),
             Some(UsageError::UnknownCommand("frobnicate".into()))
+        );
+        let typo = bind(&words("aplly x Y")).err().map(|e| e.to_string());
+        assert_eq!(
+            typo.as_deref(),
+            Some("unknown command `aplly`; did you mean `apply`?")
         );
     }
 }
