@@ -18,7 +18,7 @@ pub struct ConnectArgs {
     )]
     pub server: String,
 
-    /// Bearer token sent with AUTH on connect (§8.1).
+    /// Bearer token, sent with AUTH when connecting.
     #[arg(
         short = 't',
         long = "token",
