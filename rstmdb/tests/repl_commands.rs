@@ -201,6 +201,17 @@ fn a_definition_refused_by_the_server_points_at_the_file_line_and_column() {
         .stderr(predicate::str::contains("bad.json:5:41]"))
         .stderr(predicate::str::contains("not one of `states`"))
         .stderr(predicate::str::contains("help: the states are `a`, `b`"));
+
+    // A file that is not JSON at all is shown at its line and column before anything is sent.
+    let broken = server.path("broken.json");
+    write(&broken, "{\n  \"states\": [\"a\",\n}\n");
+    server
+        .repl()
+        .args(["-c", &format!("batch {}", broken.display())])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid JSON: expected value"))
+        .stderr(predicate::str::contains("broken.json:3:1]"));
 }
 
 #[test]

@@ -65,7 +65,7 @@ impl Finding {
         }
     }
 
-    pub(super) fn syntax(path: String, text: String, error: &serde_json::Error) -> Self {
+    pub(in crate::cli) fn syntax(path: String, text: String, error: &serde_json::Error) -> Self {
         let suffix = format!(" at line {} column {}", error.line(), error.column());
         let full = error.to_string();
         let problem = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();

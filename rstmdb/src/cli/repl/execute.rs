@@ -13,6 +13,7 @@ use super::commands::{self, Action};
 use super::failure::{DefinitionRefusal, Failure, is_definition_error};
 use super::invocation::{Invocation, UsageError};
 use super::render;
+use crate::cli::check::finding::Finding;
 
 /// COMPACT writes a whole-state checkpoint, which can outlast an ordinary call's timeout.
 const COMPACT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -252,9 +253,14 @@ fn json_object(text: &str, what: &str) -> Result<Value, Failure> {
 fn read_json_file(path: &str) -> Result<(String, Value), Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| Failure::Input(format!("cannot read {path}: {error}")))?;
-    let value = serde_json::from_str(&text)
-        .map_err(|error| Failure::Input(format!("{path} is not valid JSON: {error}")))?;
-    Ok((text, value))
+    match serde_json::from_str(&text) {
+        Ok(value) => Ok((text, value)),
+        Err(error) => Err(Failure::InvalidJsonFile(Box::new(Finding::syntax(
+            path.to_owned(),
+            text,
+            &error,
+        )))),
+    }
 }
 
 /// BATCH params from a file holding an array of ops or the whole `{"mode", "ops"}` object.

@@ -24,6 +24,10 @@ pub enum Failure {
     /// Local input the command needs is unusable: an unreadable file, invalid JSON.
     #[error("{0}")]
     Input(String),
+    /// A file the command reads is not JSON: shown at the line and column, as `rstmdb check`
+    /// shows it.
+    #[error("{0}")]
+    InvalidJsonFile(Box<Finding>),
     /// Ctrl-C while the command waited for the server.
     #[error("interrupted; a write may or may not have been applied")]
     Interrupted,
@@ -50,7 +54,11 @@ impl Failure {
     pub fn exit_status(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Parse(_) => 2,
-            Self::Input(_) | Self::Interrupted | Self::Client(_) | Self::Definition(_) => 1,
+            Self::Input(_)
+            | Self::InvalidJsonFile(_)
+            | Self::Interrupted
+            | Self::Client(_)
+            | Self::Definition(_) => 1,
         }
     }
 
@@ -63,6 +71,7 @@ impl Failure {
                 out.push_str(&definition_diagnostic(refusal, colored));
                 out
             }
+            Self::InvalidJsonFile(finding) => check::render(finding, colored),
             other => format!("error: {other}\n"),
         }
     }
