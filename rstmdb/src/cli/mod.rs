@@ -1,7 +1,9 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
 mod check;
+pub mod connect;
 mod hash_token;
+mod repl;
 mod serve;
 mod snapshot;
 mod wal_inspect;
@@ -32,6 +34,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
     HashToken(hash_token::HashTokenArgs),
+    /// An interactive shell against a running server (or `-c COMMAND`, or a script on stdin).
+    Repl(repl::ReplArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -41,5 +45,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::WalInspect(args) => wal_inspect::run(args),
         Command::Serve(args) => serve::run(args),
         Command::HashToken(args) => hash_token::run(args),
+        Command::Repl(args) => repl::run(args),
     }
 }
