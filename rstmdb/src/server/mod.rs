@@ -22,6 +22,7 @@ pub mod listener;
 mod session;
 pub mod settings;
 pub mod tls;
+pub mod watch;
 mod writer;
 
 pub use connection::{CLOSING_DRAIN, MAX_IN_FLIGHT_PER_CONNECTION};
