@@ -26,7 +26,11 @@ async fn write_burst(mut conn: Conn, writer: usize) {
     let mut in_flight = std::collections::VecDeque::new();
     for k in 0..EVENTS_PER_WRITER {
         let id = instance(writer, k % INSTANCES_PER_WRITER);
-        let event = if (k / INSTANCES_PER_WRITER).is_multiple_of(2) { "GO" } else { "BACK" };
+        let event = if (k / INSTANCES_PER_WRITER).is_multiple_of(2) {
+            "GO"
+        } else {
+            "BACK"
+        };
         let request = conn
             .send(Op::ApplyEvent, json!({"instance_id": id, "event": event}))
             .await;
@@ -70,7 +74,9 @@ async fn every_subscriber_gets_every_matching_transition_once_in_wal_order() {
     }
 
     let mut all_watcher = server.connect().await;
-    let start = all_watcher.ok(Op::WatchAll, json!({"include_ctx": true})).await["wal_offset"]
+    let start = all_watcher
+        .ok(Op::WatchAll, json!({"include_ctx": true}))
+        .await["wal_offset"]
         .as_u64()
         .expect("S");
     let mut instance_watchers = Vec::new();
@@ -101,7 +107,10 @@ async fn every_subscriber_gets_every_matching_transition_once_in_wal_order() {
     let expected = applied_since(&mut admin, start).await;
     assert_eq!(expected.len(), total, "WAL_READ shows every apply");
     let received = all_task.await.expect("WATCH_ALL subscriber");
-    assert_eq!(received, expected, "WATCH_ALL: same transitions, same order");
+    assert_eq!(
+        received, expected,
+        "WATCH_ALL: same transitions, same order"
+    );
     for (id, task) in instance_tasks {
         let received = task.await.expect("WATCH_INSTANCE subscriber");
         let expected: Vec<Applied> = expected
@@ -111,6 +120,9 @@ async fn every_subscriber_gets_every_matching_transition_once_in_wal_order() {
             .collect();
         assert_eq!(received, expected, "WATCH_INSTANCE {id}");
     }
-    eprintln!("{total} events through 11 subscribers in {:?}", began.elapsed());
+    eprintln!(
+        "{total} events through 11 subscribers in {:?}",
+        began.elapsed()
+    );
     server.stop().await;
 }
