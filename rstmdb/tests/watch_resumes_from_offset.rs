@@ -1,6 +1,6 @@
-//! Resuming and compaction (spec §6.9): a subscriber that reconnects with the last seen offset
-//! + 1 misses nothing and sees nothing twice; history removed by compaction is refused at WATCH
-//! time, and ends a lagging subscription with an explicit `offset_compacted` stream error.
+//! Resuming and compaction (spec §6.9): a subscriber that reconnects with "last seen offset
+//! plus one" misses nothing and sees nothing twice; history removed by compaction is refused at
+//! WATCH time, and ends a lagging subscription with an explicit `offset_compacted` stream error.
 
 mod watch_support;
 

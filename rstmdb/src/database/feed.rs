@@ -5,9 +5,9 @@
 use super::shared::Shared;
 use super::transitions::{RecentRead, RingLimits, Transition};
 use super::{Database, errors, wait_committed};
-use crate::wal::FsyncPolicy;
 use crate::wal::segment::{offset_of, position_of, segment_of};
 use crate::wal::sync::SyncStatus;
+use crate::wal::{FsyncPolicy, WalReader};
 use rstmdb_client::RcpError;
 use std::future::Future;
 use std::sync::Arc;
@@ -35,11 +35,23 @@ pub enum CatchUpError {
     ReadFailed(String),
 }
 
+/// Most records one catch-up read scans, transitions or not.
+pub const CATCH_UP_SCAN_RECORDS: usize = 4_096;
+
 /// Records read from the WAL in one go: the transitions among them and where to go on.
 #[derive(Debug)]
 pub struct CatchUp {
     pub transitions: Vec<Arc<Transition>>,
     pub next_cursor: u64,
+    /// The reader, if it may hold more records: pass it to the next call.
+    pub reader: Option<CatchUpReader>,
+}
+
+/// A WAL reader kept between catch-up reads, positioned at `next`.
+#[derive(Debug)]
+pub struct CatchUpReader {
+    reader: WalReader,
+    next: u64,
 }
 
 /// A subscription's handle on the database. Cheap to clone.
@@ -150,10 +162,17 @@ impl WatchFeed {
         self.shared.transitions.read(cursor, commit_end, max)
     }
 
-    /// Reads committed WAL records from `cursor` (blocking: run it on a blocking thread),
-    /// scanning at most `max_records`. Refuses a position whose records compaction removed,
+    /// Reads committed WAL records from `cursor` (blocking: run it on a blocking thread) until
+    /// `max_transitions` transitions or [`CATCH_UP_SCAN_RECORDS`] records. Pass back the reader
+    /// of the previous call: a reader continues where it stopped, while a new one has to scan
+    /// its first segment from the start. Refuses a position whose records compaction removed,
     /// also when the removal happens during the read (the reader would silently skip them).
-    pub fn catch_up(&self, cursor: u64, max_records: usize) -> Result<CatchUp, CatchUpError> {
+    pub fn catch_up(
+        &self,
+        cursor: u64,
+        max_transitions: usize,
+        previous: Option<CatchUpReader>,
+    ) -> Result<CatchUp, CatchUpError> {
         let wal = &self.shared.wal;
         let cursor = self.past_sealed_segment(cursor);
         let compacted = |cursor: u64| {
@@ -166,30 +185,29 @@ impl WatchFeed {
         if let Some(err) = compacted(cursor) {
             return Err(err);
         }
-        let until = wal.committed_offset();
+        let mut reader = match previous {
+            Some(previous) if previous.next == cursor => previous.reader,
+            _ => wal.reader(cursor),
+        };
         let mut transitions = Vec::new();
-        let mut next_cursor = until.max(cursor);
-        for (scanned, record) in wal.reader(cursor).enumerate() {
-            let record =
-                match record {
-                    Ok(record) => record,
-                    Err(err) => {
-                        return Err(compacted(cursor).unwrap_or(CatchUpError::ReadFailed(
-                            format!("cannot read the WAL from offset {cursor}: {err}"),
-                        )));
-                    }
-                };
-            if record.end() > until {
-                break;
-            }
-            if scanned == max_records {
-                next_cursor = record.offset;
-                break;
-            }
+        let mut next_cursor = cursor;
+        let mut exhausted = true;
+        for scanned in 1..=CATCH_UP_SCAN_RECORDS {
+            let Some(record) = reader.next() else { break };
+            let record = record.map_err(|err| {
+                compacted(cursor).unwrap_or(CatchUpError::ReadFailed(format!(
+                    "cannot read the WAL from offset {cursor}: {err}"
+                )))
+            })?;
+            next_cursor = record.end();
             if let Some(transition) = Transition::from_wal(record.offset, &record.payload)
                 .map_err(CatchUpError::ReadFailed)?
             {
                 transitions.push(Arc::new(transition));
+            }
+            if transitions.len() >= max_transitions || scanned == CATCH_UP_SCAN_RECORDS {
+                exhausted = false;
+                break;
             }
         }
         // Deletion only moves the oldest offset up: if the cursor's records are still there
@@ -200,6 +218,10 @@ impl WatchFeed {
         Ok(CatchUp {
             transitions,
             next_cursor,
+            reader: (!exhausted).then_some(CatchUpReader {
+                reader,
+                next: next_cursor,
+            }),
         })
     }
 

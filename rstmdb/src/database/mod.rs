@@ -31,7 +31,10 @@ mod transitions;
 pub use batch::RESULTS_BUDGET_BYTES;
 pub use compact::CompactOutcome;
 pub use errors::from_apply as apply_error;
-pub use feed::{CatchUp, CatchUpError, WatchFeed, WatchPoint, WatcherGuard};
+pub use feed::{
+    CATCH_UP_SCAN_RECORDS, CatchUp, CatchUpError, CatchUpReader, WatchFeed, WatchPoint,
+    WatcherGuard,
+};
 pub use jobs::{BatchItem, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
 pub use transitions::{ParsedValues, RecentRead, RingLimits, Transition};

@@ -8,7 +8,9 @@
 use super::filter::{Filter, SubscriptionKind};
 use super::hub::{HubInner, WatchRequest};
 use super::stats::StreamErrorReason;
-use crate::database::{CatchUpError, RecentRead, Transition, WatchFeed, WatcherGuard};
+use crate::database::{
+    CatchUpError, CatchUpReader, RecentRead, Transition, WatchFeed, WatcherGuard,
+};
 use crate::server::handler::{ConnectionContext, Outbound};
 use rstmdb_client::RcpError;
 use rstmdb_client::message::{Event, StreamError};
@@ -84,6 +86,8 @@ pub(crate) struct Subscription {
     registration: Registration,
     cancel: CancellationToken,
     batch_events: usize,
+    /// The WAL reader of the last catch-up read, while it may hold more records.
+    reader: Option<CatchUpReader>,
 }
 
 impl Subscription {
@@ -108,6 +112,7 @@ impl Subscription {
             registration,
             cancel,
             batch_events,
+            reader: None,
         }
     }
 
@@ -151,7 +156,11 @@ impl Subscription {
                         RecentRead::Covered {
                             transitions,
                             next_cursor,
-                        } => (transitions, next_cursor),
+                        } => {
+                            // Served by the ring now: the WAL reader's file is not needed.
+                            self.reader = None;
+                            (transitions, next_cursor)
+                        }
                         RecentRead::NotCovered => match self.catch_up().await {
                             Ok(read) => read,
                             Err(ended) => return ended,
@@ -181,11 +190,14 @@ impl Subscription {
     /// Reads the next transitions from the WAL on a blocking thread.
     async fn catch_up(&mut self) -> Result<(Vec<Arc<Transition>>, u64), Ended> {
         let feed = self.feed.clone();
-        let (cursor, max) = (self.cursor, self.batch_events);
+        let (cursor, max, reader) = (self.cursor, self.batch_events, self.reader.take());
         self.registration.hub.counters.catch_up_read();
-        let read = tokio::task::spawn_blocking(move || feed.catch_up(cursor, max)).await;
+        let read = tokio::task::spawn_blocking(move || feed.catch_up(cursor, max, reader)).await;
         match read {
-            Ok(Ok(read)) => Ok((read.transitions, read.next_cursor)),
+            Ok(Ok(read)) => {
+                self.reader = read.reader;
+                Ok((read.transitions, read.next_cursor))
+            }
             Ok(Err(CatchUpError::Compacted { oldest_offset, .. })) => Err(Ended::Failed(
                 RcpError::offset_compacted_next(self.next_offset, oldest_offset),
                 StreamErrorReason::OffsetCompacted,
