@@ -169,6 +169,49 @@ impl Conn {
         id
     }
 
+    /// Like `send`, but `None` once the connection is broken (crash tests).
+    pub async fn try_send(&mut self, op: Op, params: Value) -> Option<String> {
+        let id = self.next_id.to_string();
+        self.next_id += 1;
+        let params = match params {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let payload = serde_json::to_string(&Request::new(id.clone(), op, params)).ok()?;
+        self.framed.send(payload).await.ok()?;
+        Some(id)
+    }
+
+    /// The outcome of `id`, or `None` once the connection is broken (crash tests).
+    pub async fn try_response(&mut self, id: &str) -> Option<Outcome> {
+        loop {
+            if let Some(response) = self.responses.remove(id) {
+                return Some(response.outcome);
+            }
+            self.try_read_one(WAIT).await?;
+        }
+    }
+
+    /// The next pushed message already sent, or `None` once the connection ended (crash tests).
+    pub async fn try_next_pushed(&mut self) -> Option<Pushed> {
+        loop {
+            if let Some(pushed) = self.pushed.pop_front() {
+                return Some(pushed);
+            }
+            self.try_read_one(WAIT).await?;
+        }
+    }
+
+    /// Reads one message; `None` on timeout, end of stream or a broken connection.
+    async fn try_read_one(&mut self, wait: Duration) -> Option<()> {
+        let payload = match tokio::time::timeout(wait, self.framed.next()).await {
+            Ok(Some(Ok(payload))) => payload,
+            _ => return None,
+        };
+        self.store(&payload);
+        Some(())
+    }
+
     /// Reads until the response to `id` arrives.
     pub async fn response(&mut self, id: &str) -> Response {
         loop {
@@ -247,7 +290,12 @@ impl Conn {
             Ok(Some(Ok(payload))) => payload,
             Ok(other) => panic!("connection ended or broke: {other:?}"),
         };
-        match ServerMessage::parse(&payload).expect("server message parses") {
+        self.store(&payload);
+        Some(())
+    }
+
+    fn store(&mut self, payload: &str) {
+        match ServerMessage::parse(payload).expect("server message parses") {
             ServerMessage::Response(response) => {
                 self.responses.insert(response.id.clone(), response);
             }
@@ -257,7 +305,6 @@ impl Conn {
             }
             ServerMessage::Unknown { message_type } => panic!("unknown message {message_type}"),
         }
-        Some(())
     }
 
     /// The raw JSON of the next pushed message, for shape checks.
