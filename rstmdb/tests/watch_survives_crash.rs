@@ -144,14 +144,24 @@ async fn every_event_received_before_a_crash_is_in_the_wal_after_restart() {
         .map(|a| (a.offset, a))
         .collect();
     for event in &received {
-        assert_eq!(in_wal.get(&event.offset), Some(event), "received, then lost in the crash");
+        assert_eq!(
+            in_wal.get(&event.offset),
+            Some(event),
+            "received, then lost in the crash"
+        );
         assert_ne!(event.event, "NOPE", "a refused apply produced an event");
     }
     for offset in &acknowledged {
-        assert!(in_wal.contains_key(offset), "acknowledged write {offset} lost");
+        assert!(
+            in_wal.contains_key(offset),
+            "acknowledged write {offset} lost"
+        );
     }
     let offsets: Vec<u64> = received.iter().map(|a| a.offset).collect();
-    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "WAL order, no repeats");
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "WAL order, no repeats"
+    );
     eprintln!(
         "{} events received before the kill, {} writes acknowledged, {} transitions survived",
         received.len(),

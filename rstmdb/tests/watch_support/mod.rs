@@ -8,7 +8,7 @@ use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::server::watch::{WatchLimits, WatchStats};
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
-use rstmdb::wal::{FsyncPolicy, WalConfig};
+use rstmdb::wal::{FsyncPolicy, Storage, WalConfig};
 use rstmdb_client::message::{Event, Outcome, Response, ServerMessage, StreamError};
 use rstmdb_client::{Op, Request, WireCodec, WireMode};
 use serde_json::{Map, Value, json};
@@ -38,6 +38,8 @@ pub struct Setup {
     pub fsync_policy: FsyncPolicy,
     pub segment_size_bytes: u64,
     pub limits: WatchLimits,
+    /// `None`: real files in the temp dir; fault tests pass a crashing in-memory storage.
+    pub wal_storage: Option<Arc<dyn Storage>>,
 }
 
 impl Default for Setup {
@@ -46,6 +48,7 @@ impl Default for Setup {
             fsync_policy: FsyncPolicy::Never,
             segment_size_bytes: 64 << 20,
             limits: WatchLimits::default(),
+            wal_storage: None,
         }
     }
 }
@@ -53,13 +56,14 @@ impl Default for Setup {
 impl TestServer {
     pub async fn start(setup: Setup) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = DatabaseOptions::new(
+        let mut options = DatabaseOptions::new(
             dir.path(),
             WalConfig {
                 segment_size_bytes: setup.segment_size_bytes,
                 fsync_policy: setup.fsync_policy,
             },
         );
+        options.wal_storage = setup.wal_storage;
         let (db, _) = Database::open(options).expect("database opens");
         let db = Arc::new(db);
         let handler = Arc::new(DatabaseHandler::with_watch_limits(
