@@ -4,6 +4,7 @@
 use clap::Args;
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, apply_env};
 use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
+use rstmdb::server::watch::WatchLimits;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::WalError;
 use std::net::SocketAddr;
@@ -68,8 +69,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let settings = ServerSettings::from_config(&config, auth);
     let compaction = config.compaction.clone();
+    let watch_limits = WatchLimits::from_config(&config.watch);
     runtime.block_on(async move {
-        let handler = Arc::new(DatabaseHandler::new(Arc::clone(&db)));
+        let handler = Arc::new(DatabaseHandler::with_watch_limits(
+            Arc::clone(&db),
+            watch_limits,
+        ));
         let server = match Server::bind(settings.clone(), handler).await {
             Ok(server) => server,
             Err(err) => {

@@ -34,6 +34,22 @@ impl Default for WatchLimits {
     }
 }
 
+impl WatchLimits {
+    /// The `[watch]` table of a server configuration.
+    pub fn from_config(config: &crate::config::WatchConfig) -> WatchLimits {
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        WatchLimits {
+            max_subscriptions_per_connection: size(config.max_subscriptions_per_connection),
+            max_subscriptions: size(config.max_subscriptions),
+            ring: RingLimits {
+                events: size(config.ring_events),
+                bytes: size(config.ring_size_mb.saturating_mul(1 << 20)),
+            },
+            batch_events: size(config.batch_events),
+        }
+    }
+}
+
 /// A new subscription's parameters.
 #[derive(Debug, Clone)]
 pub struct WatchRequest {
@@ -182,4 +198,37 @@ fn limit_error(scope: &str, limit: usize) -> RcpError {
         format!("{scope} already holds the maximum of {limit} subscriptions"),
     )
     .with_detail("limit", limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, apply_env};
+
+    #[test]
+    fn the_watch_table_and_its_env_vars_become_the_hub_limits() {
+        let mut config = Config::from_toml(
+            "[watch]\nmax_subscriptions = 7\nring_size_mb = 2\nbatch_events = 9\n",
+            "test",
+        )
+        .expect("parses");
+        apply_env(&mut config, |name| {
+            (name == "RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION").then(|| "3".to_owned())
+        })
+        .expect("env applies");
+        let limits = WatchLimits::from_config(&config.watch);
+        assert_eq!(limits.max_subscriptions, 7);
+        assert_eq!(limits.max_subscriptions_per_connection, 3);
+        assert_eq!(limits.ring.bytes, 2 << 20);
+        assert_eq!(limits.ring.events, 65_536, "default kept");
+        assert_eq!(limits.batch_events, 9);
+    }
+
+    #[test]
+    fn a_zero_subscription_limit_or_batch_is_refused() {
+        for table in ["max_subscriptions = 0", "batch_events = 0"] {
+            let text = format!("[watch]\n{table}\n");
+            assert!(Config::from_toml(&text, "test").is_err(), "{table}");
+        }
+    }
 }
