@@ -273,7 +273,6 @@ fn assert_steps_passed(stdout: &str, steps: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs the integrated server"]
 fn python_client_runs_the_full_scenario_with_auth() {
     let work_dir = TempDir::new().expect("temp dir");
     let server = Server::start(work_dir.path(), None);
@@ -294,7 +293,6 @@ fn python_client_runs_the_full_scenario_with_auth() {
 }
 
 #[test]
-#[ignore = "needs the integrated server"]
 fn python_client_runs_the_short_scenario_over_tls() {
     let work_dir = TempDir::new().expect("temp dir");
     let tls = issue_tls_files(work_dir.path());
