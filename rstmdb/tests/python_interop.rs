@@ -288,6 +288,7 @@ fn python_client_runs_the_full_scenario_with_auth() {
             "APPLY_EVENT whose guard fails raises GUARD_FAILED",
             "COMPACT",
             "WATCH_ALL delivers an apply made on a second connection",
+            "WATCH_INSTANCE without ctx and a filtered WATCH_ALL get only their events",
         ],
     );
 }
