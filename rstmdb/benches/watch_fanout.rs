@@ -1,7 +1,7 @@
 //! Watch fan-out on this machine: writers apply events as fast as they can under `never` while
 //! N WATCH_ALL subscribers (one connection each) read every event.
 //!
-//! `cargo bench -p rstmdb --bench watch_fanout` prints, for 0 and 100 subscribers: the write
+//! `cargo bench -p rstmdb --bench watch_fanout` prints, for 0, 10 and 100 subscribers: the write
 //! throughput (4 writer connections, 64 requests in flight each), the events delivered per
 //! second to all subscribers together, and the latency from an APPLY_EVENT response to the
 //! receipt of its event (p50/p99, one probe writer sending one request at a time while the
@@ -243,7 +243,7 @@ fn main() {
 
         println!("watch fan-out, {events} events per run, fsync never, {WRITERS} writers x {PIPELINE} in flight");
         let mut baseline = None;
-        for subscribers in [0, 100] {
+        for subscribers in [0, 10, 100] {
             let r = run(addr, subscribers, events).await;
             let slowdown = baseline.map_or(String::new(), |base: f64| {
                 format!(" ({:+.1}% vs 0 subscribers)", (r.writes_per_sec / base - 1.0) * 100.0)
