@@ -200,3 +200,53 @@ async fn a_subscriber_left_behind_by_compaction_gets_an_explicit_stream_error() 
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_offset_above_the_subscription_point_skips_what_lies_below_it() {
+    let server = TestServer::start(Setup::default()).await;
+    let mut conn = prepare(&server).await;
+    let start = conn.ok(Op::WalStats, json!({})).await["latest_offset"]
+        .as_u64()
+        .unwrap();
+    // The next record starts exactly at S; asking for S + 1 leaves it out.
+    conn.ok(Op::WatchAll, json!({"from_offset": start + 1}))
+        .await;
+    let first = conn
+        .ok(Op::ApplyEvent, json!({"instance_id": "i-0", "event": "GO"}))
+        .await;
+    assert_eq!(first["wal_offset"], start);
+    let second = conn
+        .ok(Op::ApplyEvent, json!({"instance_id": "i-1", "event": "GO"}))
+        .await;
+    let event = conn.next_event().await;
+    assert_eq!(json!(event.wal_offset), second["wal_offset"]);
+    conn.expect_quiet(Duration::from_millis(300)).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_by_id_includes_the_transitions_of_an_earlier_instance_with_that_id() {
+    let server = TestServer::start(Setup::default()).await;
+    let mut conn = prepare(&server).await;
+    conn.ok(Op::ApplyEvent, json!({"instance_id": "i-7", "event": "GO"}))
+        .await;
+    conn.ok(Op::DeleteInstance, json!({"instance_id": "i-7"}))
+        .await;
+    create(&mut conn, "flip", "i-7").await;
+    conn.ok(Op::ApplyEvent, json!({"instance_id": "i-7", "event": "GO"}))
+        .await;
+    conn.ok(
+        Op::WatchInstance,
+        json!({"instance_id": "i-7", "from_offset": 0}),
+    )
+    .await;
+    let events = conn.events(2).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.instance_id == "i-7" && e.event == "GO")
+    );
+    assert!(events[0].wal_offset < events[1].wal_offset);
+    conn.expect_quiet(Duration::from_millis(300)).await;
+    server.stop().await;
+}
