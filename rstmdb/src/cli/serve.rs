@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, ResolvedAuth, apply_env};
 use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
+use rstmdb::server::watch::WatchLimits;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::WalError;
 use std::net::SocketAddr;
@@ -110,7 +111,10 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         metrics.attach_database(Arc::clone(&db));
     }
     let settings = ServerSettings::from_config(&config, auth);
-    let handler = Arc::new(DatabaseHandler::new(Arc::clone(&db)));
+    let handler = Arc::new(DatabaseHandler::with_watch_limits(
+        Arc::clone(&db),
+        WatchLimits::from_config(&config.watch),
+    ));
     let mut server = match Server::bind(settings.clone(), handler).await {
         Ok(server) => server,
         Err(err) => {
