@@ -115,6 +115,9 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         Arc::clone(&db),
         WatchLimits::from_config(&config.watch),
     ));
+    if let Some(metrics) = &metrics {
+        metrics.attach_watch(handler.watch_hub().clone());
+    }
     let mut server = match Server::bind(settings.clone(), handler).await {
         Ok(server) => server,
         Err(err) => {
