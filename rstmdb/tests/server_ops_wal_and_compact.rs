@@ -1,0 +1,408 @@
+//! SNAPSHOT_INSTANCE, WAL_READ, WAL_STATS and COMPACT against the real server (spec §4.16–§4.19,
+//! §6.10): files on disk, paging and end of log, every statistic after a known workload, and
+//! compaction with small segments.
+
+mod server_ops_support;
+
+use rstmdb_client::params::{BatchMode, BatchOp};
+use rstmdb_client::{Client, ErrorCode, Op};
+use serde_json::{Value, json};
+use server_ops_support::*;
+
+/// Writes `count` create_instance records in atomic batches of 100.
+async fn create_many(client: &Client, count: usize) {
+    for chunk_start in (0..count).step_by(100) {
+        let ops = (chunk_start..count.min(chunk_start + 100))
+            .map(|i| BatchOp {
+                op: Op::CreateInstance,
+                params: obj(json!({"machine": "order", "version": 1,
+                    "instance_id": format!("i-{i:05}")})),
+            })
+            .collect();
+        client.batch(BatchMode::Atomic, ops).await.expect("BATCH");
+    }
+}
+
+#[tokio::test]
+async fn snapshot_instance_stores_a_file_whose_crc32c_is_the_checksum() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "order-1", json!({"customer": "alice"})).await;
+    let paid = client
+        .apply_event("order-1", "PAY", Default::default())
+        .await
+        .expect("PAY");
+    let raw = ok(
+        &client,
+        Op::SnapshotInstance,
+        json!({"instance_id": "order-1"}),
+    )
+    .await;
+    assert_eq!(meta_offset(&raw), None, "a snapshot is not a WAL record");
+    let snapshot_id = raw.result["snapshot_id"].as_str().expect("snapshot_id");
+    let uuid = snapshot_id.strip_prefix("snap-").expect("snap- prefix");
+    assert_eq!(
+        uuid::Uuid::parse_str(uuid).expect("uuid").get_version_num(),
+        4
+    );
+    assert_eq!(raw.result["instance_id"], json!("order-1"));
+    assert_eq!(u64_field(&raw.result, "wal_offset"), paid.wal_offset);
+
+    let path = server
+        .data_dir()
+        .join("snapshots")
+        .join(format!("{snapshot_id}.json"));
+    let bytes = std::fs::read(&path).expect("the snapshot file exists under the data dir");
+    assert_eq!(u64_field(&raw.result, "size_bytes"), bytes.len() as u64);
+    assert_eq!(
+        raw.result["checksum"],
+        json!(format!("{:08x}", crc32c::crc32c(&bytes)))
+    );
+    let stored: Value = serde_json::from_slice(&bytes).expect("the file is JSON");
+    assert_eq!(stored["snapshot_id"], json!(snapshot_id));
+    assert_eq!(
+        (
+            &stored["instance_id"],
+            &stored["machine"],
+            &stored["version"],
+            &stored["state"]
+        ),
+        (
+            &json!("order-1"),
+            &json!("order"),
+            &json!(1),
+            &json!("paid")
+        )
+    );
+    assert_eq!(stored["ctx"], json!({"customer": "alice"}));
+    assert_eq!(stored["wal_offset"], json!(paid.wal_offset));
+    assert!(stored["created_at"].as_i64().is_some_and(|t| t > 0));
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn snapshot_of_an_unknown_or_deleted_instance_is_instance_not_found() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    client.delete_instance("o-1", None).await.expect("DELETE");
+    for id in ["o-1", "never"] {
+        assert_client_error(
+            client.snapshot_instance(id).await,
+            ErrorCode::InstanceNotFound,
+            json!({"reason": "instance_not_found", "instance_id": id}),
+        );
+    }
+    assert_error(
+        call(&client, Op::SnapshotInstance, json!({})).await,
+        ErrorCode::BadRequest,
+        json!({"reason": "missing_param", "param": "instance_id"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn wal_read_pages_a_thousand_records_by_default_and_ends_with_null() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_many(&client, 1100).await;
+    let first = client.wal_read(0, None).await.expect("WAL_READ from 0");
+    assert_eq!(first.records.len(), 1000, "limit defaults to 1,000");
+    assert_eq!(
+        first.records[0].offset, FIRST_OFFSET,
+        "0 reads from the oldest record"
+    );
+    let sequences: Vec<u64> = first.records.iter().map(|r| r.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=1000).collect::<Vec<_>>(),
+        "sequences are dense"
+    );
+    assert!(first.records.windows(2).all(|w| w[0].offset < w[1].offset));
+    let last = first.records.last().expect("a last record");
+    assert_eq!(first.next_offset, Some(last.offset + 1));
+
+    let rest = client
+        .wal_read(last.offset + 1, None)
+        .await
+        .expect("WAL_READ on");
+    assert_eq!(
+        rest.records.len(),
+        101,
+        "1 put_machine + 1,100 creates in all"
+    );
+    assert_eq!(rest.records[0].sequence, 1001);
+    let end = rest.next_offset.expect("records were returned");
+    let at_end = client
+        .wal_read(end, Some(5))
+        .await
+        .expect("WAL_READ at the end");
+    assert!(at_end.records.is_empty());
+    assert_eq!(at_end.next_offset, None);
+    let none = client.wal_read(0, Some(0)).await.expect("limit 0");
+    assert_eq!((none.records.len(), none.next_offset), (0, None));
+    let two = client
+        .wal_read(FIRST_OFFSET + 1, Some(2))
+        .await
+        .expect("limit 2");
+    assert_eq!(
+        two.records[0].sequence, 2,
+        "offset + 1 means after that record"
+    );
+    assert_eq!(two.records.len(), 2);
+    assert_error(
+        call(&client, Op::WalRead, json!({"limit": 1})).await,
+        ErrorCode::BadRequest,
+        json!({"reason": "missing_param", "param": "from_offset"}),
+    );
+    assert_error(
+        call(
+            &client,
+            Op::WalRead,
+            json!({"from_offset": 0, "limit": 1.5}),
+        )
+        .await,
+        ErrorCode::BadRequest,
+        json!({"reason": "invalid_param", "param": "limit", "expected": "u64"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn wal_read_entries_carry_the_spec_fields() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "order-1", json!({"customer": "alice"})).await;
+    ok(
+        &client,
+        Op::ApplyEvent,
+        json!({"instance_id": "order-1", "event": "PAY", "payload": {"ready": true},
+            "event_id": "evt-1", "idempotency_key": "pay-1", "expected_state": "created"}),
+    )
+    .await;
+    client
+        .delete_instance("order-1", None)
+        .await
+        .expect("DELETE");
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    let mut entries: Vec<Value> = records
+        .into_iter()
+        .map(|r| Value::Object(r.entry))
+        .collect();
+    for entry in &mut entries {
+        assert!(
+            entry["timestamp"].as_i64().is_some_and(|t| t > 0),
+            "{entry}"
+        );
+        entry.as_object_mut().expect("object").remove("timestamp");
+    }
+    assert_eq!(
+        entries,
+        [
+            json!({"type": "put_machine", "machine": "order", "version": 1,
+                "definition_hash": ORDER_CHECKSUM, "definition": order_definition()}),
+            json!({"type": "create_instance", "instance_id": "order-1", "machine": "order",
+                "version": 1, "initial_state": "created", "initial_ctx": {"customer": "alice"}}),
+            json!({"type": "apply_event", "instance_id": "order-1", "machine": "order",
+                "version": 1, "event": "PAY", "from_state": "created", "to_state": "paid",
+                "payload": {"ready": true}, "ctx": {"customer": "alice", "ready": true},
+                "event_id": "evt-1", "idempotency_key": "pay-1", "expected_state": "created"}),
+            json!({"type": "delete_instance", "instance_id": "order-1"}),
+        ]
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn wal_read_on_another_connection_only_sees_committed_records() {
+    let server = OpsServer::start().await;
+    let writer = client_with_order(&server).await;
+    let reader = server.client().await;
+    let writes = tokio::spawn(async move {
+        create_many(&writer, 500).await;
+        writer
+    });
+    let mut polls = 0;
+    while !writes.is_finished() || polls == 0 {
+        let read = reader.wal_read(0, None).await.expect("WAL_READ");
+        let durable = reader.wal_stats().await.expect("WAL_STATS").durable_offset;
+        if let Some(last) = read.records.last() {
+            assert!(
+                last.offset < durable,
+                "record {} seen before it was durable",
+                last.offset
+            );
+        }
+        polls += 1;
+    }
+    writes.await.expect("writer task");
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn wal_stats_describe_a_known_workload() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    let empty = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (
+            empty.entry_count,
+            empty.segment_count,
+            empty.total_size_bytes,
+            empty.latest_offset
+        ),
+        (0, 1, 0, FIRST_OFFSET)
+    );
+    assert_eq!(
+        (empty.durable_offset, empty.oldest_offset),
+        (FIRST_OFFSET, 0)
+    );
+    assert_eq!(
+        (empty.checkpoint_offset, empty.bytes_since_checkpoint),
+        (None, 0)
+    );
+    assert_eq!(empty.records_per_fsync, 0.0);
+
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT");
+    for id in ["a", "b", "c"] {
+        create_order(&client, id, json!({})).await;
+    }
+    client
+        .apply_event("a", "PAY", Default::default())
+        .await
+        .expect("PAY");
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    assert_eq!(records.len(), 5);
+    assert_eq!(stats.entry_count, 5, "the newest record's sequence");
+    assert_eq!(stats.segment_count, 1);
+    assert_eq!(
+        stats.total_size_bytes,
+        stats.latest_offset & ((1 << 40) - 1)
+    );
+    assert!(
+        stats.latest_offset > records[4].offset,
+        "the end of the last record"
+    );
+    assert_eq!(
+        stats.durable_offset, stats.latest_offset,
+        "every_write, nothing in flight"
+    );
+    assert_eq!(stats.oldest_offset, 0);
+    assert_eq!(stats.checkpoint_offset, None);
+    assert_eq!(stats.bytes_since_checkpoint, stats.total_size_bytes);
+    assert_eq!(stats.fsync_policy, "every_write");
+    assert_eq!(stats.io_stats.writes, 5);
+    assert_eq!(stats.io_stats.bytes_written, stats.total_size_bytes);
+    assert!(
+        (1..=5).contains(&stats.io_stats.fsyncs),
+        "{:?}",
+        stats.io_stats
+    );
+    assert!(stats.io_stats.write_calls >= 1);
+    assert!(stats.records_per_fsync >= 1.0);
+    assert!(stats.fsync_latency_us.p50 <= stats.fsync_latency_us.p99);
+    assert_eq!(stats.io_stats.reads == 0, stats.io_stats.bytes_read == 0);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn compact_writes_a_checkpoint_only_when_something_changed_or_forced() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let before = client.wal_stats().await.expect("WAL_STATS");
+    let raw = ok(&client, Op::Compact, json!({})).await;
+    assert_eq!(meta_offset(&raw), None, "COMPACT never writes a record");
+    assert_eq!(
+        raw.result["snapshots_created"],
+        json!(1),
+        "no checkpoint yet"
+    );
+    assert_eq!(raw.result["checkpoint_offset"], json!(before.latest_offset));
+    assert_eq!(
+        (
+            &raw.result["segments_deleted"],
+            &raw.result["bytes_reclaimed"]
+        ),
+        (&json!(0), &json!(0))
+    );
+    assert_eq!(raw.result["wal_segments"], json!(1));
+    assert_eq!(raw.result["total_snapshots"], json!(1));
+    let again = client.compact(false).await.expect("COMPACT");
+    assert_eq!(again.snapshots_created, 0, "nothing committed since");
+    let forced = client.compact(true).await.expect("COMPACT forced");
+    assert_eq!(forced.snapshots_created, 1);
+    assert_eq!(
+        forced.checkpoint_offset, before.latest_offset,
+        "same commit position"
+    );
+    let after = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (after.entry_count, after.latest_offset),
+        (before.entry_count, before.latest_offset)
+    );
+    assert_eq!(
+        (after.checkpoint_offset, after.bytes_since_checkpoint),
+        (Some(before.latest_offset), 0)
+    );
+    assert_error(
+        call(&client, Op::Compact, json!({"force_snapshot": "yes"})).await,
+        ErrorCode::BadRequest,
+        json!({"reason": "invalid_param", "param": "force_snapshot", "expected": "bool"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn compact_deletes_the_segments_below_the_checkpoint() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(4096)).await;
+    let client = client_with_order(&server).await;
+    create_many(&client, 200).await;
+    let before = client.wal_stats().await.expect("WAL_STATS");
+    assert!(
+        before.segment_count >= 3,
+        "small segments rotate: {before:?}"
+    );
+    let newest_segment = before.latest_offset >> 40;
+    assert_eq!(
+        before.segment_count, newest_segment,
+        "ids 1..=newest are all present"
+    );
+    let newest_length = before.latest_offset & ((1 << 40) - 1);
+
+    let compacted = client.compact(false).await.expect("COMPACT");
+    assert_eq!(compacted.snapshots_created, 1);
+    assert_eq!(compacted.segments_deleted, before.segment_count - 1);
+    assert_eq!(compacted.wal_segments, 1);
+    assert_eq!(
+        compacted.bytes_reclaimed,
+        before.total_size_bytes - newest_length
+    );
+    assert_eq!(compacted.checkpoint_offset, before.latest_offset);
+
+    let after = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        after.total_size_bytes,
+        before.total_size_bytes - compacted.bytes_reclaimed
+    );
+    assert_eq!(
+        (after.entry_count, after.latest_offset),
+        (before.entry_count, before.latest_offset)
+    );
+    assert_eq!(after.oldest_offset, newest_segment << 40);
+    assert_eq!(after.segment_count, 1);
+    let oldest = client.wal_read(0, Some(1)).await.expect("WAL_READ from 0");
+    assert!(
+        oldest.records[0].offset >= newest_segment << 40,
+        "reads from the oldest retained"
+    );
+    let got = client
+        .get_instance("i-00000")
+        .await
+        .expect("state survives compaction");
+    assert_eq!(got.state, "created");
+    server.assert_fresh_connection_works().await;
+}
