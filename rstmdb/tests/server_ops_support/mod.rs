@@ -87,7 +87,7 @@ impl OpsServer {
 
     /// Opens (or reopens) the database in `dir` and serves it.
     async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
-        let mut options = DatabaseOptions::new(dir.path(), config.wal.clone());
+        let mut options = DatabaseOptions::new(dir.path(), config.wal);
         options.engine = config.engine.clone();
         let (db, _report) = tokio::task::spawn_blocking(move || Database::open(options))
             .await

@@ -1,0 +1,388 @@
+//! FLUSH_ALL, INFO, REPLICATION_STATUS, REPLICATE, the auth gate, `record_too_large`, pipelining
+//! through the client and a restart over the same data directory, against the real server (spec
+//! §4.0, §4.5, §4.6, §4.23, §4.24, §2.4, §3.7, §6.1).
+
+mod server_ops_support;
+
+use rstmdb_client::{ApplyEventOptions, Client, CreateInstanceOptions, ErrorCode, Op};
+use serde_json::{Value, json};
+use server_ops_support::*;
+
+/// The WAL record payload cap (spec §2.4): 16 MiB − 64 KiB.
+const MAX_RECORD_BYTES: u64 = 16_711_680;
+
+#[tokio::test]
+async fn flush_all_is_refused_while_disabled() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let before = latest_offset(&client).await;
+    assert_client_error(
+        client.flush_all().await,
+        ErrorCode::BadRequest,
+        json!({"reason": "flush_all_disabled"}),
+    );
+    assert_eq!(latest_offset(&client).await, before);
+    assert_eq!(client.list_machines().await.expect("LIST").items.len(), 1);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn flush_all_erases_everything_but_offsets_and_sequences_keep_counting() {
+    let config = ServerConfig::default().with_engine(|e| e.allow_flush_all = true);
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    client
+        .put_machine("order", 2, order_definition())
+        .await
+        .expect("PUT v2");
+    let keyed = CreateInstanceOptions::default()
+        .instance_id("o-1")
+        .idempotency_key("create-o-1");
+    client
+        .create_instance("order", 1, keyed.clone())
+        .await
+        .expect("CREATE o-1");
+    create_order(&client, "o-2", json!({})).await;
+    create_order(&client, "o-3", json!({})).await;
+    client
+        .delete_instance("o-3", None)
+        .await
+        .expect("DELETE o-3");
+    let before = client.wal_stats().await.expect("WAL_STATS");
+
+    let raw = ok(&client, Op::FlushAll, json!({"ignored": 1})).await;
+    assert_eq!(
+        raw.result,
+        obj(json!({"flushed": true, "instances_removed": 2, "machines_removed": 2}))
+    );
+    assert_eq!(meta_offset(&raw), Some(before.latest_offset));
+    let after = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        after.entry_count,
+        before.entry_count + 1,
+        "sequences are not reset"
+    );
+    let record = client
+        .wal_read(before.latest_offset, None)
+        .await
+        .expect("WAL_READ");
+    assert_eq!(record.records[0].sequence, before.entry_count + 1);
+    let mut entry = record.records[0].entry.clone();
+    assert!(entry.remove("timestamp").is_some_and(|t| t.is_i64()));
+    assert_eq!(Value::Object(entry), json!({"type": "flush_all"}));
+
+    assert!(client.list_machines().await.expect("LIST").items.is_empty());
+    let listed = client
+        .list_instances(Default::default())
+        .await
+        .expect("LIST");
+    assert_eq!((listed.instances.len(), listed.total), (0, 0));
+    for id in ["o-1", "o-3"] {
+        assert_eq!(
+            client
+                .get_instance(id)
+                .await
+                .map_err(server_error)
+                .expect_err("gone")
+                .code,
+            ErrorCode::InstanceNotFound
+        );
+    }
+    // Keys were cleared: the same keyed CREATE runs anew, at a new offset.
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT again");
+    let again = client
+        .create_instance("order", 1, keyed)
+        .await
+        .expect("CREATE again");
+    assert!(again.applied, "the key is unknown again");
+    assert!(again.wal_offset > before.latest_offset);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn info_lists_every_feature_in_the_server_order() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    let raw = ok(&client, Op::Info, json!({"whatever": [1]})).await;
+    let mut result = raw.result;
+    let version = result.remove("server_version").expect("server_version");
+    assert!(
+        version.as_str().is_some_and(|v| v.split('.').count() == 3),
+        "{version}"
+    );
+    assert_eq!(
+        Value::Object(result),
+        json!({"server_name": "rstmdb", "protocol_version": 1,
+            "features": ["idempotency", "batch", "wal_read", "atomic_batch", "watch_from_offset",
+                "payload_guards", "ordered_transitions", "error_details"],
+            "max_frame_bytes": 16_777_216, "max_batch_ops": 100})
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn replication_status_is_standalone_and_replicate_ops_are_internal() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    let raw = ok(&client, Op::ReplicationStatus, json!({})).await;
+    assert_eq!(raw.result, obj(json!({"role": "standalone"})));
+    assert_eq!(meta_offset(&raw), None);
+    for op in [Op::Replicate, Op::ReplicateAck] {
+        assert_error(
+            call(&client, op, json!({"anything": true})).await,
+            ErrorCode::BadRequest,
+            json!({"reason": "replication_internal"}),
+        );
+    }
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn ops_that_need_auth_are_unauthorized_before_their_params_are_read() {
+    let server = OpsServer::start_with(ServerConfig::default().auth_required()).await;
+    // No token: the client sends HELLO only.
+    let anonymous = Client::connect(server.client_options())
+        .await
+        .expect("connects without AUTH");
+    assert!(anonymous.ping().await.expect("PING needs no auth").pong);
+    let needs_auth = [
+        Op::Info,
+        Op::ReplicationStatus,
+        Op::PutMachine,
+        Op::GetMachine,
+        Op::ListMachines,
+        Op::CreateInstance,
+        Op::GetInstance,
+        Op::ListInstances,
+        Op::DeleteInstance,
+        Op::ApplyEvent,
+        Op::Batch,
+        Op::SnapshotInstance,
+        Op::WalRead,
+        Op::WalStats,
+        Op::Compact,
+        Op::FlushAll,
+    ];
+    for op in needs_auth {
+        // Params that would be a BAD_REQUEST: the auth gate must answer first.
+        assert_error(
+            call(
+                &anonymous,
+                op,
+                json!({"machine": 5, "ops": "x", "from_offset": "y"}),
+            )
+            .await,
+            ErrorCode::Unauthorized,
+            json!({"reason": "auth_required"}),
+        );
+    }
+    assert_client_error(
+        anonymous.auth("wrong-token").await,
+        ErrorCode::AuthFailed,
+        json!({"reason": "invalid_token"}),
+    );
+    assert!(anonymous.auth(TOKEN).await.expect("AUTH").authenticated);
+    anonymous
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("authenticated writes work");
+    anonymous.close().await.expect("close");
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn an_apply_whose_record_would_pass_the_wal_cap_is_record_too_large() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    // Each request fits a 16 MiB frame, but the apply_event record holds the payload AND the
+    // merged ctx, so together they pass the record cap.
+    let half = "x".repeat(8_500_000);
+    create_order(&client, "big", json!({"a": half})).await;
+    let before = client.wal_stats().await.expect("WAL_STATS");
+    let mut payload = serde_json::Map::new();
+    payload.insert("b".to_owned(), Value::String(half));
+    let outcome = client
+        .apply_event("big", "PAY", ApplyEventOptions::default().payload(payload))
+        .await;
+    let error = server_error(outcome.expect_err("the record is too large"));
+    assert_eq!(
+        (error.code.clone(), error.reason()),
+        (ErrorCode::BadRequest, Some("record_too_large"))
+    );
+    let details = error.details.as_ref().expect("details");
+    let mut keys: Vec<&str> = details.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["limit", "reason", "size"]);
+    assert_eq!(details["limit"], json!(MAX_RECORD_BYTES));
+    let size = details["size"].as_u64().expect("size is a u64");
+    // The record holds the 8.5 MB payload and the 17 MB merged ctx.
+    assert!(size > 25_500_000, "size {size}");
+
+    let after = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (after.entry_count, after.latest_offset),
+        (before.entry_count, before.latest_offset)
+    );
+    let got = client.get_instance("big").await.expect("GET");
+    assert_eq!(got.state, "created", "nothing was applied");
+    assert!(got.ctx.get("b").is_none());
+    // The refused record took no sequence number: the next one gets entry_count + 1.
+    client
+        .apply_event("big", "PAY", Default::default())
+        .await
+        .expect("a small PAY");
+    let next = client
+        .wal_read(before.latest_offset, None)
+        .await
+        .expect("WAL_READ");
+    assert_eq!(next.records[0].sequence, before.entry_count + 1);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_thousand_pipelined_requests_on_one_connection_all_succeed() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let creates = (0..1000).map(|i| {
+        let client = &client;
+        async move {
+            let options = CreateInstanceOptions::default().instance_id(format!("p-{i:04}"));
+            (i, client.create_instance("order", 1, options).await)
+        }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let mut offsets = Vec::with_capacity(answers.len());
+    for (i, answer) in answers {
+        let created = answer.expect("pipelined CREATE");
+        assert_eq!(
+            created.instance_id,
+            format!("p-{i:04}"),
+            "answers match their requests"
+        );
+        offsets.push(created.wal_offset);
+    }
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), 1000, "every create has its own record");
+    let listed = client
+        .list_instances(Default::default())
+        .await
+        .expect("LIST");
+    assert_eq!(listed.total, 1000);
+    server.assert_fresh_connection_works().await;
+}
+
+/// Everything a client can observe about the database, to compare across a restart.
+async fn observable_state(client: &Client) -> Value {
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    let machines = client.list_machines().await.expect("LIST_MACHINES");
+    let listed = client
+        .list_instances(Default::default())
+        .await
+        .expect("LIST_INSTANCES");
+    let mut instances = Vec::new();
+    for summary in &listed.instances {
+        let raw = ok(client, Op::GetInstance, json!({"instance_id": summary.id})).await;
+        instances.push(Value::Object(raw.result));
+    }
+    json!({
+        "wal": [stats.entry_count, stats.segment_count, stats.total_size_bytes,
+            stats.latest_offset, stats.oldest_offset, stats.checkpoint_offset,
+            stats.bytes_since_checkpoint],
+        "records": records.iter().map(|r| json!([r.sequence, r.offset, r.entry])).collect::<Vec<_>>(),
+        "machines": machines.items.iter().map(|m| json!([m.machine, m.versions])).collect::<Vec<_>>(),
+        "instances": instances,
+    })
+}
+
+async fn write_workload(client: &Client, prefix: &str) {
+    for i in 0..5 {
+        let id = format!("{prefix}-{i}");
+        create_order(client, &id, json!({"n": i})).await;
+        let options = ApplyEventOptions::default()
+            .event_id(format!("evt-{id}"))
+            .idempotency_key(format!("pay-{id}"))
+            .payload(obj(json!({"ready": true})));
+        client.apply_event(&id, "PAY", options).await.expect("PAY");
+    }
+    client
+        .apply_event(&format!("{prefix}-0"), "SHIP", Default::default())
+        .await
+        .expect("SHIP");
+    client
+        .delete_instance(&format!("{prefix}-1"), None)
+        .await
+        .expect("DELETE");
+    let unit = json!({"mode": "atomic", "ops": [
+        {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": format!("{prefix}-u")}},
+        {"op": "APPLY_EVENT", "params": {"instance_id": format!("{prefix}-u"), "event": "PAY"}}]});
+    ok(client, Op::Batch, unit).await;
+}
+
+#[tokio::test]
+async fn a_restart_over_the_same_data_dir_keeps_state_and_offsets() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(2048)).await;
+    let client = client_with_order(&server).await;
+    write_workload(&client, "a").await;
+    // A checkpoint in the middle: the restart loads it and replays the WAL after it.
+    client.compact(false).await.expect("COMPACT");
+    write_workload(&client, "b").await;
+    let before = observable_state(&client).await;
+    let latest = latest_offset(&client).await;
+    let entry_count = client.wal_stats().await.expect("WAL_STATS").entry_count;
+    client.close().await.expect("close");
+
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    assert_eq!(observable_state(&client).await, before);
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        stats.durable_offset, stats.latest_offset,
+        "synced at start-up"
+    );
+    // Idempotency keys survive: a replay answers from before the restart.
+    let replay = client
+        .apply_event(
+            "b-2",
+            "PAY",
+            ApplyEventOptions::default()
+                .event_id("evt-b-2")
+                .idempotency_key("pay-b-2")
+                .payload(obj(json!({"ready": true}))),
+        )
+        .await
+        .expect("replay after restart");
+    assert!(!replay.applied);
+    // The next record continues the sequence and the offsets.
+    let next = client
+        .apply_event("b-2", "SHIP", Default::default())
+        .await
+        .expect("SHIP");
+    let record = client
+        .wal_read(next.wal_offset, Some(1))
+        .await
+        .expect("WAL_READ");
+    assert_eq!(record.records[0].sequence, entry_count + 1);
+    assert!(next.wal_offset >= latest);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_flush_survives_a_restart() {
+    let config = ServerConfig::default().with_engine(|e| e.allow_flush_all = true);
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    client.flush_all().await.expect("FLUSH_ALL");
+    let before = observable_state(&client).await;
+    client.close().await.expect("close");
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    assert_eq!(observable_state(&client).await, before);
+    assert!(client.list_machines().await.expect("LIST").items.is_empty());
+    server.assert_fresh_connection_works().await;
+}
