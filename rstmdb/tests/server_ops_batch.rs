@@ -357,3 +357,77 @@ async fn a_batch_of_only_replays_and_re_puts_carries_no_meta() {
     assert_eq!(latest_offset(&client).await, before);
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn atomic_sub_ops_see_staged_puts_deletes_and_keys() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({"old": true})).await;
+    let raw = batch(
+        &client,
+        json!({"mode": "atomic", "ops": [
+            {"op": "PUT_MACHINE", "params": {"machine": "fresh", "version": 3, "definition": order_definition()}},
+            {"op": "CREATE_INSTANCE", "params": {"machine": "fresh", "version": 3, "instance_id": "f-1",
+                "idempotency_key": "ck"}},
+            {"op": "DELETE_INSTANCE", "params": {"instance_id": "o-1"}},
+            {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "o-1"}},
+            {"op": "CREATE_INSTANCE", "params": {"machine": "fresh", "version": 3, "instance_id": "f-1",
+                "idempotency_key": "ck"}}]}),
+    )
+    .await
+    .expect("atomic batch");
+    let results = results(&raw);
+    assert_eq!(
+        results[4]["result"]["applied"],
+        json!(false),
+        "a replay of sub-op 1"
+    );
+    let records = client
+        .wal_read(meta_offset(&raw).expect("meta"), None)
+        .await
+        .expect("WAL_READ");
+    assert_eq!(records.records.len(), 4, "put, create, delete, create");
+    assert!(
+        records
+            .records
+            .iter()
+            .all(|r| r.entry["unit"]["count"] == json!(4))
+    );
+    let o1 = client.get_instance("o-1").await.expect("re-created");
+    assert!(o1.ctx.is_empty());
+
+    // A later sub-op that reuses a staged key for a different request conflicts.
+    let outcome = batch(
+        &client,
+        json!({"mode": "atomic", "ops": [
+            {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "n-1",
+                "idempotency_key": "nk"}},
+            {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "n-2",
+                "idempotency_key": "nk"}}]}),
+    )
+    .await;
+    let error = outcome.expect_err("conflict");
+    assert_eq!(error.code, ErrorCode::Conflict);
+    assert_eq!(error.reason(), Some("idempotency_key_reused"));
+    assert_eq!(
+        (error.detail("index"), error.detail("op")),
+        (Some(&json!(1)), Some(&json!("CREATE_INSTANCE")))
+    );
+    assert_eq!(error.detail("idempotency_key"), Some(&json!("nk")));
+    assert!(
+        error
+            .detail("original_wal_offset")
+            .is_some_and(Value::is_u64),
+        "{error:?}"
+    );
+    assert_eq!(
+        client
+            .get_instance("n-1")
+            .await
+            .map_err(server_error)
+            .expect_err("rolled back")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}

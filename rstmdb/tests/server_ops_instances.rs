@@ -580,3 +580,187 @@ async fn list_instances_caps_limit_at_one_thousand_and_defaults_to_one_hundred()
     assert_eq!((page.instances.len(), page.has_more), (100, true));
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_null_instance_id_is_generated_and_numbers_round_trip_as_section_3_8_says() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let raw = ok(
+        &client,
+        Op::CreateInstance,
+        serde_json::from_str(
+            r#"{"machine":"order","version":1,"instance_id":null,"initial_ctx":
+                {"hundred":1e2,"half":1.50,"one":1.0,"max":18446744073709551615,
+                 "min":-9223372036854775808}}"#,
+        )
+        .expect("params"),
+    )
+    .await;
+    let id = raw.result["instance_id"].as_str().expect("generated id");
+    assert!(is_uuid_v4(id));
+    let got = ok(&client, Op::GetInstance, json!({"instance_id": id})).await;
+    assert_eq!(
+        got.result["ctx"],
+        json!({"hundred": 100.0, "half": 1.5, "one": 1.0, "max": u64::MAX, "min": i64::MIN})
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_delete_key_replays_even_after_the_id_was_re_created() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    let first = client
+        .delete_instance("o-1", Some("del"))
+        .await
+        .expect("DELETE");
+    let recreated = create_order(&client, "o-1", json!({})).await;
+    let replay = client
+        .delete_instance("o-1", Some("del"))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (replay.wal_offset, replay.applied),
+        (first.wal_offset, false)
+    );
+    let live = client
+        .get_instance("o-1")
+        .await
+        .expect("the new instance stays live");
+    assert_eq!(live.last_wal_offset, recreated);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_create_key_replays_after_the_instance_was_deleted() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let keyed = CreateInstanceOptions::default()
+        .instance_id("o-1")
+        .idempotency_key("c");
+    let first = client
+        .create_instance("order", 1, keyed.clone())
+        .await
+        .expect("CREATE");
+    client.delete_instance("o-1", None).await.expect("DELETE");
+    let replay = client
+        .create_instance("order", 1, keyed)
+        .await
+        .expect("replay");
+    assert_eq!(
+        (replay.wal_offset, replay.applied),
+        (first.wal_offset, false)
+    );
+    assert_eq!(
+        client
+            .get_instance("o-1")
+            .await
+            .map_err(server_error)
+            .expect_err("still deleted")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_forgets_deleted_instances_when_re_creation_is_allowed() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    client.delete_instance("o-1", None).await.expect("DELETE");
+    client.compact(false).await.expect("COMPACT");
+    assert_client_error(
+        client.delete_instance("o-1", None).await,
+        ErrorCode::InstanceNotFound,
+        json!({"reason": "instance_not_found", "instance_id": "o-1"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_keeps_a_tombstone_when_re_creation_is_disabled() {
+    let config = ServerConfig::default().with_engine(|e| e.allow_instance_recreate = false);
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    let deleted = client.delete_instance("o-1", None).await.expect("DELETE");
+    client.compact(false).await.expect("COMPACT");
+    client.close().await.expect("close");
+    // Across a restart too, which loads the checkpoint.
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    let repeat = client
+        .delete_instance("o-1", None)
+        .await
+        .expect("repeat DELETE");
+    assert_eq!(
+        (repeat.wal_offset, repeat.applied),
+        (deleted.wal_offset, false)
+    );
+    let outcome = client
+        .create_instance(
+            "order",
+            1,
+            CreateInstanceOptions::default().instance_id("o-1"),
+        )
+        .await;
+    assert_client_error(
+        outcome,
+        ErrorCode::InstanceExists,
+        json!({"reason": "instance_exists", "instance_id": "o-1"}),
+    );
+    assert_client_error(
+        client.get_instance("o-1").await,
+        ErrorCode::InstanceNotFound,
+        json!({"reason": "instance_not_found", "instance_id": "o-1"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn expired_and_evicted_keys_are_unknown_again() {
+    let config = ServerConfig::default().with_engine(|e| e.idempotency_max_entries = 1);
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    let keyed = |id: &str, key: &str| {
+        CreateInstanceOptions::default()
+            .instance_id(id)
+            .idempotency_key(key)
+    };
+    client
+        .create_instance("order", 1, keyed("o-1", "k1"))
+        .await
+        .expect("k1");
+    client
+        .create_instance("order", 1, keyed("o-2", "k2"))
+        .await
+        .expect("k2 evicts k1");
+    // k1 is unknown again, so this runs anew and meets the live instance.
+    assert_client_error(
+        client.create_instance("order", 1, keyed("o-1", "k1")).await,
+        ErrorCode::InstanceExists,
+        json!({"reason": "instance_exists", "instance_id": "o-1"}),
+    );
+    let replay = client
+        .create_instance("order", 1, keyed("o-2", "k2"))
+        .await
+        .expect("k2");
+    assert!(!replay.applied);
+
+    let config = ServerConfig::default().with_engine(|e| e.idempotency_ttl_ms = 1);
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    client
+        .create_instance("order", 1, keyed("o-1", "k"))
+        .await
+        .expect("k");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_client_error(
+        client.create_instance("order", 1, keyed("o-1", "k")).await,
+        ErrorCode::InstanceExists,
+        json!({"reason": "instance_exists", "instance_id": "o-1"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
