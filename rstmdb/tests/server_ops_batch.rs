@@ -431,3 +431,87 @@ async fn atomic_sub_ops_see_staged_puts_deletes_and_keys() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+/// An instance whose GET_INSTANCE result is about 6 MB, so three of them pass 16 MiB.
+async fn create_six_megabyte_instance(client: &Client, id: &str) {
+    let ctx = json!({"blob": "x".repeat(6_000_000)});
+    let raw = call(
+        client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": id, "initial_ctx": ctx}),
+    )
+    .await;
+    raw.expect("CREATE a large instance");
+}
+
+fn assert_response_too_large(error: &Value) {
+    assert_eq!(error["code"], json!("BAD_REQUEST"), "{error}");
+    assert_eq!(error["details"]["reason"], json!("response_too_large"));
+    let size = error["details"]["size"].as_u64().expect("size");
+    let limit = error["details"]["limit"].as_u64().expect("limit");
+    assert!(size > limit, "{error}");
+}
+
+#[tokio::test]
+async fn a_best_effort_batch_stops_before_the_sub_op_that_would_pass_16_mib() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_six_megabyte_instance(&client, "big").await;
+    let get = json!({"op": "GET_INSTANCE", "params": {"instance_id": "big"}});
+    let create = json!({"op": "CREATE_INSTANCE",
+        "params": {"machine": "order", "version": 1, "instance_id": "late"}});
+    let raw = batch(&client, json!({"ops": [get, get, get, create]}))
+        .await
+        .expect("best effort answers ok");
+    let results = results(&raw);
+    assert_eq!(results.len(), 4);
+    assert_eq!(
+        (&results[0]["status"], &results[1]["status"]),
+        (&json!("ok"), &json!("ok"))
+    );
+    for skipped in &results[2..] {
+        assert_eq!(skipped["status"], json!("error"));
+        assert_eq!(skipped["result"], Value::Null);
+        assert_response_too_large(&skipped["error"]);
+    }
+    assert_eq!(meta_offset(&raw), None, "the CREATE was not executed");
+    assert_eq!(
+        client
+            .get_instance("late")
+            .await
+            .map_err(server_error)
+            .expect_err("not run")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn an_atomic_batch_that_would_pass_16_mib_applies_nothing() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_six_megabyte_instance(&client, "big").await;
+    let before = latest_offset(&client).await;
+    let get = json!({"op": "GET_INSTANCE", "params": {"instance_id": "big"}});
+    let create = json!({"op": "CREATE_INSTANCE",
+        "params": {"machine": "order", "version": 1, "instance_id": "early"}});
+    let error = batch(
+        &client,
+        json!({"mode": "atomic", "ops": [create, get, get, get]}),
+    )
+    .await
+    .expect_err("too large");
+    assert_response_too_large(&serde_json::to_value(&error).expect("error as JSON"));
+    assert_eq!(latest_offset(&client).await, before);
+    assert_eq!(
+        client
+            .get_instance("early")
+            .await
+            .map_err(server_error)
+            .expect_err("rolled back")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}

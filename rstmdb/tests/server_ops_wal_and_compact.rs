@@ -406,3 +406,29 @@ async fn compact_deletes_the_segments_below_the_checkpoint() {
     assert_eq!(got.state, "created");
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn wal_read_returns_fewer_records_rather_than_pass_16_mib() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    for id in ["big-1", "big-2", "big-3"] {
+        let ctx = json!({"blob": "x".repeat(6_000_000)});
+        ok(
+            &client,
+            Op::CreateInstance,
+            json!({"machine": "order", "version": 1, "instance_id": id, "initial_ctx": ctx}),
+        )
+        .await;
+    }
+    let first = client.wal_read(0, None).await.expect("WAL_READ");
+    assert_eq!(
+        first.records.len(),
+        3,
+        "put_machine and two 6 MB creates fit, a third does not"
+    );
+    let next = first.next_offset.expect("more to read");
+    let rest = client.wal_read(next, None).await.expect("WAL_READ on");
+    assert_eq!(rest.records.len(), 1);
+    assert_eq!(rest.records[0].entry["instance_id"], json!("big-3"));
+    server.assert_fresh_connection_works().await;
+}
