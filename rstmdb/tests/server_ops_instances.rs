@@ -764,3 +764,32 @@ async fn expired_and_evicted_keys_are_unknown_again() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_create_retry_without_the_id_replays_the_recorded_one() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let first = client
+        .create_instance(
+            "order",
+            1,
+            CreateInstanceOptions::default()
+                .instance_id("o-1")
+                .idempotency_key("c"),
+        )
+        .await
+        .expect("CREATE");
+    let retry = client
+        .create_instance(
+            "order",
+            1,
+            CreateInstanceOptions::default().idempotency_key("c"),
+        )
+        .await
+        .expect("retry without an id");
+    assert_eq!(
+        (retry.instance_id.as_str(), retry.wal_offset, retry.applied),
+        ("o-1", first.wal_offset, false)
+    );
+    server.assert_fresh_connection_works().await;
+}

@@ -323,3 +323,36 @@ async fn list_machines_sorts_names_by_bytes_and_versions_ascending() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn the_checksum_test_vectors_hold_through_the_server() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    // Spec §6.7 vectors 2 and 4, sent as raw text so number spellings reach the server intact.
+    let vectors = [
+        (
+            r#"{"states":["a","b"],"initial":"a","transitions":[{"from":"a","event":"GO","to":"b","guard":null,"note":"x"}],"meta":{"z":1,"a":{"y":"q\"/\u00e9\n","b":[2.5,true,null,1.0,1e2]}},"extra":1}"#,
+            "467966b7",
+            json!({"states": ["a", "b"], "initial": "a",
+                "transitions": [{"from": ["a"], "event": "GO", "to": "b"}],
+                "meta": {"a": {"b": [2.5, true, null, 1.0, 100.0], "y": "q\"/é\n"}, "z": 1}}),
+        ),
+        (
+            r#"{"states":["a"],"initial":"a","transitions":[],"meta":{"big":1e20}}"#,
+            "4f9ecc43",
+            json!({"states": ["a"], "initial": "a", "transitions": [], "meta": {"big": 1e20}}),
+        ),
+    ];
+    for (version, (text, checksum, normalised)) in (1u32..).zip(vectors) {
+        let definition: serde_json::Value = serde_json::from_str(text).expect("vector JSON");
+        let put = client
+            .put_machine("vec", version, definition)
+            .await
+            .expect("PUT");
+        assert_eq!(put.stored_checksum, checksum);
+        let got = client.get_machine("vec", version).await.expect("GET");
+        assert_eq!(got.checksum, checksum);
+        assert_eq!(serde_json::Value::Object(got.definition), normalised);
+    }
+    server.assert_fresh_connection_works().await;
+}

@@ -4,6 +4,7 @@
 
 mod server_ops_support;
 
+use rstmdb_client::params::ListInstancesParams;
 use rstmdb_client::{ApplyEventOptions, Client, CreateInstanceOptions, ErrorCode, Op};
 use serde_json::{Value, json};
 use server_ops_support::*;
@@ -384,5 +385,104 @@ async fn a_flush_survives_a_restart() {
     let client = server.client().await;
     assert_eq!(observable_state(&client).await, before);
     assert!(client.list_machines().await.expect("LIST").items.is_empty());
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_create_whose_ctx_alone_passes_the_record_cap_is_record_too_large() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    // 16,720,000 bytes of ctx fit in a 16 MiB frame (16,777,216) but not in a record
+    // (16,711,680): the 64 KiB between the two limits is reachable over the wire.
+    let ctx = json!({"blob": "x".repeat(16_720_000)});
+    let before = client.wal_stats().await.expect("WAL_STATS");
+    for mode in ["alone", "atomic"] {
+        let create =
+            json!({"machine": "order", "version": 1, "instance_id": "huge", "initial_ctx": ctx});
+        let outcome = if mode == "alone" {
+            call(&client, Op::CreateInstance, create).await
+        } else {
+            let ops = json!([{"op": "CREATE_INSTANCE", "params": create}]);
+            call(&client, Op::Batch, json!({"mode": "atomic", "ops": ops})).await
+        };
+        let error = outcome.expect_err("too large");
+        assert_eq!(
+            (error.code.clone(), error.reason()),
+            (ErrorCode::BadRequest, Some("record_too_large"))
+        );
+        assert_eq!(error.detail("limit"), Some(&json!(MAX_RECORD_BYTES)));
+        assert!(
+            error
+                .detail("size")
+                .and_then(Value::as_u64)
+                .is_some_and(|s| s > 16_720_000)
+        );
+        if mode == "atomic" {
+            assert_eq!(
+                (error.detail("index"), error.detail("op")),
+                (Some(&json!(0)), Some(&json!("CREATE_INSTANCE")))
+            );
+        }
+    }
+    let after = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (after.entry_count, after.latest_offset),
+        (before.entry_count, before.latest_offset)
+    );
+    assert_eq!(
+        client
+            .get_instance("huge")
+            .await
+            .map_err(server_error)
+            .expect_err("not created")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_graceful_stop_under_pipelined_writes_keeps_every_acknowledged_one() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let writer = client.clone();
+    let writes = tokio::spawn(async move {
+        let creates = (0..300).map(|i| {
+            let client = &writer;
+            async move {
+                let options = CreateInstanceOptions::default().instance_id(format!("s-{i:03}"));
+                client
+                    .create_instance("order", 1, options)
+                    .await
+                    .ok()
+                    .map(|c| c.instance_id)
+            }
+        });
+        futures::future::join_all(creates).await
+    });
+    // Stop while the writes are in flight: the server finishes what it received (§6.1).
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let stopped = server.stop().await;
+    let acknowledged: Vec<String> = writes
+        .await
+        .expect("writer task")
+        .into_iter()
+        .flatten()
+        .collect();
+    client.close().await.ok();
+    let server = stopped.restart().await;
+    let client = server.client().await;
+    let listed = client.list_instances(ListInstancesParams {
+        limit: Some(1000),
+        ..Default::default()
+    });
+    let listed = listed.await.expect("LIST");
+    let stored: Vec<&str> = listed.instances.iter().map(|i| i.id.as_str()).collect();
+    for id in &acknowledged {
+        assert!(
+            stored.contains(&id.as_str()),
+            "acknowledged {id} survives the restart"
+        );
+    }
     server.assert_fresh_connection_works().await;
 }

@@ -432,3 +432,38 @@ async fn wal_read_returns_fewer_records_rather_than_pass_16_mib() {
     assert_eq!(rest.records[0].entry["instance_id"], json!("big-3"));
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn compact_on_a_fresh_database_checkpoints_at_the_first_offset() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    let compacted = client.compact(false).await.expect("COMPACT");
+    assert_eq!(
+        (compacted.snapshots_created, compacted.checkpoint_offset),
+        (1, FIRST_OFFSET)
+    );
+    let forced = client.compact(true).await.expect("COMPACT forced");
+    assert_eq!(
+        (forced.snapshots_created, forced.checkpoint_offset),
+        (1, FIRST_OFFSET)
+    );
+    assert!((1..=2).contains(&forced.total_snapshots), "{forced:?}");
+    // Records after the checkpoint count towards bytes_since_checkpoint.
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT");
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(stats.checkpoint_offset, Some(FIRST_OFFSET));
+    assert_eq!(
+        stats.bytes_since_checkpoint,
+        stats.latest_offset - FIRST_OFFSET
+    );
+    assert_eq!(stats.entry_count, 1, "COMPACT wrote no record");
+    let end = client
+        .wal_read(u64::MAX, None)
+        .await
+        .expect("WAL_READ past the end");
+    assert_eq!((end.records.len(), end.next_offset), (0, None));
+    server.assert_fresh_connection_works().await;
+}
