@@ -793,3 +793,34 @@ async fn a_create_retry_without_the_id_replays_the_recorded_one() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn listings_on_another_connection_only_show_committed_instances() {
+    let server = OpsServer::start().await;
+    let writer = client_with_order(&server).await;
+    let reader = server.client().await;
+    let writes = tokio::spawn(async move {
+        for i in 0..300 {
+            create_order(&writer, &format!("w-{i:03}"), json!({})).await;
+        }
+    });
+    let mut polls = 0;
+    while !writes.is_finished() || polls == 0 {
+        let params = ListInstancesParams {
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let page = reader.list_instances(params).await.expect("LIST");
+        let durable = reader.wal_stats().await.expect("WAL_STATS").durable_offset;
+        for summary in &page.instances {
+            assert!(
+                summary.last_wal_offset < durable,
+                "{} visible before durable",
+                summary.id
+            );
+        }
+        polls += 1;
+    }
+    writes.await.expect("writer task");
+    server.assert_fresh_connection_works().await;
+}

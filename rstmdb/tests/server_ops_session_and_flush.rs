@@ -345,19 +345,21 @@ async fn a_restart_over_the_same_data_dir_keeps_state_and_offsets() {
         stats.durable_offset, stats.latest_offset,
         "synced at start-up"
     );
-    // Idempotency keys survive: a replay answers from before the restart.
-    let replay = client
-        .apply_event(
-            "b-2",
-            "PAY",
-            ApplyEventOptions::default()
-                .event_id("evt-b-2")
-                .idempotency_key("pay-b-2")
-                .payload(obj(json!({"ready": true}))),
-        )
-        .await
-        .expect("replay after restart");
-    assert!(!replay.applied);
+    // Idempotency keys survive, from the WAL (b-*) and from the checkpoint (a-*).
+    for id in ["a-2", "b-2"] {
+        let replay = client
+            .apply_event(
+                id,
+                "PAY",
+                ApplyEventOptions::default()
+                    .event_id(format!("evt-{id}"))
+                    .idempotency_key(format!("pay-{id}"))
+                    .payload(obj(json!({"ready": true}))),
+            )
+            .await
+            .expect("replay after restart");
+        assert!(!replay.applied, "{id}");
+    }
     // The next record continues the sequence and the offsets.
     let next = client
         .apply_event("b-2", "SHIP", Default::default())
@@ -484,5 +486,33 @@ async fn a_graceful_stop_under_pipelined_writes_keeps_every_acknowledged_one() {
             "acknowledged {id} survives the restart"
         );
     }
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn compactions_racing_with_writes_restart_to_the_same_state() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(4096)).await;
+    let client = client_with_order(&server).await;
+    let writer = client.clone();
+    let writes = tokio::spawn(async move {
+        for round in 0..4 {
+            write_workload(&writer, &format!("r{round}")).await;
+        }
+    });
+    let mut checkpoints = 0;
+    while !writes.is_finished() {
+        checkpoints += client
+            .compact(false)
+            .await
+            .expect("COMPACT")
+            .snapshots_created;
+    }
+    writes.await.expect("writer task");
+    assert!(checkpoints >= 1);
+    let before = observable_state(&client).await;
+    client.close().await.expect("close");
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    assert_eq!(observable_state(&client).await, before);
     server.assert_fresh_connection_works().await;
 }
