@@ -469,3 +469,90 @@ async fn a_failed_apply_does_not_consume_its_idempotency_key() {
     assert!(pay.applied);
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn optional_params_sent_as_null_mean_absent() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({"k": 1})).await;
+    let raw = ok(
+        &client,
+        Op::ApplyEvent,
+        json!({"instance_id": "o-1", "event": "PAY", "payload": null, "expected_state": null,
+            "expected_wal_offset": null, "event_id": null, "idempotency_key": null}),
+    )
+    .await;
+    assert_eq!(raw.result["to_state"], json!("paid"));
+    assert!(raw.result.get("event_id").is_none());
+    let record = client
+        .wal_read(u64_field(&raw.result, "wal_offset"), Some(1))
+        .await;
+    let entry = &record.expect("WAL_READ").records[0].entry;
+    for absent in [
+        "event_id",
+        "idempotency_key",
+        "expected_state",
+        "expected_wal_offset",
+    ] {
+        assert!(entry.get(absent).is_none(), "{absent} in {entry:?}");
+    }
+    assert_eq!(entry["payload"], Value::Null);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn same_request_compares_json_structurally_but_number_spelling_matters() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let created = create_order(&client, "o-1", json!({})).await;
+    let first = call(
+        &client,
+        Op::ApplyEvent,
+        serde_json::from_str(&format!(
+            r#"{{"instance_id":"o-1","event":"PAY","payload":{{"a":1,"b":2}},
+                "expected_wal_offset":{created},"idempotency_key":"k"}}"#
+        ))
+        .expect("params"),
+    )
+    .await
+    .expect("PAY");
+    let reordered = call(
+        &client,
+        Op::ApplyEvent,
+        serde_json::from_str(&format!(
+            r#"{{"instance_id":"o-1","event":"PAY","payload":{{"b":2,"a":1}},
+                "expected_wal_offset":{created},"idempotency_key":"k"}}"#
+        ))
+        .expect("params"),
+    )
+    .await
+    .expect("key order does not matter");
+    assert_eq!(reordered.result["applied"], json!(false));
+    assert_eq!(reordered.result["wal_offset"], first.result["wal_offset"]);
+    let respelled = call(
+        &client,
+        Op::ApplyEvent,
+        serde_json::from_str(&format!(
+            r#"{{"instance_id":"o-1","event":"PAY","payload":{{"a":1.0,"b":2}},
+                "expected_wal_offset":{created},"idempotency_key":"k"}}"#
+        ))
+        .expect("params"),
+    )
+    .await;
+    assert_eq!(
+        respelled.expect_err("1 and 1.0 differ").reason(),
+        Some("idempotency_key_reused")
+    );
+    let other_offset = call(
+        &client,
+        Op::ApplyEvent,
+        json!({"instance_id": "o-1", "event": "PAY", "payload": {"a": 1, "b": 2},
+            "expected_wal_offset": created + 1, "idempotency_key": "k"}),
+    )
+    .await;
+    assert_eq!(
+        other_offset.expect_err("differs").reason(),
+        Some("idempotency_key_reused")
+    );
+    server.assert_fresh_connection_works().await;
+}

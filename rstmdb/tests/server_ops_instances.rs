@@ -458,3 +458,24 @@ async fn a_create_retry_without_the_id_replays_the_recorded_one() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_create_retry_with_an_empty_ctx_is_the_same_as_one_without() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let first = ok(
+        &client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "idempotency_key": "k"}),
+    )
+    .await;
+    let retry = ok(
+        &client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "initial_ctx": {}, "idempotency_key": "k"}),
+    )
+    .await;
+    assert_eq!(retry.result["instance_id"], first.result["instance_id"]);
+    assert_eq!(retry.result["applied"], json!(false));
+    server.assert_fresh_connection_works().await;
+}

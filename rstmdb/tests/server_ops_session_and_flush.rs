@@ -1,6 +1,5 @@
 //! FLUSH_ALL, INFO, REPLICATION_STATUS, REPLICATE, the auth gate, `record_too_large`, pipelining
-//! through the client, against the real server (spec
-//! §4.0, §4.5, §4.6, §4.23, §4.24, §2.4, §3.7, §6.1).
+//! through the client, against the real server (spec §4.0, §4.5, §4.6, §4.23, §4.24, §2.4, §3.7).
 
 mod server_ops_support;
 
