@@ -326,3 +326,66 @@ async fn a_create_whose_ctx_alone_passes_the_record_cap_is_record_too_large() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+/// Creates `edge` with a ctx string of `blob_len` bytes; the error's `size` when refused.
+async fn create_with_blob(client: &Client, blob_len: usize) -> Result<u64, u64> {
+    let ctx = json!({"blob": "x".repeat(blob_len)});
+    let params =
+        json!({"machine": "order", "version": 1, "instance_id": "edge", "initial_ctx": ctx});
+    match call(client, Op::CreateInstance, params).await {
+        Ok(raw) => Ok(u64_field(&raw.result, "wal_offset")),
+        Err(error) => {
+            assert_eq!(error.reason(), Some("record_too_large"), "{error:?}");
+            Err(error.detail("size").and_then(Value::as_u64).expect("size"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_record_exactly_at_the_cap_is_stored_read_back_and_served() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let probe_len = 16_720_000;
+    let probe_size = create_with_blob(&client, probe_len)
+        .await
+        .expect_err("over the cap");
+    // The record grows byte for byte with the blob, so this blob makes it exactly the cap.
+    let exact_len = probe_len - usize::try_from(probe_size - MAX_RECORD_BYTES).expect("small");
+    assert_eq!(
+        create_with_blob(&client, exact_len + 1).await,
+        Err(MAX_RECORD_BYTES + 1),
+        "one byte over"
+    );
+    let offset = create_with_blob(&client, exact_len)
+        .await
+        .expect("equal to the cap is allowed");
+
+    let got = client
+        .get_instance("edge")
+        .await
+        .expect("GET_INSTANCE fits a response");
+    assert_eq!(got.ctx["blob"].as_str().map(str::len), Some(exact_len));
+    let read = client.wal_read(offset, None).await.expect("WAL_READ");
+    assert_eq!(read.records.len(), 1, "the one record is returned alone");
+    assert_eq!(read.records[0].offset, offset);
+    client
+        .snapshot_instance("edge")
+        .await
+        .expect("SNAPSHOT_INSTANCE");
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(stats.entry_count, 2, "refused records took no sequence");
+    client.close().await.expect("close");
+    // Recovery reads the largest possible record back.
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    let again = client
+        .get_instance("edge")
+        .await
+        .expect("GET after restart");
+    assert_eq!(again.last_wal_offset, offset);
+    assert_eq!(
+        client.wal_stats().await.expect("WAL_STATS").latest_offset,
+        stats.latest_offset
+    );
+    server.assert_fresh_connection_works().await;
+}
