@@ -373,3 +373,49 @@ async fn listings_on_another_connection_only_show_committed_instances() {
     writes.await.expect("writer task");
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_page_that_would_pass_16_mib_is_cut_short_with_has_more() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    // Ids are any string, so 170 ids of 100,000 bytes make a 17 MB page.
+    let id = |i: usize| format!("{i:03}{}", "x".repeat(99_997));
+    for chunk in 0..17 {
+        let ops = (chunk * 10..chunk * 10 + 10)
+            .map(|i| rstmdb_client::params::BatchOp {
+                op: Op::CreateInstance,
+                params: obj(json!({"machine": "order", "version": 1, "instance_id": id(i)})),
+            })
+            .collect();
+        client
+            .batch(rstmdb_client::params::BatchMode::Atomic, ops)
+            .await
+            .expect("BATCH");
+    }
+    let params = ListInstancesParams {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let first = client.list_instances(params).await.expect("LIST");
+    assert!(
+        first.instances.len() < 170,
+        "{} returned",
+        first.instances.len()
+    );
+    assert!(
+        first.instances.len() > 150,
+        "{} returned",
+        first.instances.len()
+    );
+    assert_eq!((first.total, first.has_more), (170, true));
+    let last = first.instances.last().expect("a last id").id.clone();
+    let params = ListInstancesParams {
+        limit: Some(1000),
+        after: Some(last),
+        ..Default::default()
+    };
+    let rest = client.list_instances(params).await.expect("LIST after");
+    assert_eq!(first.instances.len() + rest.instances.len(), 170);
+    assert!(!rest.has_more);
+    server.assert_fresh_connection_works().await;
+}

@@ -135,6 +135,7 @@ async fn request_level_errors_on_data_ops_keep_the_connection() {
                 "{response}"
             );
             assert_eq!(response["error"]["details"], details, "{response}");
+            assert!(response.get("result").is_none() && response.get("meta").is_none());
         }
     }
     let stats = client.call("WAL_STATS", json!({})).await;
@@ -186,6 +187,8 @@ async fn a_thousand_pipelined_frames_run_in_arrival_order_and_answer_in_order() 
             let offset = response["meta"]["wal_offset"]
                 .as_u64()
                 .expect("meta.wal_offset");
+            let meta_keys = response["meta"].as_object().map(|meta| meta.len());
+            assert_eq!(meta_keys, Some(1), "no meta key but wal_offset");
             assert_eq!(response["result"]["wal_offset"], json!(offset));
             assert!(offset > last_offset, "offsets grow in arrival order");
             last_offset = offset;
@@ -195,6 +198,7 @@ async fn a_thousand_pipelined_frames_run_in_arrival_order_and_answer_in_order() 
         .call("LIST_INSTANCES", json!({"state": "paid", "limit": 1000}))
         .await;
     assert_eq!(listed["result"]["total"], json!(500));
+    assert!(listed.get("meta").is_none(), "reads carry no meta");
 }
 
 #[tokio::test]
