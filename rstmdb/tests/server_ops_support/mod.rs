@@ -60,6 +60,11 @@ impl ServerConfig {
         self
     }
 
+    pub fn fsync_policy(mut self, policy: FsyncPolicy) -> Self {
+        self.wal.fsync_policy = policy;
+        self
+    }
+
     pub fn auth_required(mut self) -> Self {
         self.auth_required = true;
         self
