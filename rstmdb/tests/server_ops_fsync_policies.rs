@@ -1,6 +1,7 @@
 //! WAL_STATS' durability fields under each fsync policy, through the real server (spec §4.18,
 //! §6.1, §6.10): when `durable_offset` catches up with `latest_offset`, how many fsyncs ran, and
-//! that a committed record is readable before it is durable except under `every_write`.
+//! that a committed record is readable before it is durable except under `every_write`; COMPACT
+//! syncs first; and `bytes_since_checkpoint` once records pass the checkpoint's segment.
 
 mod server_ops_support;
 
@@ -96,5 +97,58 @@ async fn under_every_ms_the_timer_really_syncs() {
         idle.io_stats.fsyncs, synced,
         "no sync while nothing is unsynced"
     );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn compact_syncs_the_wal_first_whatever_the_policy() {
+    let server =
+        OpsServer::start_with(ServerConfig::default().fsync_policy(FsyncPolicy::Never)).await;
+    let client = server.client().await;
+    write_three_records(&client).await;
+    let compacted = client.compact(false).await.expect("COMPACT");
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(compacted.checkpoint_offset, stats.latest_offset);
+    assert!(
+        stats.durable_offset >= compacted.checkpoint_offset,
+        "a checkpoint never covers a record a crash could lose: {stats:?}"
+    );
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn bytes_since_checkpoint_counts_only_records_at_or_above_it() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(1024)).await;
+    let client = server.client().await;
+    write_three_records(&client).await;
+    for i in 0..4 {
+        create_order(&client, &format!("pre-{i}"), json!({})).await;
+    }
+    let checkpoint = client
+        .compact(false)
+        .await
+        .expect("COMPACT")
+        .checkpoint_offset;
+    for i in 0..10 {
+        create_order(&client, &format!("post-{i}"), json!({})).await;
+    }
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert!(
+        stats.latest_offset >> 40 > checkpoint >> 40,
+        "later records rotated: {stats:?}"
+    );
+    let records = client
+        .wal_read(checkpoint, None)
+        .await
+        .expect("WAL_READ")
+        .records;
+    assert_eq!(records.len(), 10);
+    // Records are back to back inside a segment; each segment's last one ends at its length.
+    let retained_below_checkpoint = checkpoint & ((1 << 40) - 1);
+    assert_eq!(
+        stats.bytes_since_checkpoint,
+        stats.total_size_bytes - retained_below_checkpoint
+    );
+    assert_eq!(stats.oldest_offset, (checkpoint >> 40) << 40);
     server.assert_fresh_connection_works().await;
 }
