@@ -556,3 +556,40 @@ async fn same_request_compares_json_structurally_but_number_spelling_matters() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn concurrent_applies_from_many_connections_are_serialised_per_instance() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let racer = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            let options = ApplyEventOptions::default().expected_state("created");
+            racer
+                .apply_event("o-1", "PAY", options)
+                .await
+                .map_err(server_error)
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.expect("racer task") {
+            Ok(applied) => {
+                assert_eq!(applied.from_state, "created");
+                winners += 1;
+            }
+            Err(error) => assert_eq!(
+                error.details,
+                Some(obj(
+                    json!({"reason": "state_mismatch", "expected": "created", "actual": "paid"})
+                ))
+            ),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one PAY moved the instance");
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    assert_eq!(records.len(), 3, "put, create and one apply");
+    server.assert_fresh_connection_works().await;
+}

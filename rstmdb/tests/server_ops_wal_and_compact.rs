@@ -467,3 +467,22 @@ async fn compact_on_a_fresh_database_checkpoints_at_the_first_offset() {
     assert_eq!((end.records.len(), end.next_offset), (0, None));
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_record_larger_than_a_segment_gets_a_segment_of_its_own() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(1024)).await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "big", json!({"blob": "x".repeat(2000)})).await;
+    create_order(&client, "small", json!({})).await;
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    let places: Vec<(u64, u64)> = records
+        .iter()
+        .map(|r| (r.offset >> 40, r.offset & ((1 << 40) - 1)))
+        .collect();
+    // put_machine opens segment 1; the big record would pass 1,024 bytes there, so it starts
+    // segment 2; the next record would pass it too, so it starts segment 3.
+    assert_eq!(places, [(1, 0), (2, 0), (3, 0)]);
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(stats.segment_count, 3);
+    server.assert_fresh_connection_works().await;
+}
