@@ -389,3 +389,48 @@ async fn a_record_exactly_at_the_cap_is_stored_read_back_and_served() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn a_lowered_frame_limit_is_reported_and_a_larger_request_ends_only_its_connection() {
+    let server = OpsServer::start_with(ServerConfig::default().max_frame_bytes(65_536)).await;
+    let client = server.client().await;
+    assert_eq!(client.info().await.expect("INFO").max_frame_bytes, 65_536);
+    // A request just under the limit reaches the database.
+    let ctx = json!({"blob": "x".repeat(65_000)});
+    let params = json!({"machine": "order", "version": 1, "definition": order_definition()});
+    ok(&client, Op::PutMachine, params).await;
+    let created = call(
+        &client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": "near", "initial_ctx": ctx}),
+    )
+    .await;
+    assert!(created.is_ok(), "{created:?}");
+    // Over the limit: a framing fault (too_large), so this connection closes, unexecuted.
+    let over = json!({"blob": "x".repeat(70_000)});
+    let params =
+        json!({"machine": "order", "version": 1, "instance_id": "over", "initial_ctx": over});
+    let outcome = client.request(Op::CreateInstance, obj(params)).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(rstmdb_client::ClientError::ConnectionLost { .. })
+        ),
+        "{outcome:?}"
+    );
+    let fresh = server.client().await;
+    fresh
+        .get_instance("near")
+        .await
+        .expect("the earlier create stands");
+    assert_eq!(
+        fresh
+            .get_instance("over")
+            .await
+            .map_err(server_error)
+            .expect_err("never ran")
+            .code,
+        ErrorCode::InstanceNotFound
+    );
+    server.assert_fresh_connection_works().await;
+}

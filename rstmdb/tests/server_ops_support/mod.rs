@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     pub wal: WalConfig,
     pub auth_required: bool,
+    /// Inbound payload limit (spec §2.4), 16 MiB unless a test lowers it.
+    pub max_frame_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +47,7 @@ impl Default for ServerConfig {
                 fsync_policy: FsyncPolicy::EveryWrite,
             },
             auth_required: false,
+            max_frame_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -62,6 +65,11 @@ impl ServerConfig {
 
     pub fn fsync_policy(mut self, policy: FsyncPolicy) -> Self {
         self.wal.fsync_policy = policy;
+        self
+    }
+
+    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
         self
     }
 
@@ -99,7 +107,7 @@ impl OpsServer {
             .expect("open does not panic")
             .expect("database opens");
         let handler = Arc::new(DatabaseHandler::new(Arc::new(db)));
-        let server = Server::bind(settings(config.auth_required), handler)
+        let server = Server::bind(settings(&config), handler)
             .await
             .expect("server binds");
         let addr = server.local_addr().expect("bound address");
@@ -185,12 +193,13 @@ impl StoppedServer {
     }
 }
 
-fn settings(auth_required: bool) -> ServerSettings {
+fn settings(config: &ServerConfig) -> ServerSettings {
+    let auth_required = config.auth_required;
     ServerSettings {
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         idle_timeout: None,
         max_connections: 1000,
-        max_frame_bytes: 16 * 1024 * 1024,
+        max_frame_bytes: config.max_frame_bytes,
         auth: ResolvedAuth {
             required: auth_required,
             token_hashes: if auth_required {
