@@ -80,6 +80,7 @@ async fn a_write_before_a_framing_fault_is_committed_and_answered_first() {
         let got = fresh.call("GET_INSTANCE", json!({"instance_id": id})).await;
         assert_eq!(got["result"]["state"], json!("created"), "{fault}: {got}");
     }
+    server.assert_fresh_connection_works().await;
 }
 
 #[tokio::test]
@@ -144,6 +145,7 @@ async fn request_level_errors_on_data_ops_keep_the_connection() {
         json!(0),
         "no error wrote anything"
     );
+    server.assert_fresh_connection_works().await;
 }
 
 #[tokio::test]
@@ -199,6 +201,7 @@ async fn a_thousand_pipelined_frames_run_in_arrival_order_and_answer_in_order() 
         .await;
     assert_eq!(listed["result"]["total"], json!(500));
     assert!(listed.get("meta").is_none(), "reads carry no meta");
+    server.assert_fresh_connection_works().await;
 }
 
 #[tokio::test]
@@ -224,6 +227,7 @@ async fn requests_after_bye_are_discarded_unexecuted() {
         fresh.call("LIST_MACHINES", json!({})).await["result"]["items"][0]["machine"],
         json!("order")
     );
+    server.assert_fresh_connection_works().await;
 }
 
 #[tokio::test]
@@ -242,4 +246,5 @@ async fn a_jsonl_connection_reaches_the_database() {
     let stats = client.read_line().await;
     assert_eq!(stats["id"], json!("w"), "the blank line got no response");
     assert_eq!(stats["result"]["entry_count"], json!(1));
+    server.assert_fresh_connection_works().await;
 }

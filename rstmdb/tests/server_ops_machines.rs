@@ -356,3 +356,39 @@ async fn the_checksum_test_vectors_hold_through_the_server() {
     }
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn hostile_guards_are_refused_with_spans_and_the_server_keeps_serving() {
+    let server = OpsServer::start().await;
+    let client = server.client().await;
+    let with_guard = |guard: &str| {
+        json!({"machine": "m", "version": 1, "definition": {"states": ["a"], "initial": "a",
+            "transitions": [{"from": "a", "event": "GO", "to": "a", "guard": guard}]}})
+    };
+    let deep = format!("{}ctx.a{}", "(".repeat(10_000), ")".repeat(10_000));
+    let outcome = call(&client, Op::PutMachine, with_guard(&deep)).await;
+    assert_error(
+        outcome,
+        ErrorCode::BadRequest,
+        json!({"reason": "invalid_guard", "kind": "too_deep", "pointer": "/transitions/0/guard",
+            "guard": deep, "span": {"offset": 64, "length": 1}, "line": 1, "column": 65,
+            "text": "("}),
+    );
+    let outcome = call(&client, Op::PutMachine, with_guard("ctx.é == \"\\ud800\"")).await;
+    assert_error(
+        outcome,
+        ErrorCode::BadRequest,
+        json!({"reason": "invalid_guard", "kind": "invalid_escape",
+            "pointer": "/transitions/0/guard", "guard": "ctx.é == \"\\ud800\"",
+            "span": {"offset": 11, "length": 6}, "line": 1, "column": 11, "text": "\\ud800"}),
+    );
+    let outcome = call(&client, Op::PutMachine, with_guard(" \n\t")).await;
+    assert_error(
+        outcome,
+        ErrorCode::BadRequest,
+        json!({"reason": "invalid_guard", "kind": "empty_guard", "pointer": "/transitions/0/guard",
+            "guard": " \n\t", "span": {"offset": 0, "length": 3}, "line": 1, "column": 1,
+            "text": " \n\t"}),
+    );
+    server.assert_fresh_connection_works().await;
+}
