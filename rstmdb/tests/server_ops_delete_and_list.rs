@@ -293,12 +293,41 @@ async fn a_checkpoint_forgets_deleted_instances_when_re_creation_is_allowed() {
     let server = OpsServer::start().await;
     let client = client_with_order(&server).await;
     create_order(&client, "o-1", json!({})).await;
-    client.delete_instance("o-1", None).await.expect("DELETE");
+    let deleted = client
+        .delete_instance("o-1", Some("del"))
+        .await
+        .expect("DELETE");
     client.compact(false).await.expect("COMPACT");
     assert_client_error(
         client.delete_instance("o-1", None).await,
         ErrorCode::InstanceNotFound,
         json!({"reason": "instance_not_found", "instance_id": "o-1"}),
+    );
+    // A keyed retry still replays from the idempotency table (§6.4).
+    let replay = client
+        .delete_instance("o-1", Some("del"))
+        .await
+        .expect("keyed retry");
+    assert_eq!(
+        (replay.wal_offset, replay.applied),
+        (deleted.wal_offset, false)
+    );
+    client.close().await.expect("close");
+    // And the same after a restart from that checkpoint.
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    assert_client_error(
+        client.get_instance("o-1").await,
+        ErrorCode::InstanceNotFound,
+        json!({"reason": "instance_not_found", "instance_id": "o-1"}),
+    );
+    let replay = client
+        .delete_instance("o-1", Some("del"))
+        .await
+        .expect("keyed retry");
+    assert_eq!(
+        (replay.wal_offset, replay.applied),
+        (deleted.wal_offset, false)
     );
     server.assert_fresh_connection_works().await;
 }

@@ -114,6 +114,13 @@ async fn a_flush_survives_a_restart() {
     let client = client_with_order(&server).await;
     create_order(&client, "o-1", json!({})).await;
     client.flush_all().await.expect("FLUSH_ALL");
+    // Once from a checkpoint built across the flush, once from the WAL after it.
+    client.compact(false).await.expect("COMPACT");
+    client
+        .put_machine("after", 1, order_definition())
+        .await
+        .expect("PUT after");
+    client.flush_all().await.expect("FLUSH_ALL again");
     let before = observable_state(&client).await;
     client.close().await.expect("close");
     let server = server.stop().await.restart().await;
