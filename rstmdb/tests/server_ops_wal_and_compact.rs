@@ -486,3 +486,37 @@ async fn a_record_larger_than_a_segment_gets_a_segment_of_its_own() {
     assert_eq!(stats.segment_count, 3);
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn wal_read_counts_exactly_the_records_it_read_back() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    for id in ["a", "b", "c", "d"] {
+        create_order(&client, id, json!({})).await;
+    }
+    let before = client.wal_stats().await.expect("WAL_STATS").io_stats;
+    // The spec's example (§4.18): a WAL_READ of two records reads two records from the file.
+    let read = client
+        .wal_read(FIRST_OFFSET, Some(2))
+        .await
+        .expect("WAL_READ");
+    let after = client.wal_stats().await.expect("WAL_STATS").io_stats;
+    assert_eq!(read.records.len(), 2);
+    assert_eq!(after.reads - before.reads, 2, "{before:?} -> {after:?}");
+    // Records are back to back, so two records' bytes run up to the third's offset.
+    let third = client
+        .wal_read(read.records[1].offset + 1, Some(1))
+        .await
+        .expect("WAL_READ");
+    let two_records_bytes = third.records[0].offset - read.records[0].offset;
+    assert_eq!(after.bytes_read - before.bytes_read, two_records_bytes);
+    let none = client.wal_read(0, Some(0)).await.expect("WAL_READ limit 0");
+    assert!(none.records.is_empty());
+    let idle = client.wal_stats().await.expect("WAL_STATS").io_stats;
+    assert_eq!(
+        idle.reads,
+        after.reads + 1,
+        "only the 1-record read above; limit 0 reads none"
+    );
+    server.assert_fresh_connection_works().await;
+}
