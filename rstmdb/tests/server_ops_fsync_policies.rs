@@ -32,6 +32,8 @@ async fn under_never_records_are_committed_but_only_durable_after_a_restart() {
     assert_eq!(stats.durable_offset, FIRST_OFFSET, "nothing synced yet");
     assert!(stats.latest_offset > stats.durable_offset);
     assert_eq!(stats.records_per_fsync, 0.0);
+    let latency = (stats.fsync_latency_us.p50, stats.fsync_latency_us.p99);
+    assert_eq!(latency, (0, 0), "zeros when there were no fsyncs");
     let read = client.wal_read(0, None).await.expect("WAL_READ");
     assert_eq!(read.records.len(), 3, "committed once written");
     client.close().await.expect("close");
