@@ -271,6 +271,10 @@ async fn a_thousand_pipelined_requests_on_one_connection_all_succeed() {
         .await
         .expect("LIST");
     assert_eq!(listed.total, 1000);
+    // Group commit (§6.1): syncs that ran while writes queued up covered several records.
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert!(stats.io_stats.fsyncs < 1000, "{:?}", stats.io_stats);
+    assert!(stats.records_per_fsync > 1.0, "{}", stats.records_per_fsync);
     server.assert_fresh_connection_works().await;
 }
 

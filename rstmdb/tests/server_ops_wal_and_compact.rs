@@ -520,3 +520,25 @@ async fn wal_read_counts_exactly_the_records_it_read_back() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn compact_keeps_at_most_the_newest_two_checkpoint_files() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    for id in ["a", "b", "c", "d"] {
+        create_order(&client, id, json!({})).await;
+        let compacted = client.compact(false).await.expect("COMPACT");
+        assert_eq!(
+            compacted.snapshots_created, 1,
+            "a record was committed since the last one"
+        );
+        let on_disk = std::fs::read_dir(server.data_dir().join("checkpoints"))
+            .expect("checkpoint dir")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".ckpt"))
+            .count() as u64;
+        assert_eq!(compacted.total_snapshots, on_disk);
+        assert!((1..=2).contains(&on_disk), "{on_disk} checkpoint files");
+    }
+    server.assert_fresh_connection_works().await;
+}
