@@ -8,6 +8,7 @@ use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::engine::EngineConfig;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::{FsyncPolicy, WalConfig};
+use rstmdb_client::params::{BatchMode, BatchOp};
 use rstmdb_client::{
     Client, ClientError, ClientOptions, ErrorCode, Op, RawResult, RcpError, ReconnectPolicy,
 };
@@ -327,4 +328,19 @@ pub async fn create_order(client: &Client, id: &str, ctx: Value) -> u64 {
 /// WAL_STATS' `latest_offset`: where the next record goes.
 pub async fn latest_offset(client: &Client) -> u64 {
     client.wal_stats().await.expect("WAL_STATS").latest_offset
+}
+
+/// Writes `count` create_instance records of `order` v1 (ids `i-00000`, ...) in atomic
+/// batches of 100.
+pub async fn create_many(client: &Client, count: usize) {
+    for chunk_start in (0..count).step_by(100) {
+        let ops = (chunk_start..count.min(chunk_start + 100))
+            .map(|i| BatchOp {
+                op: Op::CreateInstance,
+                params: obj(json!({"machine": "order", "version": 1,
+                    "instance_id": format!("i-{i:05}")})),
+            })
+            .collect();
+        client.batch(BatchMode::Atomic, ops).await.expect("BATCH");
+    }
 }
