@@ -1,6 +1,6 @@
 //! APPLY_EVENT against the real server (spec §4.14, §6.2, §6.3, §6.6, §7.8, §7.9): each step of
 //! the processing order with its error and details, the merge, optimistic concurrency, event
-//! ids, idempotent replays and the `meta` rule of §3.4.
+//! ids and the `meta` rule of §3.4. Replays and races: `server_ops_apply_event_replays.rs`.
 
 mod server_ops_support;
 
