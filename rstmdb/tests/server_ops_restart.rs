@@ -230,3 +230,21 @@ async fn io_stats_after_a_restart_count_what_recovery_read() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn atomic_units_spanning_segments_restart_whole() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(1024)).await;
+    let client = client_with_order(&server).await;
+    create_many(&client, 150).await;
+    let before = observable_state(&client).await;
+    let segments = client.wal_stats().await.expect("WAL_STATS").segment_count;
+    assert!(
+        segments > 10,
+        "the 100-record unit spans segments: {segments}"
+    );
+    client.close().await.expect("close");
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    assert_eq!(observable_state(&client).await, before);
+    server.assert_fresh_connection_works().await;
+}

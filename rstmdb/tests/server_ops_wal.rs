@@ -372,3 +372,36 @@ async fn wal_read_counts_exactly_the_records_it_read_back() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn wal_read_from_any_offset_returns_the_records_at_or_after_it() {
+    let server = OpsServer::start_with(ServerConfig::default().segment_size_bytes(1024)).await;
+    let client = client_with_order(&server).await;
+    create_many(&client, 40).await;
+    let all = client.wal_read(0, None).await.expect("WAL_READ").records;
+    let offsets: Vec<u64> = all.iter().map(|r| r.offset).collect();
+    assert!(
+        offsets.last().is_some_and(|o| o >> 40 >= 3),
+        "several segments"
+    );
+    // Offsets past a segment's end, inside a record, and exactly at a record.
+    let probes = [
+        (1 << 40) + 1_000_000,
+        (2 << 40) + 1,
+        offsets[7],
+        offsets[7] + 1,
+        offsets[offsets.len() - 1],
+    ];
+    for from in probes {
+        let expected: Vec<u64> = offsets
+            .iter()
+            .copied()
+            .filter(|&o| o >= from)
+            .take(3)
+            .collect();
+        let got = client.wal_read(from, Some(3)).await.expect("WAL_READ");
+        let got: Vec<u64> = got.records.iter().map(|r| r.offset).collect();
+        assert_eq!(got, expected, "from {from}");
+    }
+    server.assert_fresh_connection_works().await;
+}
