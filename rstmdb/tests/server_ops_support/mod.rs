@@ -7,7 +7,8 @@ use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::engine::EngineConfig;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
-use rstmdb::wal::{FsyncPolicy, WalConfig};
+use rstmdb::wal::fault::FaultStorage;
+use rstmdb::wal::{FsyncPolicy, Storage, WalConfig};
 use rstmdb_client::params::{BatchMode, BatchOp};
 use rstmdb_client::{
     Client, ClientError, ClientOptions, ErrorCode, Op, RawResult, RcpError, ReconnectPolicy,
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub auth_required: bool,
     /// Inbound payload limit (spec §2.4), 16 MiB unless a test lowers it.
     pub max_frame_bytes: usize,
+    /// WAL segments in memory, with injectable faults, instead of files in the data dir.
+    pub wal_storage: Option<Arc<FaultStorage>>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             },
             auth_required: false,
             max_frame_bytes: 16 * 1024 * 1024,
+            wal_storage: None,
         }
     }
 }
@@ -71,6 +75,11 @@ impl ServerConfig {
 
     pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
         self.max_frame_bytes = bytes;
+        self
+    }
+
+    pub fn wal_storage(mut self, storage: Arc<FaultStorage>) -> Self {
+        self.wal_storage = Some(storage);
         self
     }
 
@@ -103,6 +112,10 @@ impl OpsServer {
     async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
         let mut options = DatabaseOptions::new(dir.path(), config.wal);
         options.engine = config.engine.clone();
+        options.wal_storage = config
+            .wal_storage
+            .clone()
+            .map(|storage| storage as Arc<dyn Storage>);
         let (db, _report) = tokio::task::spawn_blocking(move || Database::open(options))
             .await
             .expect("open does not panic")
