@@ -5,8 +5,8 @@
 mod server_ops_support;
 
 use rstmdb::wal::fault::FaultStorage;
-use rstmdb_client::{CreateInstanceOptions, ErrorCode};
-use serde_json::json;
+use rstmdb_client::{CreateInstanceOptions, ErrorCode, Op};
+use serde_json::{Value, json};
 use server_ops_support::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,4 +146,145 @@ async fn another_connection_sees_a_write_only_after_it_is_acknowledged() {
     write.await.expect("writer task");
     storage.set_sync_delay(Duration::ZERO);
     server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_replay_from_another_connection_waits_for_the_original_commit() {
+    let (config, storage) = faulty_server_config();
+    let server = OpsServer::start_with(config).await;
+    let writer = client_with_order(&server).await;
+    let retrier = server.client().await;
+    create_order(&writer, "o-1", json!({})).await;
+    let sync_delay = Duration::from_millis(300);
+    storage.set_sync_delay(sync_delay);
+    let keyed = || rstmdb_client::ApplyEventOptions::default().idempotency_key("k");
+    let write_sent = Instant::now();
+    let write = tokio::spawn(async move { writer.apply_event("o-1", "PAY", keyed()).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let replay = retrier
+        .apply_event("o-1", "PAY", keyed())
+        .await
+        .expect("replay");
+    assert!(
+        write_sent.elapsed() >= sync_delay,
+        "a replay revealed a result whose record was not committed"
+    );
+    let original = write.await.expect("writer task").expect("PAY");
+    assert_eq!(
+        (replay.wal_offset, replay.applied),
+        (original.wal_offset, false)
+    );
+    storage.set_sync_delay(Duration::ZERO);
+    server.assert_fresh_connection_works().await;
+}
+
+/// Sends `write` on one connection while every fsync takes `SLOW_SYNC`, then `probe` on
+/// another; the probe's answer reflects the write, so it must not come before the write's
+/// record is committed. Returns the probe's outcome and the write's result.
+async fn probe_during_slow_commit(
+    setup: &[(Op, Value)],
+    write: (Op, Value),
+    probe: (Op, Value),
+) -> (
+    Result<rstmdb_client::RawResult, rstmdb_client::RcpError>,
+    rstmdb_client::RawResult,
+) {
+    const SLOW_SYNC: Duration = Duration::from_millis(300);
+    let (config, storage) = faulty_server_config();
+    let server = OpsServer::start_with(config).await;
+    let writer = server.client().await;
+    let prober = server.client().await;
+    for (op, params) in setup {
+        ok(&writer, *op, params.clone()).await;
+    }
+    storage.set_sync_delay(SLOW_SYNC);
+    let write_sent = Instant::now();
+    let written = tokio::spawn(async move { call(&writer, write.0, write.1).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let outcome = call(&prober, probe.0, probe.1.clone()).await;
+    assert!(
+        write_sent.elapsed() >= SLOW_SYNC,
+        "{probe:?} answered before the write it reflects was committed: {outcome:?}"
+    );
+    let written = written
+        .await
+        .expect("writer task")
+        .expect("the write succeeds");
+    storage.set_sync_delay(Duration::ZERO);
+    server.assert_fresh_connection_works().await;
+    (outcome, written)
+}
+
+#[tokio::test]
+async fn answers_that_reveal_an_uncommitted_write_wait_for_its_commit() {
+    let put = json!({"machine": "order", "version": 1, "definition": order_definition()});
+    let other_definition = json!({"machine": "order", "version": 1,
+        "definition": {"states": ["a"], "initial": "a", "transitions": []}});
+    let create = json!({"machine": "order", "version": 1, "instance_id": "o-1"});
+    let o1 = json!({"instance_id": "o-1"});
+    let pay = json!({"instance_id": "o-1", "event": "PAY"});
+    let with_order = [(Op::PutMachine, put.clone())];
+    let with_instance = [
+        (Op::PutMachine, put.clone()),
+        (Op::CreateInstance, create.clone()),
+    ];
+
+    let (outcome, _) = probe_during_slow_commit(
+        &[],
+        (Op::PutMachine, put.clone()),
+        (Op::PutMachine, other_definition),
+    )
+    .await;
+    assert_eq!(
+        outcome.expect_err("exists").code,
+        ErrorCode::MachineVersionExists
+    );
+    let (outcome, _) = probe_during_slow_commit(
+        &[],
+        (Op::PutMachine, put.clone()),
+        (Op::PutMachine, put.clone()),
+    )
+    .await;
+    assert_eq!(outcome.expect("re-put").result["created"], json!(false));
+    let (outcome, _) = probe_during_slow_commit(
+        &with_order,
+        (Op::CreateInstance, create.clone()),
+        (Op::ListInstances, json!({})),
+    )
+    .await;
+    assert_eq!(outcome.expect("LIST").result["total"], json!(1));
+    let (outcome, _) = probe_during_slow_commit(
+        &with_instance,
+        (Op::DeleteInstance, o1.clone()),
+        (Op::DeleteInstance, o1.clone()),
+    )
+    .await;
+    assert_eq!(outcome.expect("repeat").result["applied"], json!(false));
+    let (outcome, _) = probe_during_slow_commit(
+        &with_instance,
+        (Op::DeleteInstance, o1.clone()),
+        (Op::ApplyEvent, pay.clone()),
+    )
+    .await;
+    assert_eq!(
+        outcome.expect_err("deleted").code,
+        ErrorCode::InstanceNotFound
+    );
+    let expecting_created =
+        json!({"instance_id": "o-1", "event": "PAY", "expected_state": "created"});
+    let (outcome, _) = probe_during_slow_commit(
+        &with_instance,
+        (Op::ApplyEvent, pay.clone()),
+        (Op::ApplyEvent, expecting_created),
+    )
+    .await;
+    assert_eq!(outcome.expect_err("moved").reason(), Some("state_mismatch"));
+    let (outcome, paid) = probe_during_slow_commit(
+        &with_instance,
+        (Op::ApplyEvent, pay),
+        (Op::SnapshotInstance, o1),
+    )
+    .await;
+    let snapshot = outcome.expect("snapshot");
+    assert_eq!(snapshot.result["wal_offset"], paid.result["wal_offset"]);
 }
