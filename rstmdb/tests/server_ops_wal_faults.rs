@@ -288,3 +288,72 @@ async fn answers_that_reveal_an_uncommitted_write_wait_for_its_commit() {
     let snapshot = outcome.expect("snapshot");
     assert_eq!(snapshot.result["wal_offset"], paid.result["wal_offset"]);
 }
+
+#[tokio::test]
+async fn an_atomic_unit_whose_append_fails_across_segments_is_rolled_back_whole() {
+    let storage = Arc::new(FaultStorage::new());
+    let config = ServerConfig::default()
+        .segment_size_bytes(1024)
+        .wal_storage(Arc::clone(&storage));
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    let before = client.wal_stats().await.expect("WAL_STATS");
+    // About 4 KB of records: the unit spans several segments, and the disk fills in the middle.
+    storage.set_write_budget(Some(1500));
+    let ops: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"op": "CREATE_INSTANCE",
+            "params": {"machine": "order", "version": 1, "instance_id": format!("u-{i:02}")}})
+        })
+        .collect();
+    let outcome = call(&client, Op::Batch, json!({"mode": "atomic", "ops": ops})).await;
+    assert_eq!(
+        outcome.expect_err("the disk filled up").code,
+        ErrorCode::WalIoError
+    );
+    storage.set_write_budget(None);
+
+    let after_failure = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (after_failure.entry_count, after_failure.total_size_bytes),
+        (before.entry_count, before.total_size_bytes),
+        "no record of the unit remains"
+    );
+    // Segments the failed append created stay, empty, so their ids are never reused; the
+    // next record goes to the newest one, where latest_offset points.
+    assert_eq!(after_failure.latest_offset & ((1 << 40) - 1), 0);
+    let listed = client
+        .list_instances(Default::default())
+        .await
+        .expect("LIST");
+    assert_eq!(listed.total, 0);
+    let next = create_order(&client, "after", json!({})).await;
+    assert_eq!(next, after_failure.latest_offset);
+    let record = client
+        .wal_read(next, Some(1))
+        .await
+        .expect("WAL_READ")
+        .records;
+    assert_eq!(
+        record[0].sequence,
+        before.entry_count + 1,
+        "no sequence was lost"
+    );
+    let records = client.wal_read(0, None).await.expect("WAL_READ").records;
+    client.close().await.expect("close");
+
+    // A restart over the same storage finds a clean log.
+    let server = server.stop().await.restart().await;
+    let client = server.client().await;
+    let again = client.wal_read(0, None).await.expect("WAL_READ").records;
+    assert_eq!(again, records);
+    assert_eq!(
+        client
+            .list_instances(Default::default())
+            .await
+            .expect("LIST")
+            .total,
+        1
+    );
+    server.assert_fresh_connection_works().await;
+}
