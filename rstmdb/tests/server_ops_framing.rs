@@ -248,3 +248,42 @@ async fn a_jsonl_connection_reaches_the_database() {
     assert_eq!(stats["result"]["entry_count"], json!(1));
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn responses_keep_request_order_behind_a_slow_commit() {
+    let storage = std::sync::Arc::new(rstmdb::wal::fault::FaultStorage::new());
+    let config = server_ops_support::ServerConfig::default().wal_storage(storage.clone());
+    let server = OpsServer::start_with(config).await;
+    let mut client = raw_connect(&server).await;
+    assert_eq!(
+        client
+            .call(
+                "PUT_MACHINE",
+                json!({"machine": "order", "version": 1,
+        "definition": order_definition()})
+            )
+            .await["status"],
+        json!("ok")
+    );
+    storage.set_sync_delay(std::time::Duration::from_millis(200));
+    let create = json!({"machine": "order", "version": 1, "instance_id": "slow"});
+    let mut bytes = frame(request("w", "CREATE_INSTANCE", create).as_bytes());
+    // PING and INFO are answered by the session, GET_MACHINE by the database: all wait their turn.
+    bytes.extend(frame(request("p", "PING", json!({})).as_bytes()));
+    bytes.extend(frame(request("i", "INFO", json!({})).as_bytes()));
+    let get = json!({"machine": "order", "version": 1});
+    bytes.extend(frame(request("g", "GET_MACHINE", get).as_bytes()));
+    client.send_raw(&bytes).await;
+    let ids: Vec<Value> = [
+        client.read_frame().await,
+        client.read_frame().await,
+        client.read_frame().await,
+        client.read_frame().await,
+    ]
+    .iter()
+    .map(|response| response["id"].clone())
+    .collect();
+    assert_eq!(ids, [json!("w"), json!("p"), json!("i"), json!("g")]);
+    storage.set_sync_delay(std::time::Duration::ZERO);
+    server.assert_fresh_connection_works().await;
+}
