@@ -357,3 +357,60 @@ async fn an_atomic_unit_whose_append_fails_across_segments_is_rolled_back_whole(
     );
     server.assert_fresh_connection_works().await;
 }
+
+/// Replaces the directory `name` under the data dir with a plain file, so writing into it fails.
+fn block_directory(server: &OpsServer, name: &str) -> std::path::PathBuf {
+    let dir = server.data_dir().join(name);
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
+    std::fs::write(&dir, b"not a directory").expect("put a file in its place");
+    dir
+}
+
+fn unblock_directory(dir: &std::path::Path) {
+    std::fs::remove_file(dir).expect("remove the blocking file");
+    std::fs::create_dir(dir).expect("recreate the directory");
+}
+
+#[tokio::test]
+async fn a_checkpoint_or_snapshot_that_cannot_be_stored_is_a_retryable_internal_error() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+
+    let snapshots = block_directory(&server, "snapshots");
+    let error = server_error(
+        client
+            .snapshot_instance("o-1")
+            .await
+            .expect_err("cannot store"),
+    );
+    assert_eq!(
+        (error.code.clone(), error.retryable),
+        (ErrorCode::InternalError, true)
+    );
+    unblock_directory(&snapshots);
+    client
+        .snapshot_instance("o-1")
+        .await
+        .expect("stored once the directory is back");
+
+    let checkpoints = block_directory(&server, "checkpoints");
+    let error = server_error(client.compact(false).await.expect_err("cannot checkpoint"));
+    assert_eq!(
+        (error.code.clone(), error.retryable),
+        (ErrorCode::InternalError, true)
+    );
+    let stats = client.wal_stats().await.expect("WAL_STATS");
+    assert_eq!(
+        (stats.checkpoint_offset, stats.segment_count),
+        (None, 1),
+        "nothing was compacted"
+    );
+    unblock_directory(&checkpoints);
+    let compacted = client
+        .compact(false)
+        .await
+        .expect("COMPACT once the directory is back");
+    assert_eq!(compacted.snapshots_created, 1);
+    server.assert_fresh_connection_works().await;
+}
