@@ -1,6 +1,8 @@
-//! Write ops when the WAL's storage fails or is slow, through the real server (spec §4.0, §5.1,
-//! §6.1): `WAL_IO_ERROR` is retryable, an unacknowledged write is never visible, and nothing is
-//! answered from state whose record is not committed yet.
+//! Ops when storage fails or is slow, through the real server (spec §4.0, §4.16, §4.17, §4.19,
+//! §5.1, §6.1): `WAL_IO_ERROR` is retryable, an unacknowledged write is never visible, nothing
+//! is answered from state whose record is not committed yet, a failed unit leaves no trace, a
+//! corrupt record is `wal_read_failed`, and unwritable checkpoints or snapshots are
+//! `INTERNAL_ERROR`.
 
 mod server_ops_support;
 
@@ -412,5 +414,30 @@ async fn a_checkpoint_or_snapshot_that_cannot_be_stored_is_a_retryable_internal_
         .await
         .expect("COMPACT once the directory is back");
     assert_eq!(compacted.snapshots_created, 1);
+    server.assert_fresh_connection_works().await;
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_read_back_is_a_wal_read_failed_error() {
+    let (config, storage) = faulty_server_config();
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    let second = create_order(&client, "o-1", json!({})).await;
+    create_order(&client, "o-2", json!({})).await;
+    // Flip a byte inside the second record, behind the server's back.
+    let name = "0000000000000001.wal";
+    let mut bytes = storage.contents(name).expect("segment 1");
+    let inside = usize::try_from(second & ((1 << 40) - 1)).expect("small") + 40;
+    bytes[inside] ^= 0x55;
+    storage.put_synced(name, bytes);
+    let error = server_error(client.wal_read(0, None).await.expect_err("corrupt record"));
+    assert_eq!(
+        (error.code.clone(), error.retryable),
+        (ErrorCode::WalIoError, true)
+    );
+    assert_eq!(
+        error.details,
+        Some(obj(json!({"reason": "wal_read_failed"})))
+    );
     server.assert_fresh_connection_works().await;
 }

@@ -154,7 +154,8 @@ fn read_records(mut reader: WalReader, limit: u64) -> Result<WalReadResult, RcpE
         let Some(record) = reader.next() else {
             break;
         };
-        let record = record.map_err(|err| errors::from_wal(&err))?;
+        // The same situation as a record that does not decode (spec §5.3, `wal_read_failed`).
+        let record = record.map_err(|err| RcpError::wal_read_failed(format!("WAL read: {err}")))?;
         let entry = entry_of(&record)?;
         // Serialised once more to keep the response bounded; WAL reads are rare next to
         // writes, so simplicity wins over speed here.
