@@ -441,3 +441,33 @@ async fn a_record_that_cannot_be_read_back_is_a_wal_read_failed_error() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn an_apply_whose_append_failed_consumes_neither_state_nor_key() {
+    let (config, storage) = faulty_server_config();
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    let keyed = || rstmdb_client::ApplyEventOptions::default().idempotency_key("k");
+    storage.set_write_budget(Some(10));
+    let failed = client.apply_event("o-1", "PAY", keyed()).await;
+    assert_eq!(
+        failed.map_err(server_error).expect_err("no room").code,
+        ErrorCode::WalIoError
+    );
+    storage.set_write_budget(None);
+    let got = client.get_instance("o-1").await.expect("GET");
+    assert_eq!(got.state, "created", "the failed apply was undone");
+    // A different request with the key runs anew (no CONFLICT): the key was not recorded.
+    let ship = client.apply_event("o-1", "SHIP", keyed()).await;
+    assert_eq!(
+        ship.map_err(server_error).expect_err("no SHIP").code,
+        ErrorCode::InvalidTransition
+    );
+    let paid = client
+        .apply_event("o-1", "PAY", keyed())
+        .await
+        .expect("the retry");
+    assert!(paid.applied);
+    server.assert_fresh_connection_works().await;
+}
