@@ -438,3 +438,40 @@ async fn a_lowered_frame_limit_is_reported_and_a_larger_request_ends_only_its_co
     );
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn flush_all_erases_tombstones_so_reserved_ids_are_free_again() {
+    let config = ServerConfig::default().with_engine(|e| {
+        e.allow_flush_all = true;
+        e.allow_instance_recreate = false;
+    });
+    let server = OpsServer::start_with(config).await;
+    let client = client_with_order(&server).await;
+    create_order(&client, "o-1", json!({})).await;
+    client.delete_instance("o-1", None).await.expect("DELETE");
+    let flushed = client.flush_all().await.expect("FLUSH_ALL");
+    assert_eq!(
+        (flushed.instances_removed, flushed.machines_removed),
+        (0, 1),
+        "o-1 was not live"
+    );
+    assert_client_error(
+        client.delete_instance("o-1", None).await,
+        ErrorCode::InstanceNotFound,
+        json!({"reason": "instance_not_found", "instance_id": "o-1"}),
+    );
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT");
+    let created = client
+        .create_instance(
+            "order",
+            1,
+            CreateInstanceOptions::default().instance_id("o-1"),
+        )
+        .await
+        .expect("the id is no longer reserved");
+    assert!(created.applied);
+    server.assert_fresh_connection_works().await;
+}
