@@ -448,3 +448,25 @@ async fn a_page_that_would_pass_16_mib_is_cut_short_with_has_more() {
     assert!(!rest.has_more);
     server.assert_fresh_connection_works().await;
 }
+
+#[tokio::test]
+async fn create_keys_and_instance_keys_live_in_different_scopes() {
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    let keyed = CreateInstanceOptions::default()
+        .instance_id("o-1")
+        .idempotency_key("k");
+    client
+        .create_instance("order", 1, keyed)
+        .await
+        .expect("CREATE with k");
+    let deleted = client
+        .delete_instance("o-1", Some("k"))
+        .await
+        .expect("DELETE with k");
+    assert!(
+        deleted.applied,
+        "the global CREATE scope does not hold instance keys"
+    );
+    server.assert_fresh_connection_works().await;
+}
