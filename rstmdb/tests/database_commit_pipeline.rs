@@ -368,3 +368,55 @@ async fn a_read_queued_after_a_write_sees_it_even_when_both_are_in_flight() {
     }
     close(db).await;
 }
+
+/// A group holding an independent write and an atomic batch, whose append fails part-way: every
+/// answer must agree with the WAL and the state (acknowledged ⇔ present), whatever the grouping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_takes_back_exactly_the_unacknowledged_writes() {
+    use rstmdb::wal::fault::FaultStorage;
+    for budget in [50u64, 300, 600, 900, 1200] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultStorage::new();
+        let options = DatabaseOptions {
+            wal_storage: Some(Arc::new(storage.clone())),
+            ..options(dir.path(), FsyncPolicy::EveryWrite)
+        };
+        let (db, _) = Database::open(options.clone()).unwrap();
+        db.write(order_machine()).await.unwrap();
+        storage.set_write_budget(Some(budget));
+        // Queued back to back, so the sequencer usually takes them as one group.
+        let single = db.write(create("single", json!({"pad": "x".repeat(200)})));
+        let batch = db.batch(
+            BatchMode::Atomic,
+            vec![
+                BatchItem::Write {
+                    op: Op::CreateInstance,
+                    command: create("unit-a", json!({"pad": "y".repeat(200)})),
+                },
+                BatchItem::Write {
+                    op: Op::CreateInstance,
+                    command: create("unit-b", json!({"pad": "z".repeat(200)})),
+                },
+            ],
+        );
+        let (single, batch) = tokio::join!(single, batch);
+        storage.set_write_budget(None);
+        let expect = |id: &str, acknowledged: bool| (id.to_owned(), acknowledged);
+        let answers = [
+            expect("single", single.is_ok()),
+            expect("unit-a", batch.is_ok()),
+            expect("unit-b", batch.is_ok()),
+        ];
+        for (id, acknowledged) in &answers {
+            let found = db.get_instance(id.clone()).await.is_ok();
+            assert_eq!(found, *acknowledged, "budget {budget}: {id} live state");
+        }
+        close(db).await;
+        let (db, _) = Database::open(options).unwrap();
+        for (id, acknowledged) in &answers {
+            let found = db.get_instance(id.clone()).await.is_ok();
+            assert_eq!(found, *acknowledged, "budget {budget}: {id} after restart");
+        }
+        close(db).await;
+    }
+}

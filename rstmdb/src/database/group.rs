@@ -3,7 +3,7 @@
 use super::errors;
 use super::placement::Placement;
 use crate::engine::Record;
-use crate::wal::{MAX_PAYLOAD_BYTES, NewRecord, Wal, WalError};
+use crate::wal::{MAX_PAYLOAD_BYTES, NewRecord, UnitMarker, Wal, WalError};
 use rstmdb_client::RcpError;
 
 /// An encoded record waiting for the group's append.
@@ -90,9 +90,33 @@ impl Group {
         self.records.is_empty()
     }
 
-    /// Appends the group: consecutive independent records in one call, each unit in one call.
+    /// Appends the whole group in ONE WAL append (each atomic BATCH marked as a unit), so an
+    /// append that fails leaves none of the group on disk and the sequencer can undo all of it.
     /// Checks that the WAL put every record where the engine was told it would be.
     pub(crate) fn write(&self, wal: &Wal) -> Result<(), WalError> {
+        let new: Vec<NewRecord<'_>> = self
+            .records
+            .iter()
+            .map(|r| NewRecord {
+                kind: r.kind,
+                timestamp_ms: r.timestamp_ms,
+                payload: &r.payload,
+            })
+            .collect();
+        let appended = wal.append_mixed(&new, &self.unit_markers())?;
+        // Invariant: the engine already applied these records at the planned offsets. A
+        // disagreement is a bug that must stop the writer before anything is acknowledged.
+        let planned: Vec<u64> = self.records.iter().map(|r| r.offset).collect();
+        assert_eq!(
+            appended.offsets, planned,
+            "WAL and sequencer placement disagree"
+        );
+        Ok(())
+    }
+
+    /// Record i's `{index, count}` within its unit, or `None` for an independent record.
+    fn unit_markers(&self) -> Vec<Option<UnitMarker>> {
+        let mut markers = Vec::with_capacity(self.records.len());
         let mut start = 0;
         while start < self.records.len() {
             let unit = self.records[start].unit;
@@ -100,29 +124,14 @@ impl Group {
                 .iter()
                 .take_while(|r| r.unit == unit)
                 .count();
-            let run = &self.records[start..start + len];
-            let new: Vec<NewRecord<'_>> = run
-                .iter()
-                .map(|r| NewRecord {
-                    kind: r.kind,
-                    timestamp_ms: r.timestamp_ms,
-                    payload: &r.payload,
-                })
-                .collect();
-            let appended = if unit.is_some() {
-                wal.append_unit(&new)?
-            } else {
-                wal.append(&new)?
-            };
-            // Invariant: the engine already applied these records at the planned offsets. A
-            // disagreement is a bug that must stop the writer before anything is acknowledged.
-            let planned: Vec<u64> = run.iter().map(|r| r.offset).collect();
-            assert_eq!(
-                appended.offsets, planned,
-                "WAL and sequencer placement disagree"
-            );
+            for index in 0..len {
+                markers.push(unit.map(|_| UnitMarker {
+                    index: index as u32,
+                    count: len as u32,
+                }));
+            }
             start += len;
         }
-        Ok(())
+        markers
     }
 }

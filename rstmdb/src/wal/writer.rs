@@ -160,19 +160,44 @@ impl Wal {
 
     /// Appends independent records with one write call (per segment touched).
     pub fn append(&self, records: &[NewRecord<'_>]) -> Result<Appended, WalError> {
-        self.append_records(records, false)
+        self.append_records(records, |_| None)
     }
 
     /// Appends an atomic unit (spec §6.8): record i carries `{index: i, count: n}` and no other
     /// record comes between them.
     pub fn append_unit(&self, records: &[NewRecord<'_>]) -> Result<Appended, WalError> {
-        self.append_records(records, true)
+        let count = u32::try_from(records.len())
+            .map_err(|_| WalError::Config("too many records in one unit".to_owned()))?;
+        self.append_records(records, |i| {
+            Some(UnitMarker {
+                index: i as u32,
+                count,
+            })
+        })
+    }
+
+    /// Appends records some of which belong to atomic units, all in ONE append: if it fails,
+    /// none of them stays, so a caller that applied them all can undo them all. `units[i]` is
+    /// record i's marker; a unit's records must be consecutive and complete.
+    pub fn append_mixed(
+        &self,
+        records: &[NewRecord<'_>],
+        units: &[Option<UnitMarker>],
+    ) -> Result<Appended, WalError> {
+        if units.len() != records.len() {
+            return Err(WalError::Config(format!(
+                "{} unit markers for {} records",
+                units.len(),
+                records.len()
+            )));
+        }
+        self.append_records(records, |i| units[i])
     }
 
     fn append_records(
         &self,
         records: &[NewRecord<'_>],
-        as_unit: bool,
+        unit: impl Fn(usize) -> Option<UnitMarker>,
     ) -> Result<Appended, WalError> {
         for r in records {
             record::check_payload_size(r.payload.len())?;
@@ -180,8 +205,6 @@ impl Wal {
                 return Err(WalError::Config("record kind 0 is reserved".to_owned()));
             }
         }
-        let count = u32::try_from(records.len())
-            .map_err(|_| WalError::Config("too many records in one unit".to_owned()))?;
         self.durability.check_failure()?;
         let mut a = lock(&self.append);
         if records.is_empty() {
@@ -196,12 +219,6 @@ impl Wal {
         let start = a.newest();
         let start_file = Arc::clone(&a.file);
         let mut created = Vec::new();
-        let unit = |i: usize| {
-            as_unit.then_some(UnitMarker {
-                index: i as u32,
-                count,
-            })
-        };
         match self.write_records(&mut a, records, unit, &mut created) {
             Ok(appended) => {
                 let bytes: u64 = records
