@@ -107,7 +107,7 @@ async fn a_subscription_continues_without_gap_or_duplicate_across_a_server_resta
         .await
         .expect("watch");
 
-    let event_name = |n: u32| if n % 2 == 0 { "GO" } else { "BACK" };
+    let event_name = |n: u32| if n.is_multiple_of(2) { "GO" } else { "BACK" };
     for n in 0..10 {
         apply_retrying(&client, event_name(n), n).await;
     }
