@@ -1,5 +1,6 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
+mod bench;
 mod check;
 mod hash_token;
 mod serve;
@@ -30,6 +31,9 @@ enum Command {
     WalInspect(wal_inspect::WalInspectArgs),
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Generate load against a server (or an embedded one) and report throughput, latency
+    /// percentiles, errors by code and CPU time.
+    Bench(bench::BenchArgs),
     /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
     HashToken(hash_token::HashTokenArgs),
 }
@@ -41,5 +45,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::WalInspect(args) => wal_inspect::run(args),
         Command::Serve(args) => serve::run(args),
         Command::HashToken(args) => hash_token::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
