@@ -88,3 +88,16 @@ fn an_unreachable_server_is_an_error_not_an_empty_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
+
+#[test]
+fn an_fsync_policy_for_a_remote_server_is_refused_not_ignored() {
+    let output = Command::cargo_bin("rstmdb")
+        .expect("the rstmdb binary is built")
+        .args(["bench", "-s", "127.0.0.1:1", "--fsync", "never", "-n", "1"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .expect("bench runs");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--fsync"), "{stderr}");
+}

@@ -74,7 +74,8 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "server")]
     embedded: bool,
     /// fsync policy of the embedded server: every_write, never, every_n:N or every_ms:N.
-    #[arg(long, default_value = "every_write", value_parser = FsyncPolicySetting::parse_flag)]
+    /// A remote server's policy is its own, so this conflicts with --server.
+    #[arg(long, default_value = "every_write", value_parser = FsyncPolicySetting::parse_flag, conflicts_with = "server")]
     fsync: FsyncPolicySetting,
     /// Also report the CPU time this process (for example a separate `rstmdb serve`) used
     /// during the run, read from /proc/<PID>/stat.
