@@ -135,6 +135,16 @@ pub async fn run(
     let progress = plan
         .progress
         .then(|| tokio::spawn(show_progress(shared.clone(), plan.stop, started)));
+    // Ctrl-C ends the run early: what completed is still reported, and an embedded server
+    // still stops and removes its data directory.
+    let interrupted = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
     if let StopAt::Elapsed(duration) = plan.stop {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -170,6 +180,7 @@ pub async fn run(
         .zip(server_pid.and_then(CpuTime::of_pid))
         .map(|(before, after)| after.since(&before));
     shared.stop.store(true, Ordering::Relaxed);
+    interrupted.abort();
     if let Some(progress) = progress {
         let _ = progress.await;
     }
