@@ -12,6 +12,7 @@
 //!   reader, recovery and repair.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
 //!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
+//! - [`metrics`]: Prometheus metrics, the `/metrics` and `/health` endpoint.
 //! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
@@ -21,5 +22,6 @@ pub mod config;
 pub mod database;
 pub mod dsl;
 pub mod engine;
+pub mod metrics;
 pub mod server;
 pub mod wal;

@@ -80,7 +80,6 @@ fn batch_workload_counts_every_sub_op() {
 }
 
 #[test]
-#[ignore = "needs the server's watch hub: WATCH_ALL is refused by this build until it lands"]
 fn watch_workload_delivers_every_transition_to_every_watcher() {
     let report = json_report("watch", &["--watchers", "3"]);
     assert_clean_run(&report, "watch");

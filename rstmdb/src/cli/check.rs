@@ -3,7 +3,7 @@
 //! Each file holds either a bare definition (§7.1) or the PUT_MACHINE wrapper
 //! `{"machine": ..., "version": ..., "definition": {...}}`; errors point into the file either way.
 
-mod finding;
+pub(super) mod finding;
 mod labels;
 mod outcome;
 
@@ -102,7 +102,7 @@ fn json_files_in(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Colours only on a terminal: redirected output is plain and stable, so scripts and tests
 /// can read it.
-fn render(finding: &Finding, colored: bool) -> String {
+pub(super) fn render(finding: &Finding, colored: bool) -> String {
     let theme = if colored {
         GraphicalTheme::unicode()
     } else {

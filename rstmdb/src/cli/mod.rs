@@ -2,7 +2,9 @@
 
 mod bench;
 mod check;
+pub mod connect;
 mod hash_token;
+mod repl;
 mod serve;
 mod snapshot;
 mod wal_inspect;
@@ -36,6 +38,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
     HashToken(hash_token::HashTokenArgs),
+    /// An interactive shell against a running server (or `-c COMMAND`, or a script on stdin).
+    Repl(repl::ReplArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -46,5 +50,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::HashToken(args) => hash_token::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Repl(args) => repl::run(args),
     }
 }

@@ -1,15 +1,20 @@
 //! `rstmdb serve`: loads the configuration (defaults < file < env < flags), starts the server
-//! and runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
+//! and runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0. With
+//! `[metrics] enabled`, the metrics endpoint starts first, so `/health` answers 503 during
+//! recovery and after the signal.
 
-use clap::Args;
-use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, apply_env};
+use clap::{Args, ValueEnum};
+use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, ResolvedAuth, apply_env};
 use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
+use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
+use rstmdb::server::watch::WatchLimits;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::WalError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -35,6 +40,17 @@ pub struct ServeArgs {
     /// Inbound frame / JSONL line limit in bytes (network.max_frame_bytes).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=16_777_216))]
     max_frame_bytes: Option<u64>,
+    /// Log line format on stderr: human-readable text, or one JSON object per line for log
+    /// aggregation. The level filter is RUST_LOG (default info).
+    #[arg(long, value_enum, value_name = "FORMAT", env = "RSTMDB_LOG_FORMAT", ignore_case = true,
+          default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -52,13 +68,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging();
-    let (db, report) = match Database::open(DatabaseOptions::from_config(&config)) {
-        Ok(opened) => opened,
-        Err(err) => return open_failed(&config, err),
-    };
-    log_recovery(&report);
-    let db = Arc::new(db);
+    init_logging(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -66,25 +76,94 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = ServerSettings::from_config(&config, auth);
-    let compaction = config.compaction.clone();
-    runtime.block_on(async move {
-        let handler = Arc::new(DatabaseHandler::new(Arc::clone(&db)));
-        let server = match Server::bind(settings.clone(), handler).await {
-            Ok(server) => server,
+    runtime.block_on(serve(config, auth))
+}
+
+/// The metrics endpoint first (so `/health` answers 503 during recovery), then recovery, then
+/// the RCP server until a termination signal.
+async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
+    let health = Arc::new(Health::default());
+    let metrics = if config.metrics.enabled {
+        match start_metrics(&config, &health).await {
+            Ok(metrics) => Some(metrics),
             Err(err) => {
-                tracing::error!(%err, "cannot start the server");
+                tracing::error!(%err, "cannot start the metrics endpoint");
                 eprintln!("error: {err}");
-                close_database(db).await;
                 return ExitCode::FAILURE;
             }
-        };
-        log_start(&server, &config, &settings);
-        tokio::spawn(Database::run_auto_compaction(Arc::clone(&db), compaction));
-        // The handler's shutdown hook syncs the WAL and closes the database.
-        server.run_until(termination_signal()).await;
-        ExitCode::SUCCESS
-    })
+        }
+    } else {
+        None
+    };
+    let options = DatabaseOptions::from_config(&config);
+    let (db, report) = match tokio::task::spawn_blocking(move || Database::open(options)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(err)) => return open_failed(&config, err),
+        Err(err) => {
+            eprintln!("error: opening the data directory panicked: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log_recovery(&report);
+    let db = Arc::new(db);
+    if let Some(metrics) = &metrics {
+        metrics.record_recovery(&report);
+        metrics.attach_database(Arc::clone(&db));
+    }
+    let settings = ServerSettings::from_config(&config, auth);
+    let handler = Arc::new(DatabaseHandler::with_watch_limits(
+        Arc::clone(&db),
+        WatchLimits::from_config(&config.watch),
+    ));
+    if let Some(metrics) = &metrics {
+        metrics.attach_watch(handler.watch_hub().clone());
+    }
+    let mut server = match Server::bind(settings.clone(), handler).await {
+        Ok(server) => server,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the server");
+            eprintln!("error: {err}");
+            close_database(db).await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(metrics) = metrics {
+        server = server.with_metrics(metrics);
+    }
+    tokio::spawn(Database::run_auto_compaction(
+        Arc::clone(&db),
+        config.compaction.clone(),
+    ));
+    // Before the "listening" line, so whoever waits for that line finds /health at 200; the
+    // socket is bound, and connections made now wait in its backlog for the accept loop.
+    health.set(HealthState::Serving);
+    log_start(&server, &config, &settings);
+    // The handler's shutdown hook syncs the WAL and closes the database.
+    server
+        .run_until(async move {
+            termination_signal().await;
+            health.set(HealthState::ShuttingDown);
+        })
+        .await;
+    ExitCode::SUCCESS
+}
+
+/// Binds `metrics.bind_addr` and serves `/metrics` and `/health` until the process exits.
+async fn start_metrics(config: &Config, health: &Arc<Health>) -> Result<Arc<Metrics>, String> {
+    let metrics = Metrics::new().map_err(|err| err.to_string())?;
+    let endpoint = MetricsServer::bind(
+        config.metrics.bind_addr,
+        Arc::clone(&metrics),
+        Arc::clone(health),
+    )
+    .await
+    .map_err(|err| err.to_string())?;
+    match endpoint.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "metrics endpoint listening"),
+        Err(err) => tracing::warn!(%err, "metrics endpoint bound, address unknown"),
+    }
+    tokio::spawn(endpoint.run(CancellationToken::new()));
+    Ok(metrics)
 }
 
 /// Built-in defaults < file (`--config`, else `RSTMDB_CONFIG`) < `RSTMDB_*` env < flags.
@@ -120,16 +199,27 @@ fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
 }
 
 /// `RUST_LOG` controls the level (default `info`, spec §9.1).
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal; log files and pipes get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            // Colour codes only for a person at a terminal; log files and pipes get plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).try_init()
+        }
+        // One object per line: timestamp, level, target, message and the event's fields at the
+        // top level, and the enclosing span (e.g. a request's op and connection) under "span".
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// One line each: address, data dir, fsync policy, auth, TLS. Token hashes are never logged.

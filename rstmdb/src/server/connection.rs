@@ -5,10 +5,11 @@ use super::activity::ActivityReader;
 use super::handler::{ConnectionContext, OpHandler, Outbound, ResponseFuture};
 use super::session::{Session, SessionShared, Step};
 use super::writer::{DetectedMode, Pending, Writer, WriterEnd};
+use crate::metrics::{Metrics, RequestTimer};
 use futures::{FutureExt, StreamExt};
 use rstmdb_client::error::RcpError;
 use rstmdb_client::fault::WireError;
-use rstmdb_client::message::Response;
+use rstmdb_client::message::{Outcome, Response};
 use rstmdb_client::request::Request;
 use rstmdb_client::wire::WireCodec;
 use std::panic::AssertUnwindSafe;
@@ -33,12 +34,15 @@ pub const CLOSING_DRAIN: Duration = Duration::from_secs(1);
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What every connection of one server shares.
+#[derive(Clone)]
 pub(crate) struct ConnectionEnv {
     pub session: Arc<SessionShared>,
     pub handler: Arc<dyn OpHandler>,
     pub idle_timeout: Option<Duration>,
     /// Cancelled on graceful shutdown: stop reading, answer what is in flight, close.
     pub shutdown: CancellationToken,
+    /// Request and error counters; `None` when the server runs without metrics.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Why the reader stopped.
@@ -205,6 +209,7 @@ impl RequestLoop<'_> {
                 Some(Err(error)) => match frame_error_response(&error) {
                     Some(response) => {
                         tracing::debug!(conn = self.context.id(), %error, "framing fault");
+                        self.count_error(&response);
                         (ready(response), true)
                     }
                     None => {
@@ -237,9 +242,17 @@ impl RequestLoop<'_> {
     ) -> (ResponseFuture, bool) {
         let request = match Request::parse(payload) {
             Ok(request) => request,
-            Err(error) => return (ready(error.into_response()), false),
+            Err(error) => {
+                let response = error.into_response();
+                self.count_error(&response);
+                return (ready(response), false);
+            }
         };
-        match self.session.handle(request, reader.decoder().mode()) {
+        let timer = RequestTimer::start(self.env.metrics.as_ref(), self.context.id(), &request);
+        let step = timer
+            .span()
+            .in_scope(|| self.session.handle(request, reader.decoder().mode()));
+        match step {
             Step::Answer {
                 response,
                 switch_mode,
@@ -249,9 +262,20 @@ impl RequestLoop<'_> {
                     // Bytes already buffered behind the HELLO are decoded in the new mode.
                     reader.decoder_mut().set_mode(mode);
                 }
+                timer.finish(&response);
                 (ready(response), close)
             }
-            Step::Delegate(request) => (self.start(request), false),
+            Step::Delegate(request) => {
+                let started = timer.span().in_scope(|| self.start(request));
+                (Box::pin(timer.finish_with(started)), false)
+            }
+        }
+    }
+
+    /// Counts an error answered outside any parsed request.
+    fn count_error(&self, response: &Response) {
+        if let (Some(metrics), Outcome::Error { error }) = (&self.env.metrics, &response.outcome) {
+            metrics.error_sent(error.code.as_str());
         }
     }
 

@@ -3,6 +3,7 @@
 //! keep their order, §3.7), and the response is built once the durability gate opens.
 
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
+use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
 use crate::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
@@ -27,11 +28,23 @@ const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
 #[derive(Debug)]
 pub struct DatabaseHandler {
     db: Arc<Database>,
+    watch: WatchHub,
 }
 
 impl DatabaseHandler {
+    /// A handler with the default `[watch]` limits.
     pub fn new(db: Arc<Database>) -> DatabaseHandler {
-        DatabaseHandler { db }
+        DatabaseHandler::with_watch_limits(db, WatchLimits::default())
+    }
+
+    pub fn with_watch_limits(db: Arc<Database>, limits: WatchLimits) -> DatabaseHandler {
+        let watch = WatchHub::new(&db, limits);
+        DatabaseHandler { db, watch }
+    }
+
+    /// The watch hub: its `stats()` feed the subscription metrics.
+    pub fn watch_hub(&self) -> &WatchHub {
+        &self.watch
     }
 }
 
@@ -44,6 +57,13 @@ struct Reply {
 }
 
 impl Reply {
+    fn object(result: Map<String, Value>) -> Result<Reply, RcpError> {
+        Ok(Reply {
+            result,
+            wal_offset: None,
+        })
+    }
+
     fn of<T: Serialize>(value: &T) -> Result<Reply, RcpError> {
         Ok(Reply {
             result: to_object(value)?,
@@ -53,10 +73,10 @@ impl Reply {
 }
 
 impl OpHandler for DatabaseHandler {
-    fn start(&self, _conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
+    fn start(&self, conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
         let id = request.id;
         let answer = match OpParams::parse(request.op, &request.params) {
-            Ok(params) => self.dispatch(params),
+            Ok(params) => self.dispatch(conn, params),
             Err(err) => Box::pin(async move { Err(err) }),
         };
         Box::pin(async move {
@@ -85,7 +105,7 @@ impl OpHandler for DatabaseHandler {
 
 impl DatabaseHandler {
     /// Queues the op's work now and returns the future of its answer.
-    fn dispatch(&self, params: OpParams) -> Answer {
+    fn dispatch(&self, conn: &ConnectionContext, params: OpParams) -> Answer {
         let db = &self.db;
         match params {
             OpParams::PutMachine(p) => written(db.write(put_machine(p))),
@@ -132,12 +152,17 @@ impl DatabaseHandler {
                 let db = Arc::clone(db);
                 Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
             }
-            OpParams::WatchInstance(_) | OpParams::WatchAll(_) | OpParams::Unwatch(_) => {
-                Box::pin(async {
-                    Err(RcpError::internal(
-                        "watch streams are not available in this build yet",
-                    ))
-                })
+            OpParams::WatchInstance(p) => {
+                let watch = watch_ops::watch_instance(db, &self.watch, conn, p);
+                Box::pin(async move { Reply::object(watch.await?) })
+            }
+            OpParams::WatchAll(p) => {
+                let watch = watch_ops::watch_all(db, &self.watch, conn, p);
+                Box::pin(async move { Reply::object(watch.await?) })
+            }
+            OpParams::Unwatch(p) => {
+                let answer = watch_ops::unwatch(&self.watch, conn, p);
+                Box::pin(async move { Reply::object(answer?) })
             }
             // The session answers these itself and never hands them to the handler.
             OpParams::Hello(_)

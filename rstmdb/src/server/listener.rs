@@ -7,6 +7,7 @@ use super::handler::{ConnectionContext, OpHandler};
 use super::session::SessionShared;
 use super::settings::ServerSettings;
 use super::tls::{TLS_HANDSHAKE_TIMEOUT, TlsError};
+use crate::metrics::Metrics;
 use bytes::BytesMut;
 use rstmdb_client::error::RcpError;
 use rstmdb_client::frame::FrameCodec;
@@ -88,6 +89,7 @@ impl Server {
             handler,
             idle_timeout: settings.idle_timeout,
             shutdown: CancellationToken::new(),
+            metrics: None,
         };
         Ok(Server {
             listener,
@@ -96,6 +98,14 @@ impl Server {
             env: Arc::new(env),
             next_connection_id: AtomicU64::new(1),
         })
+    }
+
+    /// Counts connections, requests and errors into `metrics` (spec §10).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Server {
+        let mut env = ConnectionEnv::clone(&self.env);
+        env.metrics = Some(metrics);
+        self.env = Arc::new(env);
+        self
     }
 
     /// The address actually bound (tests bind port 0).
@@ -194,8 +204,11 @@ impl Accepted {
                 limit = self.max_connections,
                 "connection limit reached; refusing"
             );
-            return refuse_over_limit(stream, self.max_connections).await;
+            let metrics = self.env.metrics.as_deref();
+            return refuse_over_limit(stream, self.max_connections, metrics).await;
         };
+        // Dropped on every way out of here, including this task being aborted at shutdown.
+        let _counted = self.env.metrics.as_ref().map(|m| m.connection_opened());
         tracing::debug!(conn = self.id, peer = %self.peer, "connection opened");
         let (context, outbound) = ConnectionContext::new(self.id, self.peer);
         connection::serve(stream, context, outbound, self.env).await;
@@ -205,10 +218,17 @@ impl Accepted {
 }
 
 /// One binary `RATE_LIMITED` frame, then the Closing procedure (§8.4, §2.8).
-async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, limit: usize) {
+async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    limit: usize,
+    metrics: Option<&Metrics>,
+) {
     // The exact configured limit: the protocol crate's constructor takes a u32, the config a u64.
     let error = RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX))
         .with_detail("limit", limit);
+    if let Some(metrics) = metrics {
+        metrics.error_sent(error.code.as_str());
+    }
     let mut frame = BytesMut::new();
     let payload = encode_response(&Response::error("", error));
     if FrameCodec::default().encode(payload, &mut frame).is_err() {

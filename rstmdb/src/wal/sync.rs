@@ -9,9 +9,18 @@ use super::policy::FsyncPolicy;
 use super::stats::{FsyncWindow, IoCounters};
 use super::storage::SegmentFile;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Told about every successful segment fsync (the sync thread's and rotation's). Lets the
+/// metrics layer keep latency and group-commit histograms without the WAL depending on it.
+/// Called on the syncing thread right after the fsync: implementations must be cheap and must
+/// not block.
+pub trait FsyncObserver: Send + Sync + std::fmt::Debug {
+    /// `records` is how many records this fsync made durable (0 when it covered none new).
+    fn fsync_completed(&self, latency: Duration, records: u64);
+}
 
 /// What async waiters see: the durable offset, or the failure that stopped the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +59,8 @@ pub(crate) struct Durability {
     pub watch: watch::Sender<SyncStatus>,
     pub window: Mutex<FsyncWindow>,
     pub counters: Arc<IoCounters>,
+    /// Told about each completed fsync (metrics); set once the WAL is open.
+    pub observer: RwLock<Option<Arc<dyn FsyncObserver>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,6 +83,7 @@ impl Durability {
             watch,
             window: Mutex::new(FsyncWindow::default()),
             counters,
+            observer: RwLock::new(None),
         }
     }
 
@@ -103,18 +115,24 @@ impl Durability {
     /// Records a completed fdatasync covering everything up to `(offset, sequence)`.
     pub fn advance(&self, offset: u64, sequence: u64, latency_us: u64) {
         let mut st = lock(&self.state);
-        if offset > st.durable_offset {
+        let records = if offset > st.durable_offset {
             let records = sequence.saturating_sub(st.durable_sequence);
             st.durable_offset = offset;
             st.durable_sequence = sequence;
-            lock(&self.window).record(latency_us, records);
+            records
         } else {
-            lock(&self.window).record(latency_us, 0);
-        }
+            0
+        };
+        lock(&self.window).record(latency_us, records);
         let durable = st.durable_offset;
         drop(st);
         self.watch.send_modify(|s| s.durable_offset = durable);
         self.advanced.notify_all();
+        // After the waiters are woken: measuring must not delay an acknowledgement.
+        let observer = self.observer.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(observer) = observer.as_ref() {
+            observer.fsync_completed(Duration::from_micros(latency_us), records);
+        }
     }
 
     /// Stops the WAL after a failed fdatasync: every waiter gets the error.

@@ -397,6 +397,17 @@ impl Wal {
         self.durability.wait_blocking(offset)
     }
 
+    /// Tells `observer` about every completed fsync of this WAL (metrics), replacing any
+    /// earlier one.
+    pub fn set_fsync_observer(&self, observer: Arc<dyn crate::wal::sync::FsyncObserver>) {
+        let mut slot = self
+            .durability
+            .observer
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(observer);
+    }
+
     /// A receiver of the durable offset (and of the failure that stopped the WAL, if any).
     pub fn durable_watch(&self) -> watch::Receiver<SyncStatus> {
         self.durability.watch.subscribe()

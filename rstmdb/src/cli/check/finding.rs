@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// Why one file is not a valid definition.
 #[derive(Debug)]
-pub(super) struct Finding {
+pub(in crate::cli) struct Finding {
     path: String,
     /// `io_error`, `no_definitions`, `invalid_json`, `invalid_definition` or `invalid_guard`.
     reason: &'static str,
@@ -65,7 +65,7 @@ impl Finding {
         }
     }
 
-    pub(super) fn syntax(path: String, text: String, error: &serde_json::Error) -> Self {
+    pub(in crate::cli) fn syntax(path: String, text: String, error: &serde_json::Error) -> Self {
         let suffix = format!(" at line {} column {}", error.line(), error.column());
         let full = error.to_string();
         let problem = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
@@ -96,7 +96,7 @@ impl Finding {
         finding
     }
 
-    pub(super) fn invalid(
+    pub(in crate::cli) fn invalid(
         path: String,
         text: String,
         prefix: &str,

@@ -1,0 +1,145 @@
+//! Prometheus metrics (spec §10) and their HTTP endpoint.
+//!
+//! - [`Metrics`]: the registry and every handle; the server, the watch streams and `serve` call
+//!   its methods. Start here.
+//! - `server`: connections, requests, errors, subscriptions (upstream names and labels).
+//! - `request`: [`RequestTimer`], the per-request span and measurements.
+//! - `database`: WAL, instance, machine, checkpoint and recovery numbers, read at scrape time.
+//! - `fsync`: fsync latency and group-commit histograms, fed by the WAL's observer hook.
+//! - [`http`]: `/metrics`, `/health`; [`health`]: what `/health` answers.
+
+mod database;
+mod error;
+mod fsync;
+pub mod health;
+pub mod http;
+mod request;
+mod server;
+
+pub use error::MetricsError;
+pub use health::{Health, HealthState};
+pub use http::MetricsServer;
+pub use request::RequestTimer;
+pub use server::STREAM_ERROR_REASONS;
+
+use crate::database::{Database, OpenReport};
+use crate::server::watch::WatchHub;
+use crate::wal::sync::FsyncObserver;
+use database::DatabaseMetrics;
+use fsync::FsyncMetrics;
+use prometheus::{IntGauge, Registry, TextEncoder};
+use server::ServerMetrics;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How long a scrape waits for the database's numbers before it answers with the previous
+/// ones (a database busy with a long job must not hang the scraper).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every metric of one server, in its own registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    server: ServerMetrics,
+    database: DatabaseMetrics,
+    /// Handed to the database's WAL as its fsync observer.
+    fsync: Arc<FsyncMetrics>,
+    /// Read at scrape time; set once the data directory is open.
+    source: OnceLock<Arc<Database>>,
+    /// Subscription counters, read at scrape time; set once the server runs.
+    watch: OnceLock<WatchHub>,
+    /// One scrape at a time: refreshing mirrors counters by difference and resets the
+    /// per-state gauges, which two interleaved refreshes would get wrong.
+    scrape: tokio::sync::Mutex<()>,
+}
+
+impl Metrics {
+    /// Registers every metric (zero-valued until something happens), the process collector,
+    /// and the fsync histograms (fed once a database is attached).
+    pub fn new() -> Result<Arc<Metrics>, MetricsError> {
+        let registry = Registry::new();
+        let server = ServerMetrics::register(&registry)?;
+        let database = DatabaseMetrics::register(&registry)?;
+        let fsync = Arc::new(FsyncMetrics::register(&registry)?);
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Arc::new(Metrics {
+            registry,
+            server,
+            database,
+            fsync,
+            source: OnceLock::new(),
+            watch: OnceLock::new(),
+            scrape: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// From now on scrapes read this database's numbers, and its WAL reports each fsync here.
+    /// A second call is ignored.
+    pub fn attach_database(&self, db: Arc<Database>) {
+        let observer: Arc<dyn FsyncObserver> = self.fsync.clone();
+        if self.source.set(Arc::clone(&db)).is_ok() {
+            db.set_fsync_observer(observer);
+        }
+    }
+
+    /// Start-up figures: recovery duration and records replayed.
+    pub fn record_recovery(&self, report: &OpenReport) {
+        self.database.record_recovery(report);
+    }
+
+    /// Counts an accepted connection; the returned guard marks it closed when dropped, so every
+    /// way a connection ends (peer gone, BYE, idle, fault, shutdown, task aborted) decrements.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.server.connections_total.inc();
+        self.server.connections_active.inc();
+        ConnectionGuard(self.server.connections_active.clone())
+    }
+
+    /// Counts an error response sent outside any request (framing fault, connection refused
+    /// over the limit, unparseable envelope).
+    pub fn error_sent(&self, code: &str) {
+        self.server.error(code);
+    }
+
+    /// From now on scrapes read this hub's subscription counters. A second call is ignored.
+    pub fn attach_watch(&self, hub: WatchHub) {
+        let _ = self.watch.set(hub);
+    }
+
+    /// The registry, for registering more collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Refreshes the database numbers, then renders every metric in the text exposition
+    /// format 0.0.4.
+    pub async fn scrape(&self) -> String {
+        let _one_at_a_time = self.scrape.lock().await;
+        if let Some(db) = self.source.get() {
+            let refreshed = tokio::time::timeout(REFRESH_TIMEOUT, self.database.refresh(db)).await;
+            if refreshed.is_err() {
+                tracing::warn!("metrics scrape: the database did not answer in time; stale values");
+            }
+        }
+        if let Some(hub) = self.watch.get() {
+            self.server.refresh_watch(&hub.stats());
+        }
+        // Encoding our own registry's families into a String cannot fail on valid metrics;
+        // if it ever did, an empty page is better than a crashed endpoint.
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+/// An open connection, counted in `rstmdb_connections_active` until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard(IntGauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,140 @@
+//! Connection, request, error and subscription metrics (spec §10, upstream names and labels).
+
+use super::MetricsError;
+use crate::server::watch::{SubscriptionKind, WatchStats};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+use rstmdb_client::Op;
+use std::time::Duration;
+
+/// Spec §10: `rstmdb_request_duration_seconds` buckets.
+const REQUEST_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// The `reason`s a stream error carries (spec §3.6), present at zero from the start.
+pub const STREAM_ERROR_REASONS: [&str; 2] = ["offset_compacted", "wal_read_failed"];
+
+#[derive(Debug, Clone)]
+pub(super) struct ServerMetrics {
+    pub connections_total: IntCounter,
+    pub connections_active: IntGauge,
+    pub requests_total: IntCounterVec,
+    pub errors_total: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub subscriptions_active: IntGaugeVec,
+    pub events_forwarded_total: IntCounterVec,
+    pub watch_stream_errors_total: IntCounterVec,
+}
+
+impl ServerMetrics {
+    /// Mirrors the watch hub's counters (read at scrape time, so the gauges are exact also
+    /// right after disconnects).
+    pub fn refresh_watch(&self, stats: &WatchStats) {
+        let active = |kind: SubscriptionKind, value: u64| {
+            self.subscriptions_active
+                .with_label_values(&[kind.label()])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        active(
+            SubscriptionKind::Instance,
+            stats.subscriptions_active_instance,
+        );
+        active(SubscriptionKind::All, stats.subscriptions_active_all);
+        let forwarded = |kind: SubscriptionKind, total: u64| {
+            catch_up(
+                &self
+                    .events_forwarded_total
+                    .with_label_values(&[kind.label()]),
+                total,
+            );
+        };
+        forwarded(SubscriptionKind::Instance, stats.events_forwarded_instance);
+        forwarded(SubscriptionKind::All, stats.events_forwarded_all);
+        let errors = |reason: &str, total: u64| {
+            catch_up(
+                &self.watch_stream_errors_total.with_label_values(&[reason]),
+                total,
+            );
+        };
+        errors("offset_compacted", stats.stream_errors_offset_compacted);
+        errors("wal_read_failed", stats.stream_errors_wal_read_failed);
+    }
+
+    pub fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let metrics = Self {
+            connections_total: IntCounter::new("rstmdb_connections_total", "Connections accepted")?,
+            connections_active: IntGauge::new("rstmdb_connections_active", "Open connections")?,
+            requests_total: IntCounterVec::new(
+                Opts::new("rstmdb_requests_total", "Requests processed, by op"),
+                &["operation"],
+            )?,
+            errors_total: IntCounterVec::new(
+                Opts::new("rstmdb_errors_total", "Error responses, by error code"),
+                &["code"],
+            )?,
+            request_duration: HistogramVec::new(
+                HistogramOpts::new("rstmdb_request_duration_seconds", "Request latency, by op")
+                    .buckets(REQUEST_SECONDS_BUCKETS.to_vec()),
+                &["operation"],
+            )?,
+            subscriptions_active: IntGaugeVec::new(
+                Opts::new("rstmdb_subscriptions_active", "Live watch subscriptions"),
+                &["type"],
+            )?,
+            events_forwarded_total: IntCounterVec::new(
+                Opts::new("rstmdb_events_forwarded_total", "Watch events sent"),
+                &["type"],
+            )?,
+            watch_stream_errors_total: IntCounterVec::new(
+                Opts::new(
+                    "rstmdb_watch_stream_errors_total",
+                    "Subscriptions ended by a stream_error, by reason",
+                ),
+                &["reason"],
+            )?,
+        };
+        registry.register(Box::new(metrics.connections_total.clone()))?;
+        registry.register(Box::new(metrics.connections_active.clone()))?;
+        registry.register(Box::new(metrics.requests_total.clone()))?;
+        registry.register(Box::new(metrics.errors_total.clone()))?;
+        registry.register(Box::new(metrics.request_duration.clone()))?;
+        registry.register(Box::new(metrics.subscriptions_active.clone()))?;
+        registry.register(Box::new(metrics.events_forwarded_total.clone()))?;
+        registry.register(Box::new(metrics.watch_stream_errors_total.clone()))?;
+        // Series that exist from the start, at zero, so dashboards and rate() see them before
+        // the first event rather than a gap.
+        for kind in [SubscriptionKind::Instance, SubscriptionKind::All] {
+            metrics
+                .subscriptions_active
+                .with_label_values(&[kind.label()]);
+            metrics
+                .events_forwarded_total
+                .with_label_values(&[kind.label()]);
+        }
+        for reason in STREAM_ERROR_REASONS {
+            metrics
+                .watch_stream_errors_total
+                .with_label_values(&[reason]);
+        }
+        Ok(metrics)
+    }
+
+    pub fn request_finished(&self, op: Op, elapsed: Duration) {
+        self.requests_total.with_label_values(&[op.as_str()]).inc();
+        self.request_duration
+            .with_label_values(&[op.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn error(&self, code: &str) {
+        self.errors_total.with_label_values(&[code]).inc();
+    }
+}
+
+/// Mirrors a monotonic counter kept elsewhere; refreshes are serialised by the scrape lock.
+fn catch_up(counter: &prometheus::IntCounter, total: u64) {
+    let delta = total.saturating_sub(counter.get());
+    if delta > 0 {
+        counter.inc_by(delta);
+    }
+}

@@ -1,0 +1,103 @@
+//! The real `rstmdb` binary under test: started by `CARGO_BIN_EXE_rstmdb`, its stderr read line
+//! by line, stopped with SIGTERM by its pid.
+
+use super::server_support::TOKEN_HASH;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct RunningBinary {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningBinary {
+    /// `rstmdb serve` on 127.0.0.1:0 in a fresh data directory, with auth required (token
+    /// [`TOKEN`](super::server_support::TOKEN)) and `env` added to its environment.
+    pub fn start(log_format: &str, rust_log: &str, env: &[(&str, &str)]) -> RunningBinary {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rstmdb"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", log_format])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", rust_log)
+            .env("RSTMDB_AUTH_REQUIRED", "true")
+            .env("RSTMDB_AUTH_TOKEN_HASH", TOKEN_HASH)
+            .envs(env.iter().copied())
+            .env_remove("RSTMDB_CONFIG")
+            .env_remove("RSTMDB_LOG_FORMAT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        RunningBinary {
+            child,
+            lines,
+            seen: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}; saw {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends SIGTERM to the process by its pid, waits for the graceful shutdown to finish,
+    /// and returns every line it wrote.
+    pub fn stop(mut self) -> Vec<String> {
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if !matches!(terminated, Ok(status) if status.success()) {
+            let _ = self.child.kill();
+        }
+        self.wait_for("shutdown complete");
+        let _ = self.child.wait();
+        // The reader thread ends at end of file, closing the channel.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+}
+
+/// The `addr` of a log line such as "rstmdb listening", in either log format.
+pub fn logged_addr(line: &str) -> SocketAddr {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        return event["addr"]
+            .as_str()
+            .expect("addr field")
+            .parse()
+            .expect("an address");
+    }
+    // Text format: "... rstmdb listening addr=127.0.0.1:PORT"
+    let at = line.find("addr=").expect("addr= in the text line") + "addr=".len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .expect("an address")
+}
