@@ -1,5 +1,6 @@
 //! Command-line interface: one clap derive enum, one module per subcommand.
 
+mod bench;
 mod check;
 pub mod connect;
 mod hash_token;
@@ -32,6 +33,9 @@ enum Command {
     WalInspect(wal_inspect::WalInspectArgs),
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Generate load against a server (or an embedded one) and report throughput, latency
+    /// percentiles, errors by code and CPU time.
+    Bench(bench::BenchArgs),
     /// Print the SHA-256 hash of a bearer token, for auth.token_hashes.
     HashToken(hash_token::HashTokenArgs),
     /// An interactive shell against a running server (or `-c COMMAND`, or a script on stdin).
@@ -45,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::WalInspect(args) => wal_inspect::run(args),
         Command::Serve(args) => serve::run(args),
         Command::HashToken(args) => hash_token::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Repl(args) => repl::run(args),
     }
 }
