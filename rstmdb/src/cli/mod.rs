@@ -2,6 +2,7 @@
 
 mod check;
 pub mod connect;
+mod dashboard;
 mod hash_token;
 mod repl;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     HashToken(hash_token::HashTokenArgs),
     /// An interactive shell against a running server (or `-c COMMAND`, or a script on stdin).
     Repl(repl::ReplArgs),
+    /// A live terminal dashboard of a running server: instances, transitions, WAL, server.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -46,5 +49,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::HashToken(args) => hash_token::run(args),
         Command::Repl(args) => repl::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
     }
 }

@@ -110,7 +110,11 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         metrics.attach_database(Arc::clone(&db));
     }
     let settings = ServerSettings::from_config(&config, auth);
-    let handler = Arc::new(DatabaseHandler::new(Arc::clone(&db)));
+    let mut handler = DatabaseHandler::new(Arc::clone(&db));
+    if let Some(metrics) = &metrics {
+        handler = handler.with_metrics(Arc::clone(metrics));
+    }
+    let handler = Arc::new(handler);
     let mut server = match Server::bind(settings.clone(), handler).await {
         Ok(server) => server,
         Err(err) => {

@@ -3,22 +3,26 @@
 //! keep their order, §3.7), and the response is built once the durability gate opens.
 
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
+use super::session::SERVER_VERSION;
 use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
 use crate::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
     ListInstancesResult, PutMachine,
 };
+use crate::metrics::Metrics;
 use rstmdb_client::message::{Response, to_object};
 use rstmdb_client::params::{
     ApplyEventParams, BatchParams, CreateInstanceParams, DeleteInstanceParams, ListInstancesParams,
     OpParams, PutMachineParams,
 };
+use rstmdb_client::results::{StateCountEntry, StatsResult};
 use rstmdb_client::{Op, RcpError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// WAL_READ's page when `limit` is absent (spec §4.17).
 const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
@@ -27,11 +31,26 @@ const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
 #[derive(Debug)]
 pub struct DatabaseHandler {
     db: Arc<Database>,
+    /// Where STATS reads connection, subscription, request and error totals; without it
+    /// those STATS fields are null.
+    metrics: Option<Arc<Metrics>>,
+    /// STATS `uptime_secs` counts from here.
+    started: Instant,
 }
 
 impl DatabaseHandler {
     pub fn new(db: Arc<Database>) -> DatabaseHandler {
-        DatabaseHandler { db }
+        DatabaseHandler {
+            db,
+            metrics: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// STATS reports the server totals these metrics count (the ones the server counts into).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseHandler {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -128,6 +147,7 @@ impl DatabaseHandler {
                 let read = db.wal_stats();
                 Box::pin(async move { Reply::of(&read.await?) })
             }
+            OpParams::Stats => self.stats(),
             OpParams::Compact(p) => {
                 let db = Arc::clone(db);
                 Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
@@ -153,6 +173,47 @@ impl DatabaseHandler {
                 ))
             }),
         }
+    }
+
+    /// STATS (docs/stats-op.md): the engine's incrementally kept counts (no instance scan),
+    /// WAL_STATS, and the server totals from the metrics.
+    fn stats(&self) -> Answer {
+        let counts = self.db.read(|engine| {
+            (
+                engine.list_machines().items.len() as u64,
+                engine.machine_version_count(),
+                engine.live_instance_count(),
+                engine.state_counts(),
+            )
+        });
+        let wal = self.db.wal_stats();
+        let totals = self.metrics.as_ref().map(|metrics| metrics.server_totals());
+        let uptime_secs = self.started.elapsed().as_secs();
+        Box::pin(async move {
+            let (machine_count, machine_version_count, instance_count, states) = counts.await?;
+            let instances = states
+                .into_iter()
+                .map(|entry| StateCountEntry {
+                    machine: entry.machine,
+                    version: entry.version,
+                    state: entry.state,
+                    count: entry.count,
+                })
+                .collect();
+            Reply::of(&StatsResult {
+                server_version: SERVER_VERSION.to_owned(),
+                uptime_secs,
+                machine_count,
+                machine_version_count,
+                instance_count,
+                instances,
+                connections: totals.as_ref().map(|t| t.connections),
+                subscriptions: totals.as_ref().map(|t| t.subscriptions),
+                requests_total: totals.as_ref().map(|t| t.requests_total),
+                errors_total: totals.map(|t| t.errors_total),
+                wal: wal.await?,
+            })
+        })
     }
 
     fn batch(&self, params: BatchParams) -> Answer {
