@@ -6,7 +6,7 @@
 mod metrics_support;
 
 use metrics_support::{MetricsServerUnderTest, http_get};
-use rstmdb::metrics::{HealthState, SubscriptionKind};
+use rstmdb::metrics::HealthState;
 use rstmdb::server::ServerSettings;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -211,7 +211,7 @@ async fn a_connection_refused_over_the_limit_counts_as_an_error_not_as_a_connect
 }
 
 #[tokio::test]
-async fn subscription_handles_count_up_and_back_to_zero() {
+async fn subscriptions_and_forwarded_events_follow_real_watches_and_return_to_zero() {
     let server = MetricsServerUnderTest::start().await;
     let before = server.scrape().await;
     for kind in ["instance", "all"] {
@@ -224,40 +224,62 @@ async fn subscription_handles_count_up_and_back_to_zero() {
             Some(0.0)
         );
     }
-    let watching_all = server.metrics.subscription_opened(SubscriptionKind::All);
-    let watching_one = server
-        .metrics
-        .subscription_opened(SubscriptionKind::Instance);
-    server.metrics.event_forwarded(SubscriptionKind::All);
-    server.metrics.event_forwarded(SubscriptionKind::All);
-    server.metrics.watch_stream_error("offset_compacted");
-    let during = server.scrape().await;
-    assert_eq!(
-        during.value("rstmdb_subscriptions_active", &[("type", "all")]),
-        1.0
-    );
+    for reason in ["offset_compacted", "wal_read_failed"] {
+        assert_eq!(
+            before.get("rstmdb_watch_stream_errors_total", &[("reason", reason)]),
+            Some(0.0)
+        );
+    }
+
+    let mut writer = server.connect().await;
+    let machine = json!({"machine": "order", "version": 1, "definition": order_definition()});
+    ok(writer.call("PUT_MACHINE", machine).await);
+    let create = json!({"machine": "order", "version": 1, "instance_id": "a"});
+    ok(writer.call("CREATE_INSTANCE", create).await);
+
+    let mut watcher = server.connect().await;
+    ok(watcher.call("WATCH_ALL", json!({})).await);
+    ok(watcher
+        .call("WATCH_INSTANCE", json!({"instance_id": "a"}))
+        .await);
+    let unwatched = ok(watcher.call("WATCH_ALL", json!({"events": ["NOPE"]})).await);
+    let id = unwatched["result"]["subscription_id"].clone();
+    ok(watcher
+        .call("UNWATCH", json!({"subscription_id": id}))
+        .await);
+    let during = server
+        .scrape_until(|s| s.value("rstmdb_subscriptions_active", &[("type", "all")]) == 1.0)
+        .await;
     assert_eq!(
         during.value("rstmdb_subscriptions_active", &[("type", "instance")]),
         1.0
     );
+
+    ok(writer
+        .call("APPLY_EVENT", json!({"instance_id": "a", "event": "PAY"}))
+        .await);
+    let forwarded = server
+        .scrape_until(|s| {
+            s.value("rstmdb_events_forwarded_total", &[("type", "all")]) == 1.0
+                && s.value("rstmdb_events_forwarded_total", &[("type", "instance")]) == 1.0
+        })
+        .await;
     assert_eq!(
-        during.value("rstmdb_events_forwarded_total", &[("type", "all")]),
-        2.0
+        forwarded.value("rstmdb_subscriptions_active", &[("type", "all")]),
+        1.0
     );
-    let stream_errors =
-        |reason| during.get("rstmdb_watch_stream_errors_total", &[("reason", reason)]);
-    assert_eq!(stream_errors("offset_compacted"), Some(1.0));
-    assert_eq!(stream_errors("wal_read_failed"), Some(0.0));
-    drop(watching_all);
-    drop(watching_one);
-    let after = server.scrape().await;
+
+    // The watcher disconnects without UNWATCH: both gauges must come back to zero.
+    drop(watcher);
+    let after = server
+        .scrape_until(|s| {
+            s.value("rstmdb_subscriptions_active", &[("type", "all")]) == 0.0
+                && s.value("rstmdb_subscriptions_active", &[("type", "instance")]) == 0.0
+        })
+        .await;
     assert_eq!(
-        after.value("rstmdb_subscriptions_active", &[("type", "all")]),
-        0.0
-    );
-    assert_eq!(
-        after.value("rstmdb_subscriptions_active", &[("type", "instance")]),
-        0.0
+        after.value("rstmdb_events_forwarded_total", &[("type", "all")]),
+        1.0
     );
 }
 

@@ -277,8 +277,7 @@ fn python_client_runs_the_full_scenario_with_auth() {
     let work_dir = TempDir::new().expect("temp dir");
     let server = Server::start(work_dir.path(), None);
 
-    // Watch streams land separately; until then the scenario's WATCH_ALL step is skipped.
-    let stdout = server.run_scenario(work_dir.path(), &["--skip-watch"]);
+    let stdout = server.run_scenario(work_dir.path(), &[]);
 
     assert_steps_passed(
         &stdout,
@@ -288,6 +287,8 @@ fn python_client_runs_the_full_scenario_with_auth() {
             "APPLY_EVENT replayed with the same idempotency key writes nothing",
             "APPLY_EVENT whose guard fails raises GUARD_FAILED",
             "COMPACT",
+            "WATCH_ALL delivers an apply made on a second connection",
+            "WATCH_INSTANCE without ctx and a filtered WATCH_ALL get only their events",
         ],
     );
 }

@@ -66,6 +66,9 @@ impl Tmux {
             "30",
             &command,
         ]);
+        // Keep the tmux server up when this session's REPL exits, so the next session does not
+        // race with a server that is shutting down ("server exited unexpectedly").
+        self.tmux(&["set-option", "-s", "exit-empty", "off"]);
     }
 
     fn send(&self, session: &str, keys: &[&str]) {

@@ -405,6 +405,44 @@ class Scenario:
             check_eq(removed.removed, True, "UNWATCH removed")
             await events.aclose()
 
+    async def watch_instance_and_filters(self) -> None:
+        with self.step("WATCH_INSTANCE without ctx and a filtered WATCH_ALL get only their events"):
+            watched_id = f"{self.with_ctx_id}-watched"
+            await self.db.create_instance(
+                self.machine, 1, instance_id=watched_id, initial_ctx={"ready": True}
+            )
+            by_instance = await self.db.watch_instance(watched_id, include_ctx=False)
+            check_eq(by_instance.instance_id, watched_id, "WATCH_INSTANCE instance_id")
+            check_eq(by_instance.current_state, "created", "WATCH_INSTANCE current_state")
+            shipped_only = await self.db.watch_all(machines=[self.machine], to_states=["shipped"])
+            events = self.db.events()
+            paid = await self.db.apply_event(watched_id, "PAY")
+            shipped = await self.db.apply_event(watched_id, "SHIP")
+            received = []
+            for _ in range(3):
+                try:
+                    received.append(await asyncio.wait_for(next_event(events), EVENT_WAIT_SECS))
+                except asyncio.TimeoutError:
+                    raise ScenarioFailure(
+                        f"{len(received)} of 3 events within {EVENT_WAIT_SECS:.0f} s"
+                    ) from None
+            expected = {
+                (by_instance.subscription_id, paid.wal_offset, "PAY"),
+                (by_instance.subscription_id, shipped.wal_offset, "SHIP"),
+                (shipped_only.subscription_id, shipped.wal_offset, "SHIP"),
+            }
+            got = {(e.subscription_id, e.wal_offset, e.event) for e in received}
+            check_eq(got, expected, "(subscription, wal_offset, event) of the events")
+            for event in received:
+                wanted = None if event.subscription_id == by_instance.subscription_id else {
+                    "ready": True
+                }
+                check_eq(event.ctx, wanted, f"ctx of {event.event} for {event.subscription_id}")
+            for subscription_id in (by_instance.subscription_id, shipped_only.subscription_id):
+                removed = await self.db.unwatch(subscription_id)
+                check_eq(removed.removed, True, "UNWATCH removed")
+            await events.aclose()
+
     # ---- the two scenarios ----------------------------------------------------------------
 
     def full_steps(self) -> list[Callable[[], Awaitable[None]]]:
@@ -426,7 +464,7 @@ class Scenario:
             self.compact,
         ]
         if not self.args.skip_watch:
-            steps.append(self.watch_all)
+            steps += [self.watch_all, self.watch_instance_and_filters]
         return steps
 
     def short_steps(self) -> list[Callable[[], Awaitable[None]]]:

@@ -24,8 +24,8 @@ pub struct StatsResult {
     pub instances: Vec<StateCountEntry>,
     /// Open connections, this one included; `null` when the server runs without metrics.
     pub connections: Option<u64>,
-    /// Live watch subscriptions; `null` when the server runs without metrics.
-    pub subscriptions: Option<u64>,
+    /// Live watch subscriptions (WATCH_INSTANCE and WATCH_ALL), this dashboard's included.
+    pub subscriptions: u64,
     /// Requests answered since start; `null` when the server runs without metrics.
     pub requests_total: Option<u64>,
     /// Error responses since start by error code; `null` when the server runs without metrics.

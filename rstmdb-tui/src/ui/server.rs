@@ -28,7 +28,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Line::from(format!(
             "connections {}  subscriptions {}",
             or_dash(stats.connections),
-            or_dash(stats.subscriptions)
+            stats.subscriptions
         )),
         Line::from(format!("requests/s {:.1}", app.requests_per_sec)),
     ];

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, ResolvedAuth, apply_env};
 use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
+use rstmdb::server::watch::WatchLimits;
 use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
 use rstmdb::wal::WalError;
 use std::net::SocketAddr;
@@ -110,8 +111,12 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         metrics.attach_database(Arc::clone(&db));
     }
     let settings = ServerSettings::from_config(&config, auth);
-    let mut handler = DatabaseHandler::new(Arc::clone(&db));
+    let mut handler = DatabaseHandler::with_watch_limits(
+        Arc::clone(&db),
+        WatchLimits::from_config(&config.watch),
+    );
     if let Some(metrics) = &metrics {
+        metrics.attach_watch(handler.watch_hub().clone());
         handler = handler.with_metrics(Arc::clone(metrics));
     }
     let handler = Arc::new(handler);

@@ -3,7 +3,10 @@
 
 use super::error::ConfigError;
 use super::fsync::FsyncPolicySetting;
-use super::model::{Config, MAX_FRAME_BYTES, MAX_SEGMENT_MB, MIN_FRAME_BYTES, MIN_SEGMENT_MB};
+use super::model::{
+    Config, MAX_BATCH_EVENTS, MAX_FRAME_BYTES, MAX_SEGMENT_MB, MIN_BATCH_EVENTS, MIN_FRAME_BYTES,
+    MIN_SEGMENT_MB,
+};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -91,6 +94,27 @@ pub fn apply_env(
     env.optional_path("RSTMDB_TLS_CLIENT_CA", &mut config.tls.client_ca_path);
     env.boolean("RSTMDB_METRICS_ENABLED", &mut config.metrics.enabled)?;
     env.parse("RSTMDB_METRICS_BIND", &mut config.metrics.bind_addr)?;
+    let watch = &mut config.watch;
+    env.ranged(
+        "RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        &mut watch.max_subscriptions_per_connection,
+        1,
+        u64::MAX,
+    )?;
+    env.ranged(
+        "RSTMDB_WATCH_MAX_SUBSCRIPTIONS",
+        &mut watch.max_subscriptions,
+        1,
+        u64::MAX,
+    )?;
+    env.parse("RSTMDB_WATCH_RING_EVENTS", &mut watch.ring_events)?;
+    env.parse("RSTMDB_WATCH_RING_SIZE_MB", &mut watch.ring_size_mb)?;
+    env.ranged(
+        "RSTMDB_WATCH_BATCH_EVENTS",
+        &mut watch.batch_events,
+        MIN_BATCH_EVENTS,
+        MAX_BATCH_EVENTS,
+    )?;
     Ok(())
 }
 

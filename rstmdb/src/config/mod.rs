@@ -19,7 +19,7 @@ pub use error::{ConfigError, TomlError};
 pub use fsync::FsyncPolicySetting;
 pub use model::{
     AuthConfig, CompactionConfig, Config, MetricsConfig, NetworkConfig, ReplicationConfig,
-    StorageConfig, TlsConfig,
+    StorageConfig, TlsConfig, WatchConfig,
 };
 pub use resolve::ResolvedAuth;
 

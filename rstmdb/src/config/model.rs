@@ -23,6 +23,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub metrics: MetricsConfig,
     pub replication: ReplicationConfig,
+    pub watch: WatchConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -134,6 +135,41 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Watch streams (extension; docs/watch-streams.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// WATCH_* beyond this on one connection is refused (`BAD_REQUEST`, `subscription_limit`).
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_subscriptions_per_connection: u64,
+    /// The same for the whole server.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_subscriptions: u64,
+    /// Recent transitions kept in memory for subscribers that keep up; 0 serves all from the WAL.
+    pub ring_events: u64,
+    /// The same bound in MiB (of the transitions' JSON, roughly).
+    pub ring_size_mb: u64,
+    /// Most transitions one subscription holds at once besides its connection's outbound queue.
+    #[serde(deserialize_with = "batch_events")]
+    pub batch_events: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            max_subscriptions_per_connection: 1_000,
+            max_subscriptions: 10_000,
+            ring_events: 65_536,
+            ring_size_mb: 64,
+            batch_events: 256,
+        }
+    }
+}
+
+/// Accepted `watch.batch_events`.
+pub const MIN_BATCH_EVENTS: u64 = 1;
+pub const MAX_BATCH_EVENTS: u64 = 65_536;
+
 /// Accepted for forward compatibility (spec §9.2); only `role = "standalone"` can start.
 /// Other keys in this table are reserved for replication and ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -172,4 +208,16 @@ fn frame_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
 
 fn segment_mb<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     ranged(deserializer, MIN_SEGMENT_MB, MAX_SEGMENT_MB, "MiB")
+}
+
+fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn batch_events<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, MIN_BATCH_EVENTS, MAX_BATCH_EVENTS, "events")
 }

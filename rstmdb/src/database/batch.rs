@@ -45,10 +45,12 @@ fn best_effort(
 ) -> BatchOutput {
     let mut output = empty_output(items.len());
     let mut used_bytes = 0;
-    let mut overflowed = false;
+    // The error of the first sub-op that did not fit; every later sub-op repeats it, since
+    // their own sizes are unknown (they never run) and `used_bytes` alone is below the limit.
+    let mut overflow: Option<RcpError> = None;
     for item in items {
-        if overflowed {
-            output.results.push(Err(too_large(used_bytes)));
+        if let Some(error) = &overflow {
+            output.results.push(Err(error.clone()));
             continue;
         }
         let mark = group.mark();
@@ -60,8 +62,9 @@ fn best_effort(
                 engine.undo(undo);
                 group.cut_back(mark);
             }
-            overflowed = true;
-            output.results.push(Err(too_large(used_bytes + size)));
+            let error = too_large(used_bytes + size);
+            overflow = Some(error.clone());
+            output.results.push(Err(error));
             continue;
         }
         used_bytes += size;

@@ -6,7 +6,9 @@
 //! - `queue`, `sequencer`, `group`, `placement`, `batch`: executing writes a group at a time;
 //! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
 //!   WAL_STATS, SNAPSHOT_INSTANCE;
-//! - `compact`: checkpoints built off the write path, and segment deletion (COMPACT).
+//! - `compact`: checkpoints built off the write path, and segment deletion (COMPACT);
+//! - `transitions`, `feed`: what watch subscriptions read (the recent-transitions ring, the
+//!   subscription point, WAL catch-up).
 //!
 //! Every request method queues its work when it is CALLED and returns a future for the answer,
 //! so calling them in a connection's arrival order keeps that order (spec §3.7) while the
@@ -15,6 +17,7 @@
 mod batch;
 mod compact;
 mod errors;
+mod feed;
 mod group;
 mod jobs;
 mod open;
@@ -23,12 +26,18 @@ mod queue;
 mod reads;
 mod sequencer;
 mod shared;
+mod transitions;
 
 pub use batch::RESULTS_BUDGET_BYTES;
 pub use compact::{CheckpointWritten, CompactOutcome};
 pub use errors::from_apply as apply_error;
+pub use feed::{
+    CATCH_UP_SCAN_RECORDS, CatchUp, CatchUpError, CatchUpReader, WatchFeed, WatchPoint,
+    WatcherGuard,
+};
 pub use jobs::{BatchItem, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
+pub use transitions::{ParsedValues, RecentRead, RingLimits, Transition};
 
 use crate::engine::Command;
 use jobs::{Completion, Job};

@@ -3,6 +3,7 @@
 
 use super::queue::JobQueue;
 use super::shared::{Clock, Shared};
+use super::transitions::RecentTransitions;
 use super::{Database, sequencer};
 use crate::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointStore, SkippedCheckpoint, SnapshotError,
@@ -165,6 +166,7 @@ impl Database {
             segment_size_bytes: options.wal.segment_size_bytes,
             applied_end: AtomicU64::new(latest),
             queue,
+            transitions: RecentTransitions::new(latest),
             clock: Clock,
             checkpoints,
             newest_checkpoint: Mutex::new(checkpoint.clone()),

@@ -145,14 +145,17 @@ async fn get_instance_now(shared: &Shared, instance_id: &str) -> Result<Instance
     found.map_err(|err| errors::from_apply(&err))
 }
 
-fn read_records(reader: WalReader, limit: u64) -> Result<WalReadResult, RcpError> {
+fn read_records(mut reader: WalReader, limit: u64) -> Result<WalReadResult, RcpError> {
     let mut records = Vec::new();
     let mut used_bytes = 0usize;
-    for record in reader {
-        if records.len() as u64 >= limit {
+    // The limit is checked before the next record is pulled: pulling reads it from its segment
+    // file, and io_stats counts every record read (spec §4.18: a 2-record page reads 2).
+    while (records.len() as u64) < limit {
+        let Some(record) = reader.next() else {
             break;
-        }
-        let record = record.map_err(|err| errors::from_wal(&err))?;
+        };
+        // The same situation as a record that does not decode (spec §5.3, `wal_read_failed`).
+        let record = record.map_err(|err| RcpError::wal_read_failed(format!("WAL read: {err}")))?;
         let entry = entry_of(&record)?;
         // Serialised once more to keep the response bounded; WAL reads are rare next to
         // writes, so simplicity wins over speed here.

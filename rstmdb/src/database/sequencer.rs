@@ -7,7 +7,7 @@ use super::group::Group;
 use super::jobs::{BatchOutput, Completion, Job, WriteOutput};
 use super::placement::Placement;
 use super::shared::Shared;
-use crate::engine::{Command, Engine, ExecuteError, Undo};
+use crate::engine::{Command, Engine, ExecuteError, Record, Undo};
 use rstmdb_client::RcpError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +29,20 @@ enum Finished {
         oneshot::Sender<Completion<BatchOutput>>,
         Result<BatchOutput, RcpError>,
     ),
+}
+
+impl Finished {
+    /// Copies of the records the job wrote, with their offsets, in WAL order.
+    fn records(&self) -> Vec<(u64, Record)> {
+        match self {
+            Finished::Write(_, Ok(output)) => match (output.wal_offset, &output.record) {
+                (Some(offset), Some(record)) => vec![(offset, record.clone())],
+                _ => Vec::new(),
+            },
+            Finished::Batch(_, Ok(output)) => output.records.clone(),
+            Finished::Write(_, Err(_)) | Finished::Batch(_, Err(_)) => Vec::new(),
+        }
+    }
 }
 
 /// Runs until every job sender is gone.
@@ -110,6 +124,12 @@ fn run_group(shared: &Shared, jobs: Vec<Job>) {
         }
     };
     drop(engine);
+    if gate.is_ok() && !group.is_empty() {
+        // Before the replies: an APPLY_EVENT's event is ready for watchers by the time its
+        // response can be sent. The records are copied only while someone watches.
+        let records = finished.iter().flat_map(Finished::records);
+        shared.transitions.publish(records, group.end());
+    }
     for job in finished {
         match (job, &gate) {
             (Finished::Write(reply, outcome), Ok(gate)) => send(reply, outcome, *gate),

@@ -1,6 +1,7 @@
 //! State shared by the sequencer, the connection tasks and the compactor.
 
 use super::queue::JobQueue;
+use super::transitions::RecentTransitions;
 use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
 use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     /// held, so a reader holding the read lock sees the position of the state it reads.
     pub(crate) applied_end: AtomicU64,
     pub(crate) queue: JobQueue,
+    /// The last groups' transitions, for watch subscriptions (docs/watch-streams.md).
+    pub(crate) transitions: RecentTransitions,
     pub(crate) clock: Clock,
     pub(crate) checkpoints: CheckpointStore,
     /// The newest checkpoint written or loaded.

@@ -20,9 +20,10 @@ pub use error::MetricsError;
 pub use health::{Health, HealthState};
 pub use http::MetricsServer;
 pub use request::RequestTimer;
-pub use server::{STREAM_ERROR_REASONS, SubscriptionKind};
+pub use server::STREAM_ERROR_REASONS;
 
 use crate::database::{Database, OpenReport};
+use crate::server::watch::WatchHub;
 use crate::wal::sync::FsyncObserver;
 use database::DatabaseMetrics;
 use fsync::FsyncMetrics;
@@ -45,6 +46,8 @@ pub struct Metrics {
     fsync: Arc<FsyncMetrics>,
     /// Read at scrape time; set once the data directory is open.
     source: OnceLock<Arc<Database>>,
+    /// Subscription counters, read at scrape time; set once the server runs.
+    watch: OnceLock<WatchHub>,
     /// One scrape at a time: refreshing mirrors counters by difference and resets the
     /// per-state gauges, which two interleaved refreshes would get wrong.
     scrape: tokio::sync::Mutex<()>,
@@ -67,6 +70,7 @@ impl Metrics {
             database,
             fsync,
             source: OnceLock::new(),
+            watch: OnceLock::new(),
             scrape: tokio::sync::Mutex::new(()),
         }))
     }
@@ -99,41 +103,16 @@ impl Metrics {
         self.server.error(code);
     }
 
-    /// Counts a new watch subscription; the guard decrements `rstmdb_subscriptions_active`
-    /// when dropped (UNWATCH, stream error, disconnect).
-    pub fn subscription_opened(&self, kind: SubscriptionKind) -> SubscriptionGuard {
-        let gauge = self
-            .server
-            .subscriptions_active
-            .with_label_values(&[kind.as_str()]);
-        gauge.inc();
-        SubscriptionGuard(gauge)
+    /// From now on scrapes read this hub's subscription counters. A second call is ignored.
+    pub fn attach_watch(&self, hub: WatchHub) {
+        let _ = self.watch.set(hub);
     }
 
-    /// One event sent to a subscriber.
-    pub fn event_forwarded(&self, kind: SubscriptionKind) {
-        self.server
-            .events_forwarded_total
-            .with_label_values(&[kind.as_str()])
-            .inc();
-    }
-
-    /// A subscription ended by a `stream_error` (§3.6) with this `reason`.
-    pub fn watch_stream_error(&self, reason: &str) {
-        self.server
-            .watch_stream_errors_total
-            .with_label_values(&[reason])
-            .inc();
-    }
-
-    /// Connection, subscription, request and error totals, for the STATS op.
+    /// Connection, request and error totals, for the STATS op.
     pub fn server_totals(&self) -> ServerTotals {
         let server = &self.server;
         ServerTotals {
             connections: u64::try_from(server.connections_active.get()).unwrap_or(0),
-            subscriptions: server::sum_by_label(&server.subscriptions_active)
-                .values()
-                .sum(),
             requests_total: server::sum_by_label(&server.requests_total).values().sum(),
             errors_total: server::sum_by_label(&server.errors_total),
         }
@@ -154,6 +133,9 @@ impl Metrics {
                 tracing::warn!("metrics scrape: the database did not answer in time; stale values");
             }
         }
+        if let Some(hub) = self.watch.get() {
+            self.server.refresh_watch(&hub.stats());
+        }
         // Encoding our own registry's families into a String cannot fail on valid metrics;
         // if it ever did, an empty page is better than a crashed endpoint.
         TextEncoder::new()
@@ -166,7 +148,6 @@ impl Metrics {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerTotals {
     pub connections: u64,
-    pub subscriptions: u64,
     pub requests_total: u64,
     /// Error responses by code; codes never sent are absent.
     pub errors_total: std::collections::BTreeMap<String, u64>,
@@ -177,16 +158,6 @@ pub struct ServerTotals {
 pub struct ConnectionGuard(IntGauge);
 
 impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// A live subscription, counted in `rstmdb_subscriptions_active{type}` until dropped.
-#[derive(Debug)]
-pub struct SubscriptionGuard(IntGauge);
-
-impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -1,6 +1,7 @@
 //! Connection, request, error and subscription metrics (spec §10, upstream names and labels).
 
 use super::MetricsError;
+use crate::server::watch::{SubscriptionKind, WatchStats};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -12,26 +13,6 @@ const REQUEST_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
 
 /// The `reason`s a stream error carries (spec §3.6), present at zero from the start.
 pub const STREAM_ERROR_REASONS: [&str; 2] = ["offset_compacted", "wal_read_failed"];
-
-/// The `type` label of the subscription metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscriptionKind {
-    /// WATCH_INSTANCE.
-    Instance,
-    /// WATCH_ALL.
-    All,
-}
-
-impl SubscriptionKind {
-    pub const ALL: [SubscriptionKind; 2] = [SubscriptionKind::Instance, SubscriptionKind::All];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubscriptionKind::Instance => "instance",
-            SubscriptionKind::All => "all",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub(super) struct ServerMetrics {
@@ -46,6 +27,39 @@ pub(super) struct ServerMetrics {
 }
 
 impl ServerMetrics {
+    /// Mirrors the watch hub's counters (read at scrape time, so the gauges are exact also
+    /// right after disconnects).
+    pub fn refresh_watch(&self, stats: &WatchStats) {
+        let active = |kind: SubscriptionKind, value: u64| {
+            self.subscriptions_active
+                .with_label_values(&[kind.label()])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        active(
+            SubscriptionKind::Instance,
+            stats.subscriptions_active_instance,
+        );
+        active(SubscriptionKind::All, stats.subscriptions_active_all);
+        let forwarded = |kind: SubscriptionKind, total: u64| {
+            catch_up(
+                &self
+                    .events_forwarded_total
+                    .with_label_values(&[kind.label()]),
+                total,
+            );
+        };
+        forwarded(SubscriptionKind::Instance, stats.events_forwarded_instance);
+        forwarded(SubscriptionKind::All, stats.events_forwarded_all);
+        let errors = |reason: &str, total: u64| {
+            catch_up(
+                &self.watch_stream_errors_total.with_label_values(&[reason]),
+                total,
+            );
+        };
+        errors("offset_compacted", stats.stream_errors_offset_compacted);
+        errors("wal_read_failed", stats.stream_errors_wal_read_failed);
+    }
+
     pub fn register(registry: &Registry) -> Result<Self, MetricsError> {
         let metrics = Self {
             connections_total: IntCounter::new("rstmdb_connections_total", "Connections accepted")?,
@@ -89,13 +103,13 @@ impl ServerMetrics {
         registry.register(Box::new(metrics.watch_stream_errors_total.clone()))?;
         // Series that exist from the start, at zero, so dashboards and rate() see them before
         // the first event rather than a gap.
-        for kind in SubscriptionKind::ALL {
+        for kind in [SubscriptionKind::Instance, SubscriptionKind::All] {
             metrics
                 .subscriptions_active
-                .with_label_values(&[kind.as_str()]);
+                .with_label_values(&[kind.label()]);
             metrics
                 .events_forwarded_total
-                .with_label_values(&[kind.as_str()]);
+                .with_label_values(&[kind.label()]);
         }
         for reason in STREAM_ERROR_REASONS {
             metrics
@@ -135,4 +149,12 @@ pub(super) fn sum_by_label<C: prometheus::core::Collector>(
         }
     }
     totals
+}
+
+/// Mirrors a monotonic counter kept elsewhere; refreshes are serialised by the scrape lock.
+fn catch_up(counter: &prometheus::IntCounter, total: u64) {
+    let delta = total.saturating_sub(counter.get());
+    if delta > 0 {
+        counter.inc_by(delta);
+    }
 }

@@ -4,6 +4,7 @@
 
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
 use super::session::SERVER_VERSION;
+use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
 use crate::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
@@ -31,17 +32,25 @@ const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
 #[derive(Debug)]
 pub struct DatabaseHandler {
     db: Arc<Database>,
-    /// Where STATS reads connection, subscription, request and error totals; without it
-    /// those STATS fields are null.
+    watch: WatchHub,
+    /// Where STATS reads connection, request and error totals; without it those STATS fields
+    /// are null.
     metrics: Option<Arc<Metrics>>,
     /// STATS `uptime_secs` counts from here.
     started: Instant,
 }
 
 impl DatabaseHandler {
+    /// A handler with the default `[watch]` limits.
     pub fn new(db: Arc<Database>) -> DatabaseHandler {
+        DatabaseHandler::with_watch_limits(db, WatchLimits::default())
+    }
+
+    pub fn with_watch_limits(db: Arc<Database>, limits: WatchLimits) -> DatabaseHandler {
+        let watch = WatchHub::new(&db, limits);
         DatabaseHandler {
             db,
+            watch,
             metrics: None,
             started: Instant::now(),
         }
@@ -51,6 +60,11 @@ impl DatabaseHandler {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseHandler {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The watch hub: its `stats()` feed the subscription metrics.
+    pub fn watch_hub(&self) -> &WatchHub {
+        &self.watch
     }
 }
 
@@ -63,6 +77,13 @@ struct Reply {
 }
 
 impl Reply {
+    fn object(result: Map<String, Value>) -> Result<Reply, RcpError> {
+        Ok(Reply {
+            result,
+            wal_offset: None,
+        })
+    }
+
     fn of<T: Serialize>(value: &T) -> Result<Reply, RcpError> {
         Ok(Reply {
             result: to_object(value)?,
@@ -72,10 +93,10 @@ impl Reply {
 }
 
 impl OpHandler for DatabaseHandler {
-    fn start(&self, _conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
+    fn start(&self, conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
         let id = request.id;
         let answer = match OpParams::parse(request.op, &request.params) {
-            Ok(params) => self.dispatch(params),
+            Ok(params) => self.dispatch(conn, params),
             Err(err) => Box::pin(async move { Err(err) }),
         };
         Box::pin(async move {
@@ -104,7 +125,7 @@ impl OpHandler for DatabaseHandler {
 
 impl DatabaseHandler {
     /// Queues the op's work now and returns the future of its answer.
-    fn dispatch(&self, params: OpParams) -> Answer {
+    fn dispatch(&self, conn: &ConnectionContext, params: OpParams) -> Answer {
         let db = &self.db;
         match params {
             OpParams::PutMachine(p) => written(db.write(put_machine(p))),
@@ -152,12 +173,17 @@ impl DatabaseHandler {
                 let db = Arc::clone(db);
                 Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
             }
-            OpParams::WatchInstance(_) | OpParams::WatchAll(_) | OpParams::Unwatch(_) => {
-                Box::pin(async {
-                    Err(RcpError::internal(
-                        "watch streams are not available in this build yet",
-                    ))
-                })
+            OpParams::WatchInstance(p) => {
+                let watch = watch_ops::watch_instance(db, &self.watch, conn, p);
+                Box::pin(async move { Reply::object(watch.await?) })
+            }
+            OpParams::WatchAll(p) => {
+                let watch = watch_ops::watch_all(db, &self.watch, conn, p);
+                Box::pin(async move { Reply::object(watch.await?) })
+            }
+            OpParams::Unwatch(p) => {
+                let answer = watch_ops::unwatch(&self.watch, conn, p);
+                Box::pin(async move { Reply::object(answer?) })
             }
             // The session answers these itself and never hands them to the handler.
             OpParams::Hello(_)
@@ -176,7 +202,7 @@ impl DatabaseHandler {
     }
 
     /// STATS (docs/stats-op.md): the engine's incrementally kept counts (no instance scan),
-    /// WAL_STATS, and the server totals from the metrics.
+    /// WAL_STATS, the watch hub's subscription count and the server totals from the metrics.
     fn stats(&self) -> Answer {
         let counts = self.db.read(|engine| {
             (
@@ -189,6 +215,8 @@ impl DatabaseHandler {
         let wal = self.db.wal_stats();
         let totals = self.metrics.as_ref().map(|metrics| metrics.server_totals());
         let uptime_secs = self.started.elapsed().as_secs();
+        let watch = self.watch.stats();
+        let subscriptions = watch.subscriptions_active_instance + watch.subscriptions_active_all;
         Box::pin(async move {
             let (machine_count, machine_version_count, instance_count, states) = counts.await?;
             let instances = states
@@ -208,7 +236,7 @@ impl DatabaseHandler {
                 instance_count,
                 instances,
                 connections: totals.as_ref().map(|t| t.connections),
-                subscriptions: totals.as_ref().map(|t| t.subscriptions),
+                subscriptions,
                 requests_total: totals.as_ref().map(|t| t.requests_total),
                 errors_total: totals.map(|t| t.errors_total),
                 wal: wal.await?,

@@ -10,6 +10,8 @@
 //! - [`handler`]: the [`OpHandler`] trait the database implements for data ops, and the
 //!   [`ConnectionContext`] it gets (event push, subscriptions, close notification).
 //! - [`auth`], [`tls`], [`settings`]: tokens, certificates, configuration.
+//! - [`watch`]: watch streams — the subscription hub, one task per subscription, filters
+//!   (docs/watch-streams.md).
 //! - [`echo`]: a stand-in handler for tests and for `serve` until the engine is plugged in.
 
 mod activity;
@@ -22,6 +24,7 @@ pub mod listener;
 mod session;
 pub mod settings;
 pub mod tls;
+pub mod watch;
 mod writer;
 
 pub use connection::{CLOSING_DRAIN, MAX_IN_FLIGHT_PER_CONNECTION};

@@ -56,7 +56,9 @@ impl MetricsServerUnderTest {
         let stop_http = CancellationToken::new();
         tokio::spawn(http.run(stop_http.clone()));
 
-        let server = Server::bind(settings, Arc::new(DatabaseHandler::new(db)))
+        let handler = Arc::new(DatabaseHandler::new(db));
+        metrics.attach_watch(handler.watch_hub().clone());
+        let server = Server::bind(settings, handler)
             .await
             .expect("server binds")
             .with_metrics(Arc::clone(&metrics));

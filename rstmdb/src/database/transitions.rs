@@ -1,0 +1,321 @@
+//! Recent transitions: the `apply_event` records of the last groups the sequencer wrote, kept in a
+//! bounded ring so that subscriptions that keep up never read the WAL (docs/watch-streams.md).
+//!
+//! The ring is a cache of the WAL, never a source of its own: it says exactly which offset range
+//! it covers, and a subscription whose position lies outside that range reads the WAL instead.
+//! Entries may be written but not yet committed; subscriptions bound what they take by the
+//! commit position.
+
+use crate::engine::{ApplyEventRecord, Record};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use tokio::sync::watch;
+
+/// One transition as every subscription sees it. The JSON of `payload` and `ctx` is parsed
+/// once, by the first subscription that needs it, and shared by all of them.
+#[derive(Debug)]
+pub struct Transition {
+    pub offset: u64,
+    pub instance_id: String,
+    pub machine: String,
+    pub version: u32,
+    pub from_state: String,
+    pub to_state: String,
+    pub event: String,
+    payload_json: Option<Box<RawValue>>,
+    ctx_json: Box<RawValue>,
+    parsed: OnceLock<Result<ParsedValues, String>>,
+}
+
+/// The event's user values, parsed.
+#[derive(Debug)]
+pub struct ParsedValues {
+    pub payload: Option<Map<String, Value>>,
+    pub ctx: Map<String, Value>,
+}
+
+impl Transition {
+    pub(crate) fn from_record(offset: u64, record: ApplyEventRecord) -> Transition {
+        Transition {
+            offset,
+            instance_id: record.instance_id,
+            machine: record.machine,
+            version: record.version,
+            from_state: record.from_state,
+            to_state: record.to_state,
+            event: record.event,
+            payload_json: record.payload,
+            ctx_json: record.ctx,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The transition a WAL record holds, if it is an `apply_event` record.
+    pub(crate) fn from_wal(offset: u64, payload: &[u8]) -> Result<Option<Transition>, String> {
+        let record: Record = serde_json::from_slice(payload)
+            .map_err(|err| format!("record at offset {offset} does not decode: {err}"))?;
+        Ok(match record {
+            Record::ApplyEvent(apply) => Some(Transition::from_record(offset, apply)),
+            _ => None,
+        })
+    }
+
+    /// `payload` and `ctx` as JSON objects. Fails only for a record the engine could not have
+    /// written (a ctx that is not an object), so the caller reports it as a read failure.
+    pub fn values(&self) -> Result<&ParsedValues, &str> {
+        self.parsed
+            .get_or_init(|| self.parse())
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    fn parse(&self) -> Result<ParsedValues, String> {
+        let payload = match &self.payload_json {
+            Some(raw) => serde_json::from_str::<Option<Map<String, Value>>>(raw.get()),
+            None => Ok(None),
+        };
+        let ctx = serde_json::from_str::<Map<String, Value>>(self.ctx_json.get());
+        match (payload, ctx) {
+            (Ok(payload), Ok(ctx)) => Ok(ParsedValues { payload, ctx }),
+            (Err(err), _) | (_, Err(err)) => Err(format!(
+                "the apply_event record at offset {} holds a payload or ctx that is not an object: {err}",
+                self.offset
+            )),
+        }
+    }
+
+    /// A rough size for the ring's byte bound.
+    fn approx_bytes(&self) -> usize {
+        let strings = self.instance_id.len()
+            + self.machine.len()
+            + self.from_state.len()
+            + self.to_state.len()
+            + self.event.len();
+        let json =
+            self.ctx_json.get().len() + self.payload_json.as_ref().map_or(0, |p| p.get().len());
+        // Parsed values roughly triple the JSON text once a subscription needs them.
+        std::mem::size_of::<Transition>() + strings + 3 * json
+    }
+}
+
+/// How much the ring may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingLimits {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl Default for RingLimits {
+    fn default() -> Self {
+        RingLimits {
+            events: 65_536,
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// What the ring answered for a position.
+#[derive(Debug)]
+pub enum RecentRead {
+    /// The ring no longer (or not yet) covers the position: read the WAL.
+    NotCovered,
+    /// Every transition in `[cursor, next_cursor)`, in offset order. `next_cursor == cursor`
+    /// means nothing more is published yet.
+    Covered {
+        transitions: Vec<Arc<Transition>>,
+        next_cursor: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Ring {
+    entries: VecDeque<Arc<Transition>>,
+    bytes: usize,
+    /// Every `apply_event` record with `covered_from <= offset < covered_to` is in `entries`.
+    covered_from: u64,
+    covered_to: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct RecentTransitions {
+    ring: Mutex<Ring>,
+    limits: Mutex<RingLimits>,
+    /// Live subscriptions. With none, publishing only moves the covered range (no copies).
+    watchers: AtomicUsize,
+    /// `covered_to` after each publish: subscriptions wait on it for new transitions.
+    published: watch::Sender<u64>,
+}
+
+impl RecentTransitions {
+    /// An empty ring that covers nothing below `latest_offset` (the WAL's end at open).
+    pub(crate) fn new(latest_offset: u64) -> RecentTransitions {
+        RecentTransitions {
+            ring: Mutex::new(Ring {
+                entries: VecDeque::new(),
+                bytes: 0,
+                covered_from: latest_offset,
+                covered_to: latest_offset,
+            }),
+            limits: Mutex::new(RingLimits::default()),
+            watchers: AtomicUsize::new(0),
+            published: watch::Sender::new(latest_offset),
+        }
+    }
+
+    pub(crate) fn set_limits(&self, limits: RingLimits) {
+        *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    /// Called by the sequencer after a group was written: its records (offset, record), in WAL
+    /// order, and the group's end.
+    pub(crate) fn publish(&self, records: impl Iterator<Item = (u64, Record)>, group_end: u64) {
+        let limits = *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut ring = self.lock_ring();
+            if self.watchers.load(Ordering::Acquire) == 0 {
+                // Nobody to serve: forget everything; a subscription that starts later below
+                // `group_end` reads the WAL.
+                ring.entries.clear();
+                ring.bytes = 0;
+                ring.covered_from = group_end;
+            } else {
+                for (offset, record) in records {
+                    if let Record::ApplyEvent(apply) = record {
+                        let transition = Transition::from_record(offset, apply);
+                        ring.bytes += transition.approx_bytes();
+                        ring.entries.push_back(Arc::new(transition));
+                    }
+                }
+                while ring.entries.len() > limits.events
+                    || (ring.bytes > limits.bytes && !ring.entries.is_empty())
+                {
+                    if let Some(evicted) = ring.entries.pop_front() {
+                        ring.bytes = ring.bytes.saturating_sub(evicted.approx_bytes());
+                        ring.covered_from = evicted.offset + 1;
+                    }
+                }
+            }
+            ring.covered_to = ring.covered_to.max(group_end);
+        }
+        self.published.send_replace(group_end);
+    }
+
+    /// Up to `max` transitions from `cursor`, none at or above `commit_end`.
+    pub(crate) fn read(&self, cursor: u64, commit_end: u64, max: usize) -> RecentRead {
+        let ring = self.lock_ring();
+        if cursor < ring.covered_from {
+            return RecentRead::NotCovered;
+        }
+        let upper = commit_end.min(ring.covered_to);
+        if cursor >= upper {
+            return RecentRead::Covered {
+                transitions: Vec::new(),
+                next_cursor: cursor,
+            };
+        }
+        let start = ring.entries.partition_point(|t| t.offset < cursor);
+        let transitions: Vec<Arc<Transition>> = ring
+            .entries
+            .range(start..)
+            .take_while(|t| t.offset < upper)
+            .take(max)
+            .cloned()
+            .collect();
+        let next_cursor = match transitions.last() {
+            Some(last) if transitions.len() == max => last.offset + 1,
+            _ => upper,
+        };
+        RecentRead::Covered {
+            transitions,
+            next_cursor,
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    pub(crate) fn watcher_started(&self) {
+        self.watchers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn watcher_ended(&self) {
+        self.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn lock_ring(&self) -> MutexGuard<'_, Ring> {
+        // Every update leaves the ring consistent between statements that can panic (none
+        // can), so a poisoned lock still guards a usable ring.
+        self.ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(instance: &str) -> Record {
+        let json = format!(
+            r#"{{"type":"apply_event","instance_id":"{instance}","machine":"m","version":1,"event":"GO","from_state":"a","to_state":"b","payload":null,"ctx":{{}},"timestamp":1}}"#
+        );
+        serde_json::from_str(&json).expect("an apply_event record")
+    }
+
+    fn offsets(read: RecentRead) -> (Vec<u64>, u64) {
+        match read {
+            RecentRead::Covered {
+                transitions,
+                next_cursor,
+            } => (transitions.iter().map(|t| t.offset).collect(), next_cursor),
+            RecentRead::NotCovered => panic!("expected the ring to cover the cursor"),
+        }
+    }
+
+    #[test]
+    fn a_ring_without_watchers_covers_nothing_before_the_last_group() {
+        let ring = RecentTransitions::new(100);
+        ring.publish([(100, apply("a"))].into_iter(), 150);
+        assert!(matches!(ring.read(100, 150, 10), RecentRead::NotCovered));
+        assert_eq!(offsets(ring.read(150, 150, 10)), (vec![], 150));
+    }
+
+    #[test]
+    fn reads_stop_at_the_commit_position_and_at_max() {
+        let ring = RecentTransitions::new(100);
+        ring.watcher_started();
+        ring.publish(
+            [(100, apply("a")), (150, apply("b")), (200, apply("c"))].into_iter(),
+            250,
+        );
+        assert_eq!(offsets(ring.read(100, 200, 10)), (vec![100, 150], 200));
+        assert_eq!(offsets(ring.read(100, 250, 2)), (vec![100, 150], 151));
+        assert_eq!(offsets(ring.read(151, 250, 2)), (vec![200], 250));
+    }
+
+    #[test]
+    fn eviction_moves_the_covered_start_past_the_evicted_entry() {
+        let ring = RecentTransitions::new(100);
+        ring.watcher_started();
+        ring.set_limits(RingLimits {
+            events: 2,
+            bytes: usize::MAX,
+        });
+        ring.publish(
+            [(100, apply("a")), (150, apply("b")), (200, apply("c"))].into_iter(),
+            250,
+        );
+        assert!(matches!(ring.read(100, 250, 10), RecentRead::NotCovered));
+        assert_eq!(offsets(ring.read(101, 250, 10)), (vec![150, 200], 250));
+    }
+}

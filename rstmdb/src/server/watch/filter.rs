@@ -1,0 +1,65 @@
+//! Which transitions a subscription matches (spec §4.20, §4.21, §6.9).
+
+use crate::database::Transition;
+
+/// A subscription's filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// WATCH_INSTANCE: every transition of this id, of any incarnation of the instance.
+    Instance(String),
+    /// WATCH_ALL: an empty list is no constraint; a non-empty list matches one of its strings;
+    /// the lists are combined with AND.
+    All {
+        machines: Vec<String>,
+        from_states: Vec<String>,
+        to_states: Vec<String>,
+        events: Vec<String>,
+    },
+}
+
+impl Filter {
+    pub fn matches(&self, transition: &Transition) -> bool {
+        match self {
+            Filter::Instance(id) => transition.instance_id == *id,
+            Filter::All {
+                machines,
+                from_states,
+                to_states,
+                events,
+            } => {
+                allows(machines, &transition.machine)
+                    && allows(from_states, &transition.from_state)
+                    && allows(to_states, &transition.to_state)
+                    && allows(events, &transition.event)
+            }
+        }
+    }
+
+    /// The `type` label of the subscription metrics (spec §10).
+    pub fn kind(&self) -> SubscriptionKind {
+        match self {
+            Filter::Instance(_) => SubscriptionKind::Instance,
+            Filter::All { .. } => SubscriptionKind::All,
+        }
+    }
+}
+
+fn allows(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|allowed| allowed == value)
+}
+
+/// WATCH_INSTANCE or WATCH_ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionKind {
+    Instance,
+    All,
+}
+
+impl SubscriptionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SubscriptionKind::Instance => "instance",
+            SubscriptionKind::All => "all",
+        }
+    }
+}

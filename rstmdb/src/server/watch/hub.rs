@@ -1,0 +1,234 @@
+//! The watch hub: every live subscription of the server, the limits on them, and their
+//! counters. WATCH_* and UNWATCH go through here (docs/watch-streams.md).
+
+use super::filter::Filter;
+use super::stats::{WatchCounters, WatchStats};
+use super::subscription::{Registration, Subscription};
+use crate::database::{Database, RingLimits, WatchFeed, WatchPoint};
+use crate::server::handler::ConnectionContext;
+use rstmdb_client::RcpError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+
+/// The `[watch]` limits (spec §9 extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchLimits {
+    pub max_subscriptions_per_connection: usize,
+    pub max_subscriptions: usize,
+    /// Recent transitions kept in memory for subscriptions that keep up.
+    pub ring: RingLimits,
+    /// The most transitions one subscription takes at once from the ring or the WAL; with the
+    /// connection's outbound queue, this bounds the memory a lagging subscriber costs.
+    pub batch_events: usize,
+}
+
+impl Default for WatchLimits {
+    fn default() -> Self {
+        WatchLimits {
+            max_subscriptions_per_connection: 1_000,
+            max_subscriptions: 10_000,
+            ring: RingLimits::default(),
+            batch_events: 256,
+        }
+    }
+}
+
+impl WatchLimits {
+    /// The `[watch]` table of a server configuration.
+    pub fn from_config(config: &crate::config::WatchConfig) -> WatchLimits {
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        WatchLimits {
+            max_subscriptions_per_connection: size(config.max_subscriptions_per_connection),
+            max_subscriptions: size(config.max_subscriptions),
+            ring: RingLimits {
+                events: size(config.ring_events),
+                bytes: size(config.ring_size_mb.saturating_mul(1 << 20)),
+            },
+            batch_events: size(config.batch_events),
+        }
+    }
+}
+
+/// A new subscription's parameters.
+#[derive(Debug, Clone)]
+pub struct WatchRequest {
+    pub filter: Filter,
+    pub include_ctx: bool,
+    pub from_offset: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    connection_id: u64,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug)]
+pub(crate) struct HubInner {
+    registry: Mutex<HashMap<String, Entry>>,
+    pub(crate) counters: WatchCounters,
+    pub(crate) limits: WatchLimits,
+}
+
+/// Every live subscription of a server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WatchHub {
+    inner: Arc<HubInner>,
+    feed: WatchFeed,
+}
+
+impl WatchHub {
+    pub fn new(db: &Database, limits: WatchLimits) -> WatchHub {
+        let feed = db.watch_feed();
+        feed.set_ring_limits(limits.ring);
+        WatchHub {
+            inner: Arc::new(HubInner {
+                registry: Mutex::new(HashMap::new()),
+                counters: WatchCounters::default(),
+                limits,
+            }),
+            feed,
+        }
+    }
+
+    pub fn stats(&self) -> WatchStats {
+        self.inner.counters.snapshot()
+    }
+
+    pub fn limits(&self) -> WatchLimits {
+        self.inner.limits
+    }
+
+    /// Starts a subscription at `point` for the connection and returns its id. Refuses one over
+    /// a limit with `BAD_REQUEST`, reason `subscription_limit` (extension: the public clients
+    /// accept only the codes of §5.2, so not `RATE_LIMITED`).
+    pub fn start(
+        &self,
+        conn: &ConnectionContext,
+        request: WatchRequest,
+        point: &WatchPoint,
+    ) -> Result<String, RcpError> {
+        let subscription_id = format!("sub-{}", uuid::Uuid::new_v4());
+        let cancel = CancellationToken::new();
+        {
+            let mut registry = self.inner.lock_registry();
+            let limits = &self.inner.limits;
+            if registry.len() >= limits.max_subscriptions {
+                return Err(limit_error("the server", limits.max_subscriptions));
+            }
+            let on_connection = registry
+                .values()
+                .filter(|entry| entry.connection_id == conn.id())
+                .count();
+            if on_connection >= limits.max_subscriptions_per_connection {
+                return Err(limit_error(
+                    "this connection",
+                    limits.max_subscriptions_per_connection,
+                ));
+            }
+            registry.insert(
+                subscription_id.clone(),
+                Entry {
+                    connection_id: conn.id(),
+                    cancel: cancel.clone(),
+                },
+            );
+        }
+        // Before any of its events can be queued.
+        conn.subscription_started(&subscription_id);
+        let start = request.from_offset.unwrap_or(point.start_offset);
+        let registration = Registration::new(
+            subscription_id.clone(),
+            request.filter.kind(),
+            Arc::clone(&self.inner),
+            self.feed.watcher(),
+        );
+        let subscription = Subscription::new(
+            subscription_id.clone(),
+            request,
+            start,
+            conn.clone(),
+            self.feed.clone(),
+            registration,
+            cancel,
+        );
+        tokio::spawn(subscription.run());
+        Ok(subscription_id)
+    }
+
+    /// UNWATCH: ends the connection's subscription; false when the id is unknown, belongs to
+    /// another connection or already ended. Synchronous, so no event of it is written after
+    /// the response (the writer drops queued events of ended subscriptions).
+    pub fn unwatch(&self, conn: &ConnectionContext, subscription_id: &str) -> bool {
+        let removed = {
+            let mut registry = self.inner.lock_registry();
+            match registry.get(subscription_id) {
+                Some(entry) if entry.connection_id == conn.id() => registry.remove(subscription_id),
+                _ => None,
+            }
+        };
+        if let Some(entry) = &removed {
+            entry.cancel.cancel();
+        }
+        // Also for an id a stream error ended: the connection still lists it (see
+        // `Subscription::fail`); after UNWATCH it no longer counts as held.
+        conn.subscription_ended(subscription_id);
+        removed.is_some()
+    }
+}
+
+impl HubInner {
+    /// Removes a subscription that ended by itself; false if UNWATCH removed it first.
+    pub(crate) fn remove(&self, subscription_id: &str) -> bool {
+        self.lock_registry().remove(subscription_id).is_some()
+    }
+
+    fn lock_registry(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // Plain inserts and removes: a panic elsewhere cannot leave the map inconsistent.
+        self.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn limit_error(scope: &str, limit: usize) -> RcpError {
+    RcpError::bad_request(
+        "subscription_limit",
+        format!("{scope} already holds the maximum of {limit} subscriptions"),
+    )
+    .with_detail("limit", limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, apply_env};
+
+    #[test]
+    fn the_watch_table_and_its_env_vars_become_the_hub_limits() {
+        let mut config = Config::from_toml(
+            "[watch]\nmax_subscriptions = 7\nring_size_mb = 2\nbatch_events = 9\n",
+            "test",
+        )
+        .expect("parses");
+        apply_env(&mut config, |name| {
+            (name == "RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION").then(|| "3".to_owned())
+        })
+        .expect("env applies");
+        let limits = WatchLimits::from_config(&config.watch);
+        assert_eq!(limits.max_subscriptions, 7);
+        assert_eq!(limits.max_subscriptions_per_connection, 3);
+        assert_eq!(limits.ring.bytes, 2 << 20);
+        assert_eq!(limits.ring.events, 65_536, "default kept");
+        assert_eq!(limits.batch_events, 9);
+    }
+
+    #[test]
+    fn a_zero_subscription_limit_or_batch_is_refused() {
+        for table in ["max_subscriptions = 0", "batch_events = 0"] {
+            let text = format!("[watch]\n{table}\n");
+            assert!(Config::from_toml(&text, "test").is_err(), "{table}");
+        }
+    }
+}

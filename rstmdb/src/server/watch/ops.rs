@@ -1,0 +1,83 @@
+//! WATCH_INSTANCE, WATCH_ALL and UNWATCH (spec §4.20–4.22) on top of the hub.
+
+use super::filter::Filter;
+use super::hub::{WatchHub, WatchRequest};
+use crate::database::Database;
+use crate::server::handler::ConnectionContext;
+use rstmdb_client::RcpError;
+use rstmdb_client::message::to_object;
+use rstmdb_client::params::{UnwatchParams, WatchAllParams, WatchInstanceParams};
+use rstmdb_client::results::{UnwatchResult, WatchAllResult, WatchInstanceResult};
+use serde_json::{Map, Value};
+use std::future::Future;
+
+type Answer = Result<Map<String, Value>, RcpError>;
+
+/// WATCH_INSTANCE: the subscription point is queued now (request order, spec §3.7); the
+/// subscription starts once everything below it is committed.
+pub fn watch_instance(
+    db: &Database,
+    hub: &WatchHub,
+    conn: &ConnectionContext,
+    params: WatchInstanceParams,
+) -> impl Future<Output = Answer> + Send + 'static {
+    let point = db.watch_point(Some(params.instance_id.clone()), params.from_offset);
+    let (hub, conn) = (hub.clone(), conn.clone());
+    async move {
+        let point = point.await?;
+        let (current_state, current_wal_offset) = point
+            .instance
+            .clone()
+            .ok_or_else(|| RcpError::internal("the watch point lacks the instance"))?;
+        let request = WatchRequest {
+            filter: Filter::Instance(params.instance_id.clone()),
+            include_ctx: params.include_ctx,
+            from_offset: params.from_offset,
+        };
+        let subscription_id = hub.start(&conn, request, &point)?;
+        to_object(&WatchInstanceResult {
+            subscription_id,
+            instance_id: params.instance_id,
+            current_state,
+            current_wal_offset,
+        })
+    }
+}
+
+/// WATCH_ALL: answers S, the subscription point (spec §4.21).
+pub fn watch_all(
+    db: &Database,
+    hub: &WatchHub,
+    conn: &ConnectionContext,
+    params: WatchAllParams,
+) -> impl Future<Output = Answer> + Send + 'static {
+    let point = db.watch_point(None, params.from_offset);
+    let (hub, conn) = (hub.clone(), conn.clone());
+    async move {
+        let point = point.await?;
+        let request = WatchRequest {
+            filter: Filter::All {
+                machines: params.machines,
+                from_states: params.from_states,
+                to_states: params.to_states,
+                events: params.events,
+            },
+            include_ctx: params.include_ctx,
+            from_offset: params.from_offset,
+        };
+        let subscription_id = hub.start(&conn, request, &point)?;
+        to_object(&WatchAllResult {
+            subscription_id,
+            wal_offset: point.start_offset,
+        })
+    }
+}
+
+/// UNWATCH, done synchronously so no event of the subscription follows the response.
+pub fn unwatch(hub: &WatchHub, conn: &ConnectionContext, params: UnwatchParams) -> Answer {
+    let removed = hub.unwatch(conn, &params.subscription_id);
+    to_object(&UnwatchResult {
+        subscription_id: params.subscription_id,
+        removed,
+    })
+}
