@@ -22,6 +22,9 @@ pub struct StatsResult {
     /// Live instances per (machine, version, state); states without instances are left out.
     /// Sorted by machine, version, state.
     pub instances: Vec<StateCountEntry>,
+    /// The counts above reflect exactly the WAL records below this offset: a watch event with
+    /// a smaller `wal_offset` is already counted, one at or above it is not.
+    pub counts_offset: u64,
     /// Open connections, this one included; `null` when the server runs without metrics.
     pub connections: Option<u64>,
     /// Live watch subscriptions (WATCH_INSTANCE and WATCH_ALL), this dashboard's included.

@@ -1,13 +1,14 @@
 //! The dashboard's state and the one place it changes: [`App::update`].
 //!
 //! Counts: the STATS poll is the truth (creates and deletes produce no events, §6.9), the
-//! stream is the live delta between polls. An event whose `wal_offset` is below the poll's
-//! `latest_offset` is already in the polled counts and is not applied again, so the counts
-//! stay exact whatever the order in which polls and events arrive.
+//! stream is the live delta between polls. A poll's counts cover exactly the records below its
+//! `counts_offset`: an event below it is already counted and is not applied again, and the
+//! events at or above it that arrived before the poll's answer are applied again on top of the
+//! new counts. So the counts stay exact whatever the order in which polls and events arrive.
 
 mod feed;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rstmdb_client::Event;
 use rstmdb_client::results::StatsResult;
@@ -16,6 +17,19 @@ pub use feed::{FEED_CAPACITY_ENTRIES, Feed, FeedEntry, RateHistory, SPARKLINE_SE
 
 /// (machine, version, state).
 pub type CountKey = (String, u32, String);
+
+/// Transitions applied to the counts and not yet known to be in a poll. At 10,000
+/// transitions/s and one poll a second this holds about 10,000; past the bound the oldest are
+/// dropped (a poll that late covers them anyway).
+const UNPOLLED_CAPACITY_EVENTS: usize = 100_000;
+
+/// A transition as the counts see it.
+#[derive(Debug, Clone, PartialEq)]
+struct CountMove {
+    wal_offset: u64,
+    from: CountKey,
+    to: CountKey,
+}
 
 /// The four panels, in `tab` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,6 +143,7 @@ pub struct App {
     pub poll_problem: String,
     pub unix_ms: u64,
     previous_poll: Option<PollMark>,
+    unpolled: VecDeque<CountMove>,
 }
 
 impl App {
@@ -170,21 +185,22 @@ impl App {
         let counted_by_poll = self
             .stats
             .as_ref()
-            .is_some_and(|stats| event.wal_offset < stats.wal.latest_offset);
+            .is_some_and(|stats| event.wal_offset < stats.counts_offset);
         if !counted_by_poll {
-            let from = (
-                event.machine.clone(),
-                event.version,
-                event.from_state.clone(),
-            );
-            if let Some(count) = self.counts.get_mut(&from) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.counts.remove(&from);
-                }
+            let movement = CountMove {
+                wal_offset: event.wal_offset,
+                from: (
+                    event.machine.clone(),
+                    event.version,
+                    event.from_state.clone(),
+                ),
+                to: (event.machine.clone(), event.version, event.to_state.clone()),
+            };
+            self.apply_move(&movement);
+            if self.unpolled.len() == UNPOLLED_CAPACITY_EVENTS {
+                self.unpolled.pop_front();
             }
-            let to = (event.machine.clone(), event.version, event.to_state.clone());
-            *self.counts.entry(to).or_insert(0) += 1;
+            self.unpolled.push_back(movement);
         }
         if self.paused {
             return;
@@ -205,6 +221,16 @@ impl App {
         }
     }
 
+    fn apply_move(&mut self, movement: &CountMove) {
+        if let Some(count) = self.counts.get_mut(&movement.from) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.counts.remove(&movement.from);
+            }
+        }
+        *self.counts.entry(movement.to.clone()).or_insert(0) += 1;
+    }
+
     fn on_stats(&mut self, stats: StatsResult) {
         self.poll_problem.clear();
         self.counts = stats
@@ -215,6 +241,14 @@ impl App {
                 (key, entry.count)
             })
             .collect();
+        // Events newer than the poll's counts arrived first: they still apply on top.
+        self.unpolled
+            .retain(|movement| movement.wal_offset >= stats.counts_offset);
+        let unpolled = std::mem::take(&mut self.unpolled);
+        for movement in &unpolled {
+            self.apply_move(movement);
+        }
+        self.unpolled = unpolled;
         let mark = PollMark {
             uptime_secs: stats.uptime_secs,
             requests_total: stats.requests_total.unwrap_or(0),

@@ -40,6 +40,7 @@ pub fn stats(latest_offset: u64, uptime_secs: u64, requests_total: u64) -> Messa
             {"machine": "order", "version": 1, "state": "paid", "count": 1},
             {"machine": "ticket", "version": 2, "state": "open", "count": 1}
         ],
+        "counts_offset": latest_offset,
         "connections": 2,
         "subscriptions": 1,
         "requests_total": requests_total,

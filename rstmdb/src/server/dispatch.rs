@@ -204,7 +204,7 @@ impl DatabaseHandler {
     /// STATS (docs/stats-op.md): the engine's incrementally kept counts (no instance scan),
     /// WAL_STATS, the watch hub's subscription count and the server totals from the metrics.
     fn stats(&self) -> Answer {
-        let counts = self.db.read(|engine| {
+        let counts = self.db.read_at(|engine| {
             (
                 engine.list_machines().items.len() as u64,
                 engine.machine_version_count(),
@@ -218,7 +218,8 @@ impl DatabaseHandler {
         let watch = self.watch.stats();
         let subscriptions = watch.subscriptions_active_instance + watch.subscriptions_active_all;
         Box::pin(async move {
-            let (machine_count, machine_version_count, instance_count, states) = counts.await?;
+            let ((machine_count, machine_version_count, instance_count, states), counts_offset) =
+                counts.await?;
             let instances = states
                 .into_iter()
                 .map(|entry| StateCountEntry {
@@ -235,6 +236,7 @@ impl DatabaseHandler {
                 machine_version_count,
                 instance_count,
                 instances,
+                counts_offset,
                 connections: totals.as_ref().map(|t| t.connections),
                 subscriptions,
                 requests_total: totals.as_ref().map(|t| t.requests_total),
