@@ -183,3 +183,25 @@ fn scrolling_stays_within_the_feed() {
     app.update(Message::ScrollUp);
     assert_eq!(app.feed_scroll, 0);
 }
+
+#[test]
+fn checkpoint_age_counts_from_when_a_new_checkpoint_was_polled() {
+    let mut app = App::new("db");
+    app.update(Message::Tick { unix_ms: T0_MS });
+    app.update(stats(SEGMENT_1 + 1000, 1, 0));
+    assert_eq!(app.checkpoint_age_secs(), None);
+
+    let Message::Stats(mut later) = stats(SEGMENT_1 + 2000, 2, 0) else {
+        unreachable!("stats() builds a Stats message")
+    };
+    later.wal.checkpoint_offset = Some(SEGMENT_1 + 1500);
+    app.update(Message::Tick {
+        unix_ms: T0_MS + 1000,
+    });
+    app.update(Message::Stats(later.clone()));
+    app.update(Message::Tick {
+        unix_ms: T0_MS + 31_000,
+    });
+    app.update(Message::Stats(later));
+    assert_eq!(app.checkpoint_age_secs(), Some(30));
+}

@@ -144,6 +144,10 @@ pub struct App {
     pub unix_ms: u64,
     previous_poll: Option<PollMark>,
     unpolled: VecDeque<CountMove>,
+    /// The checkpoint offset last polled, and when the dashboard first saw it (`None`: it was
+    /// already there at the first poll, so its age is unknown). WAL_STATS has no checkpoint
+    /// time, so the age is measured from here.
+    checkpoint_seen: Option<(Option<u64>, Option<u64>)>,
 }
 
 impl App {
@@ -272,6 +276,14 @@ impl App {
             }
         }
         self.previous_poll = Some(mark);
+        let checkpoint = stats.wal.checkpoint_offset;
+        match self.checkpoint_seen {
+            None => self.checkpoint_seen = Some((checkpoint, None)),
+            Some((seen, _)) if seen != checkpoint => {
+                self.checkpoint_seen = Some((checkpoint, Some(self.unix_ms)));
+            }
+            Some(_) => {}
+        }
         self.stats = Some(stats);
     }
 
@@ -369,6 +381,12 @@ impl App {
     pub fn write_lag_bytes(&self) -> Option<u64> {
         let wal = &self.stats.as_ref()?.wal;
         Some(offset_distance(wal.durable_offset, wal.latest_offset))
+    }
+
+    /// Seconds since the newest checkpoint appeared, when the dashboard saw it appear.
+    pub fn checkpoint_age_secs(&self) -> Option<u64> {
+        let (_, seen_ms) = self.checkpoint_seen?;
+        Some(self.unix_ms.saturating_sub(seen_ms?) / 1000)
     }
 
     /// The status line's text: the worst problem first, else a summary.
