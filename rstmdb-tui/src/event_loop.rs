@@ -51,10 +51,13 @@ pub async fn run(options: ClientOptions) -> Result<(), DashboardError> {
     let poll_task = tokio::spawn(poll_stats(client.clone(), sender));
 
     install_panic_hook();
-    let mut terminal = ratatui::init();
-    let outcome = crossterm::execute!(io::stdout(), EnableMouseCapture)
-        .map_err(DashboardError::from)
-        .and(draw_loop(&mut terminal, App::new(addr), receiver).await);
+    let outcome = match ratatui::try_init() {
+        Ok(mut terminal) => match crossterm::execute!(io::stdout(), EnableMouseCapture) {
+            Ok(()) => draw_loop(&mut terminal, App::new(addr), receiver).await,
+            Err(error) => Err(error.into()),
+        },
+        Err(error) => Err(error.into()),
+    };
     restore_terminal();
 
     stream_task.abort();
