@@ -117,6 +117,8 @@ fn stream_lag_is_the_distance_from_the_last_event_to_the_newest_record() {
     app.update(stats(SEGMENT_1 + 1000, 1, 0));
     assert_eq!(app.stream_lag_bytes(), Some(900));
     assert_eq!(app.write_lag_bytes(), Some(200));
+    // 3,000 bytes over 12 records: 250 a record, so 200 bytes are about one record.
+    assert_eq!(app.write_lag_records_estimate(), Some(1));
     assert_eq!(offset_distance(SEGMENT_1 + 10, (2 << 40) + 70), 70);
 }
 

@@ -389,6 +389,14 @@ impl App {
         Some(self.unix_ms.saturating_sub(seen_ms?) / 1000)
     }
 
+    /// Records written but not yet durable, estimated from the mean record size since the
+    /// server started (WAL_STATS gives no durable sequence number to count them exactly).
+    pub fn write_lag_records_estimate(&self) -> Option<u64> {
+        let io = &self.stats.as_ref()?.wal.io_stats;
+        let mean_record_bytes = io.bytes_written.checked_div(io.writes)?.max(1);
+        Some(self.write_lag_bytes()?.div_ceil(mean_record_bytes))
+    }
+
     /// The status line's text: the worst problem first, else a summary.
     pub fn status_text(&self) -> String {
         if !self.connected {

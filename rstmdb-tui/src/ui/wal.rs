@@ -40,10 +40,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             offset_text(wal.durable_offset)
         )),
         Line::from(format!(
-            "write lag {}  stream lag {}",
+            "write lag {} (~{} records)",
             human_bytes(app.write_lag_bytes().unwrap_or(0)),
-            stream_lag
+            app.write_lag_records_estimate().unwrap_or(0),
         )),
+        Line::from(format!("stream lag {stream_lag}")),
         Line::from(format!(
             "fsyncs {}  p50 {} us  p99 {} us",
             wal.io_stats.fsyncs, wal.fsync_latency_us.p50, wal.fsync_latency_us.p99
