@@ -1,4 +1,5 @@
-//! The 25 operation names and their properties (§4.0 table).
+//! The 25 operation names and their properties (§4.0 table), plus this project's extension
+//! ops (STATS, docs/stats-op.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +34,8 @@ pub enum Op {
     FlushAll,
     Replicate,
     ReplicateAck,
+    /// (extension) aggregate statistics for dashboards (docs/stats-op.md).
+    Stats,
 }
 
 impl Op {
@@ -65,6 +68,9 @@ impl Op {
         Self::ReplicateAck,
     ];
 
+    /// Ops this project adds to the spec's 25 (not in [`Op::ALL`], which is the §4.0 table).
+    pub const EXTENSIONS: [Op; 1] = [Self::Stats];
+
     /// The upper-case wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,6 +99,7 @@ impl Op {
             Self::FlushAll => "FLUSH_ALL",
             Self::Replicate => "REPLICATE",
             Self::ReplicateAck => "REPLICATE_ACK",
+            Self::Stats => "STATS",
         }
     }
 
@@ -137,7 +144,7 @@ impl fmt::Display for Op {
     }
 }
 
-/// A string that is not one of the 25 operation names.
+/// A string that is not one of the 25 operation names nor an extension op.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown operation: {0}")]
 pub struct UnknownOp(pub String);
@@ -149,6 +156,7 @@ impl FromStr for Op {
     fn from_str(name: &str) -> Result<Self, UnknownOp> {
         Self::ALL
             .into_iter()
+            .chain(Self::EXTENSIONS)
             .find(|op| op.as_str() == name)
             .ok_or_else(|| UnknownOp(name.to_owned()))
     }
@@ -176,6 +184,15 @@ mod tests {
         for op in Op::ALL {
             assert_eq!(op.as_str().parse::<Op>(), Ok(op));
         }
+    }
+
+    #[test]
+    fn stats_is_an_authenticated_read_outside_batches() {
+        assert_eq!("STATS".parse::<Op>(), Ok(Op::Stats));
+        assert!(Op::Stats.needs_auth());
+        assert!(!Op::Stats.is_write());
+        assert!(!Op::Stats.allowed_in_batch());
+        assert!(!Op::ALL.contains(&Op::Stats));
     }
 
     #[test]

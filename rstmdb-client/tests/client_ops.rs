@@ -77,6 +77,7 @@ async fn call_typed(client: &Client, params: OpParams) -> Result<Value, RcpError
         OpParams::SnapshotInstance(p) => to_json(client.snapshot_instance(&p.instance_id).await),
         OpParams::WalRead(p) => to_json(client.wal_read(p.from_offset, p.limit).await),
         OpParams::WalStats => to_json(client.wal_stats().await),
+        OpParams::Stats => to_json(client.stats().await),
         OpParams::Compact(p) => to_json(client.compact(p.force_snapshot).await),
         OpParams::Unwatch(p) => to_json(client.unwatch(&p.subscription_id).await),
         OpParams::FlushAll => to_json(client.flush_all().await),

@@ -270,6 +270,12 @@ impl Client {
         self.call(Op::WalStats, Map::new()).await
     }
 
+    /// STATS (extension, docs/stats-op.md): instance counts by machine, version and state,
+    /// connections, subscriptions, uptime and the extended WAL statistics in one call.
+    pub async fn stats(&self) -> Result<StatsResult, ClientError> {
+        self.call(Op::Stats, Map::new()).await
+    }
+
     pub async fn compact(&self, force_snapshot: bool) -> Result<CompactResult, ClientError> {
         self.call(
             Op::Compact,

@@ -60,6 +60,8 @@ pub enum OpParams {
     FlushAll,
     Replicate,
     ReplicateAck,
+    /// (extension) params are ignored.
+    Stats,
 }
 
 impl OpParams {
@@ -94,6 +96,7 @@ impl OpParams {
             Op::FlushAll => Self::FlushAll,
             Op::Replicate => Self::Replicate,
             Op::ReplicateAck => Self::ReplicateAck,
+            Op::Stats => Self::Stats,
         })
     }
 
@@ -125,6 +128,7 @@ impl OpParams {
             Self::FlushAll => Op::FlushAll,
             Self::Replicate => Op::Replicate,
             Self::ReplicateAck => Op::ReplicateAck,
+            Self::Stats => Op::Stats,
         }
     }
 
@@ -156,7 +160,8 @@ impl OpParams {
             | Self::WalStats
             | Self::FlushAll
             | Self::Replicate
-            | Self::ReplicateAck => Ok(Map::new()),
+            | Self::ReplicateAck
+            | Self::Stats => Ok(Map::new()),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod instances;
 mod session;
+mod stats;
 mod wal;
 mod watch;
 
@@ -18,6 +19,7 @@ pub use session::{
     AuthResult, ByeResult, GetMachineResult, HelloResult, InfoResult, ListMachinesResult,
     MachineVersions, PingResult, PutMachineResult, ReplicationStatusResult,
 };
+pub use stats::{StateCountEntry, StatsResult};
 pub use wal::{
     CompactResult, FsyncLatency, IoStats, SnapshotInstanceResult, WalReadResult, WalRecord,
     WalStatsResult,

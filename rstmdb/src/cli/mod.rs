@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 pub mod connect;
+mod dashboard;
 mod hash_token;
 mod repl;
 mod serve;
@@ -40,6 +41,8 @@ enum Command {
     HashToken(hash_token::HashTokenArgs),
     /// An interactive shell against a running server (or `-c COMMAND`, or a script on stdin).
     Repl(repl::ReplArgs),
+    /// A live terminal dashboard of a running server: instances, transitions, WAL, server.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::HashToken(args) => hash_token::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Repl(args) => repl::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
     }
 }

@@ -111,13 +111,15 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         metrics.attach_database(Arc::clone(&db));
     }
     let settings = ServerSettings::from_config(&config, auth);
-    let handler = Arc::new(DatabaseHandler::with_watch_limits(
+    let mut handler = DatabaseHandler::with_watch_limits(
         Arc::clone(&db),
         WatchLimits::from_config(&config.watch),
-    ));
+    );
     if let Some(metrics) = &metrics {
         metrics.attach_watch(handler.watch_hub().clone());
+        handler = handler.with_metrics(Arc::clone(metrics));
     }
+    let handler = Arc::new(handler);
     let mut server = match Server::bind(settings.clone(), handler).await {
         Ok(server) => server,
         Err(err) => {

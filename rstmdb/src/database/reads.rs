@@ -40,6 +40,25 @@ impl Database {
 
     /// GET_INSTANCE, gated only on the instance's own latest record: under write load a read
     /// of an instance nobody is writing does not wait for the group commit in flight.
+    /// Like [`Database::read`], with the end of the last record applied when `read` ran: the
+    /// value reflects exactly the records below that offset (STATS pairs its counts with it).
+    pub fn read_at<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<(T, u64), RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            let (value, applied_end) = {
+                let engine = shared.read_engine()?;
+                (read(&engine), shared.applied_end.load(Ordering::Acquire))
+            };
+            wait_committed(&shared, applied_end).await?;
+            Ok((value, applied_end))
+        }
+    }
+
     pub fn get_instance(
         &self,
         instance_id: String,

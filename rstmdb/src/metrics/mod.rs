@@ -108,6 +108,16 @@ impl Metrics {
         let _ = self.watch.set(hub);
     }
 
+    /// Connection, request and error totals, for the STATS op.
+    pub fn server_totals(&self) -> ServerTotals {
+        let server = &self.server;
+        ServerTotals {
+            connections: u64::try_from(server.connections_active.get()).unwrap_or(0),
+            requests_total: server::sum_by_label(&server.requests_total).values().sum(),
+            errors_total: server::sum_by_label(&server.errors_total),
+        }
+    }
+
     /// The registry, for registering more collectors.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -132,6 +142,15 @@ impl Metrics {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
     }
+}
+
+/// What [`Metrics::server_totals`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerTotals {
+    pub connections: u64,
+    pub requests_total: u64,
+    /// Error responses by code; codes never sent are absent.
+    pub errors_total: std::collections::BTreeMap<String, u64>,
 }
 
 /// An open connection, counted in `rstmdb_connections_active` until dropped.

@@ -131,6 +131,26 @@ impl ServerMetrics {
     }
 }
 
+/// The current values of a one-label counter or gauge family, by label value (series created
+/// with no value yet count as zero). Reads the collector instead of keeping parallel atomics.
+pub(super) fn sum_by_label<C: prometheus::core::Collector>(
+    family: &C,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for metrics in family.collect() {
+        for metric in metrics.get_metric() {
+            let label = metric
+                .get_label()
+                .first()
+                .map(|pair| pair.value().to_owned())
+                .unwrap_or_default();
+            let value = metric.get_counter().get_value() + metric.get_gauge().get_value();
+            *totals.entry(label).or_insert(0) += value.max(0.0) as u64;
+        }
+    }
+    totals
+}
+
 /// Mirrors a monotonic counter kept elsewhere; refreshes are serialised by the scrape lock.
 fn catch_up(counter: &prometheus::IntCounter, total: u64) {
     let delta = total.saturating_sub(counter.get());

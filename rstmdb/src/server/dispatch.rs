@@ -3,23 +3,27 @@
 //! keep their order, §3.7), and the response is built once the durability gate opens.
 
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
+use super::session::SERVER_VERSION;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
 use crate::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
     ListInstancesResult, PutMachine,
 };
+use crate::metrics::Metrics;
 use rstmdb_client::message::{Response, to_object};
 use rstmdb_client::params::{
     ApplyEventParams, BatchParams, CreateInstanceParams, DeleteInstanceParams, ListInstancesParams,
     OpParams, PutMachineParams,
 };
+use rstmdb_client::results::{StateCountEntry, StatsResult};
 use rstmdb_client::{Op, RcpError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// WAL_READ's page when `limit` is absent (spec §4.17).
 const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
@@ -29,6 +33,11 @@ const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
 pub struct DatabaseHandler {
     db: Arc<Database>,
     watch: WatchHub,
+    /// Where STATS reads connection, request and error totals; without it those STATS fields
+    /// are null.
+    metrics: Option<Arc<Metrics>>,
+    /// STATS `uptime_secs` counts from here.
+    started: Instant,
 }
 
 impl DatabaseHandler {
@@ -39,7 +48,18 @@ impl DatabaseHandler {
 
     pub fn with_watch_limits(db: Arc<Database>, limits: WatchLimits) -> DatabaseHandler {
         let watch = WatchHub::new(&db, limits);
-        DatabaseHandler { db, watch }
+        DatabaseHandler {
+            db,
+            watch,
+            metrics: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// STATS reports the server totals these metrics count (the ones the server counts into).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseHandler {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The watch hub: its `stats()` feed the subscription metrics.
@@ -148,6 +168,7 @@ impl DatabaseHandler {
                 let read = db.wal_stats();
                 Box::pin(async move { Reply::of(&read.await?) })
             }
+            OpParams::Stats => self.stats(),
             OpParams::Compact(p) => {
                 let db = Arc::clone(db);
                 Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
@@ -178,6 +199,51 @@ impl DatabaseHandler {
                 ))
             }),
         }
+    }
+
+    /// STATS (docs/stats-op.md): the engine's incrementally kept counts (no instance scan),
+    /// WAL_STATS, the watch hub's subscription count and the server totals from the metrics.
+    fn stats(&self) -> Answer {
+        let counts = self.db.read_at(|engine| {
+            (
+                engine.list_machines().items.len() as u64,
+                engine.machine_version_count(),
+                engine.live_instance_count(),
+                engine.state_counts(),
+            )
+        });
+        let wal = self.db.wal_stats();
+        let totals = self.metrics.as_ref().map(|metrics| metrics.server_totals());
+        let uptime_secs = self.started.elapsed().as_secs();
+        let watch = self.watch.stats();
+        let subscriptions = watch.subscriptions_active_instance + watch.subscriptions_active_all;
+        Box::pin(async move {
+            let ((machine_count, machine_version_count, instance_count, states), counts_offset) =
+                counts.await?;
+            let instances = states
+                .into_iter()
+                .map(|entry| StateCountEntry {
+                    machine: entry.machine,
+                    version: entry.version,
+                    state: entry.state,
+                    count: entry.count,
+                })
+                .collect();
+            Reply::of(&StatsResult {
+                server_version: SERVER_VERSION.to_owned(),
+                uptime_secs,
+                machine_count,
+                machine_version_count,
+                instance_count,
+                instances,
+                counts_offset,
+                connections: totals.as_ref().map(|t| t.connections),
+                subscriptions,
+                requests_total: totals.as_ref().map(|t| t.requests_total),
+                errors_total: totals.map(|t| t.errors_total),
+                wal: wal.await?,
+            })
+        })
     }
 
     fn batch(&self, params: BatchParams) -> Answer {

@@ -1,0 +1,41 @@
+//! `rstmdb dashboard`: the live terminal dashboard (rstmdb-tui) against a running server,
+//! with the same connection flags as the REPL.
+
+use super::connect::ConnectArgs;
+use clap::Args;
+use std::process::ExitCode;
+
+/// Exit status when the first connection fails (address, token or TLS), as in the REPL.
+const EXIT_CONNECT: u8 = 2;
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub fn run(args: DashboardArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = args.connect.client_options("rstmdb-dashboard");
+    match runtime.block_on(rstmdb_tui::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ rstmdb_tui::DashboardError::Connect(_)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_CONNECT)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
