@@ -110,18 +110,16 @@ fn recover(
             "replay sequences are not consecutive"
         );
     }
-    if let Some(checkpoint) = checkpoint {
-        if let Some(first) = replayed.first() {
-            assert!(
-                first.0 >= checkpoint.checkpoint_offset,
-                "replayed a record the checkpoint covers"
-            );
-            assert_eq!(
-                first.1,
-                checkpoint.last_sequence + 1,
-                "replay does not continue the checkpoint"
-            );
-        }
+    if let (Some(checkpoint), Some(first)) = (checkpoint, replayed.first()) {
+        assert!(
+            first.0 >= checkpoint.checkpoint_offset,
+            "replayed a record the checkpoint covers"
+        );
+        assert_eq!(
+            first.1,
+            checkpoint.last_sequence + 1,
+            "replay does not continue the checkpoint"
+        );
     }
     Ok((wal, replayed))
 }

@@ -9,11 +9,114 @@ use bytes::BytesMut;
 use rstmdb::checkpoint::{CheckpointMeta, CheckpointStore};
 use rstmdb::wal::fault::FaultStorage;
 use rstmdb::wal::segment::segment_file_name;
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig};
+use rstmdb::wal::{CheckpointPosition, FsyncPolicy, NewRecord, Storage, Wal, WalConfig, WalError};
 use rstmdb_client::FrameCodec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::codec::Encoder;
+
+// ---------------------------------------------------------------------------------------------
+// Regressions
+// ---------------------------------------------------------------------------------------------
+
+/// Recovers `storage` with `checkpoint`, returning the replayed sequences.
+fn recover_sequences(
+    storage: &FaultStorage,
+    checkpoint: Option<CheckpointPosition>,
+) -> Result<(Wal, Vec<u64>), WalError> {
+    let mut sequences = Vec::new();
+    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
+    let (wal, _) = Wal::open(dyn_storage, seed_config(), checkpoint, &mut |record| {
+        sequences.push(record.header.sequence);
+        Ok(())
+    })?;
+    Ok((wal, sequences))
+}
+
+fn storage_holding(wal: &SeedWal) -> FaultStorage {
+    let storage = FaultStorage::new();
+    for (id, segment) in (1..).zip(&wal.segments) {
+        storage.put_synced(&segment_file_name(id), segment.clone());
+    }
+    storage
+}
+
+/// Segment 1 holding records 1-3, and an empty segment 2.
+fn three_records_then_an_empty_segment() -> FaultStorage {
+    let wal = seed_wal();
+    let storage = FaultStorage::new();
+    let first_three = (wal.offsets[3] & POSITION_MASK) as usize;
+    storage.put_synced(
+        &segment_file_name(1),
+        wal.segments[0][..first_three].to_vec(),
+    );
+    storage.put_synced(&segment_file_name(2), Vec::new());
+    storage
+}
+
+/// A checkpoint covering everything below segment 2.
+fn checkpoint_at_segment_2(last_sequence: u64) -> CheckpointPosition {
+    CheckpointPosition {
+        checkpoint_offset: 2 << 40,
+        last_sequence,
+    }
+}
+
+/// wal_recovery found this: a checkpoint claiming last sequence 0 above records 1-3, and no
+/// record after it. Recovery accepted it and appending continued at sequence 4, after which the
+/// WAL never opened again ("first record after the checkpoint carries sequence 4, not 1"). The
+/// disagreement is now reported by the first recovery.
+#[test]
+fn a_checkpoint_behind_the_records_it_covers_is_corruption() {
+    let storage = three_records_then_an_empty_segment();
+    let result = recover_sequences(&storage, Some(checkpoint_at_segment_2(0)));
+    let Err(WalError::Corrupt(corruption)) = result else {
+        panic!("a checkpoint older than the records it covers must be reported");
+    };
+    assert!(
+        corruption
+            .reason
+            .contains("carries sequence 3, not the checkpoint's last sequence 0")
+    );
+}
+
+/// The other side of the same finding: a checkpoint ahead of the records it covers (sequence 9
+/// over records 1-3) would have had appending continue at 4 where the next recovery expects 10.
+#[test]
+fn a_checkpoint_ahead_of_the_records_it_covers_is_corruption() {
+    let storage = three_records_then_an_empty_segment();
+    let result = recover_sequences(&storage, Some(checkpoint_at_segment_2(9)));
+    let Err(WalError::Corrupt(corruption)) = result else {
+        panic!("a checkpoint ahead of the records it covers must be reported");
+    };
+    assert!(
+        corruption
+            .reason
+            .contains("carries sequence 3, not the checkpoint's last sequence 9")
+    );
+}
+
+/// The matching checkpoint opens, and what is appended after it recovers again.
+#[test]
+fn appending_after_a_matching_checkpoint_recovers_again() {
+    let storage = three_records_then_an_empty_segment();
+    let matching = checkpoint_at_segment_2(3);
+    let (recovered, replayed) = recover_sequences(&storage, Some(matching)).unwrap();
+    assert!(replayed.is_empty());
+    let record = NewRecord {
+        kind: 1,
+        timestamp_ms: 0,
+        payload: b"{}",
+    };
+    let appended = recovered.append(&[record]).unwrap();
+    assert_eq!(appended.first_sequence, 4);
+    recovered
+        .wait_durable_blocking(appended.end_offset)
+        .unwrap();
+    drop(recovered);
+    let (_wal, replayed) = recover_sequences(&storage, Some(matching)).unwrap();
+    assert_eq!(replayed, vec![4]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Seed corpus
@@ -234,20 +337,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 #[test]
 fn the_seed_wal_recovers_all_five_records_across_two_segments() {
     let wal = seed_wal();
-    let storage = FaultStorage::new();
-    for (id, segment) in (1..).zip(&wal.segments) {
-        storage.put_synced(&segment_file_name(id), segment.clone());
-    }
-    let mut sequences = Vec::new();
-    let dyn_storage: Arc<dyn Storage> = Arc::new(storage);
-    let (_wal, report) = Wal::open(dyn_storage, seed_config(), None, &mut |record| {
-        sequences.push(record.header.sequence);
-        Ok(())
-    })
-    .unwrap();
     assert_eq!(wal.segments.len(), 2);
+    let (_wal, sequences) = recover_sequences(&storage_holding(&wal), None).unwrap();
     assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
-    assert!(report.cuts.is_empty());
 }
 
 #[test]
