@@ -292,6 +292,22 @@ pub fn analyze(
         );
         return Err(v.corrupt(kept_end, last_sequence + 1, reason));
     }
+    // Records the checkpoint covers, with none after it: the last of them must be the
+    // checkpoint's last record. Otherwise appending would continue from the WAL's sequence while
+    // the next recovery expects the checkpoint's, and that WAL would never open again. (When a
+    // record follows the checkpoint, `on_record` already checks both sequences meet.)
+    if let Some(c) = checkpoint
+        && !v.crossed_checkpoint
+        && v.prev_sequence.is_some()
+        && last_sequence != c.last_sequence
+    {
+        let reason = format!(
+            "the last record below the checkpoint carries sequence {last_sequence}, not the \
+             checkpoint's last sequence {}",
+            c.last_sequence
+        );
+        return Err(v.corrupt(kept_end, c.last_sequence + 1, reason));
+    }
     Ok(Analysis {
         segments,
         cuts,
