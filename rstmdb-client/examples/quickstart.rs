@@ -101,7 +101,8 @@ async fn main() -> Result<(), ClientError> {
     }
 
     let instance = client.get_instance(&id).await?;
-    println!("{id} is now {} with ctx {:?}", instance.state, instance.ctx);
+    let ctx = serde_json::Value::Object(instance.ctx);
+    println!("{id} is now {} with ctx {ctx}", instance.state);
     watch.unwatch().await?;
     client.close().await
 }
