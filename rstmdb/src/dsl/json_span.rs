@@ -9,6 +9,7 @@
 //! The walk is iterative with byte-level skipping (structural characters are ASCII and never
 //! occur inside a UTF-8 sequence), so nesting depth costs no stack.
 
+use crate::dsl::guard::simple_escape;
 use std::ops::Range;
 
 /// The byte range of the value at `pointer` in `text`. When an object repeats a key, the last
@@ -214,18 +215,11 @@ fn string_unit(literal: &str, position: usize) -> Option<(char, usize)> {
     match chars.next()? {
         '"' => None,
         '\\' => {
-            let escaped = match chars.next()? {
-                '"' => '"',
-                '\\' => '\\',
-                '/' => '/',
-                'b' => '\u{8}',
-                'f' => '\u{c}',
-                'n' => '\n',
-                'r' => '\r',
-                't' => '\t',
-                'u' => return unicode_escape(literal, position),
-                _ => return None,
-            };
+            let letter = chars.next()?;
+            if letter == 'u' {
+                return unicode_escape(literal, position);
+            }
+            let escaped = simple_escape(letter)?;
             Some((escaped, position + 2))
         }
         character => Some((character, position + character.len_utf8())),

@@ -21,6 +21,7 @@ mod string;
 pub use ast::{EqualityOp, Expr, Literal, OrderingOp, Path, Root};
 pub use error::{GuardError, GuardErrorKind, Span};
 pub use parser::MAX_NESTING_DEPTH;
+pub(crate) use string::simple_escape;
 
 use serde_json::Value;
 use std::fmt;

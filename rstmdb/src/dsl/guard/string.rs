@@ -46,24 +46,16 @@ impl Cursor<'_> {
     /// `None` when the text ends right after the `\` (the string is then unterminated).
     fn escape(&self, backslash: usize) -> Option<Result<(char, usize), GuardError>> {
         let letter = self.text[backslash + 1..].chars().next()?;
-        let simple = match letter {
-            '"' => '"',
-            '\\' => '\\',
-            '/' => '/',
-            'b' => '\u{8}',
-            'f' => '\u{c}',
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            'u' => return Some(self.unicode_escape(backslash)),
-            _ => {
-                return Some(Err(GuardError::new(
-                    GuardErrorKind::InvalidEscape,
-                    Span::between(backslash, backslash + 1 + letter.len_utf8()),
-                )));
-            }
-        };
-        Some(Ok((simple, 2)))
+        if letter == 'u' {
+            return Some(self.unicode_escape(backslash));
+        }
+        match simple_escape(letter) {
+            Some(simple) => Some(Ok((simple, 2))),
+            None => Some(Err(GuardError::new(
+                GuardErrorKind::InvalidEscape,
+                Span::between(backslash, backslash + 1 + letter.len_utf8()),
+            ))),
+        }
     }
 
     /// `\uXXXX`, or a surrogate pair `\uD83D\uDE00` (RFC 8259); a lone surrogate is an error.
@@ -115,4 +107,21 @@ impl Cursor<'_> {
             Span::between(backslash, backslash + 2 + digits),
         )
     }
+}
+
+/// The character a two-character JSON escape `\letter` stands for (RFC 8259); `None` for
+/// `\u` (which takes four hex digits) and for letters that are no escape. Shared with the
+/// JSON source-span locator, which maps guard offsets back through the same escapes.
+pub(crate) fn simple_escape(letter: char) -> Option<char> {
+    Some(match letter {
+        '"' => '"',
+        '\\' => '\\',
+        '/' => '/',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        _ => return None,
+    })
 }
