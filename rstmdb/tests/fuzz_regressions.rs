@@ -96,6 +96,48 @@ fn a_checkpoint_ahead_of_the_records_it_covers_is_corruption() {
     );
 }
 
+/// wal_recovery found this: below a checkpoint any first sequence is accepted, and a record
+/// carrying sequence u64::MAX made recovery compute its successor and panic (overflow) when the
+/// segment went on with invalid bytes. Sequences outside 1..=u64::MAX-1 are now corruption.
+#[test]
+fn a_record_sequence_without_a_successor_is_corruption() {
+    let mut segment = Vec::new();
+    rstmdb::wal::record::encode_into(&mut segment, 1, u64::MAX, 0, None, b"{}");
+    segment.extend_from_slice(&[0xff; 24]);
+    let storage = FaultStorage::new();
+    storage.put_synced(&segment_file_name(1), segment);
+    storage.put_synced(&segment_file_name(2), Vec::new());
+
+    let result = recover_sequences(&storage, Some(checkpoint_at_segment_2(9)));
+    let Err(WalError::Corrupt(corruption)) = result else {
+        panic!("a record with sequence u64::MAX must be reported as corruption");
+    };
+    assert_eq!(corruption.segment, segment_file_name(1));
+    assert!(
+        corruption
+            .reason
+            .contains(&format!("record carries sequence {}, outside", u64::MAX)),
+        "{}",
+        corruption.reason
+    );
+}
+
+/// The checkpoint side of the same rule: a checkpoint whose last sequence is u64::MAX leaves no
+/// sequence for the next record, so it cannot be recovered from.
+#[test]
+fn a_checkpoint_sequence_without_a_successor_is_corruption() {
+    let storage = three_records_then_an_empty_segment();
+    let result = recover_sequences(&storage, Some(checkpoint_at_segment_2(u64::MAX)));
+    let Err(WalError::Corrupt(corruption)) = result else {
+        panic!("a checkpoint at sequence u64::MAX must be reported as corruption");
+    };
+    assert!(
+        corruption.reason.contains("has no successor"),
+        "{}",
+        corruption.reason
+    );
+}
+
 /// The matching checkpoint opens, and what is appended after it recovers again.
 #[test]
 fn appending_after_a_matching_checkpoint_recovers_again() {

@@ -27,6 +27,9 @@ pub enum StartRule {
     Any,
 }
 
+/// The sequences a record may carry: they start at 1 (spec §6.1) and every record has a successor.
+const SEQUENCE_RANGE: std::ops::RangeInclusive<u64> = 1..=u64::MAX - 1;
+
 /// A change recovery must make before appending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannedCut {
@@ -119,6 +122,13 @@ impl Validator<'_, '_> {
     fn on_record(&mut self, r: RecordView<'_>) -> Result<(), WalError> {
         let seq = r.header.sequence;
         let expected = self.expected_sequence();
+        // Sequences start at 1 and each record's successor is one more, so 0 and u64::MAX
+        // (which has no successor) are never written; refusing them here keeps every `± 1`
+        // on sequences below in range, whatever a damaged or crafted segment holds.
+        if !SEQUENCE_RANGE.contains(&seq) {
+            let reason = format!("record carries sequence {seq}, outside {SEQUENCE_RANGE:?}");
+            return Err(self.corrupt(r.offset, expected, reason));
+        }
         let first = std::mem::replace(&mut self.first_record, false);
         let sequence_ok = match self.prev_sequence {
             Some(_) => seq == expected,
@@ -214,6 +224,21 @@ pub fn analyze(
     start_rule: StartRule,
     deliver: &mut ReplayFn<'_>,
 ) -> Result<Analysis, WalError> {
+    if let Some(c) = checkpoint
+        && c.last_sequence == u64::MAX
+    {
+        // Not a record sequence (see `SEQUENCE_RANGE`): no record can follow this checkpoint.
+        let reason = format!(
+            "the checkpoint's last sequence {} has no successor",
+            c.last_sequence
+        );
+        return Err(WalError::Corrupt(Corruption {
+            segment: segment_file_name(segment_of(c.checkpoint_offset)),
+            offset: c.checkpoint_offset,
+            expected_sequence: c.last_sequence,
+            reason,
+        }));
+    }
     let names = storage
         .list()
         .map_err(WalError::io("list the WAL directory"))?;
