@@ -214,6 +214,7 @@ fn settings(config: &ServerConfig) -> ServerSettings {
         idle_timeout: None,
         max_connections: 1000,
         max_frame_bytes: config.max_frame_bytes,
+        write_timeout: None,
         auth: ResolvedAuth {
             required: auth_required,
             token_hashes: if auth_required {
