@@ -33,7 +33,7 @@ pub use echo::EchoHandler;
 pub use handler::{
     ConnectionContext, OUTBOUND_QUEUE_MESSAGES, OpHandler, Outbound, PushError, ResponseFuture,
 };
-pub use listener::{SHUTDOWN_GRACE, Server, ServerError};
+pub use listener::{MAX_LINGERING_REFUSALS, SHUTDOWN_GRACE, Server, ServerError};
 pub use session::{SERVER_FEATURES, SERVER_NAME, SERVER_VERSION};
 pub use settings::ServerSettings;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, TlsError, TlsSettings};
