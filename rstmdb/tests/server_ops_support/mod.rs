@@ -108,8 +108,9 @@ impl OpsServer {
         Self::start_in(dir, config).await
     }
 
-    /// Opens (or reopens) the database in `dir` and serves it.
-    async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
+    /// Opens (or reopens) the database in `dir` and serves it (a test may place `dir` on a
+    /// file system of its choosing, e.g. a small tmpfs).
+    pub async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
         let mut options = DatabaseOptions::new(dir.path(), config.wal);
         options.engine = config.engine.clone();
         options.wal_storage = config
