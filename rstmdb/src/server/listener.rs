@@ -187,9 +187,7 @@ impl Server {
         self.env.handler.shutdown().await;
         tracing::info!("shutdown complete");
     }
-}
 
-impl Server {
     /// A refusal while [`MAX_LINGERING_REFUSALS`] others are under way: the `RATE_LIMITED`
     /// frame if the socket buffer takes it now (never with TLS, which needs a handshake), then
     /// an immediate close, without a task.
