@@ -224,6 +224,7 @@ fn main() {
             idle_timeout: None,
             max_connections: 10_000,
             max_frame_bytes: 16 << 20,
+            write_timeout: None,
             auth: ResolvedAuth { required: false, token_hashes: Vec::new() },
             tls: None,
         };

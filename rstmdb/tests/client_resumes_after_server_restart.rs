@@ -35,6 +35,7 @@ async fn start(dir: &Path, bind_addr: SocketAddr) -> (SocketAddr, Running) {
         idle_timeout: None,
         max_connections: 100,
         max_frame_bytes: 16 << 20,
+        write_timeout: None,
         auth: ResolvedAuth {
             required: false,
             token_hashes: Vec::new(),

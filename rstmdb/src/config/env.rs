@@ -20,6 +20,10 @@ pub fn apply_env(
     env.parse("RSTMDB_BIND", &mut config.network.bind_addr)?;
     env.parse("RSTMDB_IDLE_TIMEOUT", &mut config.network.idle_timeout_secs)?;
     env.parse(
+        "RSTMDB_WRITE_TIMEOUT",
+        &mut config.network.write_timeout_secs,
+    )?;
+    env.parse(
         "RSTMDB_MAX_CONNECTIONS",
         &mut config.network.max_connections,
     )?;

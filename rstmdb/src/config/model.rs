@@ -35,6 +35,9 @@ pub struct NetworkConfig {
     pub max_connections: u64,
     #[serde(deserialize_with = "frame_bytes")]
     pub max_frame_bytes: u64,
+    /// A connection whose peer accepts no byte of a pending write for this long is closed
+    /// (extension); 0 disables it. Bounds what a client that never reads can hold.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for NetworkConfig {
@@ -44,6 +47,7 @@ impl Default for NetworkConfig {
             idle_timeout_secs: 300,
             max_connections: 1000,
             max_frame_bytes: MAX_FRAME_BYTES,
+            write_timeout_secs: 60,
         }
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct ConnectionEnv {
     pub session: Arc<SessionShared>,
     pub handler: Arc<dyn OpHandler>,
     pub idle_timeout: Option<Duration>,
+    /// How long a write may wait without the peer accepting a byte; `None`: forever.
+    pub write_timeout: Option<Duration>,
     /// Cancelled on graceful shutdown: stop reading, answer what is in flight, close.
     pub shutdown: CancellationToken,
     /// Request and error counters; `None` when the server runs without metrics.
@@ -88,6 +90,7 @@ pub(crate) async fn serve<S>(
             context: context.clone(),
             detected_mode: detected_mode.clone(),
             max_frame_bytes,
+            write_timeout: env.write_timeout,
         }
         .run(),
     ));

@@ -4,6 +4,7 @@
 
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
 use super::session::SERVER_VERSION;
+use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
 use crate::engine::{
@@ -95,7 +96,9 @@ impl Reply {
 impl OpHandler for DatabaseHandler {
     fn start(&self, conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
         let id = request.id;
-        let answer = match OpParams::parse(request.op, &request.params) {
+        let parsed = OpParams::parse(request.op, &request.params)
+            .and_then(|params| value_depth::check_params(&params).map(|()| params));
+        let answer = match parsed {
             Ok(params) => self.dispatch(conn, params),
             Err(err) => Box::pin(async move { Err(err) }),
         };
@@ -250,12 +253,15 @@ impl DatabaseHandler {
         let items = params
             .ops
             .into_iter()
-            .map(|entry| match OpParams::parse(entry.op, &entry.params) {
-                Ok(parsed) => batch_item(entry.op, parsed),
-                Err(error) => BatchItem::Refused {
-                    op: entry.op,
-                    error,
-                },
+            .map(|entry| {
+                OpParams::parse(entry.op, &entry.params)
+                    .and_then(|params| value_depth::check_params(&params).map(|()| params))
+                    .map(|parsed| (entry.op, parsed))
+                    .map_err(|error| (entry.op, error))
+            })
+            .map(|parsed| match parsed {
+                Ok((op, parsed)) => batch_item(op, parsed),
+                Err((op, error)) => BatchItem::Refused { op, error },
             })
             .collect();
         let run = self.db.batch(params.mode, items);

@@ -9,6 +9,7 @@ use super::settings::ServerSettings;
 use super::tls::{TLS_HANDSHAKE_TIMEOUT, TlsError};
 use crate::metrics::Metrics;
 use bytes::BytesMut;
+use rstmdb_client::ErrorCode;
 use rstmdb_client::error::RcpError;
 use rstmdb_client::frame::FrameCodec;
 use rstmdb_client::message::{Response, encode_response};
@@ -28,6 +29,12 @@ use tokio_util::sync::CancellationToken;
 /// How long graceful shutdown waits for connections to answer what they have in flight before
 /// it drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Refused (over-limit) connections that may be served at once: TLS handshake, the
+/// `RATE_LIMITED` frame and the Closing drain take up to seconds each. Beyond this a refused
+/// connection gets the frame only if the socket takes it at once, and is closed right away, so a
+/// connection flood cannot pile up tasks and sockets.
+pub const MAX_LINGERING_REFUSALS: usize = 64;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -88,6 +95,7 @@ impl Server {
             session: Arc::new(session),
             handler,
             idle_timeout: settings.idle_timeout,
+            write_timeout: settings.write_timeout,
             shutdown: CancellationToken::new(),
             metrics: None,
         };
@@ -119,6 +127,7 @@ impl Server {
         let limit = Arc::new(Semaphore::new(
             self.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let lingering_refusals = Arc::new(Semaphore::new(MAX_LINGERING_REFUSALS));
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -128,10 +137,23 @@ impl Server {
                     Ok((tcp, peer)) => {
                         // Responses are written whole; Nagle would only delay them.
                         let _ = tcp.set_nodelay(true);
+                        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
+                        let permit = limit.clone().try_acquire_owned().ok();
+                        let refusal = match permit {
+                            Some(_) => None,
+                            None => match lingering_refusals.clone().try_acquire_owned() {
+                                Ok(refusal) => Some(refusal),
+                                Err(_) => {
+                                    self.refuse_at_once(tcp, id, peer);
+                                    continue;
+                                }
+                            },
+                        };
                         let accepted = Accepted {
-                            id: self.next_connection_id.fetch_add(1, Ordering::Relaxed),
+                            id,
                             peer,
-                            permit: limit.clone().try_acquire_owned().ok(),
+                            permit,
+                            _refusal: refusal,
                             max_connections: self.max_connections,
                             env: self.env.clone(),
                         };
@@ -165,6 +187,25 @@ impl Server {
         self.env.handler.shutdown().await;
         tracing::info!("shutdown complete");
     }
+
+    /// A refusal while [`MAX_LINGERING_REFUSALS`] others are under way: the `RATE_LIMITED`
+    /// frame if the socket buffer takes it now (never with TLS, which needs a handshake), then
+    /// an immediate close, without a task.
+    fn refuse_at_once(&self, tcp: TcpStream, id: u64, peer: SocketAddr) {
+        let sent = self.tls.is_none()
+            && refusal_frame(self.max_connections)
+                .is_some_and(|frame| matches!(tcp.try_write(&frame), Ok(n) if n == frame.len()));
+        if sent && let Some(metrics) = self.env.metrics.as_deref() {
+            metrics.error_sent(ErrorCode::RateLimited.as_str());
+        }
+        tracing::debug!(
+            conn = id,
+            %peer,
+            limit = self.max_connections,
+            sent,
+            "connection limit reached and refusals backed up; closed at once"
+        );
+    }
 }
 
 /// A freshly accepted socket and what it needs.
@@ -173,6 +214,8 @@ struct Accepted {
     peer: SocketAddr,
     /// `None` when the connection limit is reached.
     permit: Option<OwnedSemaphorePermit>,
+    /// Held while a refused connection is served (one of [`MAX_LINGERING_REFUSALS`]).
+    _refusal: Option<OwnedSemaphorePermit>,
     max_connections: usize,
     env: Arc<ConnectionEnv>,
 }
@@ -223,16 +266,11 @@ async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
     limit: usize,
     metrics: Option<&Metrics>,
 ) {
-    // The exact configured limit: the protocol crate's constructor takes a u32, the config a u64.
-    let error = RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX))
-        .with_detail("limit", limit);
-    if let Some(metrics) = metrics {
-        metrics.error_sent(error.code.as_str());
-    }
-    let mut frame = BytesMut::new();
-    let payload = encode_response(&Response::error("", error));
-    if FrameCodec::default().encode(payload, &mut frame).is_err() {
+    let Some(frame) = refusal_frame(limit) else {
         return;
+    };
+    if let Some(metrics) = metrics {
+        metrics.error_sent(ErrorCode::RateLimited.as_str());
     }
     if stream.write_all(&frame).await.is_err() || stream.shutdown().await.is_err() {
         return;
@@ -242,4 +280,15 @@ async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
         while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+/// The binary `RATE_LIMITED` frame of §8.4 (`None` only if encoding fails, which is a bug).
+fn refusal_frame(limit: usize) -> Option<BytesMut> {
+    // The exact configured limit: the protocol crate's constructor takes a u32, the config a u64.
+    let error = RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX))
+        .with_detail("limit", limit);
+    let mut frame = BytesMut::new();
+    let payload = encode_response(&Response::error("", error));
+    FrameCodec::default().encode(payload, &mut frame).ok()?;
+    Some(frame)
 }

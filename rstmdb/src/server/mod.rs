@@ -12,6 +12,7 @@
 //! - [`auth`], [`tls`], [`settings`]: tokens, certificates, configuration.
 //! - [`watch`]: watch streams — the subscription hub, one task per subscription, filters
 //!   (docs/watch-streams.md).
+//! - [`value_depth`]: the nesting limit of stored JSON values (ctx, payload, definitions).
 //! - [`echo`]: a stand-in handler for tests and for `serve` until the engine is plugged in.
 
 mod activity;
@@ -24,6 +25,7 @@ pub mod listener;
 mod session;
 pub mod settings;
 pub mod tls;
+pub mod value_depth;
 pub mod watch;
 mod writer;
 
@@ -33,7 +35,7 @@ pub use echo::EchoHandler;
 pub use handler::{
     ConnectionContext, OUTBOUND_QUEUE_MESSAGES, OpHandler, Outbound, PushError, ResponseFuture,
 };
-pub use listener::{SHUTDOWN_GRACE, Server, ServerError};
+pub use listener::{MAX_LINGERING_REFUSALS, SHUTDOWN_GRACE, Server, ServerError};
 pub use session::{SERVER_FEATURES, SERVER_NAME, SERVER_VERSION};
 pub use settings::ServerSettings;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, TlsError, TlsSettings};

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::codec::Encoder;
@@ -74,6 +75,9 @@ pub(crate) struct Writer<W> {
     pub context: ConnectionContext,
     pub detected_mode: Arc<DetectedMode>,
     pub max_frame_bytes: usize,
+    /// A peer that accepts no byte for this long is treated as gone (a client that sends
+    /// requests but never reads would otherwise hold its connection and buffers forever).
+    pub write_timeout: Option<Duration>,
 }
 
 /// What one step of the writer produced.
@@ -108,7 +112,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         let mut queue_open = true;
         loop {
             if !queue_open && in_order.is_empty() {
-                return match self.sink.shutdown().await {
+                return match self.shutdown_sink().await {
                     Ok(()) => WriterEnd::Drained,
                     Err(_) => WriterEnd::Failed,
                 };
@@ -135,11 +139,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             if out.buf.is_empty() && !matches!(step, Step::Final) {
                 continue;
             }
-            if out.flush(&mut self.sink).await.is_err() {
+            if let Err(err) = out.flush(&mut self.sink, self.write_timeout).await {
+                tracing::debug!(conn = self.context.id(), %err, "write failed; closing");
                 return WriterEnd::Failed;
             }
             if matches!(step, Step::Final) {
-                return match self.sink.shutdown().await {
+                return match self.shutdown_sink().await {
                     Ok(()) => WriterEnd::ClosedAfterFinal,
                     Err(_) => WriterEnd::Failed,
                 };
@@ -177,6 +182,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
     }
 
+    /// Shuts down the sending side (TLS close_notify, then FIN), within the write timeout.
+    async fn shutdown_sink(&mut self) -> std::io::Result<()> {
+        within(self.write_timeout, self.sink.shutdown()).await
+    }
+
     fn pushed(&self, out: &mut Output, message: Outbound) -> Step {
         if self.context.is_stale(&message) {
             return Step::Nothing;
@@ -212,13 +222,43 @@ impl Output {
         if close { Step::Final } else { Step::Encoded }
     }
 
-    async fn flush<W: AsyncWrite + Unpin>(&mut self, sink: &mut W) -> std::io::Result<()> {
-        sink.write_all(&self.buf).await?;
-        sink.flush().await?;
+    /// Writes the buffer. The timeout applies to each write call, not to the whole buffer: a
+    /// slow reader that keeps accepting bytes is served, one that accepts none is dropped.
+    async fn flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        sink: &mut W,
+        stall_timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        let mut written = 0;
+        while written < self.buf.len() {
+            let n = within(stall_timeout, sink.write(&self.buf[written..])).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        within(stall_timeout, sink.flush()).await?;
         self.buf.clear();
         // Written: these requests no longer count against the in-flight bound.
         self.permits.clear();
         Ok(())
+    }
+}
+
+/// Runs one write-side operation, failing with `TimedOut` if it does not finish in `limit`.
+async fn within<T>(
+    limit: Option<Duration>,
+    operation: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    let Some(limit) = limit else {
+        return operation.await;
+    };
+    match tokio::time::timeout(limit, operation).await {
+        Ok(done) => done,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the peer accepted no byte for {} s", limit.as_secs_f64()),
+        )),
     }
 }
 

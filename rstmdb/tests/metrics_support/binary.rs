@@ -1,5 +1,5 @@
-//! The real `rstmdb` binary under test: started by `CARGO_BIN_EXE_rstmdb`, its stderr read line
-//! by line, stopped with SIGTERM by its pid.
+//! The real `rstmdb` binary under test: started by `CARGO_BIN_EXE_rstmdb`, its stderr and stdout
+//! read line by line, stopped with SIGTERM by its pid.
 
 use super::server_support::TOKEN_HASH;
 use std::io::{BufRead, BufReader};
@@ -30,19 +30,16 @@ impl RunningBinary {
             .envs(env.iter().copied())
             .env_remove("RSTMDB_CONFIG")
             .env_remove("RSTMDB_LOG_FORMAT")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
+        // Both streams feed one channel: tests about what is logged see every line written.
         let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
         let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        forward_lines(stderr, send.clone());
+        forward_lines(stdout, send);
         RunningBinary {
             child,
             lines,
@@ -76,12 +73,23 @@ impl RunningBinary {
         }
         self.wait_for("shutdown complete");
         let _ = self.child.wait();
-        // The reader thread ends at end of file, closing the channel.
+        // The reader threads end at end of file, closing the channel.
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
         self.seen
     }
+}
+
+/// Sends each line `stream` yields to `send` until the end of the stream.
+fn forward_lines(stream: impl std::io::Read + Send + 'static, send: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// The `addr` of a log line such as "rstmdb listening", in either log format.

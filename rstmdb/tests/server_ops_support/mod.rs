@@ -108,8 +108,9 @@ impl OpsServer {
         Self::start_in(dir, config).await
     }
 
-    /// Opens (or reopens) the database in `dir` and serves it.
-    async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
+    /// Opens (or reopens) the database in `dir` and serves it (a test may place `dir` on a
+    /// file system of its choosing, e.g. a small tmpfs).
+    pub async fn start_in(dir: Arc<TempDir>, config: ServerConfig) -> Self {
         let mut options = DatabaseOptions::new(dir.path(), config.wal);
         options.engine = config.engine.clone();
         options.wal_storage = config
@@ -214,6 +215,7 @@ fn settings(config: &ServerConfig) -> ServerSettings {
         idle_timeout: None,
         max_connections: 1000,
         max_frame_bytes: config.max_frame_bytes,
+        write_timeout: None,
         auth: ResolvedAuth {
             required: auth_required,
             token_hashes: if auth_required {

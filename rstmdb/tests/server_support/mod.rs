@@ -27,6 +27,7 @@ pub fn settings() -> ServerSettings {
         idle_timeout: None,
         max_connections: 1000,
         max_frame_bytes: 16 * 1024 * 1024,
+        write_timeout: None,
         auth: ResolvedAuth {
             required: false,
             token_hashes: Vec::new(),

@@ -75,6 +75,7 @@ impl TestServer {
             idle_timeout: None,
             max_connections: 1000,
             max_frame_bytes: 16 * 1024 * 1024,
+            write_timeout: None,
             auth: ResolvedAuth {
                 required: false,
                 token_hashes: Vec::new(),

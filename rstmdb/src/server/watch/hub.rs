@@ -64,9 +64,58 @@ struct Entry {
     cancel: CancellationToken,
 }
 
+/// Live subscriptions by id, and how many each connection holds: the per-connection limit is
+/// checked in O(1), not by scanning every subscription of the server under the lock (a client
+/// retrying WATCH over its limit would otherwise make each attempt cost the whole registry).
+#[derive(Debug, Default)]
+struct Registry {
+    by_id: HashMap<String, Entry>,
+    per_connection: HashMap<u64, usize>,
+}
+
+impl Registry {
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn held_by(&self, connection_id: u64) -> usize {
+        self.per_connection
+            .get(&connection_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn get(&self, subscription_id: &str) -> Option<&Entry> {
+        self.by_id.get(subscription_id)
+    }
+
+    fn insert(&mut self, subscription_id: String, entry: Entry) {
+        *self.per_connection.entry(entry.connection_id).or_insert(0) += 1;
+        if let Some(replaced) = self.by_id.insert(subscription_id, entry) {
+            // Ids are fresh UUIDs, so this does not happen; the counts stay right if it does.
+            self.forget_one(replaced.connection_id);
+        }
+    }
+
+    fn remove(&mut self, subscription_id: &str) -> Option<Entry> {
+        let entry = self.by_id.remove(subscription_id)?;
+        self.forget_one(entry.connection_id);
+        Some(entry)
+    }
+
+    fn forget_one(&mut self, connection_id: u64) {
+        if let Some(count) = self.per_connection.get_mut(&connection_id) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_connection.remove(&connection_id);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct HubInner {
-    registry: Mutex<HashMap<String, Entry>>,
+    registry: Mutex<Registry>,
     pub(crate) counters: WatchCounters,
     pub(crate) limits: WatchLimits,
 }
@@ -84,7 +133,7 @@ impl WatchHub {
         feed.set_ring_limits(limits.ring);
         WatchHub {
             inner: Arc::new(HubInner {
-                registry: Mutex::new(HashMap::new()),
+                registry: Mutex::new(Registry::default()),
                 counters: WatchCounters::default(),
                 limits,
             }),
@@ -117,10 +166,7 @@ impl WatchHub {
             if registry.len() >= limits.max_subscriptions {
                 return Err(limit_error("the server", limits.max_subscriptions));
             }
-            let on_connection = registry
-                .values()
-                .filter(|entry| entry.connection_id == conn.id())
-                .count();
+            let on_connection = registry.held_by(conn.id());
             if on_connection >= limits.max_subscriptions_per_connection {
                 return Err(limit_error(
                     "this connection",
@@ -184,7 +230,7 @@ impl HubInner {
         self.lock_registry().remove(subscription_id).is_some()
     }
 
-    fn lock_registry(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock_registry(&self) -> MutexGuard<'_, Registry> {
         // Plain inserts and removes: a panic elsewhere cannot leave the map inconsistent.
         self.registry
             .lock()
