@@ -30,11 +30,6 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::process::id())
-}
-
 /// Totals over the run, printed as the summary.
 #[derive(Debug, Default)]
 struct Totals {
@@ -45,6 +40,7 @@ struct Totals {
     cycles_with_rotation: u64,
     compactions: u64,
     recovery_cuts: u64,
+    checkpoints_skipped: u64,
     /// Per policy kind: (cycles, acknowledged writes lost).
     by_policy: BTreeMap<String, (u64, u64)>,
     violations: Vec<String>,
@@ -59,6 +55,7 @@ impl Totals {
         self.cycles_with_rotation += u64::from(report.rotations > 0);
         self.compactions += report.compactions;
         self.recovery_cuts += report.recovery_cuts;
+        self.checkpoints_skipped += report.checkpoints_skipped;
         let kind = report
             .policy
             .split(':')
@@ -79,7 +76,8 @@ impl Totals {
         let mut out = format!(
             "crash loop: {} cycles in {seconds:.1} s (seed {seed})\n\
              ops checked: {} creates acked, {} applies acked, {} replays, {} reads, {} refused, {} unknown, {} log records\n\
-             kills: {} during a COMPACT, {} within 20 ms of a segment rotation; {} cycles rotated, {} COMPACTs completed, {} recovery cuts logged\n",
+             kills: {} during a COMPACT, {} within 20 ms of a segment rotation; {} cycles rotated, {} COMPACTs completed\n\
+             recovery: {} WAL cuts, {} invalid checkpoints skipped\n",
             self.cycles,
             c.creates_acked,
             c.applies_acked,
@@ -93,6 +91,7 @@ impl Totals {
             self.cycles_with_rotation,
             self.compactions,
             self.recovery_cuts,
+            self.checkpoints_skipped,
         );
         for (policy, (cycles, lost)) in &self.by_policy {
             out.push_str(&format!(
@@ -147,7 +146,7 @@ async fn set_up(server: ServerProcess, setup: ServerSetup) -> Result<RunState, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_servers_keep_every_acknowledged_write_exactly_once() {
     let cycles = env_u64("RSTMDB_CRASH_LOOP_CYCLES").unwrap_or(10);
-    let seed = env_u64("RSTMDB_CRASH_LOOP_SEED").unwrap_or_else(random_seed);
+    let seed = env_u64("RSTMDB_CRASH_LOOP_SEED").unwrap_or_else(crash_support::rng::random_seed);
     let binary = server_binary();
     eprintln!(
         "crash loop: {cycles} cycles, seed {seed} (replay with RSTMDB_CRASH_LOOP_SEED={seed}), binary {}",

@@ -40,3 +40,9 @@ impl Rng {
         Rng::new(self.next_u64())
     }
 }
+
+/// A fresh seed per run (std's `RandomState` is randomly keyed), to be printed for replay.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id())
+}
