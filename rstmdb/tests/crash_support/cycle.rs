@@ -150,7 +150,14 @@ pub async fn run_cycle(
     let budget = Duration::from_millis(rng.range(150, 1200));
     let aim = rng.range(0, 100);
     if compactor.is_some() && aim < 50 {
-        let _ = tokio::time::timeout(budget * 2, signals.compact_started.notified()).await;
+        // The first, second or third COMPACT, so some complete and delete segments first.
+        let nth = rng.range(1, 4);
+        let _ = tokio::time::timeout(budget * 2, async {
+            for _ in 0..nth {
+                signals.compact_started.notified().await;
+            }
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 15))).await;
     } else if aim < 75 {
         let _ = tokio::time::timeout(budget * 2, signals.rotated.notified()).await;
@@ -166,11 +173,11 @@ pub async fn run_cycle(
         report.rotations > 0 && kill_at_us.saturating_sub(rotated_at) < 20_000;
     run.server.kill();
 
-    let mut compactions = 0;
     if let Some(task) = compactor {
-        compactions = task.await.map_err(|err| format!("compactor task: {err}"))?;
+        let seen = task.await.map_err(|err| format!("compactor task: {err}"))?;
+        report.compactions = seen.completed;
+        report.violations.extend(seen.refused);
     }
-    report.compactions = compactions;
     for (who, task) in clients.into_iter().enumerate() {
         let created = task.await.map_err(|err| format!("client task: {err}"))?;
         for instance in created {

@@ -214,26 +214,37 @@ pub async fn run_client(
     created
 }
 
-/// Sends COMPACT every `every_ms` until the server dies, flagging while one is in flight.
+/// What the compactor saw: COMPACTs that completed, and the error of one the server refused
+/// (a refusal is a finding; a lost connection is the kill).
+#[derive(Debug, Default)]
+pub struct Compactions {
+    pub completed: u64,
+    pub refused: Option<String>,
+}
+
+/// Sends COMPACT every `every_ms` (at random between half that and that) until the server
+/// dies, flagging while one is in flight.
 pub async fn run_compactor(
     client: Client,
     signals: Arc<Signals>,
     mut rng: Rng,
     every_ms: u64,
-) -> u64 {
-    let mut completed = 0;
+) -> Compactions {
+    let mut seen = Compactions::default();
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(
-            rng.range(every_ms / 2, every_ms),
-        ))
-        .await;
+        let pause = rng.range(every_ms / 2, every_ms);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         signals.compacting.store(true, Ordering::SeqCst);
         signals.compact_started.notify_waiters();
         let result = client.compact(rng.percent(30)).await;
         signals.compacting.store(false, Ordering::SeqCst);
         match result {
-            Ok(_) => completed += 1,
-            Err(_) => return completed,
+            Ok(_) => seen.completed += 1,
+            Err(ClientError::Server(error)) => {
+                seen.refused = Some(format!("COMPACT refused: {error:?}"));
+                return seen;
+            }
+            Err(_) => return seen,
         }
     }
 }
