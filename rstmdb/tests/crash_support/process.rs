@@ -59,7 +59,13 @@ impl ServerProcess {
             .env("RSTMDB_COMPACT_ENABLED", "true")
             .env("RSTMDB_COMPACT_EVENTS", "500")
             .env("RSTMDB_COMPACT_SIZE_MB", "2")
-            .env("RSTMDB_COMPACT_INTERVAL", "0");
+            .env("RSTMDB_COMPACT_INTERVAL", "0")
+            // Every idempotency entry keeps its full result, ctx included, and checkpoints
+            // carry the table: at the default 100,000 entries of this workload's ~2 KiB ctx
+            // a checkpoint reaches ~190 MB and each cycle's recovery and COMPACT slow down
+            // with it. A cycle writes at most a few thousand keys and retries them in the
+            // same cycle, so 25,000 keeps every key the checks need.
+            .env("RSTMDB_IDEMPOTENCY_MAX_ENTRIES", "25000");
         let mut child = command
             .spawn()
             .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
