@@ -37,6 +37,7 @@ struct Totals {
     counts: Counts,
     kills_during_compaction: u64,
     kills_near_rotation: u64,
+    kills_inside_rotation: u64,
     cycles_with_rotation: u64,
     compactions: u64,
     recovery_cuts: u64,
@@ -52,6 +53,7 @@ impl Totals {
         self.counts.add(&report.counts);
         self.kills_during_compaction += u64::from(report.killed_during_compaction);
         self.kills_near_rotation += u64::from(report.killed_near_rotation);
+        self.kills_inside_rotation += u64::from(report.killed_inside_rotation);
         self.cycles_with_rotation += u64::from(report.rotations > 0);
         self.compactions += report.compactions;
         self.recovery_cuts += report.recovery_cuts;
@@ -76,7 +78,7 @@ impl Totals {
         let mut out = format!(
             "crash loop: {} cycles in {seconds:.1} s (seed {seed})\n\
              ops checked: {} creates acked, {} applies acked, {} replays, {} reads, {} refused, {} unknown, {} log records\n\
-             kills: {} during a COMPACT, {} within 20 ms of a segment rotation; {} cycles rotated, {} COMPACTs completed\n\
+             kills: {} during a COMPACT, {} within 20 ms after a segment rotation, {} inside one (empty newest segment); {} cycles rotated, {} COMPACTs completed\n\
              recovery: {} WAL cuts, {} invalid checkpoints skipped\n",
             self.cycles,
             c.creates_acked,
@@ -88,6 +90,7 @@ impl Totals {
             c.wal_records,
             self.kills_during_compaction,
             self.kills_near_rotation,
+            self.kills_inside_rotation,
             self.cycles_with_rotation,
             self.compactions,
             self.recovery_cuts,

@@ -41,6 +41,9 @@ pub struct CycleReport {
     pub counts: Counts,
     pub killed_during_compaction: bool,
     pub killed_near_rotation: bool,
+    /// Recovery found a newest segment without records: the kill fell between creating the
+    /// segment and appending to it.
+    pub killed_inside_rotation: bool,
     pub rotations: u64,
     pub compactions: u64,
     /// Acknowledged writes missing after the restart (allowed only inside an fsync window).
@@ -204,6 +207,7 @@ pub async fn run_cycle(
     // 1. The log as recovery left it: its shape, and which acknowledged writes it lacks.
     let log = read_log(&verifier).await?;
     run.shape.check(&log);
+    report.killed_inside_rotation = log.newest_segment_empty();
     let lost = lost_acks(&recorder.snapshot(), &log);
     report.lost_acks = lost.len() as u64;
     let acked_at: Vec<u64> = lost.iter().map(|(_, t)| *t).collect();

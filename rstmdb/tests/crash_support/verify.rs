@@ -17,7 +17,21 @@ const POSITION_MASK: u64 = (1 << 40) - 1;
 #[derive(Debug, Clone)]
 pub struct Log {
     pub oldest_offset: u64,
+    /// WAL_STATS `latest_offset`: where the next record goes.
+    pub latest_offset: u64,
     pub records: Vec<WalRecord>,
+}
+
+impl Log {
+    /// Whether the newest segment exists but holds no record: segments are created only for a
+    /// record about to be appended (spec §6.10), so a kill landed inside a rotation.
+    pub fn newest_segment_empty(&self) -> bool {
+        self.latest_offset & POSITION_MASK == 0
+            && self
+                .records
+                .last()
+                .is_none_or(|r| r.offset >> 40 < self.latest_offset >> 40)
+    }
 }
 
 /// Pages through WAL_READ from the oldest retained record. The oldest offset is taken after
@@ -43,6 +57,7 @@ pub async fn read_log(client: &Client) -> Result<Log, String> {
     records.retain(|r| r.offset >= stats.oldest_offset);
     Ok(Log {
         oldest_offset: stats.oldest_offset,
+        latest_offset: stats.latest_offset,
         records,
     })
 }
