@@ -4,6 +4,7 @@
 //! - `cycle`: one kill-restart-verify cycle, [`cycle::run_cycle`].
 //! - `process`: [`ServerProcess`] start / kill, [`server_binary`].
 //! - `workload`: the machine, [`execute`] (one recorded call), [`run_client`], [`run_compactor`].
+//! - `window`: after a restart, resolving and checking the window ([`window::verify_window`]).
 //! - `verify`: reading the log, its shape ([`LogShape`]), retries and final reads.
 //! - `rng`: the seeded generator every random choice comes from.
 #![allow(dead_code)] // each test binary uses a different subset
@@ -12,6 +13,7 @@ pub mod cycle;
 pub mod process;
 pub mod rng;
 pub mod verify;
+pub mod window;
 pub mod workload;
 
 pub use process::{ServerProcess, ServerSetup, server_binary};
