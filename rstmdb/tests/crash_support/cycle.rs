@@ -64,6 +64,7 @@ pub fn pick_setup(rng: &mut Rng) -> ServerSetup {
     ServerSetup {
         fsync_policy,
         segment_size_mb: 1,
+        eager_compaction: true,
     }
 }
 

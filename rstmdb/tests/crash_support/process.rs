@@ -21,6 +21,8 @@ pub struct ServerSetup {
     /// `every_write`, `every_n:N` or `every_ms:N`.
     pub fsync_policy: String,
     pub segment_size_mb: u64,
+    /// Automatic compaction with the lowest thresholds, or none at all.
+    pub eager_compaction: bool,
 }
 
 #[derive(Debug)]
@@ -56,7 +58,14 @@ impl ServerProcess {
             )
             // Automatic compaction as eager as the configuration allows; the harness also
             // sends COMPACT itself, because the background check runs only every 10 s.
-            .env("RSTMDB_COMPACT_ENABLED", "true")
+            .env(
+                "RSTMDB_COMPACT_ENABLED",
+                if setup.eager_compaction {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
             .env("RSTMDB_COMPACT_EVENTS", "500")
             .env("RSTMDB_COMPACT_SIZE_MB", "2")
             .env("RSTMDB_COMPACT_INTERVAL", "0")
