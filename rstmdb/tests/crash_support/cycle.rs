@@ -129,7 +129,8 @@ pub async fn run_cycle(
         None
     };
 
-    // Aim the kill: just after a COMPACT starts, just after a rotation, or anywhere.
+    // Aim the kill: just after a COMPACT starts, just after or just before a rotation, or
+    // anywhere.
     let budget = Duration::from_millis(rng.range(150, 1200));
     let aim = rng.range(0, 100);
     if compactor.is_some() && aim < 50 {
@@ -142,9 +143,13 @@ pub async fn run_cycle(
         })
         .await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 15))).await;
-    } else if aim < 75 {
+    } else if aim < 60 {
         let _ = tokio::time::timeout(budget * 2, signals.rotated.notified()).await;
         tokio::time::sleep(Duration::from_millis(rng.range(0, 5))).await;
+    } else if aim < 80 {
+        // Just before a rotation, hoping to land inside it.
+        let _ = tokio::time::timeout(budget * 2, signals.near_segment_end.notified()).await;
+        tokio::time::sleep(Duration::from_micros(rng.range(0, 3000))).await;
     } else {
         tokio::time::sleep(budget).await;
     }

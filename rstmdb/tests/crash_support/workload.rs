@@ -55,10 +55,20 @@ pub struct Signals {
     pub rotated: Notify,
     pub compacting: AtomicBool,
     pub compact_started: Notify,
+    /// An acknowledged record lies within [`NEAR_SEGMENT_END_BYTES`] of the 1 MiB segment
+    /// limit: the next few appends rotate.
+    pub near_segment_end: Notify,
 }
+
+/// How close to the end of a 1 MiB segment an acknowledged record must lie for the next
+/// appends to be likely to rotate (records here are 0.3 to 3 KiB).
+pub const NEAR_SEGMENT_END_BYTES: u64 = 12 * 1024;
 
 impl Signals {
     fn saw_offset(&self, offset: u64, now_us: u64) {
+        if offset & ((1 << 40) - 1) > (1 << 20) - NEAR_SEGMENT_END_BYTES {
+            self.near_segment_end.notify_waiters();
+        }
         let segment = offset >> 40;
         let before = self.newest_segment.fetch_max(segment, Ordering::SeqCst);
         if before != 0 && segment > before {
