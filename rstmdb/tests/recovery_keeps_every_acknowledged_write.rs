@@ -70,6 +70,10 @@ fn machine() -> Command {
 }
 
 fn open(dir: &std::path::Path, storage: FaultStorage) -> Database {
+    open_with(dir, storage, FsyncPolicy::EveryWrite)
+}
+
+fn open_with(dir: &std::path::Path, storage: FaultStorage, fsync_policy: FsyncPolicy) -> Database {
     let options = DatabaseOptions {
         wal_storage: Some(Arc::new(storage)),
         ..DatabaseOptions::new(
@@ -77,7 +81,7 @@ fn open(dir: &std::path::Path, storage: FaultStorage) -> Database {
             WalConfig {
                 // Small segments so crashes also hit rotations.
                 segment_size_bytes: 2048,
-                fsync_policy: FsyncPolicy::EveryWrite,
+                fsync_policy,
             },
         )
     };
@@ -179,4 +183,94 @@ proptest! {
     ) {
         run_case(acked, in_flight, kept_ops, torn_bytes);
     }
+}
+
+/// A power loss under a windowed policy (spec §6.1): `writes` creates are acknowledged one by
+/// one, `settle` is left for the sync thread, then every unsynced byte is dropped. Returns
+/// how many acknowledged records were lost, and for each lost one how long before the crash
+/// it was acknowledged.
+fn lose_power_after(
+    policy: FsyncPolicy,
+    writes: usize,
+    settle: Duration,
+) -> (usize, Vec<Duration>) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = FaultStorage::new();
+    let db = open_with(dir.path(), storage.clone(), policy);
+    let (acked_at, crashed, crash_time) = runtime.block_on(async {
+        db.write(machine()).await.unwrap();
+        let mut acked_at = Vec::new();
+        for n in 0..writes {
+            db.write(Command::CreateInstance(CreateInstance {
+                machine: "order".into(),
+                version: 1,
+                instance_id: InstanceIdChoice::Given(format!("w{n}")),
+                initial_ctx: None,
+                idempotency_key: None,
+            }))
+            .await
+            .unwrap();
+            acked_at.push(std::time::Instant::now());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(settle).await;
+        let crash_time = std::time::Instant::now();
+        (acked_at, storage.crash(CrashPlan::default()), crash_time)
+    });
+    db.shutdown().unwrap();
+    drop(db);
+    let recovered_db = open_with(dir.path(), crashed, policy);
+    let recovered = runtime
+        .block_on(recovered_db.wal_read(0, 100_000))
+        .unwrap()
+        .records;
+    recovered_db.shutdown().unwrap();
+    // Record 1 is the machine, then one record per write.
+    let kept_writes = recovered.len().saturating_sub(1);
+    let lost: Vec<Duration> = acked_at[kept_writes.min(writes)..]
+        .iter()
+        .map(|t| crash_time.duration_since(*t))
+        .collect();
+    (lost.len(), lost)
+}
+
+#[test]
+fn every_n_loses_at_most_n_minus_one_acknowledged_writes_to_a_power_loss() {
+    for n in [1u32, 3, 8] {
+        for writes in [0usize, 5, 17] {
+            let (lost, _) =
+                lose_power_after(FsyncPolicy::EveryN(n), writes, Duration::from_millis(50));
+            eprintln!("every_n:{n}, {writes} writes, power loss: {lost} acknowledged lost");
+            assert!(
+                lost < n as usize,
+                "every_n:{n} after {writes} writes lost {lost} acknowledged writes"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_ms_loses_only_writes_acknowledged_within_the_interval_before_a_power_loss() {
+    let interval_ms = 40;
+    let (_, lost) = lose_power_after(FsyncPolicy::EveryMs(interval_ms), 30, Duration::ZERO);
+    // The interval, plus time for the sync thread to be scheduled on a loaded machine.
+    let window = Duration::from_millis(u64::from(interval_ms) + 100);
+    assert!(
+        lost.iter().all(|age| *age <= window),
+        "lost writes acknowledged longer ago than the window: {lost:?}"
+    );
+    let (lost_after_settling, _) = lose_power_after(
+        FsyncPolicy::EveryMs(interval_ms),
+        30,
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        lost_after_settling, 0,
+        "the timer must sync once writes stop"
+    );
 }
