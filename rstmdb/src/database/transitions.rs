@@ -7,6 +7,8 @@
 //! commit position.
 
 use crate::engine::{ApplyEventRecord, Record};
+use bytes::Bytes;
+use rstmdb_client::message::Event;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
@@ -14,8 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::watch;
 
-/// One transition as every subscription sees it. The JSON of `payload` and `ctx` is parsed
-/// once, by the first subscription that needs it, and shared by all of them.
+/// One transition as every subscription sees it. The JSON of `payload` and `ctx` is parsed, and
+/// the event serialised, once, by the first subscription that needs it, and shared by all of
+/// them: fan-out to N subscriptions costs one serialisation, not N.
 #[derive(Debug)]
 pub struct Transition {
     pub offset: u64,
@@ -28,6 +31,8 @@ pub struct Transition {
     payload_json: Option<Box<RawValue>>,
     ctx_json: Box<RawValue>,
     parsed: OnceLock<Result<ParsedValues, String>>,
+    /// The event's JSON after the subscription id, without and with `ctx` (index: include_ctx).
+    event_tails: [OnceLock<Result<Bytes, String>>; 2],
 }
 
 /// The event's user values, parsed.
@@ -38,6 +43,10 @@ pub struct ParsedValues {
 }
 
 impl Transition {
+    /// Every event's JSON (spec §3.5) starts with these bytes, then the subscription id as a
+    /// JSON string; everything after the id is the same for every subscription.
+    pub const EVENT_JSON_HEAD: &str = r#"{"type":"event","subscription_id":"#;
+
     pub(crate) fn from_record(offset: u64, record: ApplyEventRecord) -> Transition {
         Transition {
             offset,
@@ -50,6 +59,7 @@ impl Transition {
             payload_json: record.payload,
             ctx_json: record.ctx,
             parsed: OnceLock::new(),
+            event_tails: [OnceLock::new(), OnceLock::new()],
         }
     }
 
@@ -70,6 +80,52 @@ impl Transition {
             .get_or_init(|| self.parse())
             .as_ref()
             .map_err(String::as_str)
+    }
+
+    /// The event's JSON after its subscription id: `EVENT_JSON_HEAD`, the id as a JSON string,
+    /// then these bytes are exactly `serde_json::to_string(&Event { .. })` (the client's own
+    /// serialisation, so the spliced bytes cannot drift from it). Built once per variant.
+    pub fn event_tail(&self, include_ctx: bool) -> Result<&Bytes, &str> {
+        self.event_tails[usize::from(include_ctx)]
+            .get_or_init(|| self.serialise_tail(include_ctx))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    fn serialise_tail(&self, include_ctx: bool) -> Result<Bytes, String> {
+        let values = self.values().map_err(str::to_owned)?;
+        let event = Event {
+            subscription_id: String::new(),
+            instance_id: self.instance_id.clone(),
+            machine: self.machine.clone(),
+            version: self.version,
+            wal_offset: self.offset,
+            from_state: self.from_state.clone(),
+            to_state: self.to_state.clone(),
+            event: self.event.clone(),
+            payload: values.payload.clone(),
+            ctx: include_ctx.then(|| values.ctx.clone()),
+        };
+        let json = serde_json::to_vec(&event).map_err(|err| {
+            format!(
+                "the event at offset {} does not serialise: {err}",
+                self.offset
+            )
+        })?;
+        let json_len = json.len();
+        // The empty id serialises as `""` right after the head.
+        let tail_len = json
+            .strip_prefix(Self::EVENT_JSON_HEAD.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"\"\""))
+            .map(<[u8]>::len)
+            .ok_or_else(|| {
+                format!(
+                    "the event at offset {} does not start with {}\"\"",
+                    self.offset,
+                    Self::EVENT_JSON_HEAD
+                )
+            })?;
+        Ok(Bytes::from(json).slice(json_len - tail_len..))
     }
 
     fn parse(&self) -> Result<ParsedValues, String> {
@@ -96,8 +152,10 @@ impl Transition {
             + self.event.len();
         let json =
             self.ctx_json.get().len() + self.payload_json.as_ref().map_or(0, |p| p.get().len());
-        // Parsed values roughly triple the JSON text once a subscription needs them.
-        std::mem::size_of::<Transition>() + strings + 3 * json
+        // Parsed values roughly triple the JSON text once a subscription needs them, and the two
+        // serialised events repeat the strings and the JSON once more each. Fixed at publish
+        // time, so eviction subtracts exactly what insertion added.
+        std::mem::size_of::<Transition>() + 3 * strings + 5 * json
     }
 }
 

@@ -2,6 +2,7 @@
 //! or stream errors pushed by the handler between them (spec §3.7).
 
 use super::handler::{ConnectionContext, Outbound, ResponseFuture};
+use super::outbound::OutboundReceiver;
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
@@ -65,12 +66,12 @@ type Finished =
 
 /// Messages already available are gathered into one write up to this size, so a burst of
 /// pipelined responses (e.g. released by one group commit) costs one syscall, not one each.
-const COALESCE_BYTES: usize = 64 * 1024;
+const COALESCE_BYTES: usize = 256 * 1024;
 
 pub(crate) struct Writer<W> {
     pub sink: W,
     pub queue: mpsc::UnboundedReceiver<Pending>,
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: OutboundReceiver,
     pub context: ConnectionContext,
     pub detected_mode: Arc<DetectedMode>,
     pub max_frame_bytes: usize,
@@ -168,12 +169,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             return out.response(done);
         }
         match self.outbound.try_recv() {
-            Ok(message) => match self.pushed(out, message) {
+            Some(message) => match self.pushed(out, message) {
                 // A dropped stale event is not the end of what is ready.
                 Step::Nothing => Step::Encoded,
                 step => step,
             },
-            Err(_) => Step::Nothing,
+            None => Step::Nothing,
         }
     }
 
@@ -186,6 +187,15 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             .unwrap_or_else(|| self.detected_mode.get());
         out.codec.set_mode(mode);
         let payload = match &message {
+            Outbound::Events(batch) => {
+                for tail in &batch.tails {
+                    if let Err(err) = batch.head.encode(mode, tail, &mut out.buf) {
+                        // Events fit by construction (§2.4): only a bug gets here.
+                        tracing::error!(conn = self.context.id(), %err, "cannot encode an event");
+                    }
+                }
+                return Step::Encoded;
+            }
             Outbound::Event(event) => serde_json::to_string(event),
             Outbound::StreamError(error) => serde_json::to_string(error),
         };

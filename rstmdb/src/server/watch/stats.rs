@@ -57,12 +57,12 @@ impl WatchCounters {
         self.active(kind).fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn forwarded(&self, kind: SubscriptionKind) {
+    pub(crate) fn forwarded(&self, kind: SubscriptionKind, events: usize) {
         let counter = match kind {
             SubscriptionKind::Instance => &self.forwarded_instance,
             SubscriptionKind::All => &self.forwarded_all,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(events as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn stream_error(&self, reason: StreamErrorReason) {

@@ -12,8 +12,9 @@ use crate::database::{
     CatchUpError, CatchUpReader, RecentRead, Transition, WatchFeed, WatcherGuard,
 };
 use crate::server::handler::{ConnectionContext, Outbound};
+use crate::server::outbound::{EventBatch, EventHead};
 use rstmdb_client::RcpError;
-use rstmdb_client::message::{Event, StreamError};
+use rstmdb_client::message::StreamError;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,8 @@ enum Ended {
 #[derive(Debug)]
 pub(crate) struct Subscription {
     id: String,
+    /// This subscription's part of every event's JSON, spliced in front of the shared tails.
+    head: Arc<EventHead>,
     filter: Filter,
     include_ctx: bool,
     /// The next WAL position to look at: every transition below it was looked at.
@@ -102,6 +105,7 @@ impl Subscription {
     ) -> Subscription {
         let batch_events = registration.hub.limits.batch_events.max(1);
         Subscription {
+            head: Arc::new(EventHead::new(&id)),
             id,
             filter: request.filter,
             include_ctx: request.include_ctx,
@@ -207,19 +211,37 @@ impl Subscription {
         }
     }
 
-    /// Pushes the matching transitions, waiting for room in the connection's queue.
+    /// Pushes the matching transitions as one batch, waiting for room in the connection's
+    /// queue. Per transition this costs a filter check on borrowed fields and a reference
+    /// count: the event's bytes are shared by every subscription.
     async fn deliver(&mut self, transitions: &[Arc<Transition>]) -> Option<Ended> {
-        self.registration.hub.counters.held(transitions.len());
+        let counters = &self.registration.hub.counters;
+        counters.held(transitions.len());
+        let mut tails = Vec::new();
+        let mut last_offset = None;
+        let mut failed = None;
         for transition in transitions {
             if !self.filter.matches(transition) {
                 continue;
             }
-            let event = match self.event(transition) {
-                Ok(event) => event,
-                Err(message) => return Some(read_failed(message.to_owned())),
-            };
+            match transition.event_tail(self.include_ctx) {
+                Ok(tail) => tails.push(tail.clone()),
+                Err(message) => {
+                    // The events before it are still delivered, then the stream error.
+                    failed = Some(read_failed(message.to_owned()));
+                    break;
+                }
+            }
+            last_offset = Some(transition.offset);
+        }
+        if let Some(last_offset) = last_offset {
+            let events = tails.len();
+            let batch = Outbound::Events(EventBatch {
+                head: Arc::clone(&self.head),
+                tails,
+            });
             tokio::select! {
-                pushed = self.conn.push(Outbound::Event(event)) => if pushed.is_err() {
+                pushed = self.conn.push(batch) => if pushed.is_err() {
                     return Some(Ended::Quietly);
                 },
                 () = self.cancel.cancelled() => return Some(Ended::Quietly),
@@ -228,27 +250,10 @@ impl Subscription {
             self.registration
                 .hub
                 .counters
-                .forwarded(self.registration.kind);
-            self.next_offset = transition.offset + 1;
+                .forwarded(self.registration.kind, events);
+            self.next_offset = last_offset + 1;
         }
-        None
-    }
-
-    /// The event of spec §3.5; a replayed one is built exactly like a live one.
-    fn event<'t>(&self, transition: &'t Transition) -> Result<Event, &'t str> {
-        let values = transition.values()?;
-        Ok(Event {
-            subscription_id: self.id.clone(),
-            instance_id: transition.instance_id.clone(),
-            machine: transition.machine.clone(),
-            version: transition.version,
-            wal_offset: transition.offset,
-            from_state: transition.from_state.clone(),
-            to_state: transition.to_state.clone(),
-            event: transition.event.clone(),
-            payload: values.payload.clone(),
-            ctx: self.include_ctx.then(|| values.ctx.clone()),
-        })
+        failed
     }
 }
 
