@@ -10,6 +10,7 @@
 //! [`Transition::event_tail`]: crate::database::Transition::event_tail
 
 use crate::database::Transition;
+use crate::server::watch::budget::DeliveryBudget;
 use bytes::{BufMut, Bytes, BytesMut};
 use rstmdb_client::frame::FLAG_CRC_PRESENT;
 use rstmdb_client::limits::{FRAME_MAGIC, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION};
@@ -55,11 +56,19 @@ pub struct EventBatch {
 
 /// A subscription's own part of its events' JSON: [`Transition::EVENT_JSON_HEAD`] and the id
 /// as a JSON string, with its CRC32C so that a frame's CRC costs one pass over the tail only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EventHead {
     subscription_id: String,
     json: Vec<u8>,
     crc: u32,
+    /// Where the writer charges the time it spends sending these events.
+    budget: Option<Arc<DeliveryBudget>>,
+}
+
+impl PartialEq for EventHead {
+    fn eq(&self, other: &EventHead) -> bool {
+        self.subscription_id == other.subscription_id
+    }
 }
 
 impl EventHead {
@@ -74,7 +83,18 @@ impl EventHead {
             subscription_id: subscription_id.to_owned(),
             json,
             crc,
+            budget: None,
         }
+    }
+
+    /// The writer charges the time it spends on these events to `budget`.
+    pub fn with_budget(mut self, budget: Arc<DeliveryBudget>) -> EventHead {
+        self.budget = Some(budget);
+        self
+    }
+
+    pub(crate) fn budget(&self) -> Option<&Arc<DeliveryBudget>> {
+        self.budget.as_ref()
     }
 
     pub fn subscription_id(&self) -> &str {

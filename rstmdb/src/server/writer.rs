@@ -3,6 +3,7 @@
 
 use super::handler::{ConnectionContext, Outbound, ResponseFuture};
 use super::outbound::OutboundReceiver;
+use super::watch::budget::DeliveryBudget;
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
@@ -12,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::codec::Encoder;
@@ -95,6 +97,9 @@ struct Output {
     buf: BytesMut,
     /// Permits of encoded responses, released once the bytes are written.
     permits: Vec<OwnedSemaphorePermit>,
+    /// Bytes of watch events in `buf`, and the budget their sending time is charged to.
+    event_bytes: usize,
+    budget: Option<Arc<DeliveryBudget>>,
 }
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
@@ -104,6 +109,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             response_mode: None,
             buf: BytesMut::new(),
             permits: Vec::new(),
+            event_bytes: 0,
+            budget: None,
         };
         let mut in_order: FuturesOrdered<Finished> = FuturesOrdered::new();
         let mut queue_open = true;
@@ -188,11 +195,18 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         out.codec.set_mode(mode);
         let payload = match &message {
             Outbound::Events(batch) => {
+                let started = Instant::now();
+                let before = out.buf.len();
                 for tail in &batch.tails {
                     if let Err(err) = batch.head.encode(mode, tail, &mut out.buf) {
                         // Events fit by construction (§2.4): only a bug gets here.
                         tracing::error!(conn = self.context.id(), %err, "cannot encode an event");
                     }
+                }
+                if let Some(budget) = batch.head.budget() {
+                    budget.charge(started.elapsed());
+                    out.event_bytes += out.buf.len() - before;
+                    out.budget = Some(Arc::clone(budget));
                 }
                 return Step::Encoded;
             }
@@ -223,8 +237,17 @@ impl Output {
     }
 
     async fn flush<W: AsyncWrite + Unpin>(&mut self, sink: &mut W) -> std::io::Result<()> {
+        let started = Instant::now();
         sink.write_all(&self.buf).await?;
         sink.flush().await?;
+        if let Some(budget) = &self.budget
+            && self.event_bytes > 0
+        {
+            // The events' part of the write (kernel time included).
+            let share = self.event_bytes as f64 / self.buf.len().max(1) as f64;
+            budget.charge(started.elapsed().mul_f64(share.min(1.0)));
+        }
+        self.event_bytes = 0;
         self.buf.clear();
         // Written: these requests no longer count against the in-flight bound.
         self.permits.clear();

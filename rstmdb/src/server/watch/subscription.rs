@@ -16,8 +16,13 @@ use crate::server::outbound::{EventBatch, EventHead};
 use rstmdb_client::RcpError;
 use rstmdb_client::message::StreamError;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// A read of at least this many transitions means writes arrive faster than delivery wakes
+/// up: only then is the delivery interval worth its latency.
+const STEADY_STREAM_TRANSITIONS: usize = 8;
 
 /// Holds a subscription's place in the hub and the gauges; releases both exactly once, when
 /// the subscription ends for whatever reason (also if its task is dropped).
@@ -89,6 +94,7 @@ pub(crate) struct Subscription {
     registration: Registration,
     cancel: CancellationToken,
     batch_events: usize,
+    delivery_interval: Duration,
     /// The WAL reader of the last catch-up read, while it may hold more records.
     reader: Option<CatchUpReader>,
 }
@@ -104,8 +110,9 @@ impl Subscription {
         cancel: CancellationToken,
     ) -> Subscription {
         let batch_events = registration.hub.limits.batch_events.max(1);
+        let delivery_interval = Duration::from_millis(registration.hub.limits.delivery_interval_ms);
         Subscription {
-            head: Arc::new(EventHead::new(&id)),
+            head: Arc::new(EventHead::new(&id).with_budget(Arc::clone(&registration.hub.budget))),
             id,
             filter: request.filter,
             include_ctx: request.include_ctx,
@@ -116,6 +123,7 @@ impl Subscription {
             registration,
             cancel,
             batch_events,
+            delivery_interval,
             reader: None,
         }
     }
@@ -155,6 +163,16 @@ impl Subscription {
             }
             let committed = self.feed.committed_offset();
             if self.cursor < committed {
+                if let Some(pause) = self.registration.hub.budget.pause() {
+                    // Delivery is over its CPU share: fall behind rather than starve writes.
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return Ended::Quietly,
+                        () = self.conn.closed() => return Ended::Quietly,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    continue;
+                }
+                let started = Instant::now();
                 let (transitions, next_cursor) =
                     match self.feed.recent(self.cursor, committed, self.batch_events) {
                         RecentRead::Covered {
@@ -171,10 +189,22 @@ impl Subscription {
                         },
                     };
                 if next_cursor > self.cursor {
-                    if let Some(ended) = self.deliver(&transitions).await {
+                    if let Some(ended) = self.deliver(&transitions, started).await {
                         return ended;
                     }
                     self.cursor = next_cursor;
+                    if next_cursor >= committed
+                        && transitions.len() >= STEADY_STREAM_TRANSITIONS
+                        && !self.delivery_interval.is_zero()
+                    {
+                        // Caught up with a steady stream: let the next events gather (see
+                        // `delivery_interval_ms`). A trickle is still sent event by event.
+                        tokio::select! {
+                            () = self.cancel.cancelled() => return Ended::Quietly,
+                            () = self.conn.closed() => return Ended::Quietly,
+                            () = tokio::time::sleep(self.delivery_interval) => {}
+                        }
+                    }
                     continue;
                 }
             }
@@ -214,7 +244,11 @@ impl Subscription {
     /// Pushes the matching transitions as one batch, waiting for room in the connection's
     /// queue. Per transition this costs a filter check on borrowed fields and a reference
     /// count: the event's bytes are shared by every subscription.
-    async fn deliver(&mut self, transitions: &[Arc<Transition>]) -> Option<Ended> {
+    async fn deliver(
+        &mut self,
+        transitions: &[Arc<Transition>],
+        started: Instant,
+    ) -> Option<Ended> {
         let counters = &self.registration.hub.counters;
         counters.held(transitions.len());
         let mut tails = Vec::new();
@@ -234,6 +268,8 @@ impl Subscription {
             }
             last_offset = Some(transition.offset);
         }
+        // Reading and filtering, not the wait for room below.
+        self.registration.hub.budget.charge(started.elapsed());
         if let Some(last_offset) = last_offset {
             let events = tails.len();
             let batch = Outbound::Events(EventBatch {
