@@ -165,6 +165,7 @@ impl Subscription {
             if self.cursor < committed {
                 if let Some(pause) = self.registration.hub.budget.pause() {
                     // Delivery is over its CPU share: fall behind rather than starve writes.
+                    self.registration.hub.counters.delivery_paused();
                     tokio::select! {
                         () = self.cancel.cancelled() => return Ended::Quietly,
                         () = self.conn.closed() => return Ended::Quietly,
