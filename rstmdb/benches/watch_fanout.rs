@@ -384,6 +384,50 @@ fn per_event_us(ns: u64, events: usize) -> f64 {
     ns as f64 / 1e3 / events.max(1) as f64
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Medians over the rounds, per subscriber count: a ratio of medians resists one round that
+/// another process on the machine disturbed.
+fn summarise(results: &[(usize, Run)], counts: &[usize], events: usize) {
+    let of = |n: usize, f: &dyn Fn(&Run) -> f64| {
+        median(
+            results
+                .iter()
+                .filter(|(c, _)| *c == n)
+                .map(|(_, r)| f(r))
+                .collect(),
+        )
+    };
+    let base_writes = of(0, &|r| r.writes_per_sec);
+    let base_server_ns = of(0, &|r| r.cpu.server_ns as f64);
+    println!("medians over the rounds:");
+    for &n in counts {
+        let writes = of(n, &|r| r.writes_per_sec);
+        let server_ns = of(n, &|r| r.cpu.server_ns as f64);
+        let per_event = if n == 0 {
+            String::new()
+        } else {
+            format!(
+                ", server {:.2} us/delivered event, bench subscribers {:.2} us/event",
+                (server_ns - base_server_ns) / 1e3 / (events * n) as f64,
+                of(n, &|r| r.cpu.subscribers_ns as f64) / 1e3 / (events * n) as f64
+            )
+        };
+        println!(
+            "  {n:>3} subscribers: {writes:>7.0} writes/s ({:.0}% of 0 subscribers), {:>9.0} events delivered/s, drained {:.0} ms after the last write, latency p50 {:.0} us p99 {:.0} us, server {:.2} us/write{per_event}",
+            writes / base_writes * 100.0,
+            of(n, &|r| r.delivered_per_sec),
+            of(n, &|r| r.drain_ms),
+            of(n, &|r| r.latency_us.0 as f64),
+            of(n, &|r| r.latency_us.1 as f64),
+            server_ns / 1e3 / events as f64,
+        );
+    }
+}
+
 fn main() {
     let events: usize = env_or("WATCH_BENCH_EVENTS", 20_000);
     let rounds: usize = env_or("WATCH_BENCH_ROUNDS", 1);
@@ -460,6 +504,7 @@ fn main() {
     println!(
         "watch fan-out, {events} events per run, fsync never, {WRITERS} writers x {PIPELINE} in flight, {rounds} round(s)"
     );
+    let mut results: Vec<(usize, Run)> = Vec::new();
     for round in 1..=rounds {
         let mut baseline: Option<(f64, u64)> = None;
         for &subscribers in &counts {
@@ -494,8 +539,12 @@ fn main() {
                 per_event_us(r.cpu.writers_ns, events),
                 per_event_us(r.cpu.subscribers_ns, events * subscribers),
             );
+            results.push((subscribers, r));
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+    if rounds > 1 {
+        summarise(&results, &counts, events);
     }
     drop(dir);
 }

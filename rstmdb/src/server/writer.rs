@@ -13,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::codec::Encoder;
@@ -237,21 +238,61 @@ impl Output {
     }
 
     async fn flush<W: AsyncWrite + Unpin>(&mut self, sink: &mut W) -> std::io::Result<()> {
-        let started = Instant::now();
-        sink.write_all(&self.buf).await?;
-        sink.flush().await?;
+        let mut timed = TimedWrite {
+            inner: sink,
+            spent: Duration::ZERO,
+        };
+        timed.write_all(&self.buf).await?;
+        timed.flush().await?;
         if let Some(budget) = &self.budget
             && self.event_bytes > 0
         {
             // The events' part of the write (kernel time included).
             let share = self.event_bytes as f64 / self.buf.len().max(1) as f64;
-            budget.charge(started.elapsed().mul_f64(share.min(1.0)));
+            budget.charge(timed.spent.mul_f64(share.min(1.0)));
         }
         self.event_bytes = 0;
         self.buf.clear();
         // Written: these requests no longer count against the in-flight bound.
         self.permits.clear();
         Ok(())
+    }
+}
+
+/// Adds up the time spent inside the sink's write calls: the work of writing, not the time a
+/// slow reader makes us wait for room (which must not count against the delivery budget).
+struct TimedWrite<'a, W> {
+    inner: &'a mut W,
+    spent: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> TimedWrite<'_, W> {
+    fn timed<T>(
+        &mut self,
+        call: impl FnOnce(Pin<&mut W>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let started = Instant::now();
+        let polled = call(Pin::new(&mut *self.inner));
+        self.spent += started.elapsed();
+        polled
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<'_, W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().timed(|inner| inner.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(|inner| inner.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(|inner| inner.poll_shutdown(cx))
     }
 }
 

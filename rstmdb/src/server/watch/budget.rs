@@ -7,9 +7,15 @@
 //! `share × cores` nanoseconds per nanosecond of wall time. While the bucket holds more than
 //! one burst, subscriptions wait before taking their next batch: they fall behind, and catch
 //! up from the ring or the WAL later, so nothing is skipped — events arrive later, not fewer.
+//!
+//! While bounded, subscriptions take turns ([`DeliveryBudget::turn`]): one reads and builds its
+//! batch at a time, and the one whose turn it is waits out any pause for all. The others wait
+//! in a FIFO queue instead of all sleeping and waking together, which would flood the runtime's
+//! run queues with delivery tasks right when writes need them, and cost a wake-up each.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Debt that is tolerated before anyone waits: short bursts are delivered at once.
 const BURST: Duration = Duration::from_millis(5);
@@ -20,6 +26,17 @@ pub struct DeliveryBudget {
     /// Delivery nanoseconds the budget refills per wall-clock nanosecond; `None`: unbounded.
     rate: Option<f64>,
     bucket: Mutex<Bucket>,
+    /// One permit: whose turn it is to read and build a batch.
+    lane: Arc<Semaphore>,
+}
+
+/// A subscription's turn to read and build one batch; release it before waiting for room in
+/// the connection's queue, so that one slow reader does not hold up the others.
+#[derive(Debug)]
+pub struct Turn {
+    _permit: Option<OwnedSemaphorePermit>,
+    /// Whether delivery had to pause for the budget before this turn.
+    pub paused: bool,
 }
 
 #[derive(Debug)]
@@ -41,6 +58,7 @@ impl DeliveryBudget {
                 debt_ns: 0.0,
                 drained_at: Instant::now(),
             }),
+            lane: Arc::new(Semaphore::new(1)),
         }
     }
 
@@ -57,6 +75,27 @@ impl DeliveryBudget {
         }
         let mut bucket = self.lock();
         bucket.debt_ns += spent.as_nanos() as f64;
+    }
+
+    /// Waits for this subscription's turn and for the budget to allow more delivery; at once
+    /// when the budget is unbounded. Cancel-safe: dropping the future gives the turn back.
+    pub async fn turn(&self) -> Turn {
+        if self.rate.is_none() {
+            return Turn {
+                _permit: None,
+                paused: false,
+            };
+        }
+        // The lane is never closed, so this only fails if that changes; then nobody waits.
+        let permit = Arc::clone(&self.lane).acquire_owned().await.ok();
+        let pause = self.pause();
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+        Turn {
+            _permit: permit,
+            paused: pause.is_some(),
+        }
     }
 
     /// How long delivery should pause now so that its share stays within the budget; `None`
@@ -94,6 +133,24 @@ mod tests {
             budget.charge(Duration::from_secs(10));
             assert_eq!(budget.pause(), None, "{percent}%");
         }
+    }
+
+    #[tokio::test]
+    async fn turns_are_taken_one_at_a_time_in_arrival_order() {
+        let budget = Arc::new(DeliveryBudget::new(25, 2));
+        let first = budget.turn().await;
+        let waiting = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { budget.turn().await.paused }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "the second waits for the first turn"
+        );
+        budget.charge(BURST + Duration::from_millis(1));
+        drop(first);
+        assert!(waiting.await.expect("joins"), "and then for the budget");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! looked at, so every matching transition is pushed exactly once and in WAL order; nothing at
 //! or above the commit position is looked at, so nothing is pushed before it is committed.
 
+use super::budget::{DeliveryBudget, Turn};
 use super::filter::{Filter, SubscriptionKind};
 use super::hub::{HubInner, WatchRequest};
 use super::stats::StreamErrorReason;
@@ -95,6 +96,7 @@ pub(crate) struct Subscription {
     cancel: CancellationToken,
     batch_events: usize,
     delivery_interval: Duration,
+    budget: Arc<DeliveryBudget>,
     /// The WAL reader of the last catch-up read, while it may hold more records.
     reader: Option<CatchUpReader>,
 }
@@ -110,6 +112,7 @@ impl Subscription {
         cancel: CancellationToken,
     ) -> Subscription {
         let batch_events = registration.hub.limits.batch_events.max(1);
+        let budget = Arc::clone(&registration.hub.budget);
         let delivery_interval = Duration::from_millis(registration.hub.limits.delivery_interval_ms);
         Subscription {
             head: Arc::new(EventHead::new(&id).with_budget(Arc::clone(&registration.hub.budget))),
@@ -124,6 +127,7 @@ impl Subscription {
             cancel,
             batch_events,
             delivery_interval,
+            budget,
             reader: None,
         }
     }
@@ -163,17 +167,16 @@ impl Subscription {
             }
             let committed = self.feed.committed_offset();
             if self.cursor < committed {
-                if let Some(pause) = self.registration.hub.budget.pause() {
-                    // Delivery is over its CPU share: fall behind rather than starve writes.
+                // Over the budget, delivery falls behind rather than starve the writes.
+                let turn = tokio::select! {
+                    () = self.cancel.cancelled() => return Ended::Quietly,
+                    () = self.conn.closed() => return Ended::Quietly,
+                    turn = self.budget.turn() => turn,
+                };
+                if turn.paused {
                     self.registration.hub.counters.delivery_paused();
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return Ended::Quietly,
-                        () = self.conn.closed() => return Ended::Quietly,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                    continue;
                 }
-                let started = Instant::now();
+                let mut started = Instant::now();
                 let (transitions, next_cursor) =
                     match self.feed.recent(self.cursor, committed, self.batch_events) {
                         RecentRead::Covered {
@@ -185,12 +188,16 @@ impl Subscription {
                             (transitions, next_cursor)
                         }
                         RecentRead::NotCovered => match self.catch_up().await {
-                            Ok(read) => read,
+                            Ok(read) => {
+                                // `catch_up` charged its read; not the wait for a thread.
+                                started = Instant::now();
+                                read
+                            }
                             Err(ended) => return ended,
                         },
                     };
                 if next_cursor > self.cursor {
-                    if let Some(ended) = self.deliver(&transitions, started).await {
+                    if let Some(ended) = self.deliver(&transitions, started, turn).await {
                         return ended;
                     }
                     self.cursor = next_cursor;
@@ -227,7 +234,15 @@ impl Subscription {
         let feed = self.feed.clone();
         let (cursor, max, reader) = (self.cursor, self.batch_events, self.reader.take());
         self.registration.hub.counters.catch_up_read();
-        let read = tokio::task::spawn_blocking(move || feed.catch_up(cursor, max, reader)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            (feed.catch_up(cursor, max, reader), started.elapsed())
+        })
+        .await
+        .map(|(read, spent)| {
+            self.budget.charge(spent);
+            read
+        });
         match read {
             Ok(Ok(read)) => {
                 self.reader = read.reader;
@@ -249,6 +264,7 @@ impl Subscription {
         &mut self,
         transitions: &[Arc<Transition>],
         started: Instant,
+        turn: Turn,
     ) -> Option<Ended> {
         let counters = &self.registration.hub.counters;
         counters.held(transitions.len());
@@ -269,8 +285,9 @@ impl Subscription {
             }
             last_offset = Some(transition.offset);
         }
-        // Reading and filtering, not the wait for room below.
-        self.registration.hub.budget.charge(started.elapsed());
+        // Reading and filtering, not the wait for room below, which is not our turn's to hold.
+        self.budget.charge(started.elapsed());
+        drop(turn);
         if let Some(last_offset) = last_offset {
             let events = tails.len();
             let batch = Outbound::Events(EventBatch {
