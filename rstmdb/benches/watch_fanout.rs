@@ -22,8 +22,8 @@ use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::watch::WatchLimits;
 use rstmdb::server::watch::hub::{DEFAULT_DELIVERY_CPU_PERCENT, DEFAULT_DELIVERY_INTERVAL_MS};
+use rstmdb::server::watch::{WatchHub, WatchLimits};
 use rstmdb::server::{DatabaseHandler, OpHandler, Server, ServerSettings};
 use rstmdb::wal::{FsyncPolicy, WalConfig};
 use rstmdb_client::message::{Outcome, ServerMessage};
@@ -255,6 +255,9 @@ struct Run {
     delivered_per_sec: f64,
     /// From the last write's response to the last event's receipt.
     drain_ms: f64,
+    /// WAL reads of subscriptions that fell behind the ring, and budget pauses.
+    catch_up_reads: u64,
+    pauses: u64,
     cpu: Cpu,
     latency_us: (u128, u128),
 }
@@ -262,6 +265,7 @@ struct Run {
 struct Runtimes {
     writers: Runtime,
     subscribers: Runtime,
+    hub: WatchHub,
 }
 
 fn runtime(name: &str) -> Runtime {
@@ -281,6 +285,7 @@ async fn run(rt: &Runtimes, addr: SocketAddr, subscribers: usize, events: usize)
         readers.push(rt.subscribers.spawn(subscriber(conn, events as u64)));
     }
     let cpu_before = Cpu::now();
+    let stats_before = rt.hub.stats();
     let started = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|first| rt.writers.spawn(writer(addr, first, events)))
@@ -297,6 +302,9 @@ async fn run(rt: &Runtimes, addr: SocketAddr, subscribers: usize, events: usize)
         delivered_until = delivered_until.max(last_at);
     }
     let cpu = Cpu::now().since(cpu_before);
+    let stats = rt.hub.stats();
+    let catch_up_reads = stats.catch_up_reads - stats_before.catch_up_reads;
+    let pauses = stats.delivery_pauses - stats_before.delivery_pauses;
     let write_secs = written_at.duration_since(started).as_secs_f64();
     let delivery_secs = delivered_until.duration_since(started).as_secs_f64();
     let latency_us = latency(rt, addr, subscribers).await;
@@ -306,6 +314,8 @@ async fn run(rt: &Runtimes, addr: SocketAddr, subscribers: usize, events: usize)
         drain_ms: delivered_until.duration_since(written_at).as_secs_f64() * 1e3,
         cpu,
         latency_us,
+        catch_up_reads,
+        pauses,
     }
 }
 
@@ -437,12 +447,8 @@ fn main() {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let server_rt = runtime("server");
-    let rt = Runtimes {
-        writers: runtime("bench-writers"),
-        subscribers: runtime("bench-subs"),
-    };
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let addr = server_rt.block_on(async {
+    let (addr, hub) = server_rt.block_on(async {
         let options = DatabaseOptions::new(
             dir.path(),
             WalConfig {
@@ -456,8 +462,9 @@ fn main() {
             delivery_cpu_percent: env_or("WATCH_BENCH_CPU_PERCENT", DEFAULT_DELIVERY_CPU_PERCENT),
             ..WatchLimits::default()
         };
-        let handler: Arc<dyn OpHandler> =
-            Arc::new(DatabaseHandler::with_watch_limits(Arc::new(db), limits));
+        let handler = Arc::new(DatabaseHandler::with_watch_limits(Arc::new(db), limits));
+        let hub = handler.watch_hub().clone();
+        let handler: Arc<dyn OpHandler> = handler;
         let settings = ServerSettings {
             bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             idle_timeout: None,
@@ -472,8 +479,13 @@ fn main() {
         let server = Server::bind(settings, handler).await.expect("bind");
         let addr = server.local_addr().expect("addr");
         tokio::spawn(server.run_until(std::future::pending()));
-        addr
+        (addr, hub)
     });
+    let rt = Runtimes {
+        writers: runtime("bench-writers"),
+        subscribers: runtime("bench-subs"),
+        hub,
+    };
     rt.writers.block_on(async move {
         let mut admin = connect(addr).await;
         let definition = json!({"states": ["a", "b"], "initial": "a", "transitions": [
@@ -532,6 +544,10 @@ fn main() {
             println!(
                 "round {round}, {subscribers:>3} subscribers: {:>7.0} writes/s{slowdown}, {:>9.0} events delivered/s, drained {:.0} ms after the last write, latency p50 {} us p99 {} us",
                 r.writes_per_sec, r.delivered_per_sec, r.drain_ms, r.latency_us.0, r.latency_us.1
+            );
+            println!(
+                "        watch: {} WAL catch-up reads, {} budget pauses",
+                r.catch_up_reads, r.pauses
             );
             println!(
                 "        cpu: server {:.2} us/write{marginal}; bench writers {:.2} us/write, bench subscribers {:.2} us/event",

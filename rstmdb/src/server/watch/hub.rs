@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub const DEFAULT_DELIVERY_INTERVAL_MS: u64 = 2;
 
 /// See [`WatchLimits::delivery_cpu_percent`]; measured in docs/benchmarks.md (watch section).
-pub const DEFAULT_DELIVERY_CPU_PERCENT: u32 = 30;
+pub const DEFAULT_DELIVERY_CPU_PERCENT: u32 = 10;
 
 /// The `[watch]` limits (spec §9 extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
