@@ -28,13 +28,15 @@ pub struct WatchLimits {
     /// The most transitions one subscription takes at once from the ring or the WAL; with the
     /// connection's outbound queue, this bounds the memory a lagging subscriber costs.
     pub batch_events: usize,
-    /// After a subscription caught up with the commit position, it waits this long before it
-    /// looks again, so that under a steady write load each wake-up, frame batch and write
-    /// syscall carries many events instead of a few. The first event after a quiet spell is
-    /// still sent at once; 0 sends every group as soon as it is published.
+    /// After a read of 8 or more transitions that caught up with the commit position (a
+    /// steady stream), a subscription waits this long before it looks again, so that each
+    /// wake-up, frame batch and write syscall carries many events instead of a few. A trickle
+    /// is sent at once; 0 sends every group as soon as it is published. Not in the `[watch]`
+    /// table yet: `from_config` takes the default.
     pub delivery_interval_ms: u64,
-    /// The CPU share (percent of all cores) that watch delivery may take while it is behind;
-    /// beyond it subscriptions pause and catch up later. 0 or 100: unbounded.
+    /// The CPU share (percent of all cores) that watch delivery may take; beyond it
+    /// subscriptions take turns, pause, fall behind and catch up later (never skip). 0 or 100:
+    /// unbounded. Not in the `[watch]` table yet: `from_config` takes the default.
     pub delivery_cpu_percent: u32,
 }
 
