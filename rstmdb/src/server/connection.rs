@@ -2,7 +2,8 @@
 //! handler (pipelined, bounded), and ends through the Closing procedure of spec §2.8.
 
 use super::activity::ActivityReader;
-use super::handler::{ConnectionContext, OpHandler, Outbound, ResponseFuture};
+use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
+use super::outbound::OutboundReceiver;
 use super::session::{Session, SessionShared, Step};
 use super::writer::{DetectedMode, Pending, Writer, WriterEnd};
 use crate::metrics::{Metrics, RequestTimer};
@@ -69,7 +70,7 @@ type Reader<R> = FramedRead<ActivityReader<R>, WireCodec>;
 pub(crate) async fn serve<S>(
     stream: S,
     context: ConnectionContext,
-    outbound: mpsc::Receiver<Outbound>,
+    outbound: OutboundReceiver,
     env: Arc<ConnectionEnv>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

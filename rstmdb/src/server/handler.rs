@@ -1,14 +1,15 @@
 //! The boundary between the session layer and the database: [`OpHandler`] executes data ops,
 //! and [`ConnectionContext`] lets it push events onto a connection and learn when it closes.
 
-use rstmdb_client::message::{Event, Response, StreamError};
+pub use super::outbound::{OUTBOUND_QUEUE_MESSAGES, Outbound, PushError};
+use super::outbound::{OutboundReceiver, OutboundSender, outbound_queue};
+use rstmdb_client::message::Response;
 use rstmdb_client::request::Request;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Resolves to a request's response once it may be sent (for a write: once it is durable).
@@ -38,35 +39,6 @@ pub trait OpHandler: Send + Sync + 'static {
     }
 }
 
-/// A message pushed by the database outside the request/response flow (§3.5, §3.6).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outbound {
-    Event(Event),
-    StreamError(StreamError),
-}
-
-impl Outbound {
-    fn subscription_id(&self) -> &str {
-        match self {
-            Outbound::Event(event) => &event.subscription_id,
-            Outbound::StreamError(error) => &error.subscription_id,
-        }
-    }
-}
-
-/// How many pushed messages may wait for the writer before [`ConnectionContext::try_push`]
-/// reports the connection as full (the watch hub then serves the subscriber from the WAL).
-pub const OUTBOUND_QUEUE_MESSAGES: usize = 1024;
-
-/// Why a pushed message was not queued; the message is handed back (boxed: events are big).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PushError {
-    #[error("the connection's outbound queue is full")]
-    Full(Box<Outbound>),
-    #[error("the connection is closed")]
-    Closed(Box<Outbound>),
-}
-
 /// One connection, as the handler sees it. Cheap to clone; a clone may outlive the request
 /// (a subscription keeps one).
 #[derive(Debug, Clone)]
@@ -78,7 +50,7 @@ pub struct ConnectionContext {
 struct ContextInner {
     id: u64,
     peer_addr: SocketAddr,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: OutboundSender,
     closed: CancellationToken,
     /// Live subscriptions. The writer drops a queued event whose subscription is no longer
     /// here, so none is written after the UNWATCH response that ended it (§3.7); the set is
@@ -87,8 +59,8 @@ struct ContextInner {
 }
 
 impl ConnectionContext {
-    pub(crate) fn new(id: u64, peer_addr: SocketAddr) -> (Self, mpsc::Receiver<Outbound>) {
-        let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE_MESSAGES);
+    pub(crate) fn new(id: u64, peer_addr: SocketAddr) -> (Self, OutboundReceiver) {
+        let (outbound, receiver) = outbound_queue(OUTBOUND_QUEUE_MESSAGES);
         let inner = ContextInner {
             id,
             peer_addr,
@@ -113,22 +85,12 @@ impl ConnectionContext {
 
     /// Queues an event or stream error without waiting. `Full` means the writer is behind.
     pub fn try_push(&self, message: Outbound) -> Result<(), PushError> {
-        self.inner
-            .outbound
-            .try_send(message)
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(m) => PushError::Full(Box::new(m)),
-                mpsc::error::TrySendError::Closed(m) => PushError::Closed(Box::new(m)),
-            })
+        self.inner.outbound.try_send(message)
     }
 
     /// Queues an event or stream error, waiting while the queue is full.
     pub async fn push(&self, message: Outbound) -> Result<(), PushError> {
-        self.inner
-            .outbound
-            .send(message)
-            .await
-            .map_err(|err| PushError::Closed(Box::new(err.0)))
+        self.inner.outbound.send(message).await
     }
 
     /// Resolves when the connection has closed, for whatever reason; its subscriptions end.
@@ -164,7 +126,7 @@ impl ConnectionContext {
     /// Whether a queued message must not be written: an event of a subscription that is not
     /// live. A stream error is the final message of its subscription, so it is always written.
     pub(crate) fn is_stale(&self, message: &Outbound) -> bool {
-        matches!(message, Outbound::Event(_))
+        !matches!(message, Outbound::StreamError(_))
             && !self
                 .lock_subscriptions()
                 .contains(message.subscription_id())

@@ -5,6 +5,8 @@
 //! - `connection`: one connection's reader — wire-mode detection, request parsing, pipelining
 //!   with backpressure, framing faults and the Closing procedure.
 //! - `writer`: writes responses in request order and pushed events between them.
+//! - `outbound`: the pushed messages (events pre-serialised once per transition, spliced per
+//!   subscription) and the bounded queue that carries them to the writer.
 //! - `session`: the ops the server answers itself (HELLO, AUTH, PING, BYE, INFO,
 //!   REPLICATION_STATUS, REPLICATE*) and the auth gate.
 //! - [`handler`]: the [`OpHandler`] trait the database implements for data ops, and the
@@ -22,6 +24,7 @@ pub mod dispatch;
 pub mod echo;
 pub mod handler;
 pub mod listener;
+mod outbound;
 mod session;
 pub mod settings;
 pub mod tls;
@@ -36,6 +39,7 @@ pub use handler::{
     ConnectionContext, OUTBOUND_QUEUE_MESSAGES, OpHandler, Outbound, PushError, ResponseFuture,
 };
 pub use listener::{MAX_LINGERING_REFUSALS, SHUTDOWN_GRACE, Server, ServerError};
+pub use outbound::{EventBatch, EventHead};
 pub use session::{SERVER_FEATURES, SERVER_NAME, SERVER_VERSION};
 pub use settings::ServerSettings;
 pub use tls::{TLS_HANDSHAKE_TIMEOUT, TlsError, TlsSettings};

@@ -2,6 +2,8 @@
 //! or stream errors pushed by the handler between them (spec §3.7).
 
 use super::handler::{ConnectionContext, Outbound, ResponseFuture};
+use super::outbound::OutboundReceiver;
+use super::watch::budget::DeliveryBudget;
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
@@ -11,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::codec::Encoder;
@@ -66,12 +69,12 @@ type Finished =
 
 /// Messages already available are gathered into one write up to this size, so a burst of
 /// pipelined responses (e.g. released by one group commit) costs one syscall, not one each.
-const COALESCE_BYTES: usize = 64 * 1024;
+const COALESCE_BYTES: usize = 256 * 1024;
 
 pub(crate) struct Writer<W> {
     pub sink: W,
     pub queue: mpsc::UnboundedReceiver<Pending>,
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: OutboundReceiver,
     pub context: ConnectionContext,
     pub detected_mode: Arc<DetectedMode>,
     pub max_frame_bytes: usize,
@@ -98,6 +101,9 @@ struct Output {
     buf: BytesMut,
     /// Permits of encoded responses, released once the bytes are written.
     permits: Vec<OwnedSemaphorePermit>,
+    /// Bytes of watch events in `buf`, and the budget their sending time is charged to.
+    event_bytes: usize,
+    budget: Option<Arc<DeliveryBudget>>,
 }
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
@@ -107,6 +113,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             response_mode: None,
             buf: BytesMut::new(),
             permits: Vec::new(),
+            event_bytes: 0,
+            budget: None,
         };
         let mut in_order: FuturesOrdered<Finished> = FuturesOrdered::new();
         let mut queue_open = true;
@@ -173,12 +181,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             return out.response(done);
         }
         match self.outbound.try_recv() {
-            Ok(message) => match self.pushed(out, message) {
+            Some(message) => match self.pushed(out, message) {
                 // A dropped stale event is not the end of what is ready.
                 Step::Nothing => Step::Encoded,
                 step => step,
             },
-            Err(_) => Step::Nothing,
+            None => Step::Nothing,
         }
     }
 
@@ -196,6 +204,22 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             .unwrap_or_else(|| self.detected_mode.get());
         out.codec.set_mode(mode);
         let payload = match &message {
+            Outbound::Events(batch) => {
+                let started = Instant::now();
+                let before = out.buf.len();
+                for tail in &batch.tails {
+                    if let Err(err) = batch.head.encode(mode, tail, &mut out.buf) {
+                        // Events fit by construction (§2.4): only a bug gets here.
+                        tracing::error!(conn = self.context.id(), %err, "cannot encode an event");
+                    }
+                }
+                if let Some(budget) = batch.head.budget() {
+                    budget.charge(started.elapsed());
+                    out.event_bytes += out.buf.len() - before;
+                    out.budget = Some(Arc::clone(budget));
+                }
+                return Step::Encoded;
+            }
             Outbound::Event(event) => serde_json::to_string(event),
             Outbound::StreamError(error) => serde_json::to_string(error),
         };
@@ -229,15 +253,27 @@ impl Output {
         sink: &mut W,
         stall_timeout: Option<Duration>,
     ) -> std::io::Result<()> {
+        let mut timed = TimedWrite {
+            inner: sink,
+            spent: Duration::ZERO,
+        };
         let mut written = 0;
         while written < self.buf.len() {
-            let n = within(stall_timeout, sink.write(&self.buf[written..])).await?;
+            let n = within(stall_timeout, timed.write(&self.buf[written..])).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
             written += n;
         }
-        within(stall_timeout, sink.flush()).await?;
+        within(stall_timeout, timed.flush()).await?;
+        if let Some(budget) = &self.budget
+            && self.event_bytes > 0
+        {
+            // The events' part of the write (kernel time included).
+            let share = self.event_bytes as f64 / self.buf.len().max(1) as f64;
+            budget.charge(timed.spent.mul_f64(share.min(1.0)));
+        }
+        self.event_bytes = 0;
         self.buf.clear();
         // Written: these requests no longer count against the in-flight bound.
         self.permits.clear();
@@ -259,6 +295,43 @@ async fn within<T>(
             std::io::ErrorKind::TimedOut,
             format!("the peer accepted no byte for {} s", limit.as_secs_f64()),
         )),
+    }
+}
+
+/// Adds up the time spent inside the sink's write calls: the work of writing, not the time a
+/// slow reader makes us wait for room (which must not count against the delivery budget).
+struct TimedWrite<'a, W> {
+    inner: &'a mut W,
+    spent: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> TimedWrite<'_, W> {
+    fn timed<T>(
+        &mut self,
+        call: impl FnOnce(Pin<&mut W>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let started = Instant::now();
+        let polled = call(Pin::new(&mut *self.inner));
+        self.spent += started.elapsed();
+        polled
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<'_, W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().timed(|inner| inner.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(|inner| inner.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().timed(|inner| inner.poll_shutdown(cx))
     }
 }
 

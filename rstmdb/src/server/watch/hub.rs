@@ -1,6 +1,7 @@
 //! The watch hub: every live subscription of the server, the limits on them, and their
 //! counters. WATCH_* and UNWATCH go through here (docs/watch-streams.md).
 
+use super::budget::DeliveryBudget;
 use super::filter::Filter;
 use super::stats::{WatchCounters, WatchStats};
 use super::subscription::{Registration, Subscription};
@@ -10,6 +11,12 @@ use rstmdb_client::RcpError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
+
+/// See [`WatchLimits::delivery_interval_ms`]; measured in docs/benchmarks.md (watch section).
+pub const DEFAULT_DELIVERY_INTERVAL_MS: u64 = 2;
+
+/// See [`WatchLimits::delivery_cpu_percent`]; measured in docs/benchmarks.md (watch section).
+pub const DEFAULT_DELIVERY_CPU_PERCENT: u32 = 10;
 
 /// The `[watch]` limits (spec §9 extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +28,16 @@ pub struct WatchLimits {
     /// The most transitions one subscription takes at once from the ring or the WAL; with the
     /// connection's outbound queue, this bounds the memory a lagging subscriber costs.
     pub batch_events: usize,
+    /// After a read of 8 or more transitions that caught up with the commit position (a
+    /// steady stream), a subscription waits this long before it looks again, so that each
+    /// wake-up, frame batch and write syscall carries many events instead of a few. A trickle
+    /// is sent at once; 0 sends every group as soon as it is published. Not in the `[watch]`
+    /// table yet: `from_config` takes the default.
+    pub delivery_interval_ms: u64,
+    /// The CPU share (percent of all cores) that watch delivery may take; beyond it
+    /// subscriptions take turns, pause, fall behind and catch up later (never skip). 0 or 100:
+    /// unbounded. Not in the `[watch]` table yet: `from_config` takes the default.
+    pub delivery_cpu_percent: u32,
 }
 
 impl Default for WatchLimits {
@@ -30,6 +47,8 @@ impl Default for WatchLimits {
             max_subscriptions: 10_000,
             ring: RingLimits::default(),
             batch_events: 256,
+            delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
+            delivery_cpu_percent: DEFAULT_DELIVERY_CPU_PERCENT,
         }
     }
 }
@@ -46,6 +65,8 @@ impl WatchLimits {
                 bytes: size(config.ring_size_mb.saturating_mul(1 << 20)),
             },
             batch_events: size(config.batch_events),
+            delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
+            delivery_cpu_percent: DEFAULT_DELIVERY_CPU_PERCENT,
         }
     }
 }
@@ -118,6 +139,7 @@ pub(crate) struct HubInner {
     registry: Mutex<Registry>,
     pub(crate) counters: WatchCounters,
     pub(crate) limits: WatchLimits,
+    pub(crate) budget: Arc<DeliveryBudget>,
 }
 
 /// Every live subscription of a server. Cheap to clone.
@@ -136,6 +158,9 @@ impl WatchHub {
                 registry: Mutex::new(Registry::default()),
                 counters: WatchCounters::default(),
                 limits,
+                budget: Arc::new(DeliveryBudget::for_this_machine(
+                    limits.delivery_cpu_percent,
+                )),
             }),
             feed,
         }

@@ -4,8 +4,10 @@
 //! - `subscription`: one task per subscription, a cursor over the committed WAL fed from the
 //!   database's recent-transitions ring or, when it lags, from the WAL;
 //! - [`filter`]: which transitions a subscription matches;
+//! - [`budget`]: the bound on the CPU share of delivery;
 //! - `stats`: the counters behind the watch metrics.
 
+pub mod budget;
 pub mod filter;
 pub mod hub;
 pub mod ops;

@@ -16,6 +16,7 @@ pub(crate) struct WatchCounters {
     /// The most transitions one subscription held at once outside the connection's queue.
     held_events_max: AtomicU64,
     catch_up_reads: AtomicU64,
+    delivery_pauses: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -32,6 +33,8 @@ pub struct WatchStats {
     pub held_events_max: u64,
     /// Reads of the WAL by subscriptions that were behind the recent-transitions ring.
     pub catch_up_reads: u64,
+    /// Times a subscription paused because delivery was over its CPU share.
+    pub delivery_pauses: u64,
 }
 
 /// Why a stream ended with an error (the `reason` label).
@@ -57,12 +60,12 @@ impl WatchCounters {
         self.active(kind).fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn forwarded(&self, kind: SubscriptionKind) {
+    pub(crate) fn forwarded(&self, kind: SubscriptionKind, events: usize) {
         let counter = match kind {
             SubscriptionKind::Instance => &self.forwarded_instance,
             SubscriptionKind::All => &self.forwarded_all,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(events as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn stream_error(&self, reason: StreamErrorReason) {
@@ -82,6 +85,10 @@ impl WatchCounters {
         self.catch_up_reads.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn delivery_paused(&self) {
+        self.delivery_pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> WatchStats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         WatchStats {
@@ -93,6 +100,7 @@ impl WatchCounters {
             stream_errors_wal_read_failed: get(&self.errors_wal_read_failed),
             held_events_max: get(&self.held_events_max),
             catch_up_reads: get(&self.catch_up_reads),
+            delivery_pauses: get(&self.delivery_pauses),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! looked at, so every matching transition is pushed exactly once and in WAL order; nothing at
 //! or above the commit position is looked at, so nothing is pushed before it is committed.
 
+use super::budget::{DeliveryBudget, Turn};
 use super::filter::{Filter, SubscriptionKind};
 use super::hub::{HubInner, WatchRequest};
 use super::stats::StreamErrorReason;
@@ -12,11 +13,17 @@ use crate::database::{
     CatchUpError, CatchUpReader, RecentRead, Transition, WatchFeed, WatcherGuard,
 };
 use crate::server::handler::{ConnectionContext, Outbound};
+use crate::server::outbound::{EventBatch, EventHead};
 use rstmdb_client::RcpError;
-use rstmdb_client::message::{Event, StreamError};
+use rstmdb_client::message::StreamError;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// A read of at least this many transitions means writes arrive faster than delivery wakes
+/// up: only then is the delivery interval worth its latency.
+const STEADY_STREAM_TRANSITIONS: usize = 8;
 
 /// Holds a subscription's place in the hub and the gauges; releases both exactly once, when
 /// the subscription ends for whatever reason (also if its task is dropped).
@@ -74,6 +81,8 @@ enum Ended {
 #[derive(Debug)]
 pub(crate) struct Subscription {
     id: String,
+    /// This subscription's part of every event's JSON, spliced in front of the shared tails.
+    head: Arc<EventHead>,
     filter: Filter,
     include_ctx: bool,
     /// The next WAL position to look at: every transition below it was looked at.
@@ -86,6 +95,8 @@ pub(crate) struct Subscription {
     registration: Registration,
     cancel: CancellationToken,
     batch_events: usize,
+    delivery_interval: Duration,
+    budget: Arc<DeliveryBudget>,
     /// The WAL reader of the last catch-up read, while it may hold more records.
     reader: Option<CatchUpReader>,
 }
@@ -101,7 +112,10 @@ impl Subscription {
         cancel: CancellationToken,
     ) -> Subscription {
         let batch_events = registration.hub.limits.batch_events.max(1);
+        let budget = Arc::clone(&registration.hub.budget);
+        let delivery_interval = Duration::from_millis(registration.hub.limits.delivery_interval_ms);
         Subscription {
+            head: Arc::new(EventHead::new(&id).with_budget(Arc::clone(&registration.hub.budget))),
             id,
             filter: request.filter,
             include_ctx: request.include_ctx,
@@ -112,6 +126,8 @@ impl Subscription {
             registration,
             cancel,
             batch_events,
+            delivery_interval,
+            budget,
             reader: None,
         }
     }
@@ -151,6 +167,16 @@ impl Subscription {
             }
             let committed = self.feed.committed_offset();
             if self.cursor < committed {
+                // Over the budget, delivery falls behind rather than starve the writes.
+                let turn = tokio::select! {
+                    () = self.cancel.cancelled() => return Ended::Quietly,
+                    () = self.conn.closed() => return Ended::Quietly,
+                    turn = self.budget.turn() => turn,
+                };
+                if turn.paused {
+                    self.registration.hub.counters.delivery_paused();
+                }
+                let mut started = Instant::now();
                 let (transitions, next_cursor) =
                     match self.feed.recent(self.cursor, committed, self.batch_events) {
                         RecentRead::Covered {
@@ -162,15 +188,31 @@ impl Subscription {
                             (transitions, next_cursor)
                         }
                         RecentRead::NotCovered => match self.catch_up().await {
-                            Ok(read) => read,
+                            Ok(read) => {
+                                // `catch_up` charged its read; not the wait for a thread.
+                                started = Instant::now();
+                                read
+                            }
                             Err(ended) => return ended,
                         },
                     };
                 if next_cursor > self.cursor {
-                    if let Some(ended) = self.deliver(&transitions).await {
+                    if let Some(ended) = self.deliver(&transitions, started, turn).await {
                         return ended;
                     }
                     self.cursor = next_cursor;
+                    if next_cursor >= committed
+                        && transitions.len() >= STEADY_STREAM_TRANSITIONS
+                        && !self.delivery_interval.is_zero()
+                    {
+                        // Caught up with a steady stream: let the next events gather (see
+                        // `delivery_interval_ms`). A trickle is still sent event by event.
+                        tokio::select! {
+                            () = self.cancel.cancelled() => return Ended::Quietly,
+                            () = self.conn.closed() => return Ended::Quietly,
+                            () = tokio::time::sleep(self.delivery_interval) => {}
+                        }
+                    }
                     continue;
                 }
             }
@@ -192,7 +234,15 @@ impl Subscription {
         let feed = self.feed.clone();
         let (cursor, max, reader) = (self.cursor, self.batch_events, self.reader.take());
         self.registration.hub.counters.catch_up_read();
-        let read = tokio::task::spawn_blocking(move || feed.catch_up(cursor, max, reader)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            (feed.catch_up(cursor, max, reader), started.elapsed())
+        })
+        .await
+        .map(|(read, spent)| {
+            self.budget.charge(spent);
+            read
+        });
         match read {
             Ok(Ok(read)) => {
                 self.reader = read.reader;
@@ -207,19 +257,45 @@ impl Subscription {
         }
     }
 
-    /// Pushes the matching transitions, waiting for room in the connection's queue.
-    async fn deliver(&mut self, transitions: &[Arc<Transition>]) -> Option<Ended> {
-        self.registration.hub.counters.held(transitions.len());
+    /// Pushes the matching transitions as one batch, waiting for room in the connection's
+    /// queue. Per transition this costs a filter check on borrowed fields and a reference
+    /// count: the event's bytes are shared by every subscription.
+    async fn deliver(
+        &mut self,
+        transitions: &[Arc<Transition>],
+        started: Instant,
+        turn: Turn,
+    ) -> Option<Ended> {
+        let counters = &self.registration.hub.counters;
+        counters.held(transitions.len());
+        let mut tails = Vec::new();
+        let mut last_offset = None;
+        let mut failed = None;
         for transition in transitions {
             if !self.filter.matches(transition) {
                 continue;
             }
-            let event = match self.event(transition) {
-                Ok(event) => event,
-                Err(message) => return Some(read_failed(message.to_owned())),
-            };
+            match transition.event_tail(self.include_ctx) {
+                Ok(tail) => tails.push(tail.clone()),
+                Err(message) => {
+                    // The events before it are still delivered, then the stream error.
+                    failed = Some(read_failed(message.to_owned()));
+                    break;
+                }
+            }
+            last_offset = Some(transition.offset);
+        }
+        // Reading and filtering, not the wait for room below, which is not our turn's to hold.
+        self.budget.charge(started.elapsed());
+        drop(turn);
+        if let Some(last_offset) = last_offset {
+            let events = tails.len();
+            let batch = Outbound::Events(EventBatch {
+                head: Arc::clone(&self.head),
+                tails,
+            });
             tokio::select! {
-                pushed = self.conn.push(Outbound::Event(event)) => if pushed.is_err() {
+                pushed = self.conn.push(batch) => if pushed.is_err() {
                     return Some(Ended::Quietly);
                 },
                 () = self.cancel.cancelled() => return Some(Ended::Quietly),
@@ -228,27 +304,10 @@ impl Subscription {
             self.registration
                 .hub
                 .counters
-                .forwarded(self.registration.kind);
-            self.next_offset = transition.offset + 1;
+                .forwarded(self.registration.kind, events);
+            self.next_offset = last_offset + 1;
         }
-        None
-    }
-
-    /// The event of spec §3.5; a replayed one is built exactly like a live one.
-    fn event<'t>(&self, transition: &'t Transition) -> Result<Event, &'t str> {
-        let values = transition.values()?;
-        Ok(Event {
-            subscription_id: self.id.clone(),
-            instance_id: transition.instance_id.clone(),
-            machine: transition.machine.clone(),
-            version: transition.version,
-            wal_offset: transition.offset,
-            from_state: transition.from_state.clone(),
-            to_state: transition.to_state.clone(),
-            event: transition.event.clone(),
-            payload: values.payload.clone(),
-            ctx: self.include_ctx.then(|| values.ctx.clone()),
-        })
+        failed
     }
 }
 
