@@ -84,6 +84,48 @@ fn out_of_range_values_are_refused_with_the_range() {
     assert!(message.contains("1 to 65536"), "{message}");
 }
 
+/// The watch delivery knobs reach the hub's limits from the file and from the environment, and
+/// an out-of-range value names its range (or its variable).
+#[test]
+fn watch_delivery_settings_come_from_file_and_env() {
+    let config = Config::from_toml(
+        "[watch]\ndelivery_interval_ms = 0\ndelivery_cpu_percent = 100\n",
+        "t",
+    )
+    .unwrap();
+    let limits = rstmdb::server::watch::WatchLimits::from_config(&config.watch);
+    assert_eq!(limits.delivery_interval_ms, 0);
+    assert_eq!(limits.delivery_cpu_percent, 100);
+
+    let mut config = Config::default();
+    apply_env(
+        &mut config,
+        env_of(&[
+            ("RSTMDB_WATCH_DELIVERY_INTERVAL_MS", "25"),
+            ("RSTMDB_WATCH_DELIVERY_CPU_PERCENT", "40"),
+        ]),
+    )
+    .unwrap();
+    let limits = rstmdb::server::watch::WatchLimits::from_config(&config.watch);
+    assert_eq!(limits.delivery_interval_ms, 25);
+    assert_eq!(limits.delivery_cpu_percent, 40);
+
+    let (message, _) = toml_error("[watch]\ndelivery_cpu_percent = 101\n");
+    assert!(message.contains("0 to 100"), "{message}");
+    let (message, _) = toml_error("[watch]\ndelivery_interval_ms = 5000\n");
+    assert!(message.contains("0 to 1000"), "{message}");
+    let err = apply_env(
+        &mut Config::default(),
+        env_of(&[("RSTMDB_WATCH_DELIVERY_CPU_PERCENT", "250")]),
+    )
+    .expect_err("250 percent");
+    assert!(
+        err.to_string()
+            .contains("RSTMDB_WATCH_DELIVERY_CPU_PERCENT"),
+        "{err}"
+    );
+}
+
 #[test]
 fn fsync_policy_forms() {
     let parse = |v: &str| Config::from_toml(&format!("[storage]\nfsync_policy = {v}\n"), "t");

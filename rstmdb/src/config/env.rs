@@ -7,6 +7,7 @@ use super::model::{
     Config, MAX_BATCH_EVENTS, MAX_FRAME_BYTES, MAX_SEGMENT_MB, MIN_BATCH_EVENTS, MIN_FRAME_BYTES,
     MIN_SEGMENT_MB,
 };
+use crate::server::watch::hub::MAX_DELIVERY_INTERVAL_MS;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -118,6 +119,18 @@ pub fn apply_env(
         &mut watch.batch_events,
         MIN_BATCH_EVENTS,
         MAX_BATCH_EVENTS,
+    )?;
+    env.ranged(
+        "RSTMDB_WATCH_DELIVERY_INTERVAL_MS",
+        &mut watch.delivery_interval_ms,
+        0,
+        MAX_DELIVERY_INTERVAL_MS,
+    )?;
+    env.ranged(
+        "RSTMDB_WATCH_DELIVERY_CPU_PERCENT",
+        &mut watch.delivery_cpu_percent,
+        0,
+        100,
     )?;
     Ok(())
 }

@@ -2,6 +2,9 @@
 //! (`deny_unknown_fields`): a typo must never be silently ignored.
 
 use super::fsync::FsyncPolicySetting;
+use crate::server::watch::hub::{
+    DEFAULT_DELIVERY_CPU_PERCENT, DEFAULT_DELIVERY_INTERVAL_MS, MAX_DELIVERY_INTERVAL_MS,
+};
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -156,6 +159,12 @@ pub struct WatchConfig {
     /// Most transitions one subscription holds at once besides its connection's outbound queue.
     #[serde(deserialize_with = "batch_events")]
     pub batch_events: u64,
+    /// Pause of a subscription in a steady stream before it looks for more (batching).
+    #[serde(deserialize_with = "delivery_interval_ms")]
+    pub delivery_interval_ms: u64,
+    /// CPU share (percent of all cores) watch delivery may take; 0 or 100: unbounded.
+    #[serde(deserialize_with = "delivery_cpu_percent")]
+    pub delivery_cpu_percent: u64,
 }
 
 impl Default for WatchConfig {
@@ -166,6 +175,8 @@ impl Default for WatchConfig {
             ring_events: 65_536,
             ring_size_mb: 64,
             batch_events: 256,
+            delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
+            delivery_cpu_percent: u64::from(DEFAULT_DELIVERY_CPU_PERCENT),
         }
     }
 }
@@ -224,4 +235,12 @@ fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Er
 
 fn batch_events<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     ranged(deserializer, MIN_BATCH_EVENTS, MAX_BATCH_EVENTS, "events")
+}
+
+fn delivery_interval_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, 0, MAX_DELIVERY_INTERVAL_MS, "ms")
+}
+
+fn delivery_cpu_percent<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, 0, 100, "percent")
 }

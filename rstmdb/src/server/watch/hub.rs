@@ -18,6 +18,9 @@ pub const DEFAULT_DELIVERY_INTERVAL_MS: u64 = 2;
 /// See [`WatchLimits::delivery_cpu_percent`]; measured in docs/benchmarks.md (watch section).
 pub const DEFAULT_DELIVERY_CPU_PERCENT: u32 = 10;
 
+/// Accepted `watch.delivery_interval_ms`: beyond a second, pacing would be an outage.
+pub const MAX_DELIVERY_INTERVAL_MS: u64 = 1_000;
+
 /// The `[watch]` limits (spec §9 extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchLimits {
@@ -31,12 +34,11 @@ pub struct WatchLimits {
     /// After a read of 8 or more transitions that caught up with the commit position (a
     /// steady stream), a subscription waits this long before it looks again, so that each
     /// wake-up, frame batch and write syscall carries many events instead of a few. A trickle
-    /// is sent at once; 0 sends every group as soon as it is published. Not in the `[watch]`
-    /// table yet: `from_config` takes the default.
+    /// is sent at once; 0 sends every group as soon as it is published.
     pub delivery_interval_ms: u64,
     /// The CPU share (percent of all cores) that watch delivery may take; beyond it
     /// subscriptions take turns, pause, fall behind and catch up later (never skip). 0 or 100:
-    /// unbounded. Not in the `[watch]` table yet: `from_config` takes the default.
+    /// unbounded.
     pub delivery_cpu_percent: u32,
 }
 
@@ -65,8 +67,8 @@ impl WatchLimits {
                 bytes: size(config.ring_size_mb.saturating_mul(1 << 20)),
             },
             batch_events: size(config.batch_events),
-            delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
-            delivery_cpu_percent: DEFAULT_DELIVERY_CPU_PERCENT,
+            delivery_interval_ms: config.delivery_interval_ms,
+            delivery_cpu_percent: u32::try_from(config.delivery_cpu_percent).unwrap_or(100),
         }
     }
 }
