@@ -6,9 +6,8 @@
 //! The Python side lives in a virtualenv made by `scripts/python-env` (also run by
 //! `scripts/test`); the test runs that script once per process, so a fresh checkout works too.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+mod tls_support;
+
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use tls_support::{TlsFiles, issue_tls_files};
 
 /// The spec's worked example (§8.1): the server is configured with the hash, the client with
 /// the token.
@@ -89,52 +89,6 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus
         }
         sleep(POLL_INTERVAL);
     }
-}
-
-/// Paths of a CA certificate and of a server certificate it signed (valid for 127.0.0.1 and
-/// localhost), with the server's PKCS#8 key.
-struct TlsFiles {
-    ca_cert: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-}
-
-fn issue_tls_files(dir: &Path) -> TlsFiles {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "rstmdb interop test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("self-signed CA");
-
-    // The Python client verifies the host name (§8.2), so the certificate names the address
-    // the scenario dials.
-    let mut server_params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params");
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let server_key = KeyPair::generate().expect("server key");
-    let server_cert = server_params
-        .signed_by(&server_key, &ca)
-        .expect("server certificate signed by the CA");
-
-    let files = TlsFiles {
-        ca_cert: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-    };
-    std::fs::write(&files.ca_cert, ca.pem()).expect("write CA");
-    std::fs::write(&files.server_cert, server_cert.pem()).expect("write server cert");
-    std::fs::write(&files.server_key, server_key.serialize_pem()).expect("write server key");
-    files
 }
 
 /// A `rstmdb serve` child process with auth required; killed (by its pid) when dropped.
