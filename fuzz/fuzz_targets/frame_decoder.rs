@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstmdb_client::{FrameCodec, WireCodec, WireMode};
+use rstmdb_protocol::{FrameCodec, WireCodec, WireMode};
 use rstmdb_fuzz::Input;
 use rstmdb_fuzz::stream::{Decoded, chunks, decode_stream};
 use tokio_util::codec::{Decoder, Encoder};

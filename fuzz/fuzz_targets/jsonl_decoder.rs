@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstmdb_client::JsonlCodec;
+use rstmdb_protocol::JsonlCodec;
 use rstmdb_fuzz::Input;
 use rstmdb_fuzz::stream::{chunks, decode_stream};
 use tokio_util::codec::{Decoder, Encoder};

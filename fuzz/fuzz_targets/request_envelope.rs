@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstmdb_client::{OpParams, Request, ServerMessage, encode_response};
+use rstmdb_protocol::{OpParams, Request, ServerMessage, encode_response};
 
 fuzz_target!(|data: &[u8]| {
     let payload = String::from_utf8_lossy(data);
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let params = match OpParams::parse(request.op, &request.params) {
         Ok(params) => params,
         Err(error) => {
-            let encoded = encode_response(&rstmdb_client::Response::error(request.id, error));
+            let encoded = encode_response(&rstmdb_protocol::Response::error(request.id, error));
             ServerMessage::parse(&encoded).expect("the client reads the server's error response");
             return;
         }

@@ -2,7 +2,7 @@
 //! including empty reads, then end of stream.
 
 use bytes::BytesMut;
-use rstmdb_client::WireError;
+use rstmdb_protocol::WireError;
 use tokio_util::codec::Decoder;
 
 /// Splits `data` into chunks whose sizes cycle through `sizes` (each taken modulo 64, so 0 is an

@@ -1,24 +1,11 @@
-//! rstmdb-client: the RCP wire protocol (spec `rcp-v1.md`) shared by the server, the CLI and
-//! the dashboard.
+//! rstmdb-client: the async Rust client of rstmdb.
 //!
-//! Module map, bottom up:
-//! - [`frame`]: the binary `RCPX` frame codec (§2.1–§2.5); [`jsonl`]: JSON lines (§2.6);
-//!   [`wire`]: [`WireCodec`], one of the two, chosen by the first byte or by HELLO (§2.7).
-//!   Their faults are [`FrameFault`] inside [`WireError`].
-//! - [`request`]: [`Request::parse`] applies the request-level error table of §2.8.
-//! - [`message`]: what the server sends ([`Response`], [`Event`], [`StreamError`]) and
-//!   [`ServerMessage::parse`] for the client side; [`encode_response`] enforces 16 MiB.
-//! - [`ops`]: the 25 [`Op`] names and their auth/write/batch flags (§4.0).
-//! - [`params`]: [`OpParams::parse`] turns an op's `params` into typed params (§4.0 rules).
-//! - [`results`]: typed results of every op.
-//! - [`error_code`] and [`error`]: [`ErrorCode`] (§5.1) and [`RcpError`] with detail builders.
-//!
-//! - [`client`]: the async [`Client`] built on all of the above: pipelined requests over one
-//!   TCP/TLS connection, typed methods per op, watch [`Subscription`]s as streams, reconnect
-//!   with backoff. Start there to use rstmdb from Rust.
-//!
-//! A server connection task reads: `WireCodec` → `Request::parse` → `OpParams::parse` →
-//! (dispatch) → `Response::ok_typed` / `Response::error` → `encode_response` → `WireCodec`.
+//! [`Client`] pipelines requests over one TCP/TLS connection, has a typed method per op, turns
+//! watch streams into [`Subscription`]s and reconnects with backoff; start at [`client`]. The
+//! wire protocol itself lives in the `rstmdb-protocol` crate, re-exported here whole, so a
+//! client user needs one dependency:
+//! [`frame`], [`jsonl`] and [`wire`] (framing), [`request`] and [`message`] (envelopes),
+//! [`ops`], [`params`] and [`results`] (typed ops), [`error_code`] and [`error`] (errors).
 //!
 //! # Using the client
 //!
@@ -62,33 +49,16 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-pub mod error;
-pub mod error_code;
-pub mod fault;
-pub mod frame;
-pub mod jsonl;
-pub mod limits;
-pub mod message;
-pub mod ops;
-pub mod params;
-pub mod request;
-pub mod results;
-pub mod wire;
 
 pub use client::{
     ApplyEventOptions, Client, ClientError, ClientOptions, CreateInstanceOptions, PemSource,
     RawResult, ReconnectPolicy, Subscription, TlsOptions, WatchStart,
 };
-pub use error::{AuthFailure, RcpError};
-pub use error_code::ErrorCode;
-pub use fault::{FrameFault, WireError};
-pub use frame::FrameCodec;
-pub use jsonl::JsonlCodec;
-pub use message::{
-    Event, MessageError, Outcome, Response, ResponseMeta, ResultError, ServerMessage, StreamError,
-    encode_response,
+pub use rstmdb_protocol::{
+    AuthFailure, ErrorCode, Event, FrameCodec, FrameFault, JsonlCodec, MessageError, Op, OpParams,
+    Outcome, RcpError, Request, RequestError, Response, ResponseMeta, ResultError, ServerMessage,
+    StreamError, WireCodec, WireError, WireMode, encode_response,
 };
-pub use ops::Op;
-pub use params::OpParams;
-pub use request::{Request, RequestError};
-pub use wire::{WireCodec, WireMode};
+pub use rstmdb_protocol::{
+    error, error_code, fault, frame, jsonl, limits, message, ops, params, request, results, wire,
+};

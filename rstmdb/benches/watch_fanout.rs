@@ -20,12 +20,13 @@
 
 use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
-use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::watch::hub::{DEFAULT_DELIVERY_CPU_PERCENT, DEFAULT_DELIVERY_INTERVAL_MS};
-use rstmdb::server::watch::{WatchHub, WatchLimits};
-use rstmdb::server::{DatabaseHandler, OpHandler, Server, ServerSettings};
+use rstmdb::server::AuthSettings;
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::watch::{WatchHub, WatchLimits};
+use rstmdb::service::{DatabaseHandler, OpHandler};
 use rstmdb::wal::{FsyncPolicy, WalConfig};
+use rstmdb_client::limits::FRAME_HEADER_BYTES;
 use rstmdb_client::message::{Outcome, ServerMessage};
 use rstmdb_client::{Op, Request, WireCodec, WireMode};
 use serde_json::{Map, Value, json};
@@ -42,7 +43,6 @@ const WRITERS: usize = 4;
 const PIPELINE: usize = 64;
 const INSTANCES: usize = 1_000;
 const LATENCY_SAMPLES: usize = 2_000;
-const FRAME_HEADER_BYTES: usize = 18;
 
 type Conn = Framed<TcpStream, WireCodec>;
 
@@ -457,10 +457,11 @@ fn main() {
             },
         );
         let (db, _) = Database::open(options).expect("open");
+        let defaults = WatchLimits::default();
         let limits = WatchLimits {
-            delivery_interval_ms: env_or("WATCH_BENCH_INTERVAL_MS", DEFAULT_DELIVERY_INTERVAL_MS),
-            delivery_cpu_percent: env_or("WATCH_BENCH_CPU_PERCENT", DEFAULT_DELIVERY_CPU_PERCENT),
-            ..WatchLimits::default()
+            delivery_interval_ms: env_or("WATCH_BENCH_INTERVAL_MS", defaults.delivery_interval_ms),
+            delivery_cpu_percent: env_or("WATCH_BENCH_CPU_PERCENT", defaults.delivery_cpu_percent),
+            ..defaults
         };
         let handler = Arc::new(DatabaseHandler::with_watch_limits(Arc::new(db), limits));
         let hub = handler.watch_hub().clone();
@@ -471,7 +472,7 @@ fn main() {
             max_connections: 10_000,
             max_frame_bytes: 16 << 20,
             write_timeout: None,
-            auth: ResolvedAuth {
+            auth: AuthSettings {
                 required: false,
                 token_hashes: Vec::new(),
             },

@@ -1,22 +1,50 @@
 //! rstmdb: a state machine database.
 //!
-//! Module map (dependency arrows point down; see `../shared/DESIGN.md`):
-//! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance snapshots;
-//!   opaque payloads, durable writes, fault-injectable storage. See `docs/checkpoint-format.md`.
-//! - [`config`]: the server configuration (TOML file < env vars < flags) with miette diagnostics.
-//! - [`dsl`]: machine definitions and the guard language — parse, validate, evaluate. Every error
-//!   carries a byte span or a JSON pointer. Start reading at `dsl::definition`.
-//! - [`engine`]: the deterministic state (machines, instances, idempotency table). Pure: no I/O,
-//!   no clock reads, no tokio; `now_ms` is an argument.
+//! The layers, top to bottom. A module may import only the ones below it; the wire vocabulary,
+//! `rstmdb_protocol`, is usable from any of them. `docs/architecture.md` tells the whole story.
+//!
+//! ```text
+//!  cli (the binary) ──► assemble ──► config
+//!        │                 │
+//!        ▼                 ▼
+//!     metrics ──────────► server     network: listener, sessions, auth, TLS, framing
+//!        │                 │
+//!        │                 ▼
+//!        ├──────────────► service    requests: dispatch, watch hub, value limits, STATS
+//!        │                 │
+//!        │                 ▼
+//!        └──────────────► database   commit pipeline: sequencer, group commit, reads
+//!                          │
+//!              ┌───────────┼─────────────┐
+//!              ▼           ▼             ▼
+//!            engine       wal        checkpoint
+//!              │
+//!              ▼
+//!             dsl
+//! ```
+//!
+//! - [`dsl`]: machine definitions and the guard language — parse, validate, evaluate. Every
+//!   error carries a byte span or a JSON pointer. Start reading at `dsl::definition`.
+//! - [`engine`]: the deterministic state (machines, instances, idempotency table). Pure: no
+//!   I/O, no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
-//!   reader, recovery and repair.
+//!   reader, recovery and repair. Reports fsyncs through `wal::sync::FsyncObserver`.
+//! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance
+//!   snapshots; opaque payloads, durable writes. See `docs/checkpoint-format.md`.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
 //!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
-//! - [`metrics`]: Prometheus metrics, the `/metrics` and `/health` endpoint.
-//! - [`server`]: listener, TLS, sessions, auth, limits; data ops go to an `OpHandler`.
+//! - [`service`]: what handles a request — the `OpHandler` boundary, op dispatch, the watch
+//!   hub, value limits, STATS.
+//! - [`server`]: the network layer only — listener, TLS, sessions, auth, framing, writer.
+//!   Reports through `server::ServerObserver`.
+//! - [`metrics`]: Prometheus metrics; implements the observer traits of the layers below and
+//!   serves `/metrics` and `/health`.
+//! - [`config`]: the configuration model (TOML file < env vars < flags) and every default;
+//!   imports nothing else from this crate. [`assemble`] turns it into the layers' plain options.
 //! - `cli` (in the binary): one file per subcommand.
 #![forbid(unsafe_code)]
 
+pub mod assemble;
 pub mod checkpoint;
 pub mod config;
 pub mod database;
@@ -24,4 +52,5 @@ pub mod dsl;
 pub mod engine;
 pub mod metrics;
 pub mod server;
+pub mod service;
 pub mod wal;

@@ -3,9 +3,10 @@
 //! every transition exactly once, in WAL order, across the restart (issue: client, watch).
 
 use futures::StreamExt;
-use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::server::AuthSettings;
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::DatabaseHandler;
 use rstmdb::wal::WalConfig;
 use rstmdb_client::params::WatchAllParams;
 use rstmdb_client::{
@@ -36,7 +37,7 @@ async fn start(dir: &Path, bind_addr: SocketAddr) -> (SocketAddr, Running) {
         max_connections: 100,
         max_frame_bytes: 16 << 20,
         write_timeout: None,
-        auth: ResolvedAuth {
+        auth: AuthSettings {
             required: false,
             token_hashes: Vec::new(),
         },

@@ -93,7 +93,7 @@ fn watch_delivery_settings_come_from_file_and_env() {
         "t",
     )
     .unwrap();
-    let limits = rstmdb::server::watch::WatchLimits::from_config(&config.watch);
+    let limits = rstmdb::assemble::watch_limits(&config.watch);
     assert_eq!(limits.delivery_interval_ms, 0);
     assert_eq!(limits.delivery_cpu_percent, 100);
 
@@ -106,7 +106,7 @@ fn watch_delivery_settings_come_from_file_and_env() {
         ]),
     )
     .unwrap();
-    let limits = rstmdb::server::watch::WatchLimits::from_config(&config.watch);
+    let limits = rstmdb::assemble::watch_limits(&config.watch);
     assert_eq!(limits.delivery_interval_ms, 25);
     assert_eq!(limits.delivery_cpu_percent, 40);
 

@@ -180,10 +180,10 @@ async fn a_failed_atomic_batch_writes_nothing_and_a_good_one_is_one_unit() {
         },
     ];
     let out = db.batch(BatchMode::Atomic, good).await.unwrap();
+    let results = serde_json::to_value(&out.results).unwrap();
     assert_eq!(out.results.len(), 3);
     assert_eq!(
-        out.results[1].as_ref().unwrap()["state"],
-        "created",
+        results[1]["result"]["state"], "created",
         "reads see earlier sub-ops"
     );
     assert_eq!(out.records.len(), 2);
@@ -222,12 +222,13 @@ async fn best_effort_batch_runs_every_sub_op_and_reports_each() {
         },
     ];
     let out = db.batch(BatchMode::BestEffort, items).await.unwrap();
-    assert_eq!(out.results[0].as_ref().unwrap()["checksum"], "eef67bea");
+    let results = serde_json::to_value(&out.results).unwrap();
+    assert_eq!(results[0]["result"]["checksum"], "eef67bea");
     assert_eq!(
-        out.results[1].as_ref().unwrap_err().code,
-        ErrorCode::InstanceNotFound
+        out.results[1].error.as_ref().map(|error| &error.code),
+        Some(&ErrorCode::InstanceNotFound)
     );
-    assert_eq!(out.results[2].as_ref().unwrap()["state"], "created");
+    assert_eq!(results[2]["result"]["state"], "created");
     assert!(out.first_wal_offset.is_some());
     close(db).await;
 }

@@ -114,7 +114,7 @@ proptest! {
     #[test]
     fn errors_always_carry_a_pointer_that_resolves_in_the_definition(definition in near_valid_definition()) {
         if let Err(error) = MachineDefinition::from_json(&definition) {
-            let details = error.details();
+            let details = error.details_json();
             let pointer = error.pointer();
             prop_assert!(definition.pointer(pointer).is_some(), "{} does not resolve", pointer);
             prop_assert_eq!(details["pointer"].as_str(), Some(pointer));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 fn error_details(definition: Value) -> Value {
     match MachineDefinition::from_json(&definition) {
         Ok(_) => panic!("expected {definition} to be refused"),
-        Err(error) => error.details(),
+        Err(error) => error.details_json(),
     }
 }
 
@@ -255,7 +255,7 @@ fn invalid_guard_carries_pointer_guard_span_and_position() {
     assert_eq!(guard, "  \n ");
     assert_eq!(guard_error.kind, GuardErrorKind::EmptyGuard);
     assert_eq!(
-        error.details(),
+        error.details_json(),
         json!({"reason":"invalid_guard","kind":"empty_guard","pointer":"/transitions/1/guard","guard":"  \n ",
                "span":{"offset":0,"length":4},"line":1,"column":1,"text":"  \n "})
     );
@@ -274,7 +274,7 @@ fn trailing_guard_text_matches_the_spec_example() {
     ]});
     let error = MachineDefinition::from_json(&definition).expect_err("trailing input");
     assert_eq!(
-        error.details(),
+        error.details_json(),
         json!({"reason":"invalid_guard","kind":"trailing_input","pointer":"/transitions/1/guard","guard":"ctx.ok foo",
                "span":{"offset":7,"length":3},"line":1,"column":8,"text":"foo"})
     );

@@ -142,7 +142,7 @@ fn guard_failed_lists_every_guard_tried_in_order() {
         ..apply("i", "E")
     }));
     assert_eq!(
-        error.details()["guards"],
+        wire(&error)["details"]["guards"],
         json!(["payload.n > 10", "payload.n > 5"])
     );
     assert_eq!(h.records.len(), 2, "a failure writes nothing");
@@ -242,5 +242,5 @@ fn an_unknown_instance_is_reported_before_concurrency_checks() {
         expected_wal_offset: Some(1),
         ..apply("zz", "PAY")
     }));
-    assert_eq!(error.reason(), "instance_not_found");
+    assert_eq!(wire(&error)["details"]["reason"], "instance_not_found");
 }

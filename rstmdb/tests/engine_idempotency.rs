@@ -170,8 +170,11 @@ fn an_apply_key_reused_with_any_compared_field_changed_is_a_conflict() {
     ];
     for variant in variants {
         let error = h.err(Command::ApplyEvent(variant));
-        assert_eq!(error.reason(), "idempotency_key_reused");
-        assert_eq!(error.details()["original_wal_offset"], offset);
+        assert_eq!(engine_support::reason(&error), "idempotency_key_reused");
+        assert_eq!(
+            engine_support::wire(&error)["details"]["original_wal_offset"],
+            offset
+        );
     }
     assert_eq!(h.ok(Command::ApplyEvent(base))["applied"], false);
 }
@@ -207,7 +210,10 @@ fn a_delete_replay_answers_after_the_instance_is_gone() {
     let replay = h.ok(keyed_delete("x", "d"));
     assert_eq!(replay["wal_offset"], first["wal_offset"]);
     assert_eq!(replay["applied"], false);
-    assert_eq!(h.err(delete("x")).code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(
+        engine_support::code(&h.err(delete("x"))),
+        "INSTANCE_NOT_FOUND"
+    );
 }
 
 #[test]
@@ -218,7 +224,10 @@ fn a_failed_request_does_not_consume_its_key() {
         expected_state: Some("created".into()),
         ..keyed_apply("o", "SHIP", "k")
     };
-    assert_eq!(h.err(Command::ApplyEvent(cmd)).code(), "INVALID_TRANSITION");
+    assert_eq!(
+        engine_support::code(&h.err(Command::ApplyEvent(cmd))),
+        "INVALID_TRANSITION"
+    );
     let ok = ApplyEvent {
         expected_state: Some("created".into()),
         ..keyed_apply("o", "PAY", "k")
@@ -269,7 +278,7 @@ fn the_oldest_keys_are_evicted_beyond_the_maximum() {
     let mut again = create("order", 1, "a");
     again.idempotency_key = Some("k0".into());
     assert_eq!(
-        h.err(Command::CreateInstance(again)).code(),
+        engine_support::code(&h.err(Command::CreateInstance(again))),
         "INSTANCE_EXISTS"
     );
     let mut kept = create("order", 1, "c");

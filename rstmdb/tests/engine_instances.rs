@@ -3,8 +3,9 @@
 
 mod engine_support;
 
-use engine_support::{Harness, apply, create, delete, object, order_v1, put, wire};
-use rstmdb::engine::{Command, CreateInstance, EngineConfig, InstanceIdChoice, ListInstancesQuery};
+use engine_support::{Harness, apply, code, create, delete, object, order_v1, put, wire};
+use rstmdb::engine::{Command, CreateInstance, EngineConfig, InstanceIdChoice};
+use rstmdb_client::params::ListInstancesParams;
 use serde_json::json;
 
 fn with_order(config: EngineConfig) -> Harness {
@@ -110,14 +111,14 @@ fn delete_soft_deletes_and_a_repeat_returns_the_original_offset() {
         json!({"code":"INSTANCE_NOT_FOUND","details":{"reason":"instance_not_found","instance_id":"order-2"}})
     );
     let error = h.err(Command::ApplyEvent(apply("order-2", "PAY")));
-    assert_eq!(error.code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(code(&error), "INSTANCE_NOT_FOUND");
     assert_eq!(h.engine.live_instance_count(), 0);
 }
 
 #[test]
 fn deleting_an_unknown_id_is_instance_not_found() {
     let mut h = with_order(EngineConfig::default());
-    assert_eq!(h.err(delete("nope")).code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(code(&h.err(delete("nope"))), "INSTANCE_NOT_FOUND");
 }
 
 #[test]
@@ -146,22 +147,20 @@ fn re_creating_a_deleted_id_is_instance_exists_when_disabled() {
     h.ok(Command::CreateInstance(create("order", 1, "x")));
     let deleted_at = h.ok(delete("x"))["wal_offset"].clone();
     assert_eq!(
-        h.err(Command::CreateInstance(create("order", 1, "x")))
-            .code(),
+        code(&h.err(Command::CreateInstance(create("order", 1, "x")))),
         "INSTANCE_EXISTS"
     );
     // A checkpoint keeps a tombstone: the id stays reserved and repeats keep answering.
     h.engine.drop_deleted();
     assert_eq!(
-        h.err(Command::CreateInstance(create("order", 1, "x")))
-            .code(),
+        code(&h.err(Command::CreateInstance(create("order", 1, "x")))),
         "INSTANCE_EXISTS"
     );
     let repeat = h.ok(delete("x"));
     assert_eq!(repeat["wal_offset"], deleted_at);
     assert_eq!(repeat["applied"], false);
     assert_eq!(
-        h.engine.get_instance("x").unwrap_err().code(),
+        code(&h.engine.get_instance("x").unwrap_err()),
         "INSTANCE_NOT_FOUND"
     );
 }
@@ -172,7 +171,7 @@ fn after_a_checkpoint_a_deleted_instance_disappears_when_re_creation_is_allowed(
     h.ok(Command::CreateInstance(create("order", 1, "x")));
     h.ok(delete("x"));
     h.engine.drop_deleted();
-    assert_eq!(h.err(delete("x")).code(), "INSTANCE_NOT_FOUND");
+    assert_eq!(code(&h.err(delete("x"))), "INSTANCE_NOT_FOUND");
     assert_eq!(
         h.ok(Command::CreateInstance(create("order", 1, "x")))["applied"],
         true
@@ -200,7 +199,7 @@ fn timestamps_never_go_back_and_updated_at_follows_each_change() {
     assert_eq!(h.engine.last_timestamp_ms(), t0 + 200);
 }
 
-fn list(h: &Harness, query: ListInstancesQuery) -> serde_json::Value {
+fn list(h: &Harness, query: ListInstancesParams) -> serde_json::Value {
     serde_json::to_value(h.engine.list_instances(&query)).unwrap()
 }
 
@@ -226,19 +225,19 @@ fn list_instances_pages_in_id_byte_order_with_filters_and_totals() {
     h.ok(Command::CreateInstance(create("order", 1, "d")));
     h.ok(delete("d"));
 
-    let all = list(&h, ListInstancesQuery::default());
+    let all = list(&h, ListInstancesParams::default());
     assert_eq!(ids(&all), ["Z", "a", "aa", "b", "c", "é"]);
     assert_eq!(
         (all["total"].as_u64(), all["has_more"].as_bool()),
         (Some(6), Some(false))
     );
 
-    let order = ListInstancesQuery {
+    let order = ListInstancesParams {
         machine: Some("order".into()),
         ..Default::default()
     };
     assert_eq!(list(&h, order)["total"], 5);
-    let paid = ListInstancesQuery {
+    let paid = ListInstancesParams {
         state: Some("paid".into()),
         ..Default::default()
     };
@@ -247,20 +246,20 @@ fn list_instances_pages_in_id_byte_order_with_filters_and_totals() {
         (ids(&page), page["total"].clone()),
         (vec!["aa".to_owned(), "c".to_owned()], json!(2))
     );
-    let both = ListInstancesQuery {
+    let both = ListInstancesParams {
         machine: Some("order".into()),
         state: Some("paid".into()),
         ..Default::default()
     };
     assert_eq!(ids(&list(&h, both)), ["c"]);
-    let unknown = ListInstancesQuery {
+    let unknown = ListInstancesParams {
         machine: Some("ghost".into()),
         ..Default::default()
     };
     assert_eq!(list(&h, unknown)["total"], 0);
 
-    let first = ListInstancesQuery {
-        limit: 2,
+    let first = ListInstancesParams {
+        limit: Some(2),
         ..Default::default()
     };
     let page = list(&h, first);
@@ -268,23 +267,23 @@ fn list_instances_pages_in_id_byte_order_with_filters_and_totals() {
         (ids(&page), page["has_more"].clone()),
         (vec!["Z".to_owned(), "a".to_owned()], json!(true))
     );
-    let next = ListInstancesQuery {
-        limit: 2,
+    let next = ListInstancesParams {
+        limit: Some(2),
         after: Some("a".into()),
         ..Default::default()
     };
     let page = list(&h, next);
     assert_eq!(ids(&page), ["aa", "b"]);
     assert_eq!(page["total"], 6, "total ignores after, offset and limit");
-    let skipped = ListInstancesQuery {
-        limit: 2,
-        offset: 1,
+    let skipped = ListInstancesParams {
+        limit: Some(2),
+        offset: Some(1),
         after: Some("a".into()),
         ..Default::default()
     };
     assert_eq!(ids(&list(&h, skipped)), ["b", "c"]);
-    let last = ListInstancesQuery {
-        limit: 2,
+    let last = ListInstancesParams {
+        limit: Some(2),
         after: Some("c".into()),
         ..Default::default()
     };
@@ -293,8 +292,8 @@ fn list_instances_pages_in_id_byte_order_with_filters_and_totals() {
         (ids(&page), page["has_more"].clone()),
         (vec!["é".to_owned()], json!(false))
     );
-    let empty = ListInstancesQuery {
-        limit: 0,
+    let empty = ListInstancesParams {
+        limit: Some(0),
         ..Default::default()
     };
     let page = list(&h, empty);
@@ -314,7 +313,7 @@ fn list_entries_carry_the_get_instance_values() {
     h.ok(Command::CreateInstance(create("order", 1, "order-1")));
     h.ok(Command::ApplyEvent(apply("order-1", "PAY")));
     let view = h.engine.get_instance("order-1").unwrap();
-    let page = list(&h, ListInstancesQuery::default());
+    let page = list(&h, ListInstancesParams::default());
     assert_eq!(
         page["instances"][0],
         json!({"id":"order-1","machine":"order","version":1,"state":"paid",
@@ -331,8 +330,8 @@ fn list_limit_is_capped_at_one_thousand() {
             ..create("order", 1, "")
         }));
     }
-    let page = h.engine.list_instances(&ListInstancesQuery {
-        limit: u32::MAX,
+    let page = h.engine.list_instances(&ListInstancesParams {
+        limit: Some(u32::MAX),
         ..Default::default()
     });
     assert_eq!(

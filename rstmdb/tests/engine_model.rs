@@ -12,8 +12,9 @@ use proptest::prelude::*;
 use rstmdb::dsl::definition::MachineDefinition;
 use rstmdb::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, Engine, EngineConfig, Executed,
-    InstanceIdChoice, ListInstancesQuery, PutMachine,
+    InstanceIdChoice, PutMachine,
 };
+use rstmdb_client::params::ListInstancesParams;
 use serde_json::{Map, Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ fn engine_outcome(h: &mut Harness, cmd: Command, now: i64) -> (Outcome, Option<E
             Ok(serde_json::to_value(&executed.result).unwrap()),
             Some(executed),
         ),
-        Err(e) => (Err(json!({"code": e.code(), "details": e.details()})), None),
+        Err(e) => (Err(engine_support::wire(&e)), None),
     }
 }
 
@@ -245,10 +246,10 @@ fn compare_reads(h: &Harness, model: &Model, ids: &[String]) {
         (Some("m1"), Some("b")),
         (None, Some("a")),
     ] {
-        let query = ListInstancesQuery {
+        let query = ListInstancesParams {
             machine: machine.map(Into::into),
             state: state.map(Into::into),
-            limit: 3,
+            limit: Some(3),
             ..Default::default()
         };
         let page = h.engine.list_instances(&query);

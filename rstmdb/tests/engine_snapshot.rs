@@ -3,7 +3,8 @@
 mod engine_support;
 
 use engine_support::{Harness, apply, create, delete, object, order_v1, put, review};
-use rstmdb::engine::{ApplyEvent, Command, Engine, EngineConfig, ListInstancesQuery};
+use rstmdb::engine::{ApplyEvent, Command, Engine, EngineConfig};
+use rstmdb_client::params::ListInstancesParams;
 use serde_json::json;
 
 fn populated() -> Harness {
@@ -57,7 +58,7 @@ fn a_snapshot_round_trip_keeps_the_whole_state() {
         decoded.idempotency_key_count(),
         h.engine.idempotency_key_count()
     );
-    let query = ListInstancesQuery::default();
+    let query = ListInstancesParams::default();
     assert_eq!(
         decoded.list_instances(&query),
         h.engine.list_instances(&query)
@@ -92,8 +93,8 @@ fn a_decoded_engine_behaves_like_the_original() {
         Command::ApplyEvent(apply("id-8", "PAY")),
     ];
     for cmd in commands {
-        let a = h.result(cmd.clone()).map_err(|e| e.details());
-        let b = decoded.result(cmd).map_err(|e| e.details());
+        let a = h.result(cmd.clone()).map_err(|e| engine_support::wire(&e));
+        let b = decoded.result(cmd).map_err(|e| engine_support::wire(&e));
         assert_eq!(a, b);
     }
     assert_eq!(decoded.engine.encode_snapshot(), h.engine.encode_snapshot());

@@ -22,10 +22,10 @@ fn the_atomic_batch_example_leaves_no_trace() {
         .run(Command::CreateInstance(create("order", 1, "order-9")))
         .unwrap();
     let error = h.err(Command::ApplyEvent(apply("order-9", "SHIP")));
-    assert_eq!(error.reason(), "no_transition");
+    assert_eq!(engine_support::reason(&error), "no_transition");
     h.undo_all(vec![created]);
     assert_eq!(
-        h.engine.get_instance("order-9").unwrap_err().code(),
+        engine_support::code(&h.engine.get_instance("order-9").unwrap_err()),
         "INSTANCE_NOT_FOUND"
     );
     assert_eq!(h.engine.encode_snapshot(), before);
@@ -132,7 +132,7 @@ fn within_a_batch_a_repeated_key_is_a_replay_and_undo_forgets_the_key() {
     let mut conflicting = keyed.clone();
     conflicting.version = 2;
     assert_eq!(
-        h.err(Command::CreateInstance(conflicting)).reason(),
+        engine_support::reason(&h.err(Command::CreateInstance(conflicting))),
         "idempotency_key_reused"
     );
     h.undo_all(vec![first, second]);

@@ -4,7 +4,8 @@
 mod engine_support;
 
 use engine_support::{Harness, apply, create, delete, object, order_v1, put};
-use rstmdb::engine::{ApplyEvent, Command, EngineConfig, ListInstancesQuery};
+use rstmdb::engine::{ApplyEvent, Command, EngineConfig};
+use rstmdb_client::params::ListInstancesParams;
 use serde_json::{Value, json};
 
 /// Runs a command as the record at `offset`, stamped `timestamp`.
@@ -125,9 +126,9 @@ fn reads_between_records_8_and_9_match_the_examples() {
             "ctx":{"customer":"alice","amount":42.5,"ready":true},"last_event_id":"evt-1",
             "last_wal_offset":1099511628333_u64,"created_at":1767225600000_i64,"updated_at":1767225601234_i64})
     );
-    let query = ListInstancesQuery {
+    let query = ListInstancesParams {
         machine: Some("order".into()),
-        limit: 1,
+        limit: Some(1),
         ..Default::default()
     };
     assert_eq!(
@@ -153,7 +154,7 @@ fn the_replay_and_the_failures_of_the_examples_write_nothing() {
     );
     let guard = h.err(Command::ApplyEvent(apply("order-3", "SHIP")));
     assert_eq!(
-        serde_json::Value::Object(guard.details()),
+        engine_support::wire(&guard)["details"],
         json!({"reason":"guard_failed","state":"paid","event":"SHIP","guards":["ctx.ready"]})
     );
     // The atomic batch of §4.15: CREATE order-9 runs, APPLY SHIP fails, the create is undone.
@@ -162,7 +163,7 @@ fn the_replay_and_the_failures_of_the_examples_write_nothing() {
         .unwrap();
     let failed = h.err(Command::ApplyEvent(apply("order-9", "SHIP")));
     assert_eq!(
-        serde_json::Value::Object(failed.details()),
+        engine_support::wire(&failed)["details"],
         json!({"reason":"no_transition","state":"created","event":"SHIP"})
     );
     h.undo_all(vec![created]);

@@ -285,7 +285,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 
     // Requests: every request of the spec's operation examples.
     let examples = std::fs::read_to_string(
-        repo_root().join("rstmdb-client/tests/fixtures/spec_op_examples.txt"),
+        repo_root().join("rstmdb-protocol/tests/fixtures/spec_op_examples.txt"),
     )
     .unwrap();
     for (index, line) in examples

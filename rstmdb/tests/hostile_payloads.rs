@@ -8,7 +8,7 @@ mod server_support;
 
 use futures::StreamExt;
 use hostile_support::resident_bytes;
-use rstmdb::server::value_depth::MAX_VALUE_DEPTH;
+use rstmdb::service::value_depth::MAX_VALUE_DEPTH;
 use rstmdb_client::{ApplyEventOptions, CreateInstanceOptions, ErrorCode, Op};
 use serde_json::{Map, Value, json};
 use server_ops_support::*;

@@ -9,7 +9,7 @@ mod server_ops_support;
 mod server_support;
 
 use hostile_support::{Bystander, alive_tasks, median_and_worst, resident_bytes};
-use rstmdb::server::watch::WatchLimits;
+use rstmdb::service::watch::WatchLimits;
 use rstmdb::wal::FsyncPolicy;
 use serde_json::json;
 use server_ops_support::*;

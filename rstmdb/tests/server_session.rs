@@ -3,7 +3,8 @@
 
 mod server_support;
 
-use rstmdb::server::{SERVER_VERSION, ServerSettings};
+use rstmdb::server::ServerSettings;
+use rstmdb::service::SERVER_VERSION;
 use serde_json::json;
 use server_support::{TOKEN, TestServer, auth_required, error_reason, frame, request, settings};
 

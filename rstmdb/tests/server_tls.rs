@@ -186,7 +186,7 @@ async fn a_missing_certificate_file_stops_start_up() {
     if let Some(tls) = settings.tls.as_mut() {
         tls.cert_path = Path::new("/nonexistent/server.pem").to_path_buf();
     }
-    let handler = Arc::new(rstmdb::server::EchoHandler::default());
+    let handler = Arc::new(rstmdb::service::EchoHandler::default());
     let error = rstmdb::server::Server::bind(settings, handler)
         .await
         .expect_err("start-up fails");
@@ -237,7 +237,7 @@ async fn the_first_key_in_the_key_file_is_used() {
     );
 
     std::fs::write(pki.path("server.key"), format!("{other_key}{server_key}")).expect("write");
-    let handler = Arc::new(rstmdb::server::EchoHandler::default());
+    let handler = Arc::new(rstmdb::service::EchoHandler::default());
     let error = rstmdb::server::Server::bind(pki.settings(false), handler)
         .await
         .expect_err("a first key that does not match the certificate stops start-up");

@@ -2,7 +2,9 @@
 //! and failure handling.
 
 use rstmdb::wal::fault::FaultStorage;
-use rstmdb::wal::{FsyncPolicy, MAX_PAYLOAD_BYTES, NewRecord, Storage, Wal, WalConfig, WalError};
+use rstmdb::wal::{
+    FsyncPolicy, MAX_RECORD_PAYLOAD_BYTES, NewRecord, Storage, Wal, WalConfig, WalError,
+};
 use std::sync::Arc;
 
 const SEG: u64 = 1 << 40;
@@ -200,10 +202,10 @@ fn deleting_old_segments_reclaims_their_bytes_and_survives_restart_as_oldest_off
 fn an_oversized_record_is_refused_and_takes_no_sequence() {
     let storage = FaultStorage::new();
     let (wal, _) = open(&storage, WalConfig::default());
-    let big = vec![0u8; MAX_PAYLOAD_BYTES + 1];
+    let big = vec![0u8; MAX_RECORD_PAYLOAD_BYTES + 1];
     let err = wal.append(&[rec(&big)]).unwrap_err();
     assert!(matches!(err, WalError::RecordTooLarge { size, limit }
-        if size == MAX_PAYLOAD_BYTES + 1 && limit == 16_711_680));
+        if size == MAX_RECORD_PAYLOAD_BYTES + 1 && limit == 16_711_680));
     assert_eq!(wal.append(&[rec(b"ok")]).expect("append").first_sequence, 1);
 }
 

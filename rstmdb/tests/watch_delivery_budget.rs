@@ -4,7 +4,7 @@
 
 mod watch_support;
 
-use rstmdb::server::watch::WatchLimits;
+use rstmdb::service::watch::WatchLimits;
 use rstmdb_client::Op;
 use serde_json::json;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 mod watch_support;
 
-use rstmdb::server::watch::WatchLimits;
+use rstmdb::service::watch::WatchLimits;
 use rstmdb_client::{ErrorCode, Op};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};

@@ -5,7 +5,7 @@
 mod watch_support;
 
 use rstmdb::database::RingLimits;
-use rstmdb::server::watch::WatchLimits;
+use rstmdb::service::watch::WatchLimits;
 use rstmdb_client::{ErrorCode, Op};
 use serde_json::json;
 use std::time::Duration;

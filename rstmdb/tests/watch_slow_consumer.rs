@@ -5,8 +5,8 @@
 mod watch_support;
 
 use rstmdb::database::RingLimits;
-use rstmdb::server::OUTBOUND_QUEUE_MESSAGES;
-use rstmdb::server::watch::WatchLimits;
+use rstmdb::service::OUTBOUND_QUEUE_MESSAGES;
+use rstmdb::service::watch::WatchLimits;
 use rstmdb_client::Op;
 use serde_json::json;
 use std::time::Duration;

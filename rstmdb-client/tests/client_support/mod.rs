@@ -27,7 +27,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::Framed;
 
 pub const TOKEN: &str = "my-secret-token";
-const EXAMPLES: &str = include_str!("../fixtures/spec_op_examples.txt");
+// The spec examples live with the protocol crate's tests, which check them against the types.
+const EXAMPLES: &str = include_str!("../../../rstmdb-protocol/tests/fixtures/spec_op_examples.txt");
 
 /// What the test handler wants done with one request.
 pub enum Reply {

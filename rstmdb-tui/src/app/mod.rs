@@ -11,6 +11,7 @@ mod feed;
 use std::collections::{BTreeMap, VecDeque};
 
 use rstmdb_client::Event;
+use rstmdb_client::limits::{position_of, segment_of};
 use rstmdb_client::results::StatsResult;
 
 pub use feed::{FEED_CAPACITY_ENTRIES, Feed, FeedEntry, RateHistory, SPARKLINE_SECONDS};
@@ -419,17 +420,16 @@ impl App {
     }
 }
 
-/// Bytes from `from` to `to` when both are in one segment (offset = segment << 40 | byte,
-/// §6.10); across segments, the bytes of `to`'s segment (a lower bound).
+/// Bytes from `from` to `to` when both are in one segment (§6.10); across segments, the bytes
+/// of `to`'s segment (a lower bound).
 pub fn offset_distance(from: u64, to: u64) -> u64 {
-    const SEGMENT_SHIFT: u32 = 40;
     if to <= from {
         return 0;
     }
-    if from >> SEGMENT_SHIFT == to >> SEGMENT_SHIFT {
+    if segment_of(from) == segment_of(to) {
         to - from
     } else {
-        to & ((1 << SEGMENT_SHIFT) - 1)
+        position_of(to)
     }
 }
 

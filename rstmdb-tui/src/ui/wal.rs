@@ -8,6 +8,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{human_bytes, panel_block};
 use crate::app::{App, Panel};
+use rstmdb_client::limits::{position_of, segment_of};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let block = panel_block(app, Panel::Wal, " WAL ".to_owned());
@@ -60,5 +61,5 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 
 /// An offset as `segment:byte` (§6.10), shorter and clearer than the 13-digit number.
 fn offset_text(offset: u64) -> String {
-    format!("{}:{}", offset >> 40, offset & ((1 << 40) - 1))
+    format!("{}:{}", segment_of(offset), position_of(offset))
 }

@@ -6,13 +6,14 @@
 //!   return; loading picks the newest valid file.
 //! - [`SnapshotStore`] (`snapshot.rs`, `snapshot_index.rs`): one JSON file per snapshot plus
 //!   `index.jsonl`; recovery never reads them.
-//! - [`StorageFs`] (`fs.rs`): every file-system call goes through it; [`FaultFs`] simulates a
-//!   crash at any step of the write protocols for storage fault tests.
+//! - [`StorageFs`] (`fs.rs`): every file-system call goes through it; `FaultFs` (feature
+//!   `testing`) simulates a crash at any step of the write protocols for storage fault tests.
 //!
 //! Depends on neither the engine nor the WAL: the caller supplies the payload, the offsets and
 //! the clock.
 
 mod error;
+#[cfg(any(test, feature = "testing"))]
 mod fault_fs;
 mod format;
 mod fs;
@@ -21,6 +22,7 @@ mod snapshot_index;
 mod store;
 
 pub use error::{CheckpointError, CheckpointFault, SnapshotError, SnapshotFault};
+#[cfg(any(test, feature = "testing"))]
 pub use fault_fs::{CrashPoint, FaultFs};
 pub use format::{CheckpointMeta, CheckpointName, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use fs::{RealFs, StorageFs};

@@ -4,12 +4,14 @@
 //! recovery and after the signal.
 
 use clap::{Args, ValueEnum};
+use rstmdb::assemble;
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, ResolvedAuth, apply_env};
-use rstmdb::database::{Database, DatabaseOptions, OpenError, OpenReport};
+use rstmdb::database::{Database, OpenError, OpenReport};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
-use rstmdb::server::watch::WatchLimits;
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::DatabaseHandler;
 use rstmdb::wal::WalError;
+use rstmdb_client::limits::{MAX_PAYLOAD_BYTES, MIN_MAX_FRAME_BYTES};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +40,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     idle_timeout_secs: Option<u64>,
     /// Inbound frame / JSONL line limit in bytes (network.max_frame_bytes).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=16_777_216))]
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(MIN_MAX_FRAME_BYTES as u64..=MAX_PAYLOAD_BYTES as u64))]
     max_frame_bytes: Option<u64>,
     /// Log line format on stderr: human-readable text, or one JSON object per line for log
     /// aggregation. The level filter is RUST_LOG (default info).
@@ -95,7 +98,7 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
     } else {
         None
     };
-    let options = DatabaseOptions::from_config(&config);
+    let options = assemble::database_options(&config);
     let (db, report) = match tokio::task::spawn_blocking(move || Database::open(options)).await {
         Ok(Ok(opened)) => opened,
         Ok(Err(err)) => return open_failed(&config, err),
@@ -110,14 +113,12 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         metrics.record_recovery(&report);
         metrics.attach_database(Arc::clone(&db));
     }
-    let settings = ServerSettings::from_config(&config, auth);
-    let mut handler = DatabaseHandler::with_watch_limits(
-        Arc::clone(&db),
-        WatchLimits::from_config(&config.watch),
-    );
+    let settings = assemble::server_settings(&config, auth);
+    let mut handler =
+        DatabaseHandler::with_watch_limits(Arc::clone(&db), assemble::watch_limits(&config.watch));
     if let Some(metrics) = &metrics {
         metrics.attach_watch(handler.watch_hub().clone());
-        handler = handler.with_metrics(Arc::clone(metrics));
+        handler = handler.with_counters(Arc::clone(metrics) as _);
     }
     let handler = Arc::new(handler);
     let mut server = match Server::bind(settings.clone(), handler).await {
@@ -130,11 +131,11 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         }
     };
     if let Some(metrics) = metrics {
-        server = server.with_metrics(metrics);
+        server = server.with_observer(metrics);
     }
     tokio::spawn(Database::run_auto_compaction(
         Arc::clone(&db),
-        config.compaction.clone(),
+        assemble::auto_compaction(&config.compaction),
     ));
     // Before the "listening" line, so whoever waits for that line finds /health at 200; the
     // socket is bound, and connections made now wait in its backlog for the accept loop.
@@ -231,7 +232,8 @@ fn log_start(server: &Server, config: &Config, settings: &ServerSettings) {
         Err(err) => tracing::warn!(%err, "listening, but the bound address is unknown"),
     }
     tracing::info!(data_dir = %config.storage.data_dir.display(), "data directory");
-    tracing::info!(fsync_policy = %config.storage.fsync_policy, "WAL fsync policy");
+    let fsync_policy = assemble::fsync_policy(config.storage.fsync_policy);
+    tracing::info!(%fsync_policy, "WAL fsync policy");
     tracing::info!(
         required = settings.auth.required,
         token_hashes = settings.auth.token_hashes.len(),

@@ -4,10 +4,9 @@
 use super::error::ConfigError;
 use super::fsync::FsyncPolicySetting;
 use super::model::{
-    Config, MAX_BATCH_EVENTS, MAX_FRAME_BYTES, MAX_SEGMENT_MB, MIN_BATCH_EVENTS, MIN_FRAME_BYTES,
-    MIN_SEGMENT_MB,
+    Config, MAX_BATCH_EVENTS, MAX_DELIVERY_INTERVAL_MS, MAX_FRAME_BYTES, MAX_SEGMENT_MB,
+    MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_SEGMENT_MB,
 };
-use crate::server::watch::hub::MAX_DELIVERY_INTERVAL_MS;
 use std::path::PathBuf;
 use std::str::FromStr;
 

@@ -1,17 +1,17 @@
-//! The typed configuration tree with the defaults of spec §9.2. Unknown keys are errors
+//! The typed configuration tree. Its `Default` impls are the one place where every default of
+//! spec §9.2 (and of the extension tables) is written down; the layers' own option types take
+//! their defaults from here (`crate::assemble`). Unknown keys are errors
 //! (`deny_unknown_fields`): a typo must never be silently ignored.
 
 use super::fsync::FsyncPolicySetting;
-use crate::server::watch::hub::{
-    DEFAULT_DELIVERY_CPU_PERCENT, DEFAULT_DELIVERY_INTERVAL_MS, MAX_DELIVERY_INTERVAL_MS,
-};
+use rstmdb_protocol::limits::{MAX_PAYLOAD_BYTES, MIN_MAX_FRAME_BYTES};
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Smallest and largest accepted `network.max_frame_bytes` (spec §2.4).
-pub const MIN_FRAME_BYTES: u64 = 65_536;
-pub const MAX_FRAME_BYTES: u64 = 16_777_216;
+/// Smallest and largest accepted `network.max_frame_bytes`: the protocol's bounds (spec §2.4).
+pub const MIN_FRAME_BYTES: u64 = MIN_MAX_FRAME_BYTES as u64;
+pub const MAX_FRAME_BYTES: u64 = MAX_PAYLOAD_BYTES as u64;
 /// Accepted `storage.wal_segment_size_mb` (spec §9.2; keeps segments below 2^40 bytes).
 pub const MIN_SEGMENT_MB: u64 = 1;
 pub const MAX_SEGMENT_MB: u64 = 65_536;
@@ -176,7 +176,7 @@ impl Default for WatchConfig {
             ring_size_mb: 64,
             batch_events: 256,
             delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
-            delivery_cpu_percent: u64::from(DEFAULT_DELIVERY_CPU_PERCENT),
+            delivery_cpu_percent: DEFAULT_DELIVERY_CPU_PERCENT,
         }
     }
 }
@@ -184,6 +184,15 @@ impl Default for WatchConfig {
 /// Accepted `watch.batch_events`.
 pub const MIN_BATCH_EVENTS: u64 = 1;
 pub const MAX_BATCH_EVENTS: u64 = 65_536;
+
+/// `watch.delivery_interval_ms` default; chosen by measurement (docs/benchmarks.md, watch).
+pub const DEFAULT_DELIVERY_INTERVAL_MS: u64 = 2;
+
+/// `watch.delivery_cpu_percent` default; chosen by measurement (docs/benchmarks.md, watch).
+pub const DEFAULT_DELIVERY_CPU_PERCENT: u64 = 10;
+
+/// Accepted `watch.delivery_interval_ms`: beyond a second, pacing would be an outage.
+pub const MAX_DELIVERY_INTERVAL_MS: u64 = 1_000;
 
 /// Accepted for forward compatibility (spec §9.2); only `role = "standalone"` can start.
 /// Other keys in this table are reserved for replication and ignored.

@@ -4,20 +4,17 @@
 
 use super::errors;
 use super::group::Group;
-use super::jobs::{BatchItem, BatchOutput};
+use super::jobs::{BatchItem, BatchOpResult, BatchOutput};
 use super::sequencer::execute;
 use crate::engine::{Engine, Record, Undo};
-use rstmdb_client::RcpError;
-use rstmdb_client::params::BatchMode;
-use serde_json::Value;
-
-/// The most result bytes a BATCH may return (spec §6.8: 16 MiB − 64 KiB, leaving room for the
-/// envelope).
-pub const RESULTS_BUDGET_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
+use rstmdb_protocol::params::BatchMode;
+use rstmdb_protocol::results::BatchItemResult;
 
 /// What one sub-op produced.
 struct ItemOutcome {
-    entry: Result<Value, RcpError>,
+    entry: Result<BatchOpResult, RcpError>,
     /// For a sub-op that wrote: its record, offset and undo token.
     written: Option<(u64, Record, Undo)>,
 }
@@ -50,13 +47,13 @@ fn best_effort(
     let mut overflow: Option<RcpError> = None;
     for item in items {
         if let Some(error) = &overflow {
-            output.results.push(Err(error.clone()));
+            output.results.push(BatchItemResult::error(error.clone()));
             continue;
         }
         let mark = group.mark();
         let outcome = run_item(engine, group, item, now_ms);
         let size = entry_size(&outcome.entry);
-        if used_bytes + size > RESULTS_BUDGET_BYTES {
+        if used_bytes + size > MAX_RESULT_ITEMS_BYTES {
             // This sub-op and the rest are not executed (spec §6.8): take this one back.
             if let Some((_, _, undo)) = outcome.written {
                 engine.undo(undo);
@@ -64,7 +61,7 @@ fn best_effort(
             }
             let error = too_large(used_bytes + size);
             overflow = Some(error.clone());
-            output.results.push(Err(error));
+            output.results.push(BatchItemResult::error(error));
             continue;
         }
         used_bytes += size;
@@ -73,7 +70,10 @@ fn best_effort(
             output.records.push((offset, record));
             undos.push(undo);
         }
-        output.results.push(outcome.entry);
+        output.results.push(match outcome.entry {
+            Ok(result) => BatchItemResult::ok(result),
+            Err(error) => BatchItemResult::error(error),
+        });
     }
     output
 }
@@ -99,9 +99,9 @@ fn atomic(
         }
         let failure = match outcome.entry {
             Err(err) => Some(err.in_batch(index, item.op())),
-            Ok(_) if used_bytes > RESULTS_BUDGET_BYTES => Some(too_large(used_bytes)),
-            Ok(value) => {
-                output.results.push(Ok(value));
+            Ok(_) if used_bytes > MAX_RESULT_ITEMS_BYTES => Some(too_large(used_bytes)),
+            Ok(result) => {
+                output.results.push(BatchItemResult::ok(result));
                 None
             }
         };
@@ -121,33 +121,35 @@ fn atomic(
 }
 
 fn run_item(engine: &mut Engine, group: &mut Group, item: &BatchItem, now_ms: i64) -> ItemOutcome {
-    let read = |result: Result<Value, RcpError>| ItemOutcome {
+    let read = |result: Result<BatchOpResult, RcpError>| ItemOutcome {
         entry: result,
         written: None,
     };
     match item {
         BatchItem::Write { command, .. } => match execute(engine, group, command, now_ms) {
             Ok((output, undo)) => {
-                let entry = serde_json::to_value(&output.result).map_err(errors::internal);
                 let written = output
                     .wal_offset
                     .zip(output.record)
                     .map(|(offset, record)| (offset, record, undo));
-                ItemOutcome { entry, written }
+                ItemOutcome {
+                    entry: Ok(BatchOpResult::Write(output.result)),
+                    written,
+                }
             }
             Err(err) => read(Err(err)),
         },
         BatchItem::GetInstance { instance_id } => read(
             engine
                 .get_instance(instance_id)
-                .map_err(|e| errors::from_apply(&e))
-                .and_then(|view| serde_json::to_value(view).map_err(errors::internal)),
+                .map(BatchOpResult::GetInstance)
+                .map_err(|e| errors::from_apply(&e)),
         ),
         BatchItem::GetMachine { machine, version } => read(
             engine
                 .get_machine(machine, *version)
-                .map_err(|e| errors::from_apply(&e))
-                .and_then(|found| serde_json::to_value(found).map_err(errors::internal)),
+                .map(BatchOpResult::GetMachine)
+                .map_err(|e| errors::from_apply(&e)),
         ),
         BatchItem::Refused { error, .. } => read(Err(error.clone())),
     }
@@ -162,15 +164,15 @@ fn empty_output(capacity: usize) -> BatchOutput {
 }
 
 /// The bytes this entry adds to the `results` array: `{"status":..,"result":..,"error":..},`.
-fn entry_size(entry: &Result<Value, RcpError>) -> usize {
+fn entry_size(entry: &Result<BatchOpResult, RcpError>) -> usize {
     const FRAMING: usize = r#"{"status":"error","result":null,"error":null},"#.len();
     let body = match entry {
-        Ok(value) => serde_json::to_string(value).map_or(0, |s| s.len()),
+        Ok(result) => serde_json::to_string(result).map_or(0, |s| s.len()),
         Err(err) => serde_json::to_string(err).map_or(0, |s| s.len()),
     };
     FRAMING + body
 }
 
 fn too_large(size: usize) -> RcpError {
-    RcpError::response_too_large(size, RESULTS_BUDGET_BYTES)
+    RcpError::response_too_large(size, MAX_RESULT_ITEMS_BYTES)
 }

@@ -10,8 +10,8 @@ use super::{Database, errors};
 use crate::checkpoint::CheckpointMeta;
 use crate::engine::{Engine, Record};
 use crate::wal::segment::segment_of;
-use rstmdb_client::RcpError;
-use rstmdb_client::results::CompactResult;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::results::CompactResult;
 use std::sync::Arc;
 
 /// What a compaction did, for logs and metrics as well as the COMPACT result.
@@ -162,15 +162,26 @@ fn rebuild(shared: &Shared, bound: u64) -> Result<(Engine, u64), RcpError> {
 /// How often the automatic compactor looks at the thresholds (spec §9.2: every 10 s).
 pub const AUTO_COMPACTION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// When the automatic compactor runs COMPACT (the `[compaction]` table, spec §9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoCompaction {
+    pub enabled: bool,
+    /// Records since the newest checkpoint; 0 turns this trigger off.
+    pub records_threshold: u64,
+    /// Compared with the WAL's total size; 0 turns this trigger off.
+    pub size_threshold_bytes: u64,
+    /// The least time between two automatic runs (and after start-up).
+    pub min_interval: std::time::Duration,
+}
+
 impl Database {
-    /// The automatic compactor (spec §9.2): every 10 s, if enabled, at least `min_interval_secs`
+    /// The automatic compactor (spec §9.2): every 10 s, if enabled, at least `min_interval`
     /// after the previous automatic run (or start-up), and a non-zero threshold is reached,
     /// runs COMPACT. Runs until the database is dropped by every other owner.
-    pub async fn run_auto_compaction(db: Arc<Database>, settings: crate::config::CompactionConfig) {
+    pub async fn run_auto_compaction(db: Arc<Database>, settings: AutoCompaction) {
         if !settings.enabled {
             return;
         }
-        let min_interval = std::time::Duration::from_secs(settings.min_interval_secs);
         let mut last_run = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(AUTO_COMPACTION_CHECK_EVERY);
         loop {
@@ -178,13 +189,14 @@ impl Database {
             if Arc::strong_count(&db) == 1 {
                 return;
             }
-            if last_run.elapsed() < min_interval {
+            if last_run.elapsed() < settings.min_interval {
                 continue;
             }
             let (records, bytes) = db.compaction_pressure();
-            let by_records = settings.events_threshold > 0 && records >= settings.events_threshold;
+            let by_records =
+                settings.records_threshold > 0 && records >= settings.records_threshold;
             let by_size =
-                settings.size_threshold_mb > 0 && bytes >= settings.size_threshold_mb << 20;
+                settings.size_threshold_bytes > 0 && bytes >= settings.size_threshold_bytes;
             if !(by_records || by_size) {
                 continue;
             }

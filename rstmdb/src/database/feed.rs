@@ -8,7 +8,7 @@ use super::{Database, errors, wait_committed};
 use crate::wal::segment::{offset_of, position_of, segment_of};
 use crate::wal::sync::SyncStatus;
 use crate::wal::{FsyncPolicy, WalReader};
-use rstmdb_client::RcpError;
+use rstmdb_protocol::RcpError;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -3,8 +3,8 @@
 use super::errors;
 use super::placement::Placement;
 use crate::engine::Record;
-use crate::wal::{MAX_PAYLOAD_BYTES, NewRecord, UnitMarker, Wal, WalError};
-use rstmdb_client::RcpError;
+use crate::wal::{MAX_RECORD_PAYLOAD_BYTES, NewRecord, UnitMarker, Wal, WalError};
+use rstmdb_protocol::RcpError;
 
 /// An encoded record waiting for the group's append.
 #[derive(Debug)]
@@ -45,8 +45,11 @@ impl Group {
     /// a payload over the WAL's limit (`record_too_large`, and the engine changes nothing).
     pub(crate) fn assign(&mut self, record: &Record) -> Result<u64, RcpError> {
         let payload = serde_json::to_vec(record).map_err(errors::internal)?;
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(RcpError::record_too_large(payload.len(), MAX_PAYLOAD_BYTES));
+        if payload.len() > MAX_RECORD_PAYLOAD_BYTES {
+            return Err(RcpError::record_too_large(
+                payload.len(),
+                MAX_RECORD_PAYLOAD_BYTES,
+            ));
         }
         let offset = self.placement.place(payload.len());
         self.records.push(PendingRecord {

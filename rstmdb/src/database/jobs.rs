@@ -1,9 +1,10 @@
 //! What connection tasks send to the sequencer, and what comes back.
 
-use crate::engine::{Command, OpResult, Record};
-use rstmdb_client::params::BatchMode;
-use rstmdb_client::{Op, RcpError};
-use serde_json::Value;
+use crate::engine::{Command, OpResult, RawCtx, Record};
+use rstmdb_protocol::params::BatchMode;
+use rstmdb_protocol::results::{BatchItemResult, GetInstanceResult, GetMachineResult};
+use rstmdb_protocol::{Op, RcpError};
+use serde::Serialize;
 use tokio::sync::oneshot;
 
 /// A reply and the WAL position that must be committed before it may be sent: the end of the
@@ -55,10 +56,19 @@ impl BatchItem {
     }
 }
 
+/// What one BATCH sub-op returns: the result of the op it is (§4.15).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BatchOpResult {
+    Write(OpResult),
+    GetInstance(GetInstanceResult<RawCtx>),
+    GetMachine(GetMachineResult),
+}
+
 /// A BATCH's answer: one entry per sub-op (best_effort), or all ok (atomic).
 #[derive(Debug, Clone)]
 pub struct BatchOutput {
-    pub results: Vec<Result<Value, RcpError>>,
+    pub results: Vec<BatchItemResult<BatchOpResult>>,
     /// The offset of the first record the batch wrote (`meta.wal_offset`).
     pub first_wal_offset: Option<u64>,
     /// The records written, in order, for watch events.

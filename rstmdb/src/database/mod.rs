@@ -28,21 +28,20 @@ mod sequencer;
 mod shared;
 mod transitions;
 
-pub use batch::RESULTS_BUDGET_BYTES;
-pub use compact::{CheckpointWritten, CompactOutcome};
+pub use compact::{AutoCompaction, CheckpointWritten, CompactOutcome};
 pub use errors::from_apply as apply_error;
 pub use feed::{
     CATCH_UP_SCAN_RECORDS, CatchUp, CatchUpError, CatchUpReader, WatchFeed, WatchPoint,
     WatcherGuard,
 };
-pub use jobs::{BatchItem, BatchOutput, WriteOutput};
+pub use jobs::{BatchItem, BatchOpResult, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
 pub use transitions::{ParsedValues, RecentRead, RingLimits, Transition};
 
 use crate::engine::Command;
 use jobs::{Completion, Job};
-use rstmdb_client::RcpError;
-use rstmdb_client::params::BatchMode;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::params::BatchMode;
 use shared::Shared;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -31,38 +31,6 @@ pub struct DatabaseOptions {
 }
 
 impl DatabaseOptions {
-    /// The storage settings of a server configuration (spec §9.2).
-    pub fn from_config(config: &crate::config::Config) -> DatabaseOptions {
-        use crate::config::FsyncPolicySetting;
-        use crate::wal::FsyncPolicy;
-        let storage = &config.storage;
-        let fsync_policy = match storage.fsync_policy {
-            FsyncPolicySetting::EveryWrite => FsyncPolicy::EveryWrite,
-            FsyncPolicySetting::EveryN(n) => FsyncPolicy::EveryN(n),
-            FsyncPolicySetting::EveryMs(ms) => FsyncPolicy::EveryMs(ms),
-            FsyncPolicySetting::Never => FsyncPolicy::Never,
-        };
-        DatabaseOptions {
-            data_dir: storage.data_dir.clone(),
-            wal: WalConfig {
-                segment_size_bytes: storage.wal_segment_size_mb << 20,
-                fsync_policy,
-            },
-            engine: EngineConfig {
-                allow_instance_recreate: storage.allow_instance_recreate,
-                allow_flush_all: storage.allow_flush_all,
-                max_machine_versions: storage.max_machine_versions,
-                idempotency_ttl_ms: i64::try_from(
-                    storage.idempotency_ttl_secs.saturating_mul(1000),
-                )
-                .unwrap_or(i64::MAX),
-                idempotency_max_entries: usize::try_from(storage.idempotency_max_entries)
-                    .unwrap_or(usize::MAX),
-            },
-            wal_storage: None,
-        }
-    }
-
     /// Real files in `data_dir` with the given WAL settings and default engine rules.
     pub fn new(data_dir: impl Into<PathBuf>, wal: WalConfig) -> DatabaseOptions {
         DatabaseOptions {

@@ -2,14 +2,15 @@
 //! durable, so every read is gated: it is answered only once the records it may reflect are
 //! committed (docs/commit-pipeline.md, "The durability gate").
 
-use super::batch::RESULTS_BUDGET_BYTES;
 use super::shared::Shared;
 use super::{Database, errors, wait_committed};
 use crate::checkpoint::InstanceSnapshot;
-use crate::engine::{Engine, InstanceView};
+use crate::engine::{Engine, RawCtx};
 use crate::wal::{WalReader, WalRecord};
-use rstmdb_client::RcpError;
-use rstmdb_client::results::{
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
+use rstmdb_protocol::results::GetInstanceResult;
+use rstmdb_protocol::results::{
     FsyncLatency, IoStats, SnapshotInstanceResult, WalReadResult, WalRecord as WireRecord,
     WalStatsResult,
 };
@@ -62,7 +63,7 @@ impl Database {
     pub fn get_instance(
         &self,
         instance_id: String,
-    ) -> impl Future<Output = Result<InstanceView, RcpError>> + Send + 'static {
+    ) -> impl Future<Output = Result<GetInstanceResult<RawCtx>, RcpError>> + Send + 'static {
         let barrier = self.shared.queue.issued();
         let shared = Arc::clone(&self.shared);
         async move {
@@ -148,7 +149,10 @@ async fn after(shared: &Shared, barrier: u64) -> Result<(), RcpError> {
         .map_err(|_| RcpError::internal("the database is shutting down"))
 }
 
-async fn get_instance_now(shared: &Shared, instance_id: &str) -> Result<InstanceView, RcpError> {
+async fn get_instance_now(
+    shared: &Shared,
+    instance_id: &str,
+) -> Result<GetInstanceResult<RawCtx>, RcpError> {
     let (found, gate) = {
         let engine = shared.read_engine()?;
         let found = engine.get_instance(instance_id);
@@ -179,7 +183,7 @@ fn read_records(mut reader: WalReader, limit: u64) -> Result<WalReadResult, RcpE
         // Serialised once more to keep the response bounded; WAL reads are rare next to
         // writes, so simplicity wins over speed here.
         let size = serde_json::to_string(&entry).map_or(0, |s| s.len()) + 64;
-        if !records.is_empty() && used_bytes + size > RESULTS_BUDGET_BYTES {
+        if !records.is_empty() && used_bytes + size > MAX_RESULT_ITEMS_BYTES {
             break;
         }
         used_bytes += size;

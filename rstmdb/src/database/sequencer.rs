@@ -8,7 +8,7 @@ use super::jobs::{BatchOutput, Completion, Job, WriteOutput};
 use super::placement::Placement;
 use super::shared::Shared;
 use crate::engine::{Command, Engine, ExecuteError, Record, Undo};
-use rstmdb_client::RcpError;
+use rstmdb_protocol::RcpError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot};

@@ -5,7 +5,7 @@ use super::transitions::RecentTransitions;
 use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
 use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
-use rstmdb_client::RcpError;
+use rstmdb_protocol::RcpError;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -8,7 +8,7 @@
 
 use crate::engine::{ApplyEventRecord, Record};
 use bytes::Bytes;
-use rstmdb_client::message::Event;
+use rstmdb_protocol::message::Event;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
@@ -159,20 +159,11 @@ impl Transition {
     }
 }
 
-/// How much the ring may hold.
+/// How much the ring may hold. `Default` is `[watch]`'s defaults (`crate::assemble`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingLimits {
     pub events: usize,
     pub bytes: usize,
-}
-
-impl Default for RingLimits {
-    fn default() -> Self {
-        RingLimits {
-            events: 65_536,
-            bytes: 64 << 20,
-        }
-    }
 }
 
 /// What the ring answered for a position.

@@ -1,6 +1,8 @@
 //! The engine's settings: the `storage.*` keys of spec §9 that change what a command does.
 
 /// Settings that change the outcome of commands. Limits carry their unit in the name.
+/// `Default` is `[storage]`'s defaults (spec §9.2), implemented in `crate::assemble`: the
+/// configuration model owns every default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// `storage.allow_instance_recreate` (§6.4): may CREATE reuse the id of a deleted instance?
@@ -14,17 +16,4 @@ pub struct EngineConfig {
     pub idempotency_ttl_ms: i64,
     /// `storage.idempotency_max_entries` (§6.2): the oldest keys are evicted beyond this count.
     pub idempotency_max_entries: usize,
-}
-
-impl Default for EngineConfig {
-    /// The spec's defaults (§9.2).
-    fn default() -> Self {
-        EngineConfig {
-            allow_instance_recreate: true,
-            allow_flush_all: false,
-            max_machine_versions: 0,
-            idempotency_ttl_ms: 86_400 * 1_000,
-            idempotency_max_entries: 100_000,
-        }
-    }
 }

@@ -14,11 +14,11 @@ use crate::engine::record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
     Record, raw_from_printed,
 };
-use crate::engine::result::{
-    ApplyEventResult, CreateInstanceResult, DeleteInstanceResult, FlushAllResult, OpResult,
-    PutMachineResult,
-};
+use crate::engine::result::OpResult;
 use crate::engine::{Change, Engine, Executed, Undo};
+use rstmdb_protocol::results::{
+    ApplyEventResult, CreateInstanceResult, DeleteInstanceResult, FlushAllResult, PutMachineResult,
+};
 use serde_json::{Map, Value};
 
 /// What a command will do.

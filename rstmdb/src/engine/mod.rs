@@ -50,11 +50,7 @@ pub use record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
     Record,
 };
-pub use result::{
-    ApplyEventResult, CreateInstanceResult, DeleteInstanceResult, FlushAllResult, GetMachineResult,
-    InstanceSummary, InstanceView, ListInstancesQuery, ListInstancesResult, ListMachinesResult,
-    MAX_LIST_LIMIT, MachineVersions, OpResult, PutMachineResult, StateCount,
-};
+pub use result::{OpResult, RawCtx};
 pub use snapshot::SnapshotError;
 
 use idempotency::{IdemChange, IdempotencyTable};

@@ -6,11 +6,13 @@ use crate::engine::error::ApplyError;
 use crate::engine::execute::instance_not_found;
 use crate::engine::instances::{Instance, Lookup};
 use crate::engine::record::raw_from_printed;
-use crate::engine::result::{
-    GetMachineResult, InstanceSummary, InstanceView, ListInstancesQuery, ListInstancesResult,
-    ListMachinesResult, MAX_LIST_LIMIT, MachineVersions, StateCount,
+use crate::engine::result::RawCtx;
+use rstmdb_protocol::params::ListInstancesParams;
+use rstmdb_protocol::results::{
+    GetInstanceResult, GetMachineResult, InstanceSummary, ListInstancesResult, ListMachinesResult,
+    MachineVersions, StateCountEntry,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 impl Engine {
     /// GET_MACHINE (§4.8).
@@ -23,8 +25,14 @@ impl Engine {
                 machine: machine.to_owned(),
                 version,
             })?;
+        // The normalised form is always an object (a serialised struct); the empty map is
+        // unreachable and only keeps this free of a panic.
+        let definition = match stored.definition.normalized() {
+            Value::Object(definition) => definition,
+            _ => Map::new(),
+        };
         Ok(GetMachineResult {
-            definition: stored.definition.normalized(),
+            definition,
             checksum: stored.checksum.to_string(),
         })
     }
@@ -61,11 +69,11 @@ impl Engine {
     }
 
     /// GET_INSTANCE (§4.11).
-    pub fn get_instance(&self, instance_id: &str) -> Result<InstanceView, ApplyError> {
+    pub fn get_instance(&self, instance_id: &str) -> Result<GetInstanceResult<RawCtx>, ApplyError> {
         let Lookup::Live(instance) = self.state.instances.lookup(instance_id) else {
             return Err(instance_not_found(instance_id));
         };
-        Ok(InstanceView {
+        Ok(GetInstanceResult {
             instance_id: instance_id.to_owned(),
             machine: self.state.machines.name(instance.machine).to_owned(),
             version: instance.version,
@@ -90,15 +98,15 @@ impl Engine {
     }
 
     /// LIST_INSTANCES (§4.12). Filters combine with AND; deleted instances are never listed.
-    pub fn list_instances(&self, query: &ListInstancesQuery) -> ListInstancesResult {
+    pub fn list_instances(&self, query: &ListInstancesParams) -> ListInstancesResult {
         let total = self.matching_total(query.machine.as_deref(), query.state.as_deref());
-        let limit = query.limit.min(MAX_LIST_LIMIT) as usize;
+        let limit = query.page_size() as usize;
         let mut matching = self
             .state
             .instances
             .iter_after(query.after.as_deref())
             .filter(|(_, instance)| instance.is_live() && self.matches(instance, query))
-            .skip(query.offset as usize);
+            .skip(query.skip() as usize);
         let mut instances = Vec::with_capacity(limit.min(total as usize));
         if limit > 0 {
             for (id, instance) in matching.by_ref().take(limit) {
@@ -114,14 +122,14 @@ impl Engine {
     }
 
     /// Live instances per (machine, version, state), sorted by machine name, version, state.
-    pub fn state_counts(&self) -> Vec<StateCount> {
+    pub fn state_counts(&self) -> Vec<StateCountEntry> {
         let machines = &self.state.machines;
-        let mut counts: Vec<StateCount> = self
+        let mut counts: Vec<StateCountEntry> = self
             .state
             .instances
             .counts()
             .iter()
-            .map(|((name, version, state), count)| StateCount {
+            .map(|((name, version, state), count)| StateCountEntry {
                 machine: machines.name(name).to_owned(),
                 version,
                 state: machines
@@ -185,7 +193,7 @@ impl Engine {
             .sum()
     }
 
-    fn matches(&self, instance: &Instance, query: &ListInstancesQuery) -> bool {
+    fn matches(&self, instance: &Instance, query: &ListInstancesParams) -> bool {
         let machine_matches = query
             .machine
             .as_deref()

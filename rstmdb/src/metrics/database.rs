@@ -5,8 +5,8 @@
 use super::MetricsError;
 use crate::checkpoint::CheckpointStore;
 use crate::database::{Database, OpenReport};
-use crate::engine::StateCount;
 use prometheus::{Gauge, GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use rstmdb_protocol::results::StateCountEntry;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,7 +35,7 @@ pub(super) struct DatabaseMetrics {
 struct EngineCounts {
     instances: u64,
     machines: u64,
-    by_state: Vec<StateCount>,
+    by_state: Vec<StateCountEntry>,
 }
 
 impl DatabaseMetrics {

@@ -1,9 +1,12 @@
 //! Prometheus metrics (spec §10) and their HTTP endpoint.
 //!
-//! - [`Metrics`]: the registry and every handle; the server, the watch streams and `serve` call
-//!   its methods. Start here.
+//! The layers below never import this module: they report through observer traits that
+//! [`Metrics`] implements — the server's [`ServerObserver`], the WAL's [`FsyncObserver`] — and
+//! STATS reads the totals through the service's [`ServerCounters`]. The database and the watch
+//! hub are read at scrape time.
+//!
+//! - [`Metrics`]: the registry and every handle. Start here.
 //! - `server`: connections, requests, errors, subscriptions (upstream names and labels).
-//! - `request`: [`RequestTimer`], the per-request span and measurements.
 //! - `database`: WAL, instance, machine, checkpoint and recovery numbers, read at scrape time.
 //! - `fsync`: fsync latency and group-commit histograms, fed by the WAL's observer hook.
 //! - [`http`]: `/metrics`, `/health`; [`health`]: what `/health` answers.
@@ -13,21 +16,22 @@ mod error;
 mod fsync;
 pub mod health;
 pub mod http;
-mod request;
 mod server;
 
 pub use error::MetricsError;
 pub use health::{Health, HealthState};
 pub use http::MetricsServer;
-pub use request::RequestTimer;
 pub use server::STREAM_ERROR_REASONS;
 
 use crate::database::{Database, OpenReport};
-use crate::server::watch::WatchHub;
+use crate::server::ServerObserver;
+use crate::service::watch::WatchHub;
+use crate::service::{ServerCounters, ServerTotals};
 use crate::wal::sync::FsyncObserver;
 use database::DatabaseMetrics;
 use fsync::FsyncMetrics;
-use prometheus::{IntGauge, Registry, TextEncoder};
+use prometheus::{Registry, TextEncoder};
+use rstmdb_protocol::{ErrorCode, Op};
 use server::ServerMetrics;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -89,33 +93,9 @@ impl Metrics {
         self.database.record_recovery(report);
     }
 
-    /// Counts an accepted connection; the returned guard marks it closed when dropped, so every
-    /// way a connection ends (peer gone, BYE, idle, fault, shutdown, task aborted) decrements.
-    pub fn connection_opened(&self) -> ConnectionGuard {
-        self.server.connections_total.inc();
-        self.server.connections_active.inc();
-        ConnectionGuard(self.server.connections_active.clone())
-    }
-
-    /// Counts an error response sent outside any request (framing fault, connection refused
-    /// over the limit, unparseable envelope).
-    pub fn error_sent(&self, code: &str) {
-        self.server.error(code);
-    }
-
     /// From now on scrapes read this hub's subscription counters. A second call is ignored.
     pub fn attach_watch(&self, hub: WatchHub) {
         let _ = self.watch.set(hub);
-    }
-
-    /// Connection, request and error totals, for the STATS op.
-    pub fn server_totals(&self) -> ServerTotals {
-        let server = &self.server;
-        ServerTotals {
-            connections: u64::try_from(server.connections_active.get()).unwrap_or(0),
-            requests_total: server::sum_by_label(&server.requests_total).values().sum(),
-            errors_total: server::sum_by_label(&server.errors_total),
-        }
     }
 
     /// The registry, for registering more collectors.
@@ -144,21 +124,35 @@ impl Metrics {
     }
 }
 
-/// What [`Metrics::server_totals`] reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerTotals {
-    pub connections: u64,
-    pub requests_total: u64,
-    /// Error responses by code; codes never sent are absent.
-    pub errors_total: std::collections::BTreeMap<String, u64>,
+impl ServerObserver for Metrics {
+    fn connection_opened(&self) {
+        self.server.connections_total.inc();
+        self.server.connections_active.inc();
+    }
+
+    fn connection_closed(&self) {
+        self.server.connections_active.dec();
+    }
+
+    fn request_finished(&self, op: Op, elapsed: Duration, error: Option<&ErrorCode>) {
+        self.server.request_finished(op, elapsed);
+        if let Some(code) = error {
+            self.server.error(code.as_str());
+        }
+    }
+
+    fn error_sent(&self, code: &ErrorCode) {
+        self.server.error(code.as_str());
+    }
 }
 
-/// An open connection, counted in `rstmdb_connections_active` until dropped.
-#[derive(Debug)]
-pub struct ConnectionGuard(IntGauge);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.dec();
+impl ServerCounters for Metrics {
+    fn server_totals(&self) -> ServerTotals {
+        let server = &self.server;
+        ServerTotals {
+            connections: u64::try_from(server.connections_active.get()).unwrap_or(0),
+            requests_total: server::sum_by_label(&server.requests_total).values().sum(),
+            errors_total: server::sum_by_label(&server.errors_total),
+        }
     }
 }

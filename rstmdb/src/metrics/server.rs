@@ -1,11 +1,11 @@
 //! Connection, request, error and subscription metrics (spec §10, upstream names and labels).
 
 use super::MetricsError;
-use crate::server::watch::{SubscriptionKind, WatchStats};
+use crate::service::watch::{SubscriptionKind, WatchStats};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
-use rstmdb_client::Op;
+use rstmdb_protocol::Op;
 use std::time::Duration;
 
 /// Spec §10: `rstmdb_request_duration_seconds` buckets.

@@ -1,8 +1,7 @@
 //! Bearer-token authentication (spec §4.2, §8.1): the server keeps only SHA-256 hashes and
 //! compares them in constant time; each connection counts its consecutive failures.
 
-use crate::config::ResolvedAuth;
-use rstmdb_client::{AuthFailure, RcpError};
+use rstmdb_protocol::{AuthFailure, RcpError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -22,16 +21,25 @@ pub fn token_hash_hex(token: &str) -> String {
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Who may use the server (spec §8.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthSettings {
+    /// Connections start unauthenticated and only HELLO, AUTH, PING and BYE run before AUTH.
+    pub required: bool,
+    /// Lowercase 64-hex-digit SHA-256 hashes of the accepted tokens ([`token_hash_hex`]).
+    pub token_hashes: Vec<String>,
+}
+
 /// Checks AUTH requests against the configured hashes.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
     required: bool,
-    /// Lowercase 64-hex-digit hashes, as `Config::resolve` produced them.
+    /// Lowercase 64-hex-digit hashes.
     token_hashes: Vec<String>,
 }
 
 impl TokenVerifier {
-    pub fn new(auth: &ResolvedAuth) -> Self {
+    pub fn new(auth: &AuthSettings) -> Self {
         Self {
             required: auth.required,
             token_hashes: auth.token_hashes.clone(),
@@ -127,7 +135,7 @@ mod tests {
         "ea5add57437cbf20af59034d7ed17968dcc56767b41965fcc5b376d45db8b4a3";
 
     fn verifier(required: bool) -> TokenVerifier {
-        TokenVerifier::new(&ResolvedAuth {
+        TokenVerifier::new(&AuthSettings {
             required,
             token_hashes: vec!["0".repeat(64), SPEC_TOKEN_HASH.to_owned()],
         })

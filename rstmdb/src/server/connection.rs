@@ -2,17 +2,17 @@
 //! handler (pipelined, bounded), and ends through the Closing procedure of spec §2.8.
 
 use super::activity::ActivityReader;
-use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
-use super::outbound::OutboundReceiver;
+use super::observer::ServerObserver;
+use super::request_timer::RequestTimer;
 use super::session::{Session, SessionShared, Step};
 use super::writer::{DetectedMode, Pending, Writer, WriterEnd};
-use crate::metrics::{Metrics, RequestTimer};
+use crate::service::{ConnectionContext, OpHandler, OutboundReceiver, ResponseFuture};
 use futures::{FutureExt, StreamExt};
-use rstmdb_client::error::RcpError;
-use rstmdb_client::fault::WireError;
-use rstmdb_client::message::{Outcome, Response};
-use rstmdb_client::request::Request;
-use rstmdb_client::wire::WireCodec;
+use rstmdb_protocol::error::RcpError;
+use rstmdb_protocol::fault::WireError;
+use rstmdb_protocol::message::{Outcome, Response};
+use rstmdb_protocol::request::Request;
+use rstmdb_protocol::wire::WireCodec;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +44,8 @@ pub(crate) struct ConnectionEnv {
     pub write_timeout: Option<Duration>,
     /// Cancelled on graceful shutdown: stop reading, answer what is in flight, close.
     pub shutdown: CancellationToken,
-    /// Request and error counters; `None` when the server runs without metrics.
-    pub metrics: Option<Arc<Metrics>>,
+    /// Told about every request and error (the metrics count them).
+    pub observer: Arc<dyn ServerObserver>,
 }
 
 /// Why the reader stopped.
@@ -252,7 +252,7 @@ impl RequestLoop<'_> {
                 return (ready(response), false);
             }
         };
-        let timer = RequestTimer::start(self.env.metrics.as_ref(), self.context.id(), &request);
+        let timer = RequestTimer::start(&self.env.observer, self.context.id(), &request);
         let step = timer
             .span()
             .in_scope(|| self.session.handle(request, reader.decoder().mode()));
@@ -278,8 +278,8 @@ impl RequestLoop<'_> {
 
     /// Counts an error answered outside any parsed request.
     fn count_error(&self, response: &Response) {
-        if let (Some(metrics), Outcome::Error { error }) = (&self.env.metrics, &response.outcome) {
-            metrics.error_sent(error.code.as_str());
+        if let Outcome::Error { error } = &response.outcome {
+            self.env.observer.error_sent(&error.code);
         }
     }
 

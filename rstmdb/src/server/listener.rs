@@ -3,16 +3,16 @@
 
 use super::auth::TokenVerifier;
 use super::connection::{self, CLOSING_DRAIN, ConnectionEnv};
-use super::handler::{ConnectionContext, OpHandler};
+use super::observer::{NoObserver, OpenConnection, ServerObserver};
 use super::session::SessionShared;
 use super::settings::ServerSettings;
 use super::tls::{TLS_HANDSHAKE_TIMEOUT, TlsError};
-use crate::metrics::Metrics;
+use crate::service::{ConnectionContext, OpHandler};
 use bytes::BytesMut;
-use rstmdb_client::ErrorCode;
-use rstmdb_client::error::RcpError;
-use rstmdb_client::frame::FrameCodec;
-use rstmdb_client::message::{Response, encode_response};
+use rstmdb_protocol::ErrorCode;
+use rstmdb_protocol::error::RcpError;
+use rstmdb_protocol::frame::FrameCodec;
+use rstmdb_protocol::message::{Response, encode_response};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ impl Server {
             idle_timeout: settings.idle_timeout,
             write_timeout: settings.write_timeout,
             shutdown: CancellationToken::new(),
-            metrics: None,
+            observer: Arc::new(NoObserver),
         };
         Ok(Server {
             listener,
@@ -108,10 +108,10 @@ impl Server {
         })
     }
 
-    /// Counts connections, requests and errors into `metrics` (spec §10).
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Server {
+    /// Reports connections, requests and errors to `observer` (the metrics, spec §10).
+    pub fn with_observer(mut self, observer: Arc<dyn ServerObserver>) -> Server {
         let mut env = ConnectionEnv::clone(&self.env);
-        env.metrics = Some(metrics);
+        env.observer = observer;
         self.env = Arc::new(env);
         self
     }
@@ -195,8 +195,8 @@ impl Server {
         let sent = self.tls.is_none()
             && refusal_frame(self.max_connections)
                 .is_some_and(|frame| matches!(tcp.try_write(&frame), Ok(n) if n == frame.len()));
-        if sent && let Some(metrics) = self.env.metrics.as_deref() {
-            metrics.error_sent(ErrorCode::RateLimited.as_str());
+        if sent {
+            self.env.observer.error_sent(&ErrorCode::RateLimited);
         }
         tracing::debug!(
             conn = id,
@@ -247,11 +247,10 @@ impl Accepted {
                 limit = self.max_connections,
                 "connection limit reached; refusing"
             );
-            let metrics = self.env.metrics.as_deref();
-            return refuse_over_limit(stream, self.max_connections, metrics).await;
+            return refuse_over_limit(stream, self.max_connections, &*self.env.observer).await;
         };
         // Dropped on every way out of here, including this task being aborted at shutdown.
-        let _counted = self.env.metrics.as_ref().map(|m| m.connection_opened());
+        let _counted = OpenConnection::new(&self.env.observer);
         tracing::debug!(conn = self.id, peer = %self.peer, "connection opened");
         let (context, outbound) = ConnectionContext::new(self.id, self.peer);
         connection::serve(stream, context, outbound, self.env).await;
@@ -264,14 +263,12 @@ impl Accepted {
 async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     limit: usize,
-    metrics: Option<&Metrics>,
+    observer: &dyn ServerObserver,
 ) {
     let Some(frame) = refusal_frame(limit) else {
         return;
     };
-    if let Some(metrics) = metrics {
-        metrics.error_sent(ErrorCode::RateLimited.as_str());
-    }
+    observer.error_sent(&ErrorCode::RateLimited);
     if stream.write_all(&frame).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }

@@ -1,30 +1,16 @@
 //! The ops the session layer answers itself (spec §4.1–§4.6, §4.24) and the auth gate of §4.0.
-//! Everything else is handed to the [`OpHandler`](super::OpHandler).
+//! Everything else is handed to the [`OpHandler`](crate::service::OpHandler).
 
 use super::auth::{AuthState, AuthVerdict, TokenVerifier};
-use rstmdb_client::limits::{MAX_BATCH_OPS, PROTOCOL_VERSION};
-use rstmdb_client::params::{AuthParams, FromParams, HelloParams};
-use rstmdb_client::results::{
+use crate::service::identity::{SERVER_FEATURES, SERVER_NAME, SERVER_VERSION};
+use rstmdb_protocol::limits::{MAX_BATCH_OPS, PROTOCOL_VERSION};
+use rstmdb_protocol::params::{AuthParams, FromParams, HelloParams};
+use rstmdb_protocol::results::{
     AuthResult, ByeResult, HelloResult, InfoResult, PingResult, ReplicationStatusResult,
 };
-use rstmdb_client::{Op, RcpError, Request, Response, WireMode};
+use rstmdb_protocol::{Op, RcpError, Request, Response, WireMode};
 use serde_json::Map;
 use std::sync::Arc;
-
-pub const SERVER_NAME: &str = "rstmdb";
-pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Every server feature, in the order HELLO and INFO list them (§4.5).
-pub const SERVER_FEATURES: [&str; 8] = [
-    "idempotency",
-    "batch",
-    "wal_read",
-    "atomic_batch",
-    "watch_from_offset",
-    "payload_guards",
-    "ordered_transitions",
-    "error_details",
-];
 
 /// What the connection does with one request.
 #[derive(Debug)]

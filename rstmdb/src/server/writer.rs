@@ -1,14 +1,13 @@
 //! The writing half of a connection: writes responses strictly in request order, and events
 //! or stream errors pushed by the handler between them (spec §3.7).
 
-use super::handler::{ConnectionContext, Outbound, ResponseFuture};
-use super::outbound::OutboundReceiver;
-use super::watch::budget::DeliveryBudget;
+use crate::service::watch::budget::DeliveryBudget;
+use crate::service::{ConnectionContext, Outbound, OutboundReceiver, ResponseFuture};
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use rstmdb_client::message::{Response, encode_response};
-use rstmdb_client::wire::{WireCodec, WireMode};
+use rstmdb_protocol::message::{Response, encode_response};
+use rstmdb_protocol::wire::{WireCodec, WireMode};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

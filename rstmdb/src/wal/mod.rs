@@ -1,7 +1,8 @@
 //! The write-ahead log. The on-disk format and the commit protocol are in `docs/wal-format.md`.
 //!
 //! Start reading at [`Wal::open`] (recovery, then the writer).
-//! - [`storage`]: the small file-system trait and real files; [`fault`]: the crashing in-memory one.
+//! - [`storage`]: the small file-system trait and real files; `fault` (feature `testing`): the
+//!   crashing in-memory one for storage fault tests.
 //! - [`record`]: the record codec; [`segment`]: segment names and offset arithmetic.
 //! - [`scan`] and [`analyze`]: reading segments and validating a whole WAL (shared by recovery,
 //!   `verify` and `repair`); [`recovery`]: the cuts and the start-up sync.
@@ -12,6 +13,7 @@
 
 pub mod analyze;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fault;
 pub mod lock;
 pub mod policy;
@@ -32,7 +34,7 @@ pub use error::{Corruption, WalError};
 pub use lock::DataDirLock;
 pub use policy::{FsyncPolicy, WalConfig};
 pub use reader::{WalReader, WalRecord};
-pub use record::{MAX_PAYLOAD_BYTES, UnitMarker};
+pub use record::{MAX_RECORD_PAYLOAD_BYTES, UnitMarker};
 pub use recovery::{Cut, RecoveryReport};
 pub use scan::RecordView;
 pub use stats::{IoStats, WalStats};

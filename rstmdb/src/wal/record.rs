@@ -7,8 +7,8 @@ use super::error::WalError;
 
 pub const MAGIC: [u8; 2] = [0xA7, 0x57];
 pub const HEADER_LEN: usize = 40;
-/// 16 MiB − 64 KiB: room for the RCP frame around an entry (spec §2.4).
-pub const MAX_PAYLOAD_BYTES: usize = 16_711_680;
+/// The protocol's record cap (16 MiB − 64 KiB, spec §2.4): a record always fits in a frame.
+pub use rstmdb_protocol::limits::MAX_RECORD_PAYLOAD_BYTES;
 const FLAG_UNIT: u8 = 0b0000_0001;
 
 /// Membership of a record in an atomic unit (spec §6.8).
@@ -64,10 +64,10 @@ impl DecodeError {
 
 /// Checks that a payload may be appended at all.
 pub fn check_payload_size(len: usize) -> Result<(), WalError> {
-    if len > MAX_PAYLOAD_BYTES {
+    if len > MAX_RECORD_PAYLOAD_BYTES {
         return Err(WalError::RecordTooLarge {
             size: len,
-            limit: MAX_PAYLOAD_BYTES,
+            limit: MAX_RECORD_PAYLOAD_BYTES,
         });
     }
     Ok(())
@@ -84,7 +84,10 @@ pub fn encode_into(
     payload: &[u8],
 ) {
     assert!(kind != 0, "record kind 0 is reserved");
-    assert!(payload.len() <= MAX_PAYLOAD_BYTES, "payload over the limit");
+    assert!(
+        payload.len() <= MAX_RECORD_PAYLOAD_BYTES,
+        "payload over the limit"
+    );
     assert!(sequence >= 1, "sequences start at 1");
     if let Some(u) = unit {
         assert!(
@@ -145,7 +148,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
         _ => return Err(DecodeError::MalformedHeader),
     };
     let sequence = u64_at(h, 8);
-    if kind == 0 || payload_len as usize > MAX_PAYLOAD_BYTES || sequence == 0 {
+    if kind == 0 || payload_len as usize > MAX_RECORD_PAYLOAD_BYTES || sequence == 0 {
         return Err(DecodeError::MalformedHeader);
     }
     Ok(RecordHeader {
@@ -224,12 +227,12 @@ mod tests {
 
     #[test]
     fn oversized_payload_is_refused_with_size_and_limit() {
-        let err = check_payload_size(MAX_PAYLOAD_BYTES + 1).unwrap_err();
+        let err = check_payload_size(MAX_RECORD_PAYLOAD_BYTES + 1).unwrap_err();
         assert!(matches!(
             err,
-            WalError::RecordTooLarge { size, limit } if size == MAX_PAYLOAD_BYTES + 1 && limit == MAX_PAYLOAD_BYTES
+            WalError::RecordTooLarge { size, limit } if size == MAX_RECORD_PAYLOAD_BYTES + 1 && limit == MAX_RECORD_PAYLOAD_BYTES
         ));
-        assert!(check_payload_size(MAX_PAYLOAD_BYTES).is_ok());
+        assert!(check_payload_size(MAX_RECORD_PAYLOAD_BYTES).is_ok());
     }
 
     proptest! {

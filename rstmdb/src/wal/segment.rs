@@ -1,25 +1,12 @@
-//! Segment naming and WAL offset arithmetic (spec §6.10).
+//! Segment naming. Offset arithmetic (spec §6.10) is the protocol's: an offset means the same
+//! to the WAL, to clients and to the dashboard, so it is defined once, in
+//! `rstmdb_protocol::limits`, and re-exported here for the WAL's own use.
 
-/// Bits of an offset that hold the byte position inside a segment.
-pub const POSITION_BITS: u32 = 40;
-pub const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
-/// A segment never grows beyond 2^40 bytes.
-pub const MAX_SEGMENT_BYTES: u64 = 1 << POSITION_BITS;
+pub use rstmdb_protocol::limits::{offset_of, position_of, segment_of};
+
+/// A segment never grows beyond what an offset's position bits can address (2^40 bytes).
+pub const MAX_SEGMENT_BYTES: u64 = rstmdb_protocol::limits::OFFSET_POSITION_MASK + 1;
 pub const SEGMENT_SUFFIX: &str = ".wal";
-
-/// `(segment_id << 40) | position`.
-pub fn offset_of(segment_id: u64, position: u64) -> u64 {
-    debug_assert!(position <= POSITION_MASK);
-    (segment_id << POSITION_BITS) | position
-}
-
-pub fn segment_of(offset: u64) -> u64 {
-    offset >> POSITION_BITS
-}
-
-pub fn position_of(offset: u64) -> u64 {
-    offset & POSITION_MASK
-}
 
 /// `0000000000000001.wal`.
 pub fn segment_file_name(id: u64) -> String {

@@ -169,5 +169,19 @@ pub fn object(value: Value) -> Map<String, Value> {
 
 /// The error as the client sees it: code plus details.
 pub fn wire(error: &ApplyError) -> Value {
-    json!({"code": error.code(), "details": error.details()})
+    let error = rstmdb::database::apply_error(error);
+    json!({"code": error.code, "details": error.details})
+}
+
+/// `details.reason` of the RCP error a client would receive for this refusal.
+pub fn reason(error: &ApplyError) -> String {
+    wire(error)["details"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The RCP error code a client would receive for this refusal.
+pub fn code(error: &ApplyError) -> String {
+    rstmdb::database::apply_error(error).code.to_string()
 }

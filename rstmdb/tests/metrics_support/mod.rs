@@ -4,7 +4,8 @@
 
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::DatabaseHandler;
 use rstmdb::wal::WalConfig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,7 +62,7 @@ impl MetricsServerUnderTest {
         let server = Server::bind(settings, handler)
             .await
             .expect("server binds")
-            .with_metrics(Arc::clone(&metrics));
+            .with_observer(Arc::clone(&metrics) as _);
         let rcp_addr = server.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.run_until(async {

@@ -3,10 +3,11 @@
 //! `rstmdb_client::Client`, and assertions on error codes and `details` (spec §4, §5.3).
 #![allow(dead_code)] // each test binary uses a different subset
 
-use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::engine::EngineConfig;
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::server::AuthSettings;
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::DatabaseHandler;
 use rstmdb::wal::fault::FaultStorage;
 use rstmdb::wal::{FsyncPolicy, Storage, WalConfig};
 use rstmdb_client::params::{BatchMode, BatchOp};
@@ -216,7 +217,7 @@ fn settings(config: &ServerConfig) -> ServerSettings {
         max_connections: 1000,
         max_frame_bytes: config.max_frame_bytes,
         write_timeout: None,
-        auth: ResolvedAuth {
+        auth: AuthSettings {
             required: auth_required,
             token_hashes: if auth_required {
                 vec![TOKEN_HASH.to_owned()]

@@ -3,8 +3,9 @@
 //! byte by byte (independently of the protocol crate's codec).
 #![allow(dead_code)] // each test binary uses a different subset
 
-use rstmdb::config::ResolvedAuth;
-use rstmdb::server::{EchoHandler, Server, ServerSettings};
+use rstmdb::server::AuthSettings;
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::EchoHandler;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub fn settings() -> ServerSettings {
         max_connections: 1000,
         max_frame_bytes: 16 * 1024 * 1024,
         write_timeout: None,
-        auth: ResolvedAuth {
+        auth: AuthSettings {
             required: false,
             token_hashes: Vec::new(),
         },
@@ -36,8 +37,8 @@ pub fn settings() -> ServerSettings {
     }
 }
 
-pub fn auth_required() -> ResolvedAuth {
-    ResolvedAuth {
+pub fn auth_required() -> AuthSettings {
+    AuthSettings {
         required: true,
         token_hashes: vec![TOKEN_HASH.to_owned()],
     }

@@ -4,10 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use futures::{SinkExt, StreamExt};
-use rstmdb::config::ResolvedAuth;
 use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::watch::{WatchLimits, WatchStats};
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::server::AuthSettings;
+use rstmdb::server::{Server, ServerSettings};
+use rstmdb::service::DatabaseHandler;
+use rstmdb::service::watch::{WatchLimits, WatchStats};
 use rstmdb::wal::{FsyncPolicy, Storage, WalConfig};
 use rstmdb_client::message::{Event, Outcome, Response, ServerMessage, StreamError};
 use rstmdb_client::{Op, Request, WireCodec, WireMode};
@@ -76,7 +77,7 @@ impl TestServer {
             max_connections: 1000,
             max_frame_bytes: 16 * 1024 * 1024,
             write_timeout: None,
-            auth: ResolvedAuth {
+            auth: AuthSettings {
                 required: false,
                 token_hashes: Vec::new(),
             },
@@ -84,7 +85,7 @@ impl TestServer {
         };
         let server = Server::bind(
             settings,
-            Arc::clone(&handler) as Arc<dyn rstmdb::server::OpHandler>,
+            Arc::clone(&handler) as Arc<dyn rstmdb::service::OpHandler>,
         )
         .await
         .expect("server binds");

@@ -6,9 +6,11 @@
 //! `cli/connect.rs` did not exist when the bench was written.
 
 use clap::Args;
+use rstmdb::assemble;
 use rstmdb::config::{Config, FsyncPolicySetting};
-use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::{DatabaseHandler, Server, ServerSettings};
+use rstmdb::database::Database;
+use rstmdb::server::Server;
+use rstmdb::service::DatabaseHandler;
 use rstmdb_client::{ClientOptions, PemSource, ReconnectPolicy, TlsOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,14 +131,14 @@ async fn start_embedded(
     let auth = config
         .resolve()
         .map_err(|err| BenchError::Embedded(err.to_string()))?;
-    let options = DatabaseOptions::from_config(&config);
+    let options = assemble::database_options(&config);
     // Opening recovers and starts the sequencer thread: blocking work.
     let (db, _report) = tokio::task::spawn_blocking(move || Database::open(options))
         .await
         .map_err(|err| BenchError::Embedded(err.to_string()))?
         .map_err(|err| BenchError::Embedded(err.to_string()))?;
     let handler = Arc::new(DatabaseHandler::new(Arc::new(db)));
-    let settings = ServerSettings::from_config(&config, auth);
+    let settings = assemble::server_settings(&config, auth);
     let server = Server::bind(settings, handler)
         .await
         .map_err(|err| BenchError::Embedded(err.to_string()))?;

@@ -113,7 +113,7 @@ impl Finding {
             format!("{what} at {pointer}: {}", error.problem())
         };
         let (labels, help) = labels_and_help(&text, prefix, &pointer, error);
-        let mut extra = match error.details() {
+        let mut extra = match error.details_json() {
             Value::Object(details) => details,
             _ => Map::new(),
         };

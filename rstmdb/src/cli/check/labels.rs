@@ -1,7 +1,7 @@
 //! Where a definition error is underlined in the file, what the label says, and the hint.
 
 use miette::LabeledSpan;
-use rstmdb::dsl::definition::error::{expected_type, guard_problem};
+use rstmdb::dsl::definition::error::expected_type;
 use rstmdb::dsl::definition::{DefinitionError, DefinitionErrorKind};
 use rstmdb::dsl::json_span;
 use std::ops::Range;
@@ -26,7 +26,7 @@ pub(super) fn labels_and_help(
                 .map_or(value.clone(), |raw| {
                     value.start + raw.start..value.start + raw.end
                 });
-            let label = guard_problem(error, guard);
+            let label = error.message(guard);
             (vec![primary(span, label)], None)
         }
         DefinitionError::Invalid {

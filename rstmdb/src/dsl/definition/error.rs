@@ -1,7 +1,8 @@
 //! Why a definition was refused (§7.3, §7.10), with the wire `details` and a one-line message.
 
-use crate::dsl::guard::{GuardError, GuardErrorKind};
-use serde_json::{Value, json};
+use crate::dsl::guard::{GuardError, Span};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 /// The `kind` values of an `invalid_definition` error (§7.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,8 +33,8 @@ impl DefinitionErrorKind {
 /// Why a definition was refused; the first error found wins (§7.3).
 ///
 /// `Display` is the human message of the RCP error (e.g. `invalid guard at /transitions/1/guard,
-/// line 1 column 8: unexpected trailing text 'foo'`); [`DefinitionError::details`] is its
-/// `error.details` object.
+/// line 1 column 8: unexpected trailing text 'foo'`); it serialises as its `error.details`
+/// object ([`DefinitionDetails`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DefinitionError {
     /// `details.reason = "invalid_definition"`.
@@ -84,7 +85,7 @@ impl DefinitionError {
     }
 
     /// The `error.details` object of §5.3 / §7.10; keys shown as — in the §7.10 table are absent.
-    pub fn details(&self) -> Value {
+    pub fn details(&self) -> DefinitionDetails<'_> {
         match self {
             Self::Invalid {
                 kind,
@@ -92,41 +93,71 @@ impl DefinitionError {
                 text,
                 field,
                 shadowed_by,
-            } => {
-                let mut details = json!({
-                    "reason": self.reason(),
-                    "kind": kind.as_str(),
-                    "pointer": pointer,
-                });
-                if let Some(text) = text {
-                    details["text"] = json!(text);
-                }
-                if let Some(field) = field {
-                    details["field"] = json!(field);
-                }
-                if let Some(shadowed_by) = shadowed_by {
-                    details["shadowed_by"] = json!(shadowed_by);
-                }
-                details
-            }
+            } => DefinitionDetails::InvalidDefinition {
+                kind: kind.as_str(),
+                pointer,
+                text: text.as_deref(),
+                field: field.as_deref(),
+                shadowed_by: *shadowed_by,
+            },
             Self::Guard {
                 pointer,
                 guard,
                 error,
             } => {
                 let (line, column) = error.line_column(guard);
-                json!({
-                    "reason": self.reason(),
-                    "kind": error.kind.as_str(),
-                    "pointer": pointer,
-                    "guard": guard,
-                    "span": {"offset": error.span.offset, "length": error.span.length},
-                    "line": line,
-                    "column": column,
-                    "text": error.text(guard),
-                })
+                DefinitionDetails::InvalidGuard {
+                    kind: error.kind.as_str(),
+                    pointer,
+                    guard,
+                    span: error.span,
+                    line,
+                    column,
+                    text: error.text(guard),
+                }
             }
         }
+    }
+
+    /// [`DefinitionError::details`] as a JSON value, for callers that compare or print it.
+    pub fn details_json(&self) -> Value {
+        // Strings and integers always serialise; `Null` is unreachable.
+        serde_json::to_value(self.details()).unwrap_or(Value::Null)
+    }
+}
+
+/// The `error.details` of a refused definition (§7.10), with `reason` naming the variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum DefinitionDetails<'a> {
+    InvalidDefinition {
+        kind: &'static str,
+        pointer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shadowed_by: Option<usize>,
+    },
+    InvalidGuard {
+        kind: &'static str,
+        pointer: &'a str,
+        guard: &'a str,
+        span: Span,
+        /// 1-based, of the span start.
+        line: usize,
+        /// 1-based, in Unicode scalar values.
+        column: usize,
+        /// The guard text under the span.
+        text: &'a str,
+    },
+}
+
+impl Serialize for DefinitionError {
+    /// As its `error.details` object.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.details().serialize(serializer)
     }
 }
 
@@ -143,7 +174,7 @@ impl DefinitionError {
     /// or `unexpected trailing text 'foo'`.
     pub fn problem(&self) -> String {
         let (kind, pointer, text, field, shadowed_by) = match self {
-            Self::Guard { guard, error, .. } => return guard_problem(error, guard),
+            Self::Guard { guard, error, .. } => return error.message(guard),
             Self::Invalid {
                 kind,
                 pointer,
@@ -194,35 +225,6 @@ pub fn expected_type(pointer: &str) -> &'static str {
         ["transitions", _, "from", _] | ["transitions", _, "event" | "to"] => "a string",
         ["transitions", _, "guard"] => "a string or null",
         _ => "another type",
-    }
-}
-
-/// A short description of a guard parse error, naming the offending text (§7.10 example:
-/// `unexpected trailing text 'foo'`).
-pub fn guard_problem(error: &GuardError, guard: &str) -> String {
-    let text = error.text(guard);
-    let found = if text.is_empty() {
-        "the end of the guard".to_owned()
-    } else {
-        format!("'{text}'")
-    };
-    match error.kind {
-        GuardErrorKind::EmptyGuard => "the guard is empty".to_owned(),
-        GuardErrorKind::ExpectedPath => {
-            format!("expected a path such as ctx.name or payload.name, found {found}")
-        }
-        GuardErrorKind::EmptySegment => "empty path segment after '.'".to_owned(),
-        GuardErrorKind::ExpectedLiteral => {
-            format!("expected a literal (string, number, true, false or null), found {found}")
-        }
-        GuardErrorKind::ExpectedNumber => format!("expected a number, found {found}"),
-        GuardErrorKind::InvalidLiteral => format!("invalid literal {found}"),
-        GuardErrorKind::InvalidNumber => format!("invalid number {found}"),
-        GuardErrorKind::UnterminatedString => "unterminated string".to_owned(),
-        GuardErrorKind::InvalidEscape => format!("invalid escape {found}"),
-        GuardErrorKind::ExpectedRparen => format!("expected ')', found {found}"),
-        GuardErrorKind::TrailingInput => format!("unexpected trailing text {found}"),
-        GuardErrorKind::TooDeep => "nesting deeper than 64 levels".to_owned(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Parse errors: the kinds of spec §7.10, their byte spans, and the positions and messages derived
 //! from a span.
 
-/// A byte range into the guard text: the form miette's `SourceSpan` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A byte range into the guard text: the form miette's `SourceSpan` uses, and the `span`
+/// object of an `invalid_guard` error's details (§7.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Span {
     pub offset: usize,
     pub length: usize,

@@ -1,10 +1,12 @@
-//! The boundary between the session layer and the database: [`OpHandler`] executes data ops,
-//! and [`ConnectionContext`] lets it push events onto a connection and learn when it closes.
+//! The boundary the network layer calls through: [`OpHandler`] executes data ops, and
+//! [`ConnectionContext`] lets it push events onto a connection and learn when it closes. The
+//! network layer creates one context per connection and drains its outbound queue; nothing
+//! here knows about sockets.
 
 pub use super::outbound::{OUTBOUND_QUEUE_MESSAGES, Outbound, PushError};
 use super::outbound::{OutboundReceiver, OutboundSender, outbound_queue};
-use rstmdb_client::message::Response;
-use rstmdb_client::request::Request;
+use rstmdb_protocol::message::Response;
+use rstmdb_protocol::request::Request;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,15 +22,13 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send + 'static
 ///
 /// Ordering contract (spec §3.7): for one connection, `start` is called in arrival order, and
 /// the session writes the responses in that same order. The session calls `start` for request
-/// N+1 before N's future has resolved (up to [`MAX_IN_FLIGHT_PER_CONNECTION`] at once), so
+/// N+1 before N's future has resolved (up to the server's in-flight limit per connection), so
 /// durability waits overlap and one group commit can cover several pipelined writes. The work
 /// that orders requests (e.g. handing a command to the sequencer) must therefore happen inside
 /// `start` itself, not inside the returned future. All unresolved futures of a connection are
 /// polled concurrently.
 ///
 /// A panic in `start` or in the future is caught and answered with `INTERNAL_ERROR`.
-///
-/// [`MAX_IN_FLIGHT_PER_CONNECTION`]: super::MAX_IN_FLIGHT_PER_CONNECTION
 pub trait OpHandler: Send + Sync + 'static {
     fn start(&self, conn: &ConnectionContext, request: Request) -> ResponseFuture;
 

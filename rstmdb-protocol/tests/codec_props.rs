@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use rstmdb_client::{FrameCodec, JsonlCodec, Request, WireCodec, WireError, WireMode};
+use rstmdb_protocol::{FrameCodec, JsonlCodec, Request, WireCodec, WireError, WireMode};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Feeds `bytes` to `codec` in chunks of the given sizes (cycled), decoding after each chunk

@@ -8,8 +8,8 @@
 //! response and drops the connection, so one accepted write would make WAL_READ unusable for
 //! everyone. Capping stored values far below that keeps every response readable.
 
-use rstmdb_client::RcpError;
-use rstmdb_client::params::OpParams;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::params::OpParams;
 use serde_json::{Map, Value};
 
 /// Most levels of objects and arrays a stored value may nest (`{"a":1}` is one level).

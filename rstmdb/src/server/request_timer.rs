@@ -1,11 +1,11 @@
 //! One request's observation: a debug-level span (op, connection id) for its lifetime, and, at
-//! the end, its duration in the log, the request counter, the latency histogram and, for an
-//! error response, the error counter. Params are never recorded: AUTH carries a token.
+//! the end, its duration in the log and a report to the [`ServerObserver`] (the metrics count
+//! it). Params are never recorded: AUTH carries a token.
 
-use super::Metrics;
+use super::observer::ServerObserver;
 use futures::FutureExt;
-use rstmdb_client::message::{Outcome, Response};
-use rstmdb_client::{Op, Request};
+use rstmdb_protocol::message::{Outcome, Response};
+use rstmdb_protocol::{Op, Request};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,15 +13,15 @@ use tracing::Instrument;
 
 /// Started when a request's envelope has been parsed; finished with its response.
 #[derive(Debug)]
-pub struct RequestTimer {
+pub(crate) struct RequestTimer {
     op: Op,
     started: Instant,
     span: tracing::Span,
-    metrics: Option<Arc<Metrics>>,
+    observer: Arc<dyn ServerObserver>,
 }
 
 impl RequestTimer {
-    pub fn start(metrics: Option<&Arc<Metrics>>, conn: u64, request: &Request) -> Self {
+    pub fn start(observer: &Arc<dyn ServerObserver>, conn: u64, request: &Request) -> Self {
         let span = tracing::debug_span!(
             "request",
             op = request.op.as_str(),
@@ -32,7 +32,7 @@ impl RequestTimer {
             op: request.op,
             started: Instant::now(),
             span,
-            metrics: metrics.cloned(),
+            observer: Arc::clone(observer),
         }
     }
 
@@ -47,20 +47,15 @@ impl RequestTimer {
         let _entered = self.span.enter();
         let (status, code) = match &response.outcome {
             Outcome::Ok { .. } => ("ok", None),
-            Outcome::Error { error } => ("error", Some(error.code.as_str())),
+            Outcome::Error { error } => ("error", Some(&error.code)),
         };
         tracing::debug!(
             duration_us = elapsed.as_micros() as u64,
             status,
-            code,
+            code = code.map(|code| code.as_str()),
             "request finished"
         );
-        if let Some(metrics) = &self.metrics {
-            metrics.server.request_finished(self.op, elapsed);
-            if let Some(code) = code {
-                metrics.server.error(code);
-            }
-        }
+        self.observer.request_finished(self.op, elapsed, code);
     }
 
     /// Wraps a pending response: the work runs inside the span, and the request is recorded

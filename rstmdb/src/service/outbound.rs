@@ -10,12 +10,12 @@
 //! [`Transition::event_tail`]: crate::database::Transition::event_tail
 
 use crate::database::Transition;
-use crate::server::watch::budget::DeliveryBudget;
+use crate::service::watch::budget::DeliveryBudget;
 use bytes::{BufMut, Bytes, BytesMut};
-use rstmdb_client::frame::FLAG_CRC_PRESENT;
-use rstmdb_client::limits::{FRAME_MAGIC, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION};
-use rstmdb_client::message::{Event, StreamError};
-use rstmdb_client::{WireError, WireMode};
+use rstmdb_protocol::frame::FLAG_CRC_PRESENT;
+use rstmdb_protocol::limits::{FRAME_MAGIC, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION};
+use rstmdb_protocol::message::{Event, StreamError};
+use rstmdb_protocol::{WireError, WireMode};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -115,7 +115,7 @@ impl EventHead {
             WireMode::BinaryJson => {
                 // Bounded by MAX_PAYLOAD_BYTES (16 MiB) just above.
                 let payload_len = payload_bytes as u32;
-                dst.reserve(rstmdb_client::limits::FRAME_HEADER_BYTES + payload_bytes);
+                dst.reserve(rstmdb_protocol::limits::FRAME_HEADER_BYTES + payload_bytes);
                 dst.put_slice(&FRAME_MAGIC);
                 dst.put_u16(PROTOCOL_VERSION);
                 dst.put_u16(FLAG_CRC_PRESENT);
@@ -242,7 +242,7 @@ impl Drop for OutboundReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstmdb_client::WireCodec;
+    use rstmdb_protocol::WireCodec;
     use serde_json::{Map, Value, json};
     use tokio_util::codec::Encoder;
 

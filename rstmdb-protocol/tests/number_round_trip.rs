@@ -1,7 +1,7 @@
 //! Numbers in requests keep their value through serialise → parse (found by the
 //! `request_envelope` fuzz target; see docs/fuzzing.md).
 
-use rstmdb_client::Request;
+use rstmdb_protocol::Request;
 
 /// A 38-digit integer does not fit u64, so it is read as a double. Without correct rounding
 /// serde_json read it one ulp off, printed that, and read the printed text back as a different

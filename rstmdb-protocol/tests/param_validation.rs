@@ -2,7 +2,7 @@
 //! required params, wrong JSON types, integers written as `1.0` or `1e3`, range limits,
 //! idempotency key lengths, null optional params, and the table order of the checks.
 
-use rstmdb_client::{Op, OpParams, RcpError};
+use rstmdb_protocol::{Op, OpParams, RcpError};
 use serde_json::{Map, Value, json};
 
 /// One row of an op's param table.

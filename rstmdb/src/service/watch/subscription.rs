@@ -12,10 +12,10 @@ use super::stats::StreamErrorReason;
 use crate::database::{
     CatchUpError, CatchUpReader, RecentRead, Transition, WatchFeed, WatcherGuard,
 };
-use crate::server::handler::{ConnectionContext, Outbound};
-use crate::server::outbound::{EventBatch, EventHead};
-use rstmdb_client::RcpError;
-use rstmdb_client::message::StreamError;
+use crate::service::handler::{ConnectionContext, Outbound};
+use crate::service::outbound::{EventBatch, EventHead};
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::message::StreamError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;

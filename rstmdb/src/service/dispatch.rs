@@ -2,32 +2,24 @@
 //! the protocol crate's rules (§4.0), the work is queued in `start` (so a connection's requests
 //! keep their order, §3.7), and the response is built once the durability gate opens.
 
+use super::commands::{apply_event, batch_item, create_instance, delete_instance, put_machine};
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
-use super::session::SERVER_VERSION;
+use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
-use crate::database::{BatchItem, Database, RESULTS_BUDGET_BYTES, WriteOutput};
-use crate::engine::{
-    ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, ListInstancesQuery,
-    ListInstancesResult, PutMachine,
-};
-use crate::metrics::Metrics;
-use rstmdb_client::message::{Response, to_object};
-use rstmdb_client::params::{
-    ApplyEventParams, BatchParams, CreateInstanceParams, DeleteInstanceParams, ListInstancesParams,
-    OpParams, PutMachineParams,
-};
-use rstmdb_client::results::{StateCountEntry, StatsResult};
-use rstmdb_client::{Op, RcpError};
+use crate::database::{BatchItem, Database, WriteOutput};
+use crate::engine::Command;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
+use rstmdb_protocol::message::{Response, to_object};
+use rstmdb_protocol::params::{BatchParams, OpParams};
+use rstmdb_protocol::results::{BatchResult, ListInstancesResult};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// WAL_READ's page when `limit` is absent (spec §4.17).
-const WAL_READ_DEFAULT_LIMIT: u64 = 1_000;
 
 /// Serves the data ops from a database.
 #[derive(Debug)]
@@ -36,7 +28,7 @@ pub struct DatabaseHandler {
     watch: WatchHub,
     /// Where STATS reads connection, request and error totals; without it those STATS fields
     /// are null.
-    metrics: Option<Arc<Metrics>>,
+    counters: Option<Arc<dyn ServerCounters>>,
     /// STATS `uptime_secs` counts from here.
     started: Instant,
 }
@@ -52,14 +44,14 @@ impl DatabaseHandler {
         DatabaseHandler {
             db,
             watch,
-            metrics: None,
+            counters: None,
             started: Instant::now(),
         }
     }
 
-    /// STATS reports the server totals these metrics count (the ones the server counts into).
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseHandler {
-        self.metrics = Some(metrics);
+    /// STATS reports the server totals these counters keep (the metrics the server reports to).
+    pub fn with_counters(mut self, counters: Arc<dyn ServerCounters>) -> DatabaseHandler {
+        self.counters = Some(counters);
         self
     }
 
@@ -94,7 +86,7 @@ impl Reply {
 }
 
 impl OpHandler for DatabaseHandler {
-    fn start(&self, conn: &ConnectionContext, request: rstmdb_client::Request) -> ResponseFuture {
+    fn start(&self, conn: &ConnectionContext, request: rstmdb_protocol::Request) -> ResponseFuture {
         let id = request.id;
         let parsed = OpParams::parse(request.op, &request.params)
             .and_then(|params| value_depth::check_params(&params).map(|()| params));
@@ -153,8 +145,7 @@ impl DatabaseHandler {
                 Box::pin(async move { Reply::of(&read.await?) })
             }
             OpParams::ListInstances(p) => {
-                let query = list_query(p);
-                let read = db.read(move |engine| engine.list_instances(&query));
+                let read = db.read(move |engine| engine.list_instances(&p));
                 Box::pin(async move { Reply::of(&fit_page(read.await?)) })
             }
             OpParams::Batch(p) => self.batch(p),
@@ -164,14 +155,17 @@ impl DatabaseHandler {
                 Box::pin(async move { Reply::of(&read.await?) })
             }
             OpParams::WalRead(p) => {
-                let read = db.wal_read(p.from_offset, p.limit.unwrap_or(WAL_READ_DEFAULT_LIMIT));
+                let read = db.wal_read(p.from_offset, p.max_records());
                 Box::pin(async move { Reply::of(&read.await?) })
             }
             OpParams::WalStats => {
                 let read = db.wal_stats();
                 Box::pin(async move { Reply::of(&read.await?) })
             }
-            OpParams::Stats => self.stats(),
+            OpParams::Stats => {
+                let read = stats(db, &self.watch, self.counters.as_ref(), self.started);
+                Box::pin(async move { Reply::of(&read.await?) })
+            }
             OpParams::Compact(p) => {
                 let db = Arc::clone(db);
                 Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
@@ -204,51 +198,6 @@ impl DatabaseHandler {
         }
     }
 
-    /// STATS (docs/stats-op.md): the engine's incrementally kept counts (no instance scan),
-    /// WAL_STATS, the watch hub's subscription count and the server totals from the metrics.
-    fn stats(&self) -> Answer {
-        let counts = self.db.read_at(|engine| {
-            (
-                engine.list_machines().items.len() as u64,
-                engine.machine_version_count(),
-                engine.live_instance_count(),
-                engine.state_counts(),
-            )
-        });
-        let wal = self.db.wal_stats();
-        let totals = self.metrics.as_ref().map(|metrics| metrics.server_totals());
-        let uptime_secs = self.started.elapsed().as_secs();
-        let watch = self.watch.stats();
-        let subscriptions = watch.subscriptions_active_instance + watch.subscriptions_active_all;
-        Box::pin(async move {
-            let ((machine_count, machine_version_count, instance_count, states), counts_offset) =
-                counts.await?;
-            let instances = states
-                .into_iter()
-                .map(|entry| StateCountEntry {
-                    machine: entry.machine,
-                    version: entry.version,
-                    state: entry.state,
-                    count: entry.count,
-                })
-                .collect();
-            Reply::of(&StatsResult {
-                server_version: SERVER_VERSION.to_owned(),
-                uptime_secs,
-                machine_count,
-                machine_version_count,
-                instance_count,
-                instances,
-                counts_offset,
-                connections: totals.as_ref().map(|t| t.connections),
-                subscriptions,
-                requests_total: totals.as_ref().map(|t| t.requests_total),
-                errors_total: totals.map(|t| t.errors_total),
-                wal: wal.await?,
-            })
-        })
-    }
-
     fn batch(&self, params: BatchParams) -> Answer {
         let items = params
             .ops
@@ -267,43 +216,14 @@ impl DatabaseHandler {
         let run = self.db.batch(params.mode, items);
         Box::pin(async move {
             let output = run.await?;
-            let results: Vec<Value> = output
-                .results
-                .into_iter()
-                .map(|entry| match entry {
-                    Ok(result) => json!({"status": "ok", "result": result, "error": null}),
-                    Err(error) => json!({"status": "error", "result": null, "error": error}),
-                })
-                .collect();
-            let mut result = Map::new();
-            result.insert("results".to_owned(), Value::Array(results));
+            let result = to_object(&BatchResult {
+                results: output.results,
+            })?;
             Ok(Reply {
                 result,
                 wal_offset: output.first_wal_offset,
             })
         })
-    }
-}
-
-/// A BATCH sub-op (spec §4.15: the six allowed ops; the protocol crate already refused others).
-fn batch_item(op: Op, params: OpParams) -> BatchItem {
-    let write = |command| BatchItem::Write { op, command };
-    match params {
-        OpParams::PutMachine(p) => write(put_machine(p)),
-        OpParams::CreateInstance(p) => write(create_instance(p)),
-        OpParams::ApplyEvent(p) => write(apply_event(p)),
-        OpParams::DeleteInstance(p) => write(delete_instance(p)),
-        OpParams::GetInstance(p) => BatchItem::GetInstance {
-            instance_id: p.instance_id,
-        },
-        OpParams::GetMachine(p) => BatchItem::GetMachine {
-            machine: p.machine,
-            version: p.version,
-        },
-        _ => BatchItem::Refused {
-            op,
-            error: RcpError::batch_invalid(format!("{op} is not allowed in a batch")),
-        },
     }
 }
 
@@ -317,59 +237,6 @@ fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + '
     })
 }
 
-fn put_machine(p: PutMachineParams) -> Command {
-    Command::PutMachine(PutMachine {
-        machine: p.machine,
-        version: p.version,
-        definition: p.definition,
-    })
-}
-
-fn create_instance(p: CreateInstanceParams) -> Command {
-    let instance_id = match p.instance_id {
-        Some(id) => InstanceIdChoice::Given(id),
-        // Ids the server generates are UUID v4, lowercase and hyphenated (spec §6.5).
-        None => InstanceIdChoice::Generated(uuid::Uuid::new_v4().to_string()),
-    };
-    Command::CreateInstance(CreateInstance {
-        machine: p.machine,
-        version: p.version,
-        instance_id,
-        initial_ctx: Some(p.initial_ctx),
-        idempotency_key: p.idempotency_key,
-    })
-}
-
-fn apply_event(p: ApplyEventParams) -> Command {
-    Command::ApplyEvent(ApplyEvent {
-        instance_id: p.instance_id,
-        event: p.event,
-        payload: p.payload,
-        expected_state: p.expected_state,
-        expected_wal_offset: p.expected_wal_offset,
-        event_id: p.event_id,
-        idempotency_key: p.idempotency_key,
-    })
-}
-
-fn delete_instance(p: DeleteInstanceParams) -> Command {
-    Command::DeleteInstance(DeleteInstance {
-        instance_id: p.instance_id,
-        idempotency_key: p.idempotency_key,
-    })
-}
-
-fn list_query(p: ListInstancesParams) -> ListInstancesQuery {
-    let defaults = ListInstancesQuery::default();
-    ListInstancesQuery {
-        machine: p.machine,
-        state: p.state,
-        limit: p.limit.unwrap_or(defaults.limit),
-        offset: p.offset.unwrap_or(defaults.offset),
-        after: p.after,
-    }
-}
-
 /// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`
 /// then tells the client to page on (spec §4.12).
 fn fit_page(mut page: ListInstancesResult) -> ListInstancesResult {
@@ -379,7 +246,7 @@ fn fit_page(mut page: ListInstancesResult) -> ListInstancesResult {
         .iter()
         .take_while(|summary| {
             used_bytes += serde_json::to_string(summary).map_or(0, |s| s.len()) + 1;
-            used_bytes <= RESULTS_BUDGET_BYTES
+            used_bytes <= MAX_RESULT_ITEMS_BYTES
         })
         .count();
     if fits < page.instances.len() {

@@ -2,9 +2,9 @@
 //! without the engine. `rstmdb serve` uses it until the real dispatcher is plugged in.
 
 use super::handler::{ConnectionContext, OpHandler, Outbound, ResponseFuture};
-use rstmdb_client::message::{Event, Response};
-use rstmdb_client::ops::Op;
-use rstmdb_client::request::Request;
+use rstmdb_protocol::message::{Event, Response};
+use rstmdb_protocol::ops::Op;
+use rstmdb_protocol::request::Request;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;

@@ -3,11 +3,11 @@
 use super::filter::Filter;
 use super::hub::{WatchHub, WatchRequest};
 use crate::database::Database;
-use crate::server::handler::ConnectionContext;
-use rstmdb_client::RcpError;
-use rstmdb_client::message::to_object;
-use rstmdb_client::params::{UnwatchParams, WatchAllParams, WatchInstanceParams};
-use rstmdb_client::results::{UnwatchResult, WatchAllResult, WatchInstanceResult};
+use crate::service::handler::ConnectionContext;
+use rstmdb_protocol::RcpError;
+use rstmdb_protocol::message::to_object;
+use rstmdb_protocol::params::{UnwatchParams, WatchAllParams, WatchInstanceParams};
+use rstmdb_protocol::results::{UnwatchResult, WatchAllResult, WatchInstanceResult};
 use serde_json::{Map, Value};
 use std::future::Future;
 

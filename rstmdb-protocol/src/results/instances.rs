@@ -1,4 +1,8 @@
 //! Results of the instance ops and BATCH (§4.10–§4.15).
+//!
+//! The results that carry an instance's `ctx` are generic over how it is held: a client reads
+//! it as a JSON object (the default), the server hands out the text it keeps (`Box<RawValue>`)
+//! without parsing it again. The JSON on the wire is the same.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,12 +21,12 @@ pub struct CreateInstanceResult {
 
 /// GET_INSTANCE result (§4.11).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GetInstanceResult {
+pub struct GetInstanceResult<Ctx = Map<String, Value>> {
     pub instance_id: String,
     pub machine: String,
     pub version: u32,
     pub state: String,
-    pub ctx: Map<String, Value>,
+    pub ctx: Ctx,
     /// Omitted if the latest apply carried no `event_id`, or there was no apply yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_id: Option<String>,
@@ -67,10 +71,11 @@ pub struct DeleteInstanceResult {
 
 /// APPLY_EVENT result (§4.14).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApplyEventResult {
+pub struct ApplyEventResult<Ctx = Map<String, Value>> {
     pub from_state: String,
     pub to_state: String,
-    pub ctx: Map<String, Value>,
+    /// The context after the merge.
+    pub ctx: Ctx,
     pub wal_offset: u64,
     /// False for an idempotent replay.
     pub applied: bool,
@@ -79,10 +84,12 @@ pub struct ApplyEventResult {
     pub event_id: Option<String>,
 }
 
-/// BATCH result (§4.15): one entry per sub-op, in order.
+/// BATCH result (§4.15): one entry per sub-op, in order. Generic over how a sub-op's result is
+/// held, like [`ApplyEventResult`]: a client reads JSON objects, the server writes its typed
+/// results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchResult {
-    pub results: Vec<BatchItemResult>,
+pub struct BatchResult<R = Map<String, Value>> {
+    pub results: Vec<BatchItemResult<R>>,
 }
 
 /// Whether one BATCH sub-op succeeded.
@@ -95,14 +102,14 @@ pub enum BatchItemStatus {
 
 /// One BATCH sub-op outcome. Both `result` and `error` are always sent; one is null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchItemResult {
+pub struct BatchItemResult<R = Map<String, Value>> {
     pub status: BatchItemStatus,
-    pub result: Option<Map<String, Value>>,
+    pub result: Option<R>,
     pub error: Option<RcpError>,
 }
 
-impl BatchItemResult {
-    pub fn ok(result: Map<String, Value>) -> Self {
+impl<R> BatchItemResult<R> {
+    pub fn ok(result: R) -> Self {
         Self {
             status: BatchItemStatus::Ok,
             result: Some(result),

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use rstmdb_client::results::*;
-use rstmdb_client::{Op, OpParams, Outcome, Request, Response, ServerMessage};
+use rstmdb_protocol::results::*;
+use rstmdb_protocol::{Op, OpParams, Outcome, Request, Response, ServerMessage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -131,7 +131,7 @@ fn typed_results_build_the_spec_responses() {
     };
     let mut response = Response::ok_typed("7", &result).unwrap();
     if let Outcome::Ok { meta, .. } = &mut response.outcome {
-        *meta = Some(rstmdb_client::ResponseMeta {
+        *meta = Some(rstmdb_protocol::ResponseMeta {
             wal_offset: 1_099_511_627_776,
         });
     }
@@ -147,7 +147,7 @@ fn batch_results_always_carry_both_result_and_error_keys() {
     let batch = BatchResult {
         results: vec![
             BatchItemResult::ok(Map::new()),
-            BatchItemResult::error(rstmdb_client::RcpError::missing_param("instance_id")),
+            BatchItemResult::error(rstmdb_protocol::RcpError::missing_param("instance_id")),
         ],
     };
     let value = serde_json::to_value(&batch).unwrap();

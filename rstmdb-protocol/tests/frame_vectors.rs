@@ -3,8 +3,8 @@
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
-use rstmdb_client::frame::crc32c;
-use rstmdb_client::{FrameCodec, FrameFault, Request, WireCodec, WireMode};
+use rstmdb_protocol::frame::crc32c;
+use rstmdb_protocol::{FrameCodec, FrameFault, Request, WireCodec, WireMode};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead};
 

@@ -6,22 +6,14 @@ use super::filter::Filter;
 use super::stats::{WatchCounters, WatchStats};
 use super::subscription::{Registration, Subscription};
 use crate::database::{Database, RingLimits, WatchFeed, WatchPoint};
-use crate::server::handler::ConnectionContext;
-use rstmdb_client::RcpError;
+use crate::service::handler::ConnectionContext;
+use rstmdb_protocol::RcpError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
-/// See [`WatchLimits::delivery_interval_ms`]; measured in docs/benchmarks.md (watch section).
-pub const DEFAULT_DELIVERY_INTERVAL_MS: u64 = 2;
-
-/// See [`WatchLimits::delivery_cpu_percent`]; measured in docs/benchmarks.md (watch section).
-pub const DEFAULT_DELIVERY_CPU_PERCENT: u32 = 10;
-
-/// Accepted `watch.delivery_interval_ms`: beyond a second, pacing would be an outage.
-pub const MAX_DELIVERY_INTERVAL_MS: u64 = 1_000;
-
-/// The `[watch]` limits (spec §9 extension).
+/// The `[watch]` limits (spec §9 extension). `Default` is `[watch]`'s defaults
+/// (`crate::assemble`: the configuration model owns every default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchLimits {
     pub max_subscriptions_per_connection: usize,
@@ -40,37 +32,6 @@ pub struct WatchLimits {
     /// subscriptions take turns, pause, fall behind and catch up later (never skip). 0 or 100:
     /// unbounded.
     pub delivery_cpu_percent: u32,
-}
-
-impl Default for WatchLimits {
-    fn default() -> Self {
-        WatchLimits {
-            max_subscriptions_per_connection: 1_000,
-            max_subscriptions: 10_000,
-            ring: RingLimits::default(),
-            batch_events: 256,
-            delivery_interval_ms: DEFAULT_DELIVERY_INTERVAL_MS,
-            delivery_cpu_percent: DEFAULT_DELIVERY_CPU_PERCENT,
-        }
-    }
-}
-
-impl WatchLimits {
-    /// The `[watch]` table of a server configuration.
-    pub fn from_config(config: &crate::config::WatchConfig) -> WatchLimits {
-        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
-        WatchLimits {
-            max_subscriptions_per_connection: size(config.max_subscriptions_per_connection),
-            max_subscriptions: size(config.max_subscriptions),
-            ring: RingLimits {
-                events: size(config.ring_events),
-                bytes: size(config.ring_size_mb.saturating_mul(1 << 20)),
-            },
-            batch_events: size(config.batch_events),
-            delivery_interval_ms: config.delivery_interval_ms,
-            delivery_cpu_percent: u32::try_from(config.delivery_cpu_percent).unwrap_or(100),
-        }
-    }
 }
 
 /// A new subscription's parameters.
@@ -271,37 +232,4 @@ fn limit_error(scope: &str, limit: usize) -> RcpError {
         format!("{scope} already holds the maximum of {limit} subscriptions"),
     )
     .with_detail("limit", limit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Config, apply_env};
-
-    #[test]
-    fn the_watch_table_and_its_env_vars_become_the_hub_limits() {
-        let mut config = Config::from_toml(
-            "[watch]\nmax_subscriptions = 7\nring_size_mb = 2\nbatch_events = 9\n",
-            "test",
-        )
-        .expect("parses");
-        apply_env(&mut config, |name| {
-            (name == "RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION").then(|| "3".to_owned())
-        })
-        .expect("env applies");
-        let limits = WatchLimits::from_config(&config.watch);
-        assert_eq!(limits.max_subscriptions, 7);
-        assert_eq!(limits.max_subscriptions_per_connection, 3);
-        assert_eq!(limits.ring.bytes, 2 << 20);
-        assert_eq!(limits.ring.events, 65_536, "default kept");
-        assert_eq!(limits.batch_events, 9);
-    }
-
-    #[test]
-    fn a_zero_subscription_limit_or_batch_is_refused() {
-        for table in ["max_subscriptions = 0", "batch_events = 0"] {
-            let text = format!("[watch]\n{table}\n");
-            assert!(Config::from_toml(&text, "test").is_err(), "{table}");
-        }
-    }
 }
