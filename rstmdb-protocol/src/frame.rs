@@ -153,15 +153,21 @@ impl<T: AsRef<str>> Encoder<T> for FrameCodec {
                 limit_bytes: MAX_PAYLOAD_BYTES,
             })?;
         dst.reserve(FRAME_HEADER_BYTES + payload.len());
-        dst.put_slice(&FRAME_MAGIC);
-        dst.put_u16(PROTOCOL_VERSION);
-        dst.put_u16(FLAG_CRC_PRESENT);
-        dst.put_u16(0);
-        dst.put_u32(payload_len);
-        dst.put_u32(crc32c(payload));
+        put_header(dst, payload_len, crc32c(payload));
         dst.put_slice(payload);
         Ok(())
     }
+}
+
+/// Writes the 18-byte header of an outbound frame: version 1, flags `0x0001`, `header_len` 0,
+/// then `payload_len` and the payload's CRC32C. The one place the outbound header is laid out.
+pub(crate) fn put_header(dst: &mut BytesMut, payload_len: u32, crc: u32) {
+    dst.put_slice(&FRAME_MAGIC);
+    dst.put_u16(PROTOCOL_VERSION);
+    dst.put_u16(FLAG_CRC_PRESENT);
+    dst.put_u16(0);
+    dst.put_u32(payload_len);
+    dst.put_u32(crc);
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::fault::WireError;
-use crate::frame::FrameCodec;
+use crate::frame::{self, FrameCodec};
 use crate::jsonl::JsonlCodec;
+use crate::limits::{FRAME_HEADER_BYTES, MAX_PAYLOAD_BYTES};
 
 /// How messages are delimited on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +45,47 @@ impl WireMode {
         preferences
             .iter()
             .find_map(|name| name.as_ref().parse().ok())
+    }
+}
+
+impl WireMode {
+    /// Encodes the payload `head` + `tail` as one frame or line of this mode, without copying
+    /// the two parts together first — the bytes are exactly those the codec writes for the
+    /// joined text. The server sends one pre-serialised event `tail` to many subscriptions,
+    /// each with its own `head`; `head_crc` is `crc32c(head)`, computed once per head, so a
+    /// frame's CRC costs one pass over the tail only.
+    ///
+    /// Unlike the JSONL encoder this does not scan for a raw newline: compact `serde_json`
+    /// output never holds one, and that is the only input it is for.
+    pub fn encode_split(
+        self,
+        head: &[u8],
+        head_crc: u32,
+        tail: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), WireError> {
+        let payload_bytes = head.len() + tail.len();
+        let too_large = WireError::OutboundTooLarge {
+            size_bytes: payload_bytes,
+            limit_bytes: MAX_PAYLOAD_BYTES,
+        };
+        if payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err(too_large);
+        }
+        match self {
+            Self::BinaryJson => {
+                let payload_len = u32::try_from(payload_bytes).map_err(|_| too_large)?;
+                dst.reserve(FRAME_HEADER_BYTES + payload_bytes);
+                frame::put_header(dst, payload_len, crc32c::crc32c_append(head_crc, tail));
+            }
+            Self::Jsonl => dst.reserve(payload_bytes + 1),
+        }
+        dst.put_slice(head);
+        dst.put_slice(tail);
+        if self == Self::Jsonl {
+            dst.put_u8(b'\n');
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
 //! One group of commands: their encoded records, where each will land, and one append.
 
 use super::errors;
-use super::placement::Placement;
 use crate::engine::Record;
+use crate::wal::Placement;
 use crate::wal::{MAX_RECORD_PAYLOAD_BYTES, NewRecord, UnitMarker, Wal, WalError};
 use rstmdb_protocol::RcpError;
 

@@ -3,7 +3,8 @@
 //! embedded mode and the offline tools.
 //!
 //! - [`open`](Database::open): lock, checkpoint, WAL recovery and replay, sequencer thread;
-//! - `queue`, `sequencer`, `group`, `placement`, `batch`: executing writes a group at a time;
+//! - `queue`, `sequencer`, `group`, `batch`: executing writes a group at a time (record offsets
+//!   come from the WAL's `Placement`, the one owner of the rotation rule);
 //! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
 //!   WAL_STATS, SNAPSHOT_INSTANCE;
 //! - `compact`: checkpoints built off the write path, and segment deletion (COMPACT);
@@ -21,7 +22,6 @@ mod feed;
 mod group;
 mod jobs;
 mod open;
-mod placement;
 mod queue;
 mod reads;
 mod sequencer;

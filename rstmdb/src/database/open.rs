@@ -131,7 +131,6 @@ impl Database {
             data_dir: options.data_dir.clone(),
             engine: RwLock::new(engine),
             wal,
-            segment_size_bytes: options.wal.segment_size_bytes,
             applied_end: AtomicU64::new(latest),
             queue,
             transitions: RecentTransitions::new(latest),

@@ -5,7 +5,6 @@ use super::batch;
 use super::errors;
 use super::group::Group;
 use super::jobs::{BatchOutput, Completion, Job, WriteOutput};
-use super::placement::Placement;
 use super::shared::Shared;
 use crate::engine::{Command, Engine, ExecuteError, Record, Undo};
 use rstmdb_protocol::RcpError;
@@ -80,7 +79,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
 fn run_group(shared: &Shared, jobs: Vec<Job>) {
     let now_ms = shared.clock.now_ms();
     let mut engine = shared.write_engine();
-    let placement = Placement::at(shared.wal.latest_offset(), shared.segment_size_bytes);
+    let placement = shared.wal.placement();
     let mut group = Group::new(placement);
     let mut undos = Vec::new();
     let mut finished = Vec::with_capacity(jobs.len());

@@ -29,7 +29,6 @@ pub(crate) struct Shared {
     /// Written only by the sequencer (one group at a time) and the compactor; read by requests.
     pub(crate) engine: RwLock<Engine>,
     pub(crate) wal: Wal,
-    pub(crate) segment_size_bytes: u64,
     /// The end of the last record applied to the engine. Stored while the engine's write lock is
     /// held, so a reader holding the read lock sees the position of the state it reads.
     pub(crate) applied_end: AtomicU64,

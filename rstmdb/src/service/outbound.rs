@@ -11,9 +11,7 @@
 
 use crate::database::Transition;
 use crate::service::watch::budget::DeliveryBudget;
-use bytes::{BufMut, Bytes, BytesMut};
-use rstmdb_protocol::frame::FLAG_CRC_PRESENT;
-use rstmdb_protocol::limits::{FRAME_MAGIC, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION};
+use bytes::{Bytes, BytesMut};
 use rstmdb_protocol::message::{Event, StreamError};
 use rstmdb_protocol::{WireError, WireMode};
 use std::sync::Arc;
@@ -104,34 +102,7 @@ impl EventHead {
     /// Appends one event (this head, then `tail`) as a frame or JSON line of `mode`, exactly
     /// as the wire codec would encode the whole JSON text (§2.1, §2.6).
     pub fn encode(&self, mode: WireMode, tail: &[u8], dst: &mut BytesMut) -> Result<(), WireError> {
-        let payload_bytes = self.json.len() + tail.len();
-        if payload_bytes > MAX_PAYLOAD_BYTES {
-            return Err(WireError::OutboundTooLarge {
-                size_bytes: payload_bytes,
-                limit_bytes: MAX_PAYLOAD_BYTES,
-            });
-        }
-        match mode {
-            WireMode::BinaryJson => {
-                // Bounded by MAX_PAYLOAD_BYTES (16 MiB) just above.
-                let payload_len = payload_bytes as u32;
-                dst.reserve(rstmdb_protocol::limits::FRAME_HEADER_BYTES + payload_bytes);
-                dst.put_slice(&FRAME_MAGIC);
-                dst.put_u16(PROTOCOL_VERSION);
-                dst.put_u16(FLAG_CRC_PRESENT);
-                dst.put_u16(0);
-                dst.put_u32(payload_len);
-                dst.put_u32(crc32c::crc32c_append(self.crc, tail));
-            }
-            // Compact serde_json output never holds a raw newline, so no scan is needed.
-            WireMode::Jsonl => dst.reserve(payload_bytes + 1),
-        }
-        dst.put_slice(&self.json);
-        dst.put_slice(tail);
-        if mode == WireMode::Jsonl {
-            dst.put_u8(b'\n');
-        }
-        Ok(())
+        mode.encode_split(&self.json, self.crc, tail, dst)
     }
 }
 
@@ -243,6 +214,7 @@ impl Drop for OutboundReceiver {
 mod tests {
     use super::*;
     use rstmdb_protocol::WireCodec;
+    use rstmdb_protocol::limits::MAX_PAYLOAD_BYTES;
     use serde_json::{Map, Value, json};
     use tokio_util::codec::Encoder;
 

@@ -3,7 +3,8 @@
 //! Start reading at [`Wal::open`] (recovery, then the writer).
 //! - [`storage`]: the small file-system trait and real files; `fault` (feature `testing`): the
 //!   crashing in-memory one for storage fault tests.
-//! - [`record`]: the record codec; [`segment`]: segment names and offset arithmetic.
+//! - [`record`]: the record codec; [`segment`]: segment names and offset arithmetic;
+//!   [`placement`]: where a record lands (the rotation rule, for the writer and the sequencer).
 //! - [`scan`] and [`analyze`]: reading segments and validating a whole WAL (shared by recovery,
 //!   `verify` and `repair`); [`recovery`]: the cuts and the start-up sync.
 //! - [`writer`] (appends, rotation, failures), [`positions`] (offsets, stats, readers, segment
@@ -16,6 +17,7 @@ pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fault;
 pub mod lock;
+pub mod placement;
 pub mod policy;
 pub mod positions;
 pub mod reader;
@@ -32,6 +34,7 @@ pub mod writer;
 pub use analyze::{CheckpointPosition, ReplayFn};
 pub use error::{Corruption, WalError};
 pub use lock::DataDirLock;
+pub use placement::Placement;
 pub use policy::{FsyncPolicy, WalConfig};
 pub use reader::{WalReader, WalRecord};
 pub use record::{MAX_RECORD_PAYLOAD_BYTES, UnitMarker};

@@ -2,6 +2,7 @@
 //! §4.19, §6.10).
 
 use super::error::WalError;
+use super::placement::Placement;
 use super::policy::FsyncPolicy;
 use super::reader::WalReader;
 use super::segment::{offset_of, position_of, segment_file_name, segment_of};
@@ -33,6 +34,12 @@ impl Wal {
     pub fn latest_offset(&self) -> u64 {
         let n = lock(&self.append).newest();
         offset_of(n.id, n.logical_len)
+    }
+
+    /// Where the next record will land: at [`Wal::latest_offset`], with this WAL's segment
+    /// size, placed by the same rule the writer uses.
+    pub fn placement(&self) -> Placement {
+        Placement::at(self.latest_offset(), self.config.segment_size_bytes)
     }
 
     /// The sequence of the newest record (0 when none).

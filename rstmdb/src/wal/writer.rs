@@ -3,10 +3,11 @@
 
 use super::analyze::{CheckpointPosition, ReplayFn};
 use super::error::WalError;
+use super::placement::Placement;
 use super::policy::{FsyncPolicy, WalConfig};
 use super::record::{self, HEADER_LEN, UnitMarker};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{offset_of, segment_file_name};
+use super::segment::{offset_of, segment_file_name, segment_of};
 use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
 use super::sync::{self, Durability, SyncState, SyncStatus, lock};
@@ -257,18 +258,26 @@ impl Wal {
     ) -> Result<Appended, WalError> {
         a.buf.clear();
         let mut buf_position = a.newest().logical_len;
+        let mut placement = Placement::at(
+            offset_of(a.newest().id, a.newest().logical_len),
+            self.config.segment_size_bytes,
+        );
         let mut offsets = Vec::with_capacity(records.len());
         for (sequence, (i, r)) in (a.next_sequence..).zip(records.iter().enumerate()) {
             let size = (HEADER_LEN + r.payload.len()) as u64;
-            let newest = a.newest();
-            if newest.logical_len > 0 && newest.logical_len + size > self.config.segment_size_bytes
-            {
+            let offset = placement.place(r.payload.len());
+            if segment_of(offset) != a.newest().id {
                 self.flush(a, buf_position)?;
                 self.rotate(a, sequence - 1, created)?;
                 buf_position = 0;
             }
             let newest = a.newest();
-            offsets.push(offset_of(newest.id, newest.logical_len));
+            debug_assert_eq!(
+                offset,
+                offset_of(newest.id, newest.logical_len),
+                "the writer's position and its placement disagree"
+            );
+            offsets.push(offset);
             record::encode_into(
                 &mut a.buf,
                 r.kind,

@@ -1,16 +1,19 @@
-//! Where the next records will land in the WAL, known before the group is written.
+//! Where records land in the WAL: the rotation rule of spec §6.10, in one place.
 //!
-//! The engine needs a record's offset when it applies the record (it becomes the instance's
-//! `last_wal_offset` and the op result's `wal_offset`), but the WAL assigns offsets only when it
-//! writes. The rule is deterministic (spec §6.10), so the sequencer — the only writer — mirrors
-//! it here and checks the WAL's answer against it after every append.
+//! The writer places every record it appends with [`Placement::place`], and rotates when the
+//! answer is in the next segment. The database's sequencer needs a record's offset before the
+//! record is written (it becomes the instance's `last_wal_offset` and the op result's
+//! `wal_offset`), so it asks the WAL for a [`Placement`] ([`Wal::placement`]) and places the
+//! records of a group with the same rule, then checks the WAL's answer after every append.
+//!
+//! [`Wal::placement`]: super::Wal::placement
 
-use crate::wal::record::HEADER_LEN;
-use crate::wal::segment::{offset_of, position_of, segment_of};
+use super::record::HEADER_LEN;
+use super::segment::{offset_of, position_of, segment_of};
 
 /// The append position: the newest segment, its logical length and the rotation limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Placement {
+pub struct Placement {
     segment_id: u64,
     logical_len: u64,
     segment_size_bytes: u64,
@@ -18,7 +21,7 @@ pub(crate) struct Placement {
 
 impl Placement {
     /// Starts at the WAL's `latest_offset` (the end of the last record written).
-    pub(crate) fn at(latest_offset: u64, segment_size_bytes: u64) -> Placement {
+    pub fn at(latest_offset: u64, segment_size_bytes: u64) -> Placement {
         Placement {
             segment_id: segment_of(latest_offset),
             logical_len: position_of(latest_offset),
@@ -29,7 +32,7 @@ impl Placement {
     /// Places a record with `payload_len` payload bytes and returns its offset. A record goes
     /// to the next segment when the current one already holds a record and this one would take
     /// it past the size limit.
-    pub(crate) fn place(&mut self, payload_len: usize) -> u64 {
+    pub fn place(&mut self, payload_len: usize) -> u64 {
         let size = (HEADER_LEN + payload_len) as u64;
         if self.logical_len > 0 && self.logical_len + size > self.segment_size_bytes {
             self.segment_id += 1;
@@ -41,7 +44,7 @@ impl Placement {
     }
 
     /// The end of the last placed record: the `latest_offset` after the group is written.
-    pub(crate) fn end(&self) -> u64 {
+    pub fn end(&self) -> u64 {
         offset_of(self.segment_id, self.logical_len)
     }
 }
