@@ -68,7 +68,7 @@ fn main() {
     );
 
     let started = Instant::now();
-    let bytes = engine.encode_snapshot();
+    let bytes = engine.encode_image();
     println!(
         "snapshot encode: {} bytes in {:.2?}",
         bytes.len(),
@@ -80,7 +80,7 @@ fn main() {
     let started = Instant::now();
     let mut decoded = None;
     let info = allocation_counter::measure(|| {
-        decoded = Engine::decode_snapshot(EngineConfig::default(), &bytes).ok();
+        decoded = Engine::decode_image(EngineConfig::default(), &bytes).ok();
     });
     let elapsed = started.elapsed();
     match decoded {

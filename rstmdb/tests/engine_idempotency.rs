@@ -259,7 +259,7 @@ fn an_expired_key_executes_anew() {
     let anew = h.run_at(cmd, t + 1_000).unwrap();
     assert!(anew.wal_offset.is_some(), "expired after exactly the TTL");
     assert_eq!(h.engine.idempotency_key_count(), 1);
-    assert_eq!(h.replayed().encode_snapshot(), h.engine.encode_snapshot());
+    assert_eq!(h.replayed().encode_image(), h.engine.encode_image());
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn the_oldest_keys_are_evicted_beyond_the_maximum() {
     let mut kept = create("order", 1, "c");
     kept.idempotency_key = Some("k2".into());
     assert_eq!(h.ok(Command::CreateInstance(kept))["applied"], false);
-    assert_eq!(h.replayed().encode_snapshot(), h.engine.encode_snapshot());
+    assert_eq!(h.replayed().encode_image(), h.engine.encode_image());
 }
 
 #[test]

@@ -305,7 +305,7 @@ proptest! {
         let mut sent: Vec<Command> = Vec::new();
         let mut ids: Vec<String> = (0..5).map(|i| format!("i{i}")).collect();
         // Recovery's starting point: the last checkpoint's bytes and how many records it covers.
-        let mut base: (Vec<u8>, usize) = (Engine::new(config.clone()).encode_snapshot(), 0);
+        let mut base: (Vec<u8>, usize) = (Engine::new(config.clone()).encode_image(), 0);
         // Since the last checkpoint: (state before, executed) for the undo check.
         let mut undoable: Vec<(Vec<u8>, Executed)> = Vec::new();
 
@@ -315,7 +315,7 @@ proptest! {
                 Op::Checkpoint => {
                     h.engine.drop_deleted();
                     model.checkpoint();
-                    base = (h.engine.encode_snapshot(), h.records.len());
+                    base = (h.engine.encode_image(), h.records.len());
                     undoable.clear();
                     continue;
                 }
@@ -334,7 +334,7 @@ proptest! {
             }
             let offset = h.next_offset;
             let now = h.now_ms;
-            let before = h.engine.encode_snapshot();
+            let before = h.engine.encode_image();
             let (expected, writes) = model.run(&cmd, now, offset, &defs, &checksums);
             let (actual, executed) = engine_outcome(&mut h, cmd.clone(), now);
             prop_assert_eq!(&actual, &expected, "command {:?}", cmd);
@@ -351,18 +351,18 @@ proptest! {
         }
 
         // Replay: the last checkpoint plus the records after it.
-        let mut replayed = Engine::decode_snapshot(config.clone(), &base.0).unwrap();
+        let mut replayed = Engine::decode_image(config.clone(), &base.0).unwrap();
         for (record, offset) in &h.records[base.1..] {
             let read = serde_json::from_str(&serde_json::to_string(record).unwrap()).unwrap();
             replayed.apply_record(&read, *offset).unwrap();
         }
-        prop_assert_eq!(replayed.encode_snapshot(), h.engine.encode_snapshot());
+        prop_assert_eq!(replayed.encode_image(), h.engine.encode_image());
         prop_assert_eq!(replayed.state_counts(), h.engine.state_counts());
 
         // A snapshot round trip.
-        let bytes = h.engine.encode_snapshot();
-        let decoded = Engine::decode_snapshot(config, &bytes).unwrap();
-        prop_assert_eq!(decoded.encode_snapshot(), bytes);
+        let bytes = h.engine.encode_image();
+        let decoded = Engine::decode_image(config, &bytes).unwrap();
+        prop_assert_eq!(decoded.encode_image(), bytes);
 
         // Undo the last k executed commands: the state before the k-th from the end returns.
         let k = undo_k.min(undoable.len());
@@ -372,7 +372,7 @@ proptest! {
             target = Some(before);
         }
         if let Some(target) = target {
-            prop_assert_eq!(h.engine.encode_snapshot(), target);
+            prop_assert_eq!(h.engine.encode_image(), target);
         }
     }
 }

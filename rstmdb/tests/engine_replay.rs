@@ -32,7 +32,7 @@ fn replaying_the_records_rebuilds_an_identical_state() {
     h.ok(delete("r1"));
     h.ok(Command::CreateInstance(create("review", 2, "r1")));
     let replayed = h.replayed();
-    assert_eq!(replayed.encode_snapshot(), h.engine.encode_snapshot());
+    assert_eq!(replayed.encode_image(), h.engine.encode_image());
     assert_eq!(replayed.state_counts(), h.engine.state_counts());
     assert_eq!(replayed.last_timestamp_ms(), h.engine.last_timestamp_ms());
 }
@@ -74,7 +74,7 @@ fn a_record_that_does_not_fit_the_state_is_refused_and_changes_nothing() {
     let record: Record =
         serde_json::from_value(json!({"type":"delete_instance","instance_id":"x","timestamp":5}))
             .unwrap();
-    let before = engine.encode_snapshot();
+    let before = engine.encode_image();
     assert_eq!(
         engine.apply_record(&record, 1 << 40),
         Err(ReplayError::UnknownInstance {
@@ -88,5 +88,5 @@ fn a_record_that_does_not_fit_the_state_is_refused_and_changes_nothing() {
         engine.apply_record(&create, 1 << 40),
         Err(ReplayError::UnknownMachine { .. })
     ));
-    assert_eq!(engine.encode_snapshot(), before);
+    assert_eq!(engine.encode_image(), before);
 }

@@ -16,7 +16,7 @@ fn harness(config: EngineConfig) -> Harness {
 #[test]
 fn the_atomic_batch_example_leaves_no_trace() {
     let mut h = harness(EngineConfig::default());
-    let before = h.engine.encode_snapshot();
+    let before = h.engine.encode_image();
     // §4.15: CREATE order-9, then APPLY SHIP fails; the batch undoes the create.
     let created = h
         .run(Command::CreateInstance(create("order", 1, "order-9")))
@@ -28,7 +28,7 @@ fn the_atomic_batch_example_leaves_no_trace() {
         engine_support::code(&h.engine.get_instance("order-9").unwrap_err()),
         "INSTANCE_NOT_FOUND"
     );
-    assert_eq!(h.engine.encode_snapshot(), before);
+    assert_eq!(h.engine.encode_image(), before);
     assert_eq!(h.engine.live_instance_count(), 0);
 }
 
@@ -44,7 +44,7 @@ fn later_sub_ops_see_earlier_ones_and_undo_restores_every_part_of_the_state() {
     h.ok(Command::CreateInstance(seed));
     h.ok(Command::CreateInstance(create("order", 1, "x")));
     h.ok(delete("x"));
-    let before = h.engine.encode_snapshot();
+    let before = h.engine.encode_image();
     let counts_before = h.engine.state_counts();
     let timestamp_before = h.engine.last_timestamp_ms();
 
@@ -67,7 +67,7 @@ fn later_sub_ops_see_earlier_ones_and_undo_restores_every_part_of_the_state() {
     assert_eq!(h.engine.live_instance_count(), 0);
 
     h.undo_all(executed);
-    assert_eq!(h.engine.encode_snapshot(), before);
+    assert_eq!(h.engine.encode_image(), before);
     assert_eq!(h.engine.state_counts(), counts_before);
     assert_eq!(h.engine.last_timestamp_ms(), timestamp_before);
     assert!(h.engine.get_instance("x").is_err());
@@ -82,7 +82,7 @@ fn later_sub_ops_see_earlier_ones_and_undo_restores_every_part_of_the_state() {
 fn a_refused_record_changes_nothing_and_records_no_key() {
     let mut h = harness(EngineConfig::default());
     h.ok(Command::CreateInstance(create("order", 1, "o")));
-    let before = h.engine.encode_snapshot();
+    let before = h.engine.encode_image();
     let cmd = Command::ApplyEvent(ApplyEvent {
         payload: Some(object(json!({"big":"x".repeat(100)}))),
         idempotency_key: Some("k".into()),
@@ -95,7 +95,7 @@ fn a_refused_record_changes_nothing_and_records_no_key() {
         Err(ExecuteError::Assign(size)) => assert!(size > 100),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(h.engine.encode_snapshot(), before);
+    assert_eq!(h.engine.encode_image(), before);
     // The key was not consumed: the retry applies.
     assert_eq!(h.ok(cmd)["applied"], true);
 }
@@ -120,7 +120,7 @@ fn commands_that_write_nothing_never_call_assign() {
 #[test]
 fn within_a_batch_a_repeated_key_is_a_replay_and_undo_forgets_the_key() {
     let mut h = harness(EngineConfig::default());
-    let before = h.engine.encode_snapshot();
+    let before = h.engine.encode_image();
     let mut keyed = create("order", 1, "a");
     keyed.idempotency_key = Some("k".into());
     let first = h.run(Command::CreateInstance(keyed.clone())).unwrap();
@@ -136,6 +136,6 @@ fn within_a_batch_a_repeated_key_is_a_replay_and_undo_forgets_the_key() {
         "idempotency_key_reused"
     );
     h.undo_all(vec![first, second]);
-    assert_eq!(h.engine.encode_snapshot(), before);
+    assert_eq!(h.engine.encode_image(), before);
     assert_eq!(h.ok(Command::CreateInstance(keyed))["applied"], true);
 }

@@ -102,7 +102,7 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
         });
     }
     let (engine, last_sequence) = rebuild(shared, bound)?;
-    let payload = engine.encode_snapshot();
+    let payload = engine.encode_image();
     let meta = CheckpointMeta {
         checkpoint_offset: bound,
         last_sequence,
@@ -137,7 +137,7 @@ fn rebuild(shared: &Shared, bound: u64) -> Result<(Engine, u64), RcpError> {
         .map_err(|err| errors::internal(format!("cannot load the checkpoint: {err}")))?;
     let (mut engine, from, mut last_sequence) = match loaded.loaded {
         Some(found) => (
-            Engine::decode_snapshot(config, &found.payload)
+            Engine::decode_image(config, &found.payload)
                 .map_err(|err| errors::internal(format!("checkpoint state: {err}")))?,
             found.info.meta.checkpoint_offset,
             found.info.meta.last_sequence,

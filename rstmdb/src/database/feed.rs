@@ -1,9 +1,10 @@
 //! What a watch subscription needs from the database (docs/watch-streams.md): its starting
 //! point in a connection's request order, the commit position and its changes, the recent
-//! transitions ring, and catch-up reads of the committed WAL.
+//! events ring, and catch-up reads of the committed WAL.
 
+use super::committed_event::CommittedEvent;
+use super::recent_events::{RecentRead, RingLimits};
 use super::shared::Shared;
-use super::transitions::{RecentRead, RingLimits, Transition};
 use super::{Database, errors, wait_committed};
 use crate::wal::segment::{offset_of, position_of, segment_of};
 use crate::wal::sync::SyncStatus;
@@ -35,13 +36,13 @@ pub enum CatchUpError {
     ReadFailed(String),
 }
 
-/// Most records one catch-up read scans, transitions or not.
+/// Most records one catch-up read scans, events or not.
 pub const CATCH_UP_SCAN_RECORDS: usize = 4_096;
 
-/// Records read from the WAL in one go: the transitions among them and where to go on.
+/// Records read from the WAL in one go: the committed events among them and where to go on.
 #[derive(Debug)]
 pub struct CatchUp {
-    pub transitions: Vec<Arc<Transition>>,
+    pub events: Vec<Arc<CommittedEvent>>,
     pub next_cursor: u64,
     /// The reader, if it may hold more records: pass it to the next call.
     pub reader: Option<CatchUpReader>,
@@ -68,7 +69,7 @@ pub struct WatcherGuard {
 
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
-        self.shared.transitions.watcher_ended();
+        self.shared.recent_events.watcher_ended();
     }
 }
 
@@ -127,14 +128,14 @@ impl Database {
 }
 
 impl WatchFeed {
-    /// Sets how much the recent-transitions ring may hold.
+    /// Sets how much the recent-events ring may hold.
     pub fn set_ring_limits(&self, limits: RingLimits) {
-        self.shared.transitions.set_limits(limits);
+        self.shared.recent_events.set_limits(limits);
     }
 
     /// Registers a live subscription until the guard is dropped.
     pub fn watcher(&self) -> WatcherGuard {
-        self.shared.transitions.watcher_started();
+        self.shared.recent_events.watcher_started();
         WatcherGuard {
             shared: Arc::clone(&self.shared),
         }
@@ -147,7 +148,7 @@ impl WatchFeed {
 
     /// Changes when the sequencer publishes a group.
     pub fn published(&self) -> watch::Receiver<u64> {
-        self.shared.transitions.subscribe()
+        self.shared.recent_events.subscribe()
     }
 
     /// Changes when the durable offset moves; only needed under `every_write`, where the
@@ -159,18 +160,18 @@ impl WatchFeed {
 
     /// Transitions from the ring, below `commit_end`.
     pub fn recent(&self, cursor: u64, commit_end: u64, max: usize) -> RecentRead {
-        self.shared.transitions.read(cursor, commit_end, max)
+        self.shared.recent_events.read(cursor, commit_end, max)
     }
 
     /// Reads committed WAL records from `cursor` (blocking: run it on a blocking thread) until
-    /// `max_transitions` transitions or [`CATCH_UP_SCAN_RECORDS`] records. Pass back the reader
+    /// `max_events` events or [`CATCH_UP_SCAN_RECORDS`] records. Pass back the reader
     /// of the previous call: a reader continues where it stopped, while a new one has to scan
     /// its first segment from the start. Refuses a position whose records compaction removed,
     /// also when the removal happens during the read (the reader would silently skip them).
     pub fn catch_up(
         &self,
         cursor: u64,
-        max_transitions: usize,
+        max_events: usize,
         previous: Option<CatchUpReader>,
     ) -> Result<CatchUp, CatchUpError> {
         let wal = &self.shared.wal;
@@ -189,7 +190,7 @@ impl WatchFeed {
             Some(previous) if previous.next == cursor => previous.reader,
             _ => wal.reader(cursor),
         };
-        let mut transitions = Vec::new();
+        let mut events = Vec::new();
         let mut next_cursor = cursor;
         let mut exhausted = true;
         for scanned in 1..=CATCH_UP_SCAN_RECORDS {
@@ -200,12 +201,12 @@ impl WatchFeed {
                 )))
             })?;
             next_cursor = record.end();
-            if let Some(transition) = Transition::from_wal(record.offset, &record.payload)
+            if let Some(event) = CommittedEvent::from_wal(record.offset, &record.payload)
                 .map_err(CatchUpError::ReadFailed)?
             {
-                transitions.push(Arc::new(transition));
+                events.push(Arc::new(event));
             }
-            if transitions.len() >= max_transitions || scanned == CATCH_UP_SCAN_RECORDS {
+            if events.len() >= max_events || scanned == CATCH_UP_SCAN_RECORDS {
                 exhausted = false;
                 break;
             }
@@ -216,7 +217,7 @@ impl WatchFeed {
             return Err(err);
         }
         Ok(CatchUp {
-            transitions,
+            events,
             next_cursor,
             reader: (!exhausted).then_some(CatchUpReader {
                 reader,

@@ -8,14 +8,15 @@
 //! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
 //!   WAL_STATS, SNAPSHOT_INSTANCE;
 //! - `compact`: checkpoints built off the write path, and segment deletion (COMPACT);
-//! - `transitions`, `feed`: what watch subscriptions read (the recent-transitions ring, the
-//!   subscription point, WAL catch-up).
+//! - `committed_event`, `recent_events`, `feed`: what watch subscriptions read (one committed
+//!   event, the ring of recent ones, the subscription point, WAL catch-up).
 //!
 //! Every request method queues its work when it is CALLED and returns a future for the answer,
 //! so calling them in a connection's arrival order keeps that order (spec §3.7) while the
 //! answers' durability waits overlap.
 
 mod batch;
+mod committed_event;
 mod compact;
 mod errors;
 mod feed;
@@ -24,10 +25,11 @@ mod jobs;
 mod open;
 mod queue;
 mod reads;
+mod recent_events;
 mod sequencer;
 mod shared;
-mod transitions;
 
+pub use committed_event::{CommittedEvent, ParsedValues};
 pub use compact::{AutoCompaction, CheckpointWritten, CompactOutcome};
 pub use errors::from_apply as apply_error;
 pub use feed::{
@@ -36,7 +38,7 @@ pub use feed::{
 };
 pub use jobs::{BatchItem, BatchOpResult, BatchOutput, WriteOutput};
 pub use open::{DatabaseOptions, OpenError, OpenReport};
-pub use transitions::{ParsedValues, RecentRead, RingLimits, Transition};
+pub use recent_events::{RecentRead, RingLimits};
 
 use crate::engine::Command;
 use jobs::{Completion, Job};

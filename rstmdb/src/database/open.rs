@@ -2,8 +2,8 @@
 //! WAL (spec §6.1), then start the sequencer.
 
 use super::queue::JobQueue;
+use super::recent_events::RecentEvents;
 use super::shared::{Clock, Shared};
-use super::transitions::RecentTransitions;
 use super::{Database, sequencer};
 use crate::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointStore, SkippedCheckpoint, SnapshotError,
@@ -86,11 +86,12 @@ impl Database {
         let loaded = checkpoints.load_newest_valid()?;
         let (mut engine, checkpoint, position) = match loaded.loaded {
             Some(found) => {
-                let engine = Engine::decode_snapshot(options.engine.clone(), &found.payload)
-                    .map_err(|err| OpenError::CheckpointState {
+                let engine = Engine::decode_image(options.engine.clone(), &found.payload).map_err(
+                    |err| OpenError::CheckpointState {
                         file: found.info.file_name.clone(),
                         message: err.to_string(),
-                    })?;
+                    },
+                )?;
                 let position = CheckpointPosition {
                     checkpoint_offset: found.info.meta.checkpoint_offset,
                     last_sequence: found.info.meta.last_sequence,
@@ -133,7 +134,7 @@ impl Database {
             wal,
             applied_end: AtomicU64::new(latest),
             queue,
-            transitions: RecentTransitions::new(latest),
+            recent_events: RecentEvents::new(latest),
             clock: Clock,
             checkpoints,
             newest_checkpoint: Mutex::new(checkpoint.clone()),

@@ -127,7 +127,7 @@ fn run_group(shared: &Shared, jobs: Vec<Job>) {
         // Before the replies: an APPLY_EVENT's event is ready for watchers by the time its
         // response can be sent. The records are copied only while someone watches.
         let records = finished.iter().flat_map(Finished::records);
-        shared.transitions.publish(records, group.end());
+        shared.recent_events.publish(records, group.end());
     }
     for job in finished {
         match (job, &gate) {

@@ -1,7 +1,7 @@
 //! State shared by the sequencer, the connection tasks and the compactor.
 
 use super::queue::JobQueue;
-use super::transitions::RecentTransitions;
+use super::recent_events::RecentEvents;
 use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
 use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     pub(crate) applied_end: AtomicU64,
     pub(crate) queue: JobQueue,
     /// The last groups' transitions, for watch subscriptions (docs/watch-streams.md).
-    pub(crate) transitions: RecentTransitions,
+    pub(crate) recent_events: RecentEvents,
     pub(crate) clock: Clock,
     pub(crate) checkpoints: CheckpointStore,
     /// The newest checkpoint written or loaded.

@@ -148,7 +148,7 @@ impl IdempotencyTable {
         self.entries.len()
     }
 
-    /// Builds the table from entries (snapshot decode).
+    /// Builds the table from entries (engine image decode).
     pub fn from_entries(entries: Vec<(IdemKey, IdemEntry)>) -> IdempotencyTable {
         let mut table = IdempotencyTable::default();
         for (key, entry) in entries {

@@ -144,7 +144,7 @@ impl Instances {
         &self.counts
     }
 
-    /// Builds the table from decoded parts (snapshot decode); `counts` must match `by_id`.
+    /// Builds the table from decoded parts (engine image decode); `counts` must match `by_id`.
     pub fn from_parts(
         by_id: BTreeMap<Box<str>, Instance>,
         tombstones: BTreeMap<Box<str>, u64>,

@@ -2,7 +2,7 @@
 //!
 //! Instances refer to their machine by a small [`NameId`] instead of a `String`, which keeps
 //! per-instance memory small. Name ids are handed out in order of first PUT and never reused
-//! until FLUSH_ALL, so they are identical after replay and after a snapshot round trip.
+//! until FLUSH_ALL, so they are identical after replay and after an engine image round trip.
 
 use crate::dsl::definition::MachineDefinition;
 use serde_json::Value;

@@ -22,8 +22,10 @@
 //! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
 //!   `latest_record_offset` (the read durability gate), `state_counts`, `live_instance_count`,
 //!   `machine_version_count`, `idempotency_key_count`, `machine_definition`.
-//! - [`Engine::encode_snapshot`] / [`Engine::decode_snapshot`]: the whole state for checkpoints
-//!   (format in [`snapshot`]); [`Engine::drop_deleted`] before writing one (§6.4).
+//! - [`Engine::encode_image`] / [`Engine::decode_image`]: the whole state for checkpoints
+//!   (the checkpoint's engine image, format in [`image`]); [`Engine::drop_deleted`] before
+//!   writing one (§6.4). A per-instance "snapshot" (SNAPSHOT_INSTANCE) is another thing: see
+//!   `crate::checkpoint`.
 //!
 //! Record timestamps never go back (§6.5): a write is stamped `max(now_ms, last timestamp)`.
 
@@ -33,31 +35,31 @@ mod counts;
 mod error;
 mod execute;
 mod idempotency;
+pub mod image;
 mod instances;
 mod machines;
 mod reads;
 mod record;
 mod replay;
 mod result;
-pub mod snapshot;
 
 pub use command::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, PutMachine,
 };
 pub use config::EngineConfig;
 pub use error::{ApplyError, ExecuteError, ReplayError};
+pub use image::ImageError;
 pub use record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
     Record,
 };
 pub use result::{OpResult, RawCtx};
-pub use snapshot::SnapshotError;
 
 use idempotency::{IdemChange, IdempotencyTable};
 use instances::{Instance, Instances};
 use machines::{MachineInserted, Machines};
 
-/// Everything that a snapshot holds and that FLUSH_ALL erases.
+/// Everything that an engine image holds and that FLUSH_ALL erases.
 #[derive(Debug, Clone, Default)]
 struct State {
     machines: Machines,

@@ -3,13 +3,13 @@
 //! connection's writer.
 //!
 //! Watch events travel pre-serialised: a transition's event JSON after the subscription id is
-//! built once and shared by every subscription ([`Transition::event_tail`]), and the writer
+//! built once and shared by every subscription ([`CommittedEvent::event_tail`]), and the writer
 //! splices each subscription's own head in front of it. The bytes on the wire are exactly
 //! those of the plain `serde_json` output of [`Event`] in a frame (tests below).
 //!
-//! [`Transition::event_tail`]: crate::database::Transition::event_tail
+//! [`CommittedEvent::event_tail`]: crate::database::CommittedEvent::event_tail
 
-use crate::database::Transition;
+use crate::database::CommittedEvent;
 use crate::service::watch::budget::DeliveryBudget;
 use bytes::{Bytes, BytesMut};
 use rstmdb_protocol::message::{Event, StreamError};
@@ -45,14 +45,14 @@ impl Outbound {
     }
 }
 
-/// Events of one subscription, each a shared tail of [`Transition::event_tail`].
+/// Events of one subscription, each a shared tail of [`CommittedEvent::event_tail`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventBatch {
     pub head: Arc<EventHead>,
     pub tails: Vec<Bytes>,
 }
 
-/// A subscription's own part of its events' JSON: [`Transition::EVENT_JSON_HEAD`] and the id
+/// A subscription's own part of its events' JSON: [`CommittedEvent::EVENT_JSON_HEAD`] and the id
 /// as a JSON string, with its CRC32C so that a frame's CRC costs one pass over the tail only.
 #[derive(Debug, Clone)]
 pub struct EventHead {
@@ -71,7 +71,7 @@ impl PartialEq for EventHead {
 
 impl EventHead {
     pub fn new(subscription_id: &str) -> EventHead {
-        let mut json = Transition::EVENT_JSON_HEAD.as_bytes().to_vec();
+        let mut json = CommittedEvent::EVENT_JSON_HEAD.as_bytes().to_vec();
         // A string always serialises; the fallback keeps this infallible without a panic.
         let quoted = serde_json::to_string(subscription_id)
             .unwrap_or_else(|_| format!("{subscription_id:?}"));
@@ -234,20 +234,20 @@ mod tests {
         }
     }
 
-    fn transition() -> Transition {
+    fn committed() -> CommittedEvent {
         let record = json!({"type": "apply_event", "instance_id": "order-1", "machine": "order",
             "version": 1, "event": "PAY", "from_state": "created", "to_state": "paid",
             "payload": {"amount": 42.5, "note": "line\nbreak \"quoted\" é"},
             "ctx": {"customer": "alice", "amount": 42.5}, "timestamp": 1});
         let bytes = serde_json::to_vec(&record).expect("serialises");
-        Transition::from_wal(1_099_511_628_333, &bytes)
+        CommittedEvent::from_wal(1_099_511_628_333, &bytes)
             .expect("decodes")
             .expect("an apply_event record")
     }
 
     #[test]
     fn a_spliced_event_is_byte_for_byte_the_codec_output_of_the_serde_event() {
-        let transition = transition();
+        let committed = committed();
         let ctx = json!({"customer": "alice", "amount": 42.5});
         for id in ["sub-3f1c9a52-7d4e-4b8a-9c61-2e5f0a8d7b13", "odd \"id\"\\/é"] {
             let head = EventHead::new(id);
@@ -255,7 +255,7 @@ mod tests {
                 let expected_event =
                     event(id, include_ctx.then(|| ctx.as_object().cloned()).flatten());
                 let text = serde_json::to_string(&expected_event).expect("serialises");
-                let tail = transition.event_tail(include_ctx).expect("tail");
+                let tail = committed.event_tail(include_ctx).expect("tail");
                 for mode in [WireMode::BinaryJson, WireMode::Jsonl] {
                     let mut expected = BytesMut::new();
                     WireCodec::new(mode, MAX_PAYLOAD_BYTES)

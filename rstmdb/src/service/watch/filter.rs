@@ -1,6 +1,6 @@
 //! Which transitions a subscription matches (spec §4.20, §4.21, §6.9).
 
-use crate::database::Transition;
+use crate::database::CommittedEvent;
 
 /// A subscription's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,19 +18,19 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, transition: &Transition) -> bool {
+    pub fn matches(&self, event: &CommittedEvent) -> bool {
         match self {
-            Filter::Instance(id) => transition.instance_id == *id,
+            Filter::Instance(id) => event.instance_id == *id,
             Filter::All {
                 machines,
                 from_states,
                 to_states,
                 events,
             } => {
-                allows(machines, &transition.machine)
-                    && allows(from_states, &transition.from_state)
-                    && allows(to_states, &transition.to_state)
-                    && allows(events, &transition.event)
+                allows(machines, &event.machine)
+                    && allows(from_states, &event.from_state)
+                    && allows(to_states, &event.to_state)
+                    && allows(events, &event.event)
             }
         }
     }

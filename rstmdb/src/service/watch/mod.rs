@@ -2,7 +2,7 @@
 //!
 //! - [`hub`]: every live subscription, the `[watch]` limits, WATCH/UNWATCH entry points;
 //! - `subscription`: one task per subscription, a cursor over the committed WAL fed from the
-//!   database's recent-transitions ring or, when it lags, from the WAL;
+//!   database's recent-events ring or, when it lags, from the WAL;
 //! - [`filter`]: which transitions a subscription matches;
 //! - [`budget`]: the bound on the CPU share of delivery;
 //! - `stats`: the counters behind the watch metrics.

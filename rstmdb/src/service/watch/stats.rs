@@ -31,7 +31,7 @@ pub struct WatchStats {
     /// High-water mark of transitions a subscription held outside its connection's outbound
     /// queue (bounded by `watch.batch_events`).
     pub held_events_max: u64,
-    /// Reads of the WAL by subscriptions that were behind the recent-transitions ring.
+    /// Reads of the WAL by subscriptions that were behind the recent-events ring.
     pub catch_up_reads: u64,
     /// Times a subscription paused because delivery was over its CPU share.
     pub delivery_pauses: u64,

@@ -1,4 +1,4 @@
-//! One subscription's task: a cursor over the committed WAL, fed from the recent-transitions
+//! One subscription's task: a cursor over the committed WAL, fed from the recent-events
 //! ring while it keeps up and from the WAL itself while it lags (docs/watch-streams.md).
 //!
 //! Invariants: the cursor only moves forward, over positions whose transitions were all
@@ -10,7 +10,7 @@ use super::filter::{Filter, SubscriptionKind};
 use super::hub::{HubInner, WatchRequest};
 use super::stats::StreamErrorReason;
 use crate::database::{
-    CatchUpError, CatchUpReader, RecentRead, Transition, WatchFeed, WatcherGuard,
+    CatchUpError, CatchUpReader, CommittedEvent, RecentRead, WatchFeed, WatcherGuard,
 };
 use crate::service::handler::{ConnectionContext, Outbound};
 use crate::service::outbound::{EventBatch, EventHead};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A read of at least this many transitions means writes arrive faster than delivery wakes
 /// up: only then is the delivery interval worth its latency.
-const STEADY_STREAM_TRANSITIONS: usize = 8;
+const STEADY_STREAM_EVENTS: usize = 8;
 
 /// Holds a subscription's place in the hub and the gauges; releases both exactly once, when
 /// the subscription ends for whatever reason (also if its task is dropped).
@@ -177,15 +177,15 @@ impl Subscription {
                     self.registration.hub.counters.delivery_paused();
                 }
                 let mut started = Instant::now();
-                let (transitions, next_cursor) =
+                let (events, next_cursor) =
                     match self.feed.recent(self.cursor, committed, self.batch_events) {
                         RecentRead::Covered {
-                            transitions,
+                            events,
                             next_cursor,
                         } => {
                             // Served by the ring now: the WAL reader's file is not needed.
                             self.reader = None;
-                            (transitions, next_cursor)
+                            (events, next_cursor)
                         }
                         RecentRead::NotCovered => match self.catch_up().await {
                             Ok(read) => {
@@ -197,12 +197,12 @@ impl Subscription {
                         },
                     };
                 if next_cursor > self.cursor {
-                    if let Some(ended) = self.deliver(&transitions, started, turn).await {
+                    if let Some(ended) = self.deliver(&events, started, turn).await {
                         return ended;
                     }
                     self.cursor = next_cursor;
                     if next_cursor >= committed
-                        && transitions.len() >= STEADY_STREAM_TRANSITIONS
+                        && events.len() >= STEADY_STREAM_EVENTS
                         && !self.delivery_interval.is_zero()
                     {
                         // Caught up with a steady stream: let the next events gather (see
@@ -230,7 +230,7 @@ impl Subscription {
     }
 
     /// Reads the next transitions from the WAL on a blocking thread.
-    async fn catch_up(&mut self) -> Result<(Vec<Arc<Transition>>, u64), Ended> {
+    async fn catch_up(&mut self) -> Result<(Vec<Arc<CommittedEvent>>, u64), Ended> {
         let feed = self.feed.clone();
         let (cursor, max, reader) = (self.cursor, self.batch_events, self.reader.take());
         self.registration.hub.counters.catch_up_read();
@@ -246,7 +246,7 @@ impl Subscription {
         match read {
             Ok(Ok(read)) => {
                 self.reader = read.reader;
-                Ok((read.transitions, read.next_cursor))
+                Ok((read.events, read.next_cursor))
             }
             Ok(Err(CatchUpError::Compacted { oldest_offset, .. })) => Err(Ended::Failed(
                 RcpError::offset_compacted_next(self.next_offset, oldest_offset),
@@ -262,20 +262,20 @@ impl Subscription {
     /// count: the event's bytes are shared by every subscription.
     async fn deliver(
         &mut self,
-        transitions: &[Arc<Transition>],
+        events: &[Arc<CommittedEvent>],
         started: Instant,
         turn: Turn,
     ) -> Option<Ended> {
         let counters = &self.registration.hub.counters;
-        counters.held(transitions.len());
+        counters.held(events.len());
         let mut tails = Vec::new();
         let mut last_offset = None;
         let mut failed = None;
-        for transition in transitions {
-            if !self.filter.matches(transition) {
+        for event in events {
+            if !self.filter.matches(event) {
                 continue;
             }
-            match transition.event_tail(self.include_ctx) {
+            match event.event_tail(self.include_ctx) {
                 Ok(tail) => tails.push(tail.clone()),
                 Err(message) => {
                     // The events before it are still delivered, then the stream error.
@@ -283,13 +283,13 @@ impl Subscription {
                     break;
                 }
             }
-            last_offset = Some(transition.offset);
+            last_offset = Some(event.offset);
         }
         // Reading and filtering, not the wait for room below, which is not our turn's to hold.
         self.budget.charge(started.elapsed());
         drop(turn);
         if let Some(last_offset) = last_offset {
-            let events = tails.len();
+            let sent = tails.len();
             let batch = Outbound::Events(EventBatch {
                 head: Arc::clone(&self.head),
                 tails,
@@ -304,7 +304,7 @@ impl Subscription {
             self.registration
                 .hub
                 .counters
-                .forwarded(self.registration.kind, events);
+                .forwarded(self.registration.kind, sent);
             self.next_offset = last_offset + 1;
         }
         failed

@@ -1,163 +1,18 @@
-//! Recent transitions: the `apply_event` records of the last groups the sequencer wrote, kept in a
-//! bounded ring so that subscriptions that keep up never read the WAL (docs/watch-streams.md).
+//! Recent events: the committed events (`apply_event` records) of the last groups the
+//! sequencer wrote, kept in a bounded ring so that subscriptions that keep up never read the WAL
+//! (docs/watch-streams.md).
 //!
 //! The ring is a cache of the WAL, never a source of its own: it says exactly which offset range
 //! it covers, and a subscription whose position lies outside that range reads the WAL instead.
 //! Entries may be written but not yet committed; subscriptions bound what they take by the
 //! commit position.
 
-use crate::engine::{ApplyEventRecord, Record};
-use bytes::Bytes;
-use rstmdb_protocol::message::Event;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use super::committed_event::CommittedEvent;
+use crate::engine::Record;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::{Notify, watch};
-
-/// One transition as every subscription sees it. The JSON of `payload` and `ctx` is parsed, and
-/// the event serialised, once, by the first subscription that needs it, and shared by all of
-/// them: fan-out to N subscriptions costs one serialisation, not N.
-#[derive(Debug)]
-pub struct Transition {
-    pub offset: u64,
-    pub instance_id: String,
-    pub machine: String,
-    pub version: u32,
-    pub from_state: String,
-    pub to_state: String,
-    pub event: String,
-    payload_json: Option<Box<RawValue>>,
-    ctx_json: Box<RawValue>,
-    parsed: OnceLock<Result<ParsedValues, String>>,
-    /// The event's JSON after the subscription id, without and with `ctx` (index: include_ctx).
-    event_tails: [OnceLock<Result<Bytes, String>>; 2],
-}
-
-/// The event's user values, parsed.
-#[derive(Debug)]
-pub struct ParsedValues {
-    pub payload: Option<Map<String, Value>>,
-    pub ctx: Map<String, Value>,
-}
-
-impl Transition {
-    /// Every event's JSON (spec §3.5) starts with these bytes, then the subscription id as a
-    /// JSON string; everything after the id is the same for every subscription.
-    pub const EVENT_JSON_HEAD: &str = r#"{"type":"event","subscription_id":"#;
-
-    pub(crate) fn from_record(offset: u64, record: ApplyEventRecord) -> Transition {
-        Transition {
-            offset,
-            instance_id: record.instance_id,
-            machine: record.machine,
-            version: record.version,
-            from_state: record.from_state,
-            to_state: record.to_state,
-            event: record.event,
-            payload_json: record.payload,
-            ctx_json: record.ctx,
-            parsed: OnceLock::new(),
-            event_tails: [OnceLock::new(), OnceLock::new()],
-        }
-    }
-
-    /// The transition a WAL record holds, if it is an `apply_event` record.
-    pub(crate) fn from_wal(offset: u64, payload: &[u8]) -> Result<Option<Transition>, String> {
-        let record: Record = serde_json::from_slice(payload)
-            .map_err(|err| format!("record at offset {offset} does not decode: {err}"))?;
-        Ok(match record {
-            Record::ApplyEvent(apply) => Some(Transition::from_record(offset, apply)),
-            _ => None,
-        })
-    }
-
-    /// `payload` and `ctx` as JSON objects. Fails only for a record the engine could not have
-    /// written (a ctx that is not an object), so the caller reports it as a read failure.
-    pub fn values(&self) -> Result<&ParsedValues, &str> {
-        self.parsed
-            .get_or_init(|| self.parse())
-            .as_ref()
-            .map_err(String::as_str)
-    }
-
-    /// The event's JSON after its subscription id: `EVENT_JSON_HEAD`, the id as a JSON string,
-    /// then these bytes are exactly `serde_json::to_string(&Event { .. })` (the client's own
-    /// serialisation, so the spliced bytes cannot drift from it). Built once per variant.
-    pub fn event_tail(&self, include_ctx: bool) -> Result<&Bytes, &str> {
-        self.event_tails[usize::from(include_ctx)]
-            .get_or_init(|| self.serialise_tail(include_ctx))
-            .as_ref()
-            .map_err(String::as_str)
-    }
-
-    fn serialise_tail(&self, include_ctx: bool) -> Result<Bytes, String> {
-        let values = self.values().map_err(str::to_owned)?;
-        let event = Event {
-            subscription_id: String::new(),
-            instance_id: self.instance_id.clone(),
-            machine: self.machine.clone(),
-            version: self.version,
-            wal_offset: self.offset,
-            from_state: self.from_state.clone(),
-            to_state: self.to_state.clone(),
-            event: self.event.clone(),
-            payload: values.payload.clone(),
-            ctx: include_ctx.then(|| values.ctx.clone()),
-        };
-        let json = serde_json::to_vec(&event).map_err(|err| {
-            format!(
-                "the event at offset {} does not serialise: {err}",
-                self.offset
-            )
-        })?;
-        let json_len = json.len();
-        // The empty id serialises as `""` right after the head.
-        let tail_len = json
-            .strip_prefix(Self::EVENT_JSON_HEAD.as_bytes())
-            .and_then(|rest| rest.strip_prefix(b"\"\""))
-            .map(<[u8]>::len)
-            .ok_or_else(|| {
-                format!(
-                    "the event at offset {} does not start with {}\"\"",
-                    self.offset,
-                    Self::EVENT_JSON_HEAD
-                )
-            })?;
-        Ok(Bytes::from(json).slice(json_len - tail_len..))
-    }
-
-    fn parse(&self) -> Result<ParsedValues, String> {
-        let payload = match &self.payload_json {
-            Some(raw) => serde_json::from_str::<Option<Map<String, Value>>>(raw.get()),
-            None => Ok(None),
-        };
-        let ctx = serde_json::from_str::<Map<String, Value>>(self.ctx_json.get());
-        match (payload, ctx) {
-            (Ok(payload), Ok(ctx)) => Ok(ParsedValues { payload, ctx }),
-            (Err(err), _) | (_, Err(err)) => Err(format!(
-                "the apply_event record at offset {} holds a payload or ctx that is not an object: {err}",
-                self.offset
-            )),
-        }
-    }
-
-    /// A rough size for the ring's byte bound.
-    fn approx_bytes(&self) -> usize {
-        let strings = self.instance_id.len()
-            + self.machine.len()
-            + self.from_state.len()
-            + self.to_state.len()
-            + self.event.len();
-        let json =
-            self.ctx_json.get().len() + self.payload_json.as_ref().map_or(0, |p| p.get().len());
-        // Parsed values roughly triple the JSON text once a subscription needs them, and the two
-        // serialised events repeat the strings and the JSON once more each. Fixed at publish
-        // time, so eviction subtracts exactly what insertion added.
-        std::mem::size_of::<Transition>() + 3 * strings + 5 * json
-    }
-}
 
 /// How much the ring may hold. `Default` is `[watch]`'s defaults (`crate::assemble`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,17 +26,17 @@ pub struct RingLimits {
 pub enum RecentRead {
     /// The ring no longer (or not yet) covers the position: read the WAL.
     NotCovered,
-    /// Every transition in `[cursor, next_cursor)`, in offset order. `next_cursor == cursor`
+    /// Every committed event in `[cursor, next_cursor)`, in offset order. `next_cursor == cursor`
     /// means nothing more is published yet.
     Covered {
-        transitions: Vec<Arc<Transition>>,
+        events: Vec<Arc<CommittedEvent>>,
         next_cursor: u64,
     },
 }
 
 #[derive(Debug)]
 struct Ring {
-    entries: VecDeque<Arc<Transition>>,
+    entries: VecDeque<Arc<CommittedEvent>>,
     bytes: usize,
     /// Every `apply_event` record with `covered_from <= offset < covered_to` is in `entries`.
     covered_from: u64,
@@ -189,12 +44,12 @@ struct Ring {
 }
 
 #[derive(Debug)]
-pub(crate) struct RecentTransitions {
+pub(crate) struct RecentEvents {
     ring: Mutex<Ring>,
     limits: Mutex<RingLimits>,
     /// Live subscriptions. With none, publishing only moves the covered range (no copies).
     watchers: AtomicUsize,
-    /// `covered_to` after each publish: subscriptions wait on it for new transitions.
+    /// `covered_to` after each publish: subscriptions wait on it for new events.
     published: Arc<watch::Sender<u64>>,
     /// Wakes the relay task, which tells the waiting subscriptions; unset until a subscription
     /// started one from inside the runtime.
@@ -203,10 +58,10 @@ pub(crate) struct RecentTransitions {
     latest: Arc<AtomicU64>,
 }
 
-impl RecentTransitions {
+impl RecentEvents {
     /// An empty ring that covers nothing below `latest_offset` (the WAL's end at open).
-    pub(crate) fn new(latest_offset: u64) -> RecentTransitions {
-        RecentTransitions {
+    pub(crate) fn new(latest_offset: u64) -> RecentEvents {
+        RecentEvents {
             ring: Mutex::new(Ring {
                 entries: VecDeque::new(),
                 bytes: 0,
@@ -246,9 +101,9 @@ impl RecentTransitions {
             } else {
                 for (offset, record) in records {
                     if let Record::ApplyEvent(apply) = record {
-                        let transition = Transition::from_record(offset, apply);
-                        ring.bytes += transition.approx_bytes();
-                        ring.entries.push_back(Arc::new(transition));
+                        let event = CommittedEvent::from_record(offset, apply);
+                        ring.bytes += event.approx_bytes();
+                        ring.entries.push_back(Arc::new(event));
                     }
                 }
                 while ring.entries.len() > limits.events
@@ -272,7 +127,7 @@ impl RecentTransitions {
         }
     }
 
-    /// Up to `max` transitions from `cursor`, none at or above `commit_end`.
+    /// Up to `max` events from `cursor`, none at or above `commit_end`.
     pub(crate) fn read(&self, cursor: u64, commit_end: u64, max: usize) -> RecentRead {
         let ring = self.lock_ring();
         if cursor < ring.covered_from {
@@ -281,24 +136,24 @@ impl RecentTransitions {
         let upper = commit_end.min(ring.covered_to);
         if cursor >= upper {
             return RecentRead::Covered {
-                transitions: Vec::new(),
+                events: Vec::new(),
                 next_cursor: cursor,
             };
         }
         let start = ring.entries.partition_point(|t| t.offset < cursor);
-        let transitions: Vec<Arc<Transition>> = ring
+        let events: Vec<Arc<CommittedEvent>> = ring
             .entries
             .range(start..)
             .take_while(|t| t.offset < upper)
             .take(max)
             .cloned()
             .collect();
-        let next_cursor = match transitions.last() {
-            Some(last) if transitions.len() == max => last.offset + 1,
+        let next_cursor = match events.last() {
+            Some(last) if events.len() == max => last.offset + 1,
             _ => upper,
         };
         RecentRead::Covered {
-            transitions,
+            events,
             next_cursor,
         }
     }
@@ -339,7 +194,7 @@ impl RecentTransitions {
     }
 }
 
-impl Drop for RecentTransitions {
+impl Drop for RecentEvents {
     fn drop(&mut self) {
         // The relay holds the channel weakly: woken now, it finds it gone and ends.
         if let Some(relay) = self.relay.get() {
@@ -385,16 +240,16 @@ mod tests {
     fn offsets(read: RecentRead) -> (Vec<u64>, u64) {
         match read {
             RecentRead::Covered {
-                transitions,
+                events,
                 next_cursor,
-            } => (transitions.iter().map(|t| t.offset).collect(), next_cursor),
+            } => (events.iter().map(|e| e.offset).collect(), next_cursor),
             RecentRead::NotCovered => panic!("expected the ring to cover the cursor"),
         }
     }
 
     #[test]
     fn a_ring_without_watchers_covers_nothing_before_the_last_group() {
-        let ring = RecentTransitions::new(100);
+        let ring = RecentEvents::new(100);
         ring.publish([(100, apply("a"))].into_iter(), 150);
         assert!(matches!(ring.read(100, 150, 10), RecentRead::NotCovered));
         assert_eq!(offsets(ring.read(150, 150, 10)), (vec![], 150));
@@ -402,7 +257,7 @@ mod tests {
 
     #[test]
     fn reads_stop_at_the_commit_position_and_at_max() {
-        let ring = RecentTransitions::new(100);
+        let ring = RecentEvents::new(100);
         ring.watcher_started();
         ring.publish(
             [(100, apply("a")), (150, apply("b")), (200, apply("c"))].into_iter(),
@@ -415,7 +270,7 @@ mod tests {
 
     #[test]
     fn eviction_moves_the_covered_start_past_the_evicted_entry() {
-        let ring = RecentTransitions::new(100);
+        let ring = RecentEvents::new(100);
         ring.watcher_started();
         ring.set_limits(RingLimits {
             events: 2,
@@ -431,7 +286,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_subscriptions_are_woken_through_the_relay_and_see_the_ring_close() {
-        let ring = RecentTransitions::new(100);
+        let ring = RecentEvents::new(100);
         ring.watcher_started();
         let mut receivers: Vec<_> = (0..50).map(|_| ring.subscribe()).collect();
         assert!(

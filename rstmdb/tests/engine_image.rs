@@ -1,4 +1,5 @@
-//! The whole-state snapshot used by checkpoints: round trip and refusal of damaged bytes.
+//! The engine image (the whole state) that checkpoints hold: round trip and refusal of damaged
+//! bytes.
 
 mod engine_support;
 
@@ -47,11 +48,11 @@ fn populated() -> Harness {
 }
 
 #[test]
-fn a_snapshot_round_trip_keeps_the_whole_state() {
+fn an_image_round_trip_keeps_the_whole_state() {
     let h = populated();
-    let bytes = h.engine.encode_snapshot();
-    let decoded = Engine::decode_snapshot(h.engine.config().clone(), &bytes).unwrap();
-    assert_eq!(decoded.encode_snapshot(), bytes);
+    let bytes = h.engine.encode_image();
+    let decoded = Engine::decode_image(h.engine.config().clone(), &bytes).unwrap();
+    assert_eq!(decoded.encode_image(), bytes);
     assert_eq!(decoded.state_counts(), h.engine.state_counts());
     assert_eq!(decoded.last_timestamp_ms(), h.engine.last_timestamp_ms());
     assert_eq!(
@@ -71,9 +72,9 @@ fn a_snapshot_round_trip_keeps_the_whole_state() {
 #[test]
 fn a_decoded_engine_behaves_like_the_original() {
     let mut h = populated();
-    let bytes = h.engine.encode_snapshot();
+    let bytes = h.engine.encode_image();
     let mut decoded = Harness {
-        engine: Engine::decode_snapshot(h.engine.config().clone(), &bytes).unwrap(),
+        engine: Engine::decode_image(h.engine.config().clone(), &bytes).unwrap(),
         next_offset: h.next_offset,
         now_ms: h.now_ms,
         records: Vec::new(),
@@ -97,30 +98,30 @@ fn a_decoded_engine_behaves_like_the_original() {
         let b = decoded.result(cmd).map_err(|e| engine_support::wire(&e));
         assert_eq!(a, b);
     }
-    assert_eq!(decoded.engine.encode_snapshot(), h.engine.encode_snapshot());
+    assert_eq!(decoded.engine.encode_image(), h.engine.encode_image());
 }
 
 #[test]
-fn damaged_snapshots_are_refused_without_panicking() {
+fn damaged_images_are_refused_without_panicking() {
     let h = populated();
-    let bytes = h.engine.encode_snapshot();
+    let bytes = h.engine.encode_image();
     let config = h.engine.config().clone();
     for len in (0..bytes.len()).step_by(7) {
         assert!(
-            Engine::decode_snapshot(config.clone(), &bytes[..len]).is_err(),
+            Engine::decode_image(config.clone(), &bytes[..len]).is_err(),
             "prefix {len}"
         );
     }
     let mut trailing = bytes.clone();
     trailing.push(0);
-    assert!(Engine::decode_snapshot(config.clone(), &trailing).is_err());
+    assert!(Engine::decode_image(config.clone(), &trailing).is_err());
     let mut magic = bytes.clone();
     magic[0] ^= 0xff;
-    assert!(Engine::decode_snapshot(config.clone(), &magic).is_err());
+    assert!(Engine::decode_image(config.clone(), &magic).is_err());
     for i in (8..bytes.len()).step_by(13) {
         let mut flipped = bytes.clone();
         flipped[i] ^= 0xa5;
         // Either refused or decoded into some state; never a panic.
-        let _ = Engine::decode_snapshot(config.clone(), &flipped);
+        let _ = Engine::decode_image(config.clone(), &flipped);
     }
 }

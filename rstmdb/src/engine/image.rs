@@ -35,12 +35,12 @@ use std::num::NonZeroU64;
 
 const MAGIC: &[u8; 8] = b"RSTMENG1";
 
-/// Why snapshot bytes could not be decoded.
+/// Why engine image bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("not an engine snapshot (bad magic)")]
+pub enum ImageError {
+    #[error("not an engine image (bad magic)")]
     BadMagic,
-    #[error("snapshot truncated at byte {0}")]
+    #[error("engine image truncated at byte {0}")]
     Truncated(usize),
     #[error("invalid UTF-8 in a string at byte {0}")]
     InvalidUtf8(usize),
@@ -54,14 +54,14 @@ pub enum SnapshotError {
     },
     #[error("instance {instance_id}: {reason}")]
     InvalidInstance { instance_id: String, reason: String },
-    #[error("{0} bytes after the end of the snapshot")]
+    #[error("{0} bytes after the end of the engine image")]
     TrailingBytes(usize),
 }
 
 impl Engine {
     /// Encodes the whole state (machines, instances and tombstones, idempotency keys, the last
     /// record timestamp). Deterministic: equal states give equal bytes.
-    pub fn encode_snapshot(&self) -> Vec<u8> {
+    pub fn encode_image(&self) -> Vec<u8> {
         let state = &self.state;
         let mut out = Writer(Vec::with_capacity(64 + state.instances.len() * 160));
         out.0.extend_from_slice(MAGIC);
@@ -107,11 +107,11 @@ impl Engine {
         out.0
     }
 
-    /// Rebuilds an engine from [`Engine::encode_snapshot`] bytes.
-    pub fn decode_snapshot(config: EngineConfig, bytes: &[u8]) -> Result<Engine, SnapshotError> {
+    /// Rebuilds an engine from [`Engine::encode_image`] bytes.
+    pub fn decode_image(config: EngineConfig, bytes: &[u8]) -> Result<Engine, ImageError> {
         let mut r = Reader { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
-            return Err(SnapshotError::BadMagic);
+            return Err(ImageError::BadMagic);
         }
         let last_timestamp_ms = r.i64()?;
         let machines = decode_machines(&mut r)?;
@@ -127,7 +127,7 @@ impl Engine {
             keys.push(decode_key(&mut r)?);
         }
         if r.at != bytes.len() {
-            return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
+            return Err(ImageError::TrailingBytes(bytes.len() - r.at));
         }
         let state = State {
             machines,
@@ -139,7 +139,7 @@ impl Engine {
     }
 }
 
-fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, SnapshotError> {
+fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, ImageError> {
     let mut machines = Machines::default();
     let name_count = r.u32()?;
     for _ in 0..name_count {
@@ -147,7 +147,7 @@ fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, SnapshotError> {
         let version_count = r.u32()?;
         for _ in 0..version_count {
             let version = r.u32()?;
-            let invalid = |reason: String| SnapshotError::InvalidMachine {
+            let invalid = |reason: String| ImageError::InvalidMachine {
                 machine: name.to_owned(),
                 version,
                 reason,
@@ -177,7 +177,7 @@ fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, SnapshotError> {
 fn decode_instances(
     r: &mut Reader<'_>,
     machines: &Machines,
-) -> Result<(BTreeMap<Box<str>, Instance>, StateCounts), SnapshotError> {
+) -> Result<(BTreeMap<Box<str>, Instance>, StateCounts), ImageError> {
     let count = r.u64()?;
     let mut counts = StateCounts::default();
     let mut previous: Option<&str> = None;
@@ -189,7 +189,7 @@ fn decode_instances(
     for _ in 0..count {
         decoded.push({
             let id = r.str()?;
-            let invalid = |reason: &str| SnapshotError::InvalidInstance {
+            let invalid = |reason: &str| ImageError::InvalidInstance {
                 instance_id: id.to_owned(),
                 reason: reason.to_owned(),
             };
@@ -296,7 +296,7 @@ fn encode_key(out: &mut Writer, key: &IdemKey, entry: &IdemEntry) {
     }
 }
 
-fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), SnapshotError> {
+fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), ImageError> {
     let at = r.at;
     let key = match r.u8()? {
         0 => IdemKey::Create(r.str()?.into()),
@@ -307,7 +307,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), SnapshotError>
                 key,
             }
         }
-        tag => return Err(SnapshotError::InvalidTag { tag, at }),
+        tag => return Err(ImageError::InvalidTag { tag, at }),
     };
     let timestamp_ms = r.i64()?;
     let wal_offset = r.u64()?;
@@ -331,7 +331,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), SnapshotError>
             ctx: r.str()?.into(),
         },
         2 => Recorded::Delete,
-        tag => return Err(SnapshotError::InvalidTag { tag, at }),
+        tag => return Err(ImageError::InvalidTag { tag, at }),
     };
     Ok((
         key,
@@ -379,48 +379,48 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
         let end = self
             .at
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or(SnapshotError::Truncated(self.at))?;
+            .ok_or(ImageError::Truncated(self.at))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
         let at = self.at;
         self.take(N)?
             .try_into()
-            .map_err(|_| SnapshotError::Truncated(at))
+            .map_err(|_| ImageError::Truncated(at))
     }
-    fn u8(&mut self) -> Result<u8, SnapshotError> {
+    fn u8(&mut self) -> Result<u8, ImageError> {
         Ok(self.array::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, SnapshotError> {
+    fn u32(&mut self) -> Result<u32, ImageError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, SnapshotError> {
+    fn u64(&mut self) -> Result<u64, ImageError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn i64(&mut self) -> Result<i64, SnapshotError> {
+    fn i64(&mut self) -> Result<i64, ImageError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
-    fn str(&mut self) -> Result<&'a str, SnapshotError> {
+    fn str(&mut self) -> Result<&'a str, ImageError> {
         let len = self.u32()? as usize;
         let at = self.at;
-        std::str::from_utf8(self.take(len)?).map_err(|_| SnapshotError::InvalidUtf8(at))
+        std::str::from_utf8(self.take(len)?).map_err(|_| ImageError::InvalidUtf8(at))
     }
     fn opt<T>(
         &mut self,
-        read: impl FnOnce(&mut Self) -> Result<T, SnapshotError>,
-    ) -> Result<Option<T>, SnapshotError> {
+        read: impl FnOnce(&mut Self) -> Result<T, ImageError>,
+    ) -> Result<Option<T>, ImageError> {
         let at = self.at;
         match self.u8()? {
             0 => Ok(None),
             1 => read(self).map(Some),
-            tag => Err(SnapshotError::InvalidTag { tag, at }),
+            tag => Err(ImageError::InvalidTag { tag, at }),
         }
     }
 }
