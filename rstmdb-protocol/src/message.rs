@@ -1,7 +1,6 @@
 //! Messages the server sends (§3.2–§3.6) and the client-side parser for them.
 
-use serde::Deserialize;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::RcpError;
@@ -40,8 +39,10 @@ fn lenient_meta<'de, D: serde::Deserializer<'de>>(
     Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
-/// A response (§3.2, §3.3). Serialises with `"type":"response"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A response (§3.2, §3.3). Serialises with `"type":"response"` first, then `id`, then the
+/// outcome's `status` and its fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "response")]
 pub struct Response {
     pub id: String,
     #[serde(flatten)]
@@ -118,28 +119,6 @@ pub enum ResultError {
     UnexpectedShape(#[source] serde_json::Error),
 }
 
-impl Serialize for Response {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("type", "response")?;
-        map.serialize_entry("id", &self.id)?;
-        match &self.outcome {
-            Outcome::Ok { result, meta } => {
-                map.serialize_entry("status", "ok")?;
-                map.serialize_entry("result", result)?;
-                if let Some(meta) = meta {
-                    map.serialize_entry("meta", meta)?;
-                }
-            }
-            Outcome::Error { error } => {
-                map.serialize_entry("status", "error")?;
-                map.serialize_entry("error", error)?;
-            }
-        }
-        map.end()
-    }
-}
-
 /// Serialises a typed result into the JSON object a response carries.
 pub fn to_object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, RcpError> {
     match serde_json::to_value(value) {
@@ -177,8 +156,10 @@ fn serialise(response: &Response) -> String {
 }
 
 /// A committed transition delivered to a subscription (§3.5). The field set is exact: the
-/// public clients reject events with missing fields, so nothing else is ever added.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// public clients reject events with missing fields, so nothing else is ever added. Serialises
+/// with `"type":"event"` first, then the fields in this order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "event")]
 pub struct Event {
     pub subscription_id: String,
     pub instance_id: String,
@@ -191,45 +172,17 @@ pub struct Event {
     /// The APPLY_EVENT payload; serialised as `null` when there was none.
     pub payload: Option<Map<String, Value>>,
     /// The context after the transition; present only if the subscription includes it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctx: Option<Map<String, Value>>,
 }
 
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("type", "event")?;
-        map.serialize_entry("subscription_id", &self.subscription_id)?;
-        map.serialize_entry("instance_id", &self.instance_id)?;
-        map.serialize_entry("machine", &self.machine)?;
-        map.serialize_entry("version", &self.version)?;
-        map.serialize_entry("wal_offset", &self.wal_offset)?;
-        map.serialize_entry("from_state", &self.from_state)?;
-        map.serialize_entry("to_state", &self.to_state)?;
-        map.serialize_entry("event", &self.event)?;
-        map.serialize_entry("payload", &self.payload)?;
-        if let Some(ctx) = &self.ctx {
-            map.serialize_entry("ctx", ctx)?;
-        }
-        map.end()
-    }
-}
-
-/// The terminal error of a subscription (§3.6, extension).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The terminal error of a subscription (§3.6, extension). Serialises with
+/// `"type":"stream_error"` first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "stream_error")]
 pub struct StreamError {
     pub subscription_id: String,
     pub error: RcpError,
-}
-
-impl Serialize for StreamError {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("type", "stream_error")?;
-        map.serialize_entry("subscription_id", &self.subscription_id)?;
-        map.serialize_entry("error", &self.error)?;
-        map.end()
-    }
 }
 
 /// Any message a server sends, as the client reads it. Messages of an unknown `type` are kept
@@ -379,6 +332,45 @@ mod tests {
         );
         round_trip(
             r#"{"type":"stream_error","subscription_id":"sub-3f1c9a52-7d4e-4b8a-9c61-2e5f0a8d7b13","error":{"code":"NOT_FOUND","message":"WAL records from offset 1099511628334 were removed by compaction","retryable":false,"details":{"reason":"offset_compacted","next_offset":1099511628334,"oldest_offset":3298534883328}}}"#,
+        );
+    }
+
+    #[test]
+    fn every_message_writes_its_type_first_and_its_fields_in_spec_order() {
+        let ok = Response::ok_with_offset("9", Map::new(), 5);
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"type":"response","id":"9","status":"ok","result":{},"meta":{"wal_offset":5}}"#
+        );
+        let error = Response::error("7", RcpError::new(ErrorCode::Conflict, "m"));
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"response","id":"7","status":"error","error":{"code":"CONFLICT","message":"m","retryable":false}}"#
+        );
+        let event = Event {
+            subscription_id: "s".into(),
+            instance_id: "i".into(),
+            machine: "m".into(),
+            version: 1,
+            wal_offset: 2,
+            from_state: "a".into(),
+            to_state: "b".into(),
+            event: "E".into(),
+            payload: None,
+            ctx: Some(Map::new()),
+        };
+        // The watch fan-out splices per-subscription heads onto this exact prefix.
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"event","subscription_id":"s","instance_id":"i","machine":"m","version":1,"wal_offset":2,"from_state":"a","to_state":"b","event":"E","payload":null,"ctx":{}}"#
+        );
+        let stream_error = StreamError {
+            subscription_id: "s".into(),
+            error: RcpError::new(ErrorCode::NotFound, "gone"),
+        };
+        assert_eq!(
+            serde_json::to_string(&stream_error).unwrap(),
+            r#"{"type":"stream_error","subscription_id":"s","error":{"code":"NOT_FOUND","message":"gone","retryable":false}}"#
         );
     }
 

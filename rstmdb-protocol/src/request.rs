@@ -1,6 +1,6 @@
 //! The request envelope (§3.1) and the request-level error table of §2.8.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::RcpError;
@@ -9,8 +9,11 @@ use crate::ops::Op;
 use crate::params::OpParams;
 
 /// A request whose envelope is valid. `params` is `{}` when it was missing or null; the op's
-/// own params are checked later ([`crate::params::OpParams::parse`]).
-#[derive(Debug, Clone, PartialEq)]
+/// own params are checked later ([`crate::params::OpParams::parse`]). Serialises as
+/// `{"type":"request","id":…,"op":…,"params":{…}}`; it is parsed by [`Request::parse`], which
+/// applies the error table of §2.8.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename = "request")]
 pub struct Request {
     pub id: String,
     pub op: Op,
@@ -102,18 +105,6 @@ impl Request {
     }
 }
 
-/// Serialises as `{"type":"request","id":…,"op":…,"params":{…}}`.
-impl Serialize for Request {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("type", "request")?;
-        map.serialize_entry("id", &self.id)?;
-        map.serialize_entry("op", &self.op)?;
-        map.serialize_entry("params", &self.params)?;
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +116,17 @@ mod tests {
 
     fn details(error: &RequestError) -> Value {
         Value::Object(error.error.details.clone().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_request_serialises_as_the_spec_example_with_its_type_first() {
+        let mut params = Map::new();
+        params.insert("instance_id".to_owned(), json!("order-1"));
+        let request = Request::new("7", Op::GetInstance, params);
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            r#"{"type":"request","id":"7","op":"GET_INSTANCE","params":{"instance_id":"order-1"}}"#
+        );
     }
 
     #[test]

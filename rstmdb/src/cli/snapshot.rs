@@ -17,6 +17,7 @@ use std::error::Error;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
@@ -346,38 +347,20 @@ fn verify(data_dir: &Path) -> Result<bool, Failure> {
     Ok(faults == 0)
 }
 
-/// Epoch milliseconds as RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:07.500Z`.
+/// Epoch milliseconds as RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:07.500Z`. A value
+/// before 1970 or after 9999 (only a damaged file could hold one) is shown as the plain number.
 fn format_epoch_ms(epoch_ms: i64) -> String {
-    let days = epoch_ms.div_euclid(86_400_000);
-    let ms_of_day = epoch_ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
+    use std::fmt::Write;
+    let mut text = String::new();
+    let formatted = u64::try_from(epoch_ms)
+        .ok()
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .is_some_and(|time| write!(text, "{}", humantime::format_rfc3339_millis(time)).is_ok());
+    if formatted {
+        text
     } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+        format!("{epoch_ms} ms after the Unix epoch")
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +375,14 @@ mod tests {
             "2026-01-01T00:00:07.500Z"
         );
         assert_eq!(format_epoch_ms(951_825_600_001), "2000-02-29T12:00:00.001Z");
-        assert_eq!(format_epoch_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_timestamp_outside_the_calendar_range_is_shown_as_a_number() {
+        assert_eq!(format_epoch_ms(-1), "-1 ms after the Unix epoch");
+        assert_eq!(
+            format_epoch_ms(i64::MAX),
+            format!("{} ms after the Unix epoch", i64::MAX)
+        );
     }
 }

@@ -1,8 +1,5 @@
-//! CPU time of a process from `/proc/<pid>/stat` (the `getrusage` figures without unsafe code).
-
-/// Kernel clock ticks per second of `utime`/`stime` (USER_HZ). It is 100 on every Linux
-/// architecture we run on; reading it with `sysconf(_SC_CLK_TCK)` would need unsafe FFI.
-const USER_HZ: f64 = 100.0;
+//! CPU time of a process, from the kernel's per-process statistics (`procfs`, which also knows
+//! the clock tick rate instead of assuming one).
 
 /// User and system CPU seconds of a process, all threads included.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -14,15 +11,20 @@ pub struct CpuTime {
 impl CpuTime {
     /// This process. `None` where `/proc` is unavailable.
     pub fn of_self() -> Option<Self> {
-        Self::read("/proc/self/stat")
+        Self::read(procfs::process::Process::myself().ok()?)
     }
 
     pub fn of_pid(pid: u32) -> Option<Self> {
-        Self::read(&format!("/proc/{pid}/stat"))
+        Self::read(procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?)
     }
 
-    fn read(path: &str) -> Option<Self> {
-        parse_stat(&std::fs::read_to_string(path).ok()?)
+    fn read(process: procfs::process::Process) -> Option<Self> {
+        let stat = process.stat().ok()?;
+        let ticks_per_second = procfs::ticks_per_second() as f64;
+        Some(CpuTime {
+            user_secs: stat.utime as f64 / ticks_per_second,
+            system_secs: stat.stime as f64 / ticks_per_second,
+        })
     }
 
     pub fn total_secs(&self) -> f64 {
@@ -38,36 +40,23 @@ impl CpuTime {
     }
 }
 
-/// Fields 14 and 15 (`utime`, `stime`) of a stat line. The command name (field 2) is in
-/// parentheses and may itself hold spaces and parentheses, so fields are counted after the
-/// last `)`.
-fn parse_stat(line: &str) -> Option<CpuTime> {
-    let after_name = &line[line.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    // After the name come field 3 (state) onwards; utime is field 14, i.e. the 12th here.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(CpuTime {
-        user_secs: utime as f64 / USER_HZ,
-        system_secs: stime as f64 / USER_HZ,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_are_counted_after_a_name_with_spaces_and_parentheses() {
-        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 4 0";
-        let cpu = parse_stat(line).expect("parses");
-        assert_eq!(cpu.user_secs, 2.5);
-        assert_eq!(cpu.system_secs, 0.75);
-    }
-
-    #[test]
-    fn this_process_has_a_readable_cpu_time() {
-        let cpu = CpuTime::of_self().expect("/proc/self/stat is readable on Linux");
-        assert!(cpu.total_secs() >= 0.0);
+    fn this_process_accumulates_cpu_time_while_it_works() {
+        let before = CpuTime::of_self().expect("/proc/self/stat is readable on Linux");
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let used = CpuTime::of_self().expect("readable").since(&before);
+        assert!(used.total_secs() > 0.05, "300 ms of spinning used {used:?}");
+        assert_eq!(
+            CpuTime::of_pid(std::process::id()).map(|cpu| cpu.total_secs() > 0.0),
+            Some(true)
+        );
     }
 }

@@ -168,24 +168,23 @@ pub enum BenchError {
     Task(String),
 }
 
-/// `500ms`, `10s`, `2m` or a plain number of seconds (`1.5`).
+/// `500ms`, `10s`, `2m`, `1m30s` (humantime's forms) or a plain number of seconds (`1.5`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit_secs) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else if let Some(m) = text.strip_suffix('m') {
-        (m, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => {
-            Duration::try_from_secs_f64(value * unit_secs).map_err(|err| err.to_string())
+    let parsed = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+            Duration::try_from_secs_f64(secs).map_err(|err| err.to_string())
         }
-        _ => Err(format!(
-            "`{text}` is not a duration; use e.g. 500ms, 10s, 2m"
+        Ok(_) => Err("it is negative".to_owned()),
+        Err(_) => humantime::parse_duration(text).map_err(|err| err.to_string()),
+    };
+    match parsed {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "`{text}` is zero; the bench needs a positive duration"
+        )),
+        Err(reason) => Err(format!(
+            "`{text}` is not a duration ({reason}); use e.g. 500ms, 10s, 2m"
         )),
     }
 }
@@ -201,6 +200,7 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
     }
 
     #[test]
