@@ -295,39 +295,29 @@ mod tests {
         );
     }
 
+    fn assert_decodes_to_ping(frame: BytesMut) {
+        let decoded = decode_all(&mut FrameCodec::default(), frame);
+        assert_eq!(decoded.unwrap().as_deref(), Some(PING));
+    }
+
     #[test]
     fn crc_field_is_ignored_when_crc_present_is_clear() {
         let frame = raw_frame(b"RCPX", 1, 0, b"", PING.as_bytes(), 0xDEAD_BEEF);
-        assert_eq!(
-            decode_all(&mut FrameCodec::default(), frame)
-                .unwrap()
-                .as_deref(),
-            Some(PING)
-        );
+        assert_decodes_to_ping(frame);
     }
 
     #[test]
     fn stream_and_end_stream_flags_are_accepted() {
         let payload = PING.as_bytes();
         let frame = raw_frame(b"RCPX", 1, 0x000D, b"", payload, crc32c(payload));
-        assert_eq!(
-            decode_all(&mut FrameCodec::default(), frame)
-                .unwrap()
-                .as_deref(),
-            Some(PING)
-        );
+        assert_decodes_to_ping(frame);
     }
 
     #[test]
     fn header_extension_is_skipped_and_not_covered_by_the_crc() {
         let payload = PING.as_bytes();
         let frame = raw_frame(b"RCPX", 1, 1, b"opaque extension", payload, crc32c(payload));
-        assert_eq!(
-            decode_all(&mut FrameCodec::default(), frame)
-                .unwrap()
-                .as_deref(),
-            Some(PING)
-        );
+        assert_decodes_to_ping(frame);
     }
 
     #[test]

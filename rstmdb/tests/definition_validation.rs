@@ -453,7 +453,7 @@ fn errors_read_as_one_line_messages() {
         "invalid definition: missing field 'transitions'"
     );
     let kind = |definition: Value| match MachineDefinition::from_json(&definition) {
-        Err(DefinitionError::Invalid { kind, .. }) => Some(kind),
+        Err(DefinitionError::Invalid(invalid)) => Some(invalid.kind),
         _ => None,
     };
     assert_eq!(kind(json!(1)), Some(DefinitionErrorKind::NotObject));

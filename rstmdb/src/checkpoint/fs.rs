@@ -5,7 +5,8 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The file operations the stores need, and nothing more.
 ///
@@ -37,6 +38,57 @@ pub trait StorageFs: fmt::Debug + Send + Sync {
 
     /// Removes the file `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// The directory a store keeps its files in and how it may touch them: what the checkpoint and
+/// the snapshot stores share.
+#[derive(Debug)]
+pub(super) struct StoreDir {
+    pub(super) dir: PathBuf,
+    pub(super) fs: Arc<dyn StorageFs>,
+    /// Opened for offline inspection: every write is refused.
+    pub(super) read_only: bool,
+    /// Serialises the store's writes so its checks see a stable directory. It guards no data,
+    /// so a poisoned lock is simply taken over.
+    write_lock: Mutex<()>,
+}
+
+impl StoreDir {
+    /// `data_dir/name` for reading and writing: created if needed, with its directory entry
+    /// made durable before anything is written inside. On failure, the path of the failing
+    /// call comes with the error.
+    pub(super) fn open(
+        data_dir: &Path,
+        name: &str,
+        fs: Arc<dyn StorageFs>,
+    ) -> Result<StoreDir, (PathBuf, io::Error)> {
+        let dir = data_dir.join(name);
+        fs.create_dir_all(&dir).map_err(|err| (dir.clone(), err))?;
+        fs.sync_dir(data_dir)
+            .map_err(|err| (data_dir.to_path_buf(), err))?;
+        Ok(StoreDir::new(dir, fs, false))
+    }
+
+    /// `data_dir/name` on the real file system, for reading only; nothing is created.
+    pub(super) fn read_only(data_dir: &Path, name: &str) -> StoreDir {
+        StoreDir::new(data_dir.join(name), Arc::new(RealFs), true)
+    }
+
+    fn new(dir: PathBuf, fs: Arc<dyn StorageFs>, read_only: bool) -> StoreDir {
+        StoreDir {
+            dir,
+            fs,
+            read_only,
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    /// Held for the length of one write.
+    pub(super) fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The real file system (`std::fs`).

@@ -4,13 +4,13 @@
 //! randomness.
 
 use super::error::{SnapshotError, SnapshotFault};
-use super::fs::{RealFs, StorageFs, file_names_or_empty, publish_durably};
+use super::fs::{RealFs, StorageFs, StoreDir, file_names_or_empty, publish_durably};
 use super::snapshot_index::{self, INDEX_FILE, IndexContents, SnapshotIndexEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The sub-directory of the data directory that holds instance snapshots.
 pub const SNAPSHOT_DIR: &str = "snapshots";
@@ -83,11 +83,7 @@ pub fn validate_snapshot_id(id: &str) -> Result<()> {
 /// Per-instance snapshots. Writes are serialised inside the store and durable when they return.
 #[derive(Debug)]
 pub struct SnapshotStore {
-    dir: PathBuf,
-    fs: Arc<dyn StorageFs>,
-    read_only: bool,
-    /// Serialises writes so the existence check and the index append see a stable directory.
-    write_lock: Mutex<()>,
+    files: StoreDir,
 }
 
 impl SnapshotStore {
@@ -99,38 +95,31 @@ impl SnapshotStore {
 
     /// Like [`Self::open`], on any [`StorageFs`] (tests inject faults this way).
     pub fn open_with_fs(data_dir: impl AsRef<Path>, fs: Arc<dyn StorageFs>) -> Result<Self> {
-        let data_dir = data_dir.as_ref();
-        let dir = data_dir.join(SNAPSHOT_DIR);
-        fs.create_dir_all(&dir).map_err(SnapshotError::io(&dir))?;
-        fs.sync_dir(data_dir).map_err(SnapshotError::io(data_dir))?;
-        let store = Self::new(dir, fs, false);
+        let files = StoreDir::open(data_dir.as_ref(), SNAPSHOT_DIR, fs)
+            .map_err(|(path, err)| SnapshotError::io(path)(err))?;
+        let store = Self::new(files);
         store.clean_temp_files()?;
-        snapshot_index::cut_torn_tail(&*store.fs, &store.index_path())?;
+        snapshot_index::cut_torn_tail(&*store.files.fs, &store.index_path())?;
         Ok(store)
     }
 
     /// Opens `<data_dir>/snapshots` for inspection only: creates, deletes and repairs nothing,
     /// and refuses writes. A missing directory reads as empty.
     pub fn open_read_only(data_dir: impl AsRef<Path>) -> Self {
-        Self::new(data_dir.as_ref().join(SNAPSHOT_DIR), Arc::new(RealFs), true)
+        Self::new(StoreDir::read_only(data_dir.as_ref(), SNAPSHOT_DIR))
     }
 
-    fn new(dir: PathBuf, fs: Arc<dyn StorageFs>, read_only: bool) -> Self {
-        Self {
-            dir,
-            fs,
-            read_only,
-            write_lock: Mutex::new(()),
-        }
+    fn new(files: StoreDir) -> Self {
+        Self { files }
     }
 
     /// The snapshot directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.files.dir
     }
 
     fn index_path(&self) -> PathBuf {
-        self.dir.join(INDEX_FILE)
+        self.files.dir.join(INDEX_FILE)
     }
 
     fn file_name(id: &str) -> String {
@@ -139,21 +128,24 @@ impl SnapshotStore {
 
     fn clean_temp_files(&self) -> Result<()> {
         let names = self
+            .files
             .fs
-            .file_names(&self.dir)
-            .map_err(SnapshotError::io(&self.dir))?;
+            .file_names(&self.files.dir)
+            .map_err(SnapshotError::io(&self.files.dir))?;
         let mut removed = false;
         for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
-            let path = self.dir.join(name);
-            self.fs
+            let path = self.files.dir.join(name);
+            self.files
+                .fs
                 .remove_file(&path)
                 .map_err(SnapshotError::io(path))?;
             removed = true;
         }
         if removed {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(SnapshotError::io(&self.dir))?;
+            self.files
+                .fs
+                .sync_dir(&self.files.dir)
+                .map_err(SnapshotError::io(&self.files.dir))?;
         }
         Ok(())
     }
@@ -161,21 +153,21 @@ impl SnapshotStore {
     /// Stores `snapshot` durably, appends its index line, and returns that line (which carries
     /// `size_bytes` and `checksum` for the SNAPSHOT_INSTANCE result).
     pub fn write(&self, snapshot: &InstanceSnapshot) -> Result<SnapshotIndexEntry> {
-        if self.read_only {
+        if self.files.read_only {
             return Err(SnapshotError::ReadOnly);
         }
         let id = &snapshot.snapshot_id;
         validate_snapshot_id(id)?;
-        let _serialised = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialised = self.files.lock_writes();
         let file_name = Self::file_name(id);
-        if file_exists(&*self.fs, &self.dir.join(&file_name))? {
+        if file_exists(&*self.files.fs, &self.files.dir.join(&file_name))? {
             return Err(SnapshotError::AlreadyExists(id.clone()));
         }
         let bytes = serde_json::to_vec(snapshot).map_err(|source| SnapshotError::Encode {
             snapshot_id: id.clone(),
             source,
         })?;
-        publish_durably(&*self.fs, &self.dir, &file_name, &[&bytes])
+        publish_durably(&*self.files.fs, &self.files.dir, &file_name, &[&bytes])
             .map_err(|(path, source)| SnapshotError::Io { path, source })?;
         let entry = SnapshotIndexEntry {
             snapshot_id: id.clone(),
@@ -185,7 +177,7 @@ impl SnapshotStore {
             checksum: checksum_hex(&bytes),
             created_at: snapshot.created_at,
         };
-        snapshot_index::append(&*self.fs, &self.dir, &entry)?;
+        snapshot_index::append(&*self.files.fs, &self.files.dir, &entry)?;
         Ok(entry)
     }
 
@@ -197,14 +189,14 @@ impl SnapshotStore {
 
     fn read_index(&self) -> Result<IndexContents> {
         let path = self.index_path();
-        let bytes = read_optional(&*self.fs, &path)?.unwrap_or_default();
+        let bytes = read_optional(&*self.files.fs, &path)?.unwrap_or_default();
         Ok(snapshot_index::parse(&bytes))
     }
 
     /// Reads one snapshot back, with its size, checksum and index entry.
     pub fn get(&self, id: &str) -> Result<StoredSnapshot> {
         validate_snapshot_id(id)?;
-        let bytes = read_optional(&*self.fs, &self.dir.join(Self::file_name(id)))?
+        let bytes = read_optional(&*self.files.fs, &self.files.dir.join(Self::file_name(id)))?
             .ok_or_else(|| SnapshotError::NotFound(id.to_owned()))?;
         let snapshot =
             serde_json::from_slice(&bytes).map_err(|source| SnapshotError::BadContent {
@@ -243,8 +235,8 @@ impl SnapshotStore {
             .iter()
             .map(|e| Self::file_name(&e.snapshot_id))
             .collect();
-        let files =
-            file_names_or_empty(&*self.fs, &self.dir).map_err(SnapshotError::io(&self.dir))?;
+        let files = file_names_or_empty(&*self.files.fs, &self.files.dir)
+            .map_err(SnapshotError::io(&self.files.dir))?;
         report.unindexed_files = files
             .into_iter()
             .filter(|f| f.ends_with(SNAPSHOT_SUFFIX) && !indexed.contains(f))
@@ -262,8 +254,8 @@ impl SnapshotStore {
                 reason,
             }));
         }
-        let path = self.dir.join(Self::file_name(&snapshot_id));
-        let Some(bytes) = read_optional(&*self.fs, &path)? else {
+        let path = self.files.dir.join(Self::file_name(&snapshot_id));
+        let Some(bytes) = read_optional(&*self.files.fs, &path)? else {
             return Ok(Some(SnapshotFault::MissingFile { snapshot_id }));
         };
         let actual_size = bytes.len() as u64;

@@ -3,10 +3,10 @@
 
 use super::error::{CheckpointError, CheckpointFault};
 use super::format::{CheckpointMeta, CheckpointName, HEADER_LEN, Header};
-use super::fs::{RealFs, StorageFs, file_names_or_empty, publish_durably};
+use super::fs::{RealFs, StorageFs, StoreDir, file_names_or_empty, publish_durably};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The sub-directory of the data directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
@@ -78,12 +78,7 @@ pub struct LoadOutcome {
 /// Whole-state checkpoints. Writes are serialised inside the store and durable when they return.
 #[derive(Debug)]
 pub struct CheckpointStore {
-    dir: PathBuf,
-    fs: Arc<dyn StorageFs>,
-    read_only: bool,
-    /// Serialises write and retention so generation numbers and the offset check see a stable
-    /// directory. It guards no data, so a poisoned lock is simply taken over.
-    write_lock: Mutex<()>,
+    files: StoreDir,
     cleaned_temp_files: Vec<String>,
 }
 
@@ -97,13 +92,9 @@ impl CheckpointStore {
 
     /// Like [`Self::open`], on any [`StorageFs`] (tests inject faults this way).
     pub fn open_with_fs(data_dir: impl AsRef<Path>, fs: Arc<dyn StorageFs>) -> Result<Self> {
-        let data_dir = data_dir.as_ref();
-        let dir = data_dir.join(CHECKPOINT_DIR);
-        fs.create_dir_all(&dir).map_err(CheckpointError::io(&dir))?;
-        // The new directory's own entry must be durable before anything in it is.
-        fs.sync_dir(data_dir)
-            .map_err(CheckpointError::io(data_dir))?;
-        let mut store = Self::new(dir, fs, false);
+        let files = StoreDir::open(data_dir.as_ref(), CHECKPOINT_DIR, fs)
+            .map_err(|(path, err)| CheckpointError::io(path)(err))?;
+        let mut store = Self::new(files);
         store.clean_temp_files()?;
         Ok(store)
     }
@@ -112,26 +103,19 @@ impl CheckpointStore {
     /// running server may be writing a temp file), and refuses `write` and retention. A missing
     /// directory reads as empty.
     pub fn open_read_only(data_dir: impl AsRef<Path>) -> Self {
-        Self::new(
-            data_dir.as_ref().join(CHECKPOINT_DIR),
-            Arc::new(RealFs),
-            true,
-        )
+        Self::new(StoreDir::read_only(data_dir.as_ref(), CHECKPOINT_DIR))
     }
 
-    fn new(dir: PathBuf, fs: Arc<dyn StorageFs>, read_only: bool) -> Self {
+    fn new(files: StoreDir) -> Self {
         Self {
-            dir,
-            fs,
-            read_only,
-            write_lock: Mutex::new(()),
+            files,
             cleaned_temp_files: Vec::new(),
         }
     }
 
     /// The checkpoint directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.files.dir
     }
 
     /// Temp files that [`Self::open`] deleted, for the caller to log.
@@ -141,22 +125,25 @@ impl CheckpointStore {
 
     fn clean_temp_files(&mut self) -> Result<()> {
         let names = self
+            .files
             .fs
-            .file_names(&self.dir)
-            .map_err(CheckpointError::io(&self.dir))?;
+            .file_names(&self.files.dir)
+            .map_err(CheckpointError::io(&self.files.dir))?;
         for name in names {
             if CheckpointName::parse_temp(&name).is_some() {
-                let path = self.dir.join(&name);
-                self.fs
+                let path = self.files.dir.join(&name);
+                self.files
+                    .fs
                     .remove_file(&path)
                     .map_err(CheckpointError::io(path))?;
                 self.cleaned_temp_files.push(name);
             }
         }
         if !self.cleaned_temp_files.is_empty() {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(CheckpointError::io(&self.dir))?;
+            self.files
+                .fs
+                .sync_dir(&self.files.dir)
+                .map_err(CheckpointError::io(&self.files.dir))?;
         }
         Ok(())
     }
@@ -166,10 +153,10 @@ impl CheckpointStore {
     /// The caller must have made the WAL durable up to `meta.checkpoint_offset` first (§4.19).
     /// A `checkpoint_offset` below the newest existing checkpoint's is refused: offsets only grow.
     pub fn write(&self, meta: CheckpointMeta, payload: &[u8]) -> Result<CheckpointInfo> {
-        if self.read_only {
+        if self.files.read_only {
             return Err(CheckpointError::ReadOnly);
         }
-        let _serialised = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialised = self.files.lock_writes();
         let names = self.names()?;
         if let Some(newest) = names.last()
             && meta.checkpoint_offset < newest.checkpoint_offset
@@ -194,8 +181,8 @@ impl CheckpointStore {
         let header = Header::new(name, &meta, payload);
         let file_name = name.file_name();
         publish_durably(
-            &*self.fs,
-            &self.dir,
+            &*self.files.fs,
+            &self.files.dir,
             &file_name,
             &[&header.encode(), payload],
         )
@@ -235,8 +222,8 @@ impl CheckpointStore {
     pub fn list(&self) -> Result<Vec<CheckpointEntry>> {
         let mut entries = Vec::new();
         for name in self.names()? {
-            let path = self.dir.join(name.file_name());
-            let (file_len, mut reader) = match self.fs.open_read(&path) {
+            let path = self.files.dir.join(name.file_name());
+            let (file_len, mut reader) = match self.files.fs.open_read(&path) {
                 Ok(opened) => opened,
                 // Removed by a concurrent retention pass since the directory was read.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -267,10 +254,10 @@ impl CheckpointStore {
     /// for the operator. Returns how many files were removed; removes nothing when no checkpoint
     /// is valid. See `docs/checkpoint-format.md` §1.5.
     pub fn remove_older_than_newest(&self, keep_previous: bool) -> Result<usize> {
-        if self.read_only {
+        if self.files.read_only {
             return Err(CheckpointError::ReadOnly);
         }
-        let _serialised = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialised = self.files.lock_writes();
         let names = self.names()?;
         let wanted = if keep_previous { 2 } else { 1 };
         let mut oldest_kept = None;
@@ -288,15 +275,17 @@ impl CheckpointStore {
             return Ok(0);
         };
         for name in &names[..oldest_kept] {
-            let path = self.dir.join(name.file_name());
-            self.fs
+            let path = self.files.dir.join(name.file_name());
+            self.files
+                .fs
                 .remove_file(&path)
                 .map_err(CheckpointError::io(path))?;
         }
         if oldest_kept > 0 {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(CheckpointError::io(&self.dir))?;
+            self.files
+                .fs
+                .sync_dir(&self.files.dir)
+                .map_err(CheckpointError::io(&self.files.dir))?;
         }
         Ok(oldest_kept)
     }
@@ -308,8 +297,8 @@ impl CheckpointStore {
 
     /// Checkpoint names in the directory, oldest first.
     fn names(&self) -> Result<Vec<CheckpointName>> {
-        let files =
-            file_names_or_empty(&*self.fs, &self.dir).map_err(CheckpointError::io(&self.dir))?;
+        let files = file_names_or_empty(&*self.files.fs, &self.files.dir)
+            .map_err(CheckpointError::io(&self.files.dir))?;
         let mut names: Vec<_> = files
             .iter()
             .filter_map(|f| CheckpointName::parse(f))
@@ -325,8 +314,9 @@ impl CheckpointStore {
         name: CheckpointName,
         mode: Payload,
     ) -> Result<Result<(Header, Vec<u8>), CheckpointFault>> {
-        let path = self.dir.join(name.file_name());
+        let path = self.files.dir.join(name.file_name());
         let (file_len, mut reader) = self
+            .files
             .fs
             .open_read(&path)
             .map_err(CheckpointError::io(&path))?;

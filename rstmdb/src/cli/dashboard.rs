@@ -15,16 +15,9 @@ pub struct DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::async_runtime(Some(2)) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let options = args.connect.client_options("rstmdb-dashboard");
     match runtime.block_on(rstmdb_tui::run(options)) {

@@ -45,6 +45,19 @@ enum Command {
     Dashboard(dashboard::DashboardArgs),
 }
 
+/// The async runtime a subcommand runs on: `worker_threads` workers, or one per core. A
+/// failure to start one is reported here; the caller exits with the returned code.
+fn async_runtime(worker_threads: Option<usize>) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = worker_threads {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build().map_err(|err| {
+        eprintln!("error: cannot start the async runtime: {err}");
+        ExitCode::FAILURE
+    })
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),

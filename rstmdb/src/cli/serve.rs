@@ -72,12 +72,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match super::async_runtime(None) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(serve(config, auth))
 }

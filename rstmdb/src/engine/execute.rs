@@ -198,28 +198,21 @@ impl Engine {
                 self.idempotency_entry(instance_key(&apply.instance_id, key), now_ms)
         {
             return match &entry.recorded {
-                Recorded::Apply {
-                    event,
-                    payload: recorded_payload,
-                    expected_state,
-                    expected_wal_offset,
-                    event_id,
-                    from_state,
-                    to_state,
-                    ctx,
-                } if **event == *apply.event
-                    && recorded_payload.as_deref() == payload_text.as_deref()
-                    && expected_state.as_deref() == apply.expected_state.as_deref()
-                    && *expected_wal_offset == apply.expected_wal_offset
-                    && event_id.as_deref() == apply.event_id.as_deref() =>
+                Recorded::Apply(recorded)
+                    if *recorded.event == *apply.event
+                        && recorded.payload.as_deref() == payload_text.as_deref()
+                        && recorded.expected_state.as_deref()
+                            == apply.expected_state.as_deref()
+                        && recorded.expected_wal_offset == apply.expected_wal_offset
+                        && recorded.event_id.as_deref() == apply.event_id.as_deref() =>
                 {
                     Ok(Plan::Answer(OpResult::ApplyEvent(ApplyEventResult {
-                        from_state: from_state.to_string(),
-                        to_state: to_state.to_string(),
-                        ctx: raw_from_printed(ctx.to_string()),
+                        from_state: recorded.from_state.to_string(),
+                        to_state: recorded.to_state.to_string(),
+                        ctx: raw_from_printed(recorded.ctx.to_string()),
                         wal_offset: entry.wal_offset,
                         applied: false,
-                        event_id: event_id.as_deref().map(str::to_owned),
+                        event_id: recorded.event_id.as_deref().map(str::to_owned),
                     })))
                 }
                 _ => Err(key_reused(key, entry.wal_offset)),

@@ -32,18 +32,23 @@ pub(crate) enum Recorded {
         initial_ctx: Box<str>,
         initial_state: Box<str>,
     },
-    Apply {
-        event: Box<str>,
-        payload: Option<Box<str>>,
-        expected_state: Option<Box<str>>,
-        expected_wal_offset: Option<u64>,
-        event_id: Option<Box<str>>,
-        from_state: Box<str>,
-        to_state: Box<str>,
-        ctx: Box<str>,
-    },
+    Apply(RecordedApply),
     /// DELETE_INSTANCE compares only the op; the id is part of the key.
     Delete,
+}
+
+/// An APPLY_EVENT as its key recorded it: the request's compared fields (§6.2), then the
+/// answer a replay repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordedApply {
+    pub event: Box<str>,
+    pub payload: Option<Box<str>>,
+    pub expected_state: Option<Box<str>>,
+    pub expected_wal_offset: Option<u64>,
+    pub event_id: Option<Box<str>>,
+    pub from_state: Box<str>,
+    pub to_state: Box<str>,
+    pub ctx: Box<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

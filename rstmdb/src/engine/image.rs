@@ -25,7 +25,7 @@
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::counts::StateCounts;
-use crate::engine::idempotency::{IdemEntry, IdemKey, IdempotencyTable, Recorded};
+use crate::engine::idempotency::{IdemEntry, IdemKey, IdempotencyTable, Recorded, RecordedApply};
 use crate::engine::instances::{Instance, Instances};
 use crate::engine::machines::{Machines, StoredMachine};
 use crate::engine::{Engine, EngineConfig, State};
@@ -272,25 +272,16 @@ fn encode_key(out: &mut Writer, key: &IdemKey, entry: &IdemEntry) {
             out.str(initial_ctx);
             out.str(initial_state);
         }
-        Recorded::Apply {
-            event,
-            payload,
-            expected_state,
-            expected_wal_offset,
-            event_id,
-            from_state,
-            to_state,
-            ctx,
-        } => {
+        Recorded::Apply(apply) => {
             out.u8(1);
-            out.str(event);
-            out.opt(payload.as_deref(), Writer::str);
-            out.opt(expected_state.as_deref(), Writer::str);
-            out.opt(*expected_wal_offset, Writer::u64);
-            out.opt(event_id.as_deref(), Writer::str);
-            out.str(from_state);
-            out.str(to_state);
-            out.str(ctx);
+            out.str(&apply.event);
+            out.opt(apply.payload.as_deref(), Writer::str);
+            out.opt(apply.expected_state.as_deref(), Writer::str);
+            out.opt(apply.expected_wal_offset, Writer::u64);
+            out.opt(apply.event_id.as_deref(), Writer::str);
+            out.str(&apply.from_state);
+            out.str(&apply.to_state);
+            out.str(&apply.ctx);
         }
         Recorded::Delete => out.u8(2),
     }
@@ -320,7 +311,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), ImageError> {
             initial_ctx: r.str()?.into(),
             initial_state: r.str()?.into(),
         },
-        1 => Recorded::Apply {
+        1 => Recorded::Apply(RecordedApply {
             event: r.str()?.into(),
             payload: r.opt(Reader::str)?.map(Into::into),
             expected_state: r.opt(Reader::str)?.map(Into::into),
@@ -329,7 +320,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), ImageError> {
             from_state: r.str()?.into(),
             to_state: r.str()?.into(),
             ctx: r.str()?.into(),
-        },
+        }),
         2 => Recorded::Delete,
         tag => return Err(ImageError::InvalidTag { tag, at }),
     };

@@ -6,7 +6,7 @@
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::error::ReplayError;
-use crate::engine::idempotency::{IdemChange, IdemEntry, IdemKey, Recorded};
+use crate::engine::idempotency::{IdemChange, IdemEntry, IdemKey, Recorded, RecordedApply};
 use crate::engine::instances::{Instance, Lookup};
 use crate::engine::machines::StoredMachine;
 use crate::engine::record::{
@@ -246,7 +246,7 @@ impl Engine {
                     instance_id: r.instance_id.as_str().into(),
                     key: key.into(),
                 },
-                Recorded::Apply {
+                Recorded::Apply(RecordedApply {
                     event: r.event.as_str().into(),
                     payload: r.payload.as_ref().map(|p| p.get().into()),
                     expected_state: r.expected_state.as_deref().map(Into::into),
@@ -255,7 +255,7 @@ impl Engine {
                     from_state: r.from_state.as_str().into(),
                     to_state: r.to_state.as_str().into(),
                     ctx: r.ctx.get().into(),
-                },
+                }),
             )
         });
         let idempotency = self.record_key(recorded, r.timestamp, offset);

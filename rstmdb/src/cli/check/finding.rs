@@ -104,7 +104,7 @@ impl Finding {
     ) -> Self {
         let pointer = format!("{prefix}{}", error.pointer());
         let what = match error {
-            DefinitionError::Invalid { .. } => "invalid definition",
+            DefinitionError::Invalid(_) => "invalid definition",
             DefinitionError::Guard { .. } => "invalid guard",
         };
         let message = if pointer.is_empty() {
@@ -141,13 +141,13 @@ impl Finding {
     }
 
     pub(super) fn to_json(&self) -> JsonError<'_> {
-        let position = self.position();
         JsonError {
             reason: self.reason,
             kind: self.kind,
             pointer: self.pointer.as_deref(),
-            line: position.map(|(line, _)| line),
-            column: position.map(|(_, column)| column),
+            position: self
+                .position()
+                .map(|(line, column)| Position { line, column }),
             message: &self.message,
             details: &self.extra,
         }
@@ -161,14 +161,20 @@ pub(super) struct JsonError<'a> {
     kind: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pointer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    column: Option<usize>,
+    /// `line` and `column`, when the error has a place in the file.
+    #[serde(flatten)]
+    position: Option<Position>,
     message: &'a str,
     /// `text`, `field`, `shadowed_by`, `guard`, `span`, as in the wire `details` (§7.10).
     #[serde(flatten)]
     details: &'a Map<String, Value>,
+}
+
+/// 1-based line and column (in characters) in the file.
+#[derive(Serialize)]
+pub(super) struct Position {
+    line: usize,
+    column: usize,
 }
 
 impl fmt::Display for Finding {

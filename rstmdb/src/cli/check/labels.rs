@@ -29,15 +29,10 @@ pub(super) fn labels_and_help(
             let label = error.message(guard);
             (vec![primary(span, label)], None)
         }
-        DefinitionError::Invalid {
-            kind,
-            text: name,
-            field,
-            shadowed_by,
-            ..
-        } => {
-            let name = name.as_deref().unwrap_or_default();
-            match kind {
+        DefinitionError::Invalid(invalid) => {
+            let name = invalid.text.as_deref().unwrap_or_default();
+            let (field, shadowed_by) = (&invalid.field, &invalid.shadowed_by);
+            match invalid.kind {
                 DefinitionErrorKind::NotObject => (
                     vec![primary(head(text, value), "expected a JSON object".into())],
                     None,

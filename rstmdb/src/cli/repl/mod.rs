@@ -60,16 +60,9 @@ pub fn run(args: ReplArgs) -> ExitCode {
     }
     // One worker is plenty for one connection, and keeps the connection's reader running
     // while the line editor blocks this thread.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::async_runtime(Some(1)) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let options = args.connect.client_options("rstmdb-repl");
     let client = match runtime.block_on(Client::connect(options)) {

@@ -38,18 +38,8 @@ impl DefinitionErrorKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DefinitionError {
     /// `details.reason = "invalid_definition"`.
-    #[error("{}", with_pointer("invalid definition", pointer, &self.problem()))]
-    Invalid {
-        kind: DefinitionErrorKind,
-        /// JSON Pointer relative to the definition; `""` is the definition itself.
-        pointer: String,
-        /// The offending or missing name, for the kinds that have one (§7.10 table).
-        text: Option<String>,
-        /// For `missing_field`: the missing key.
-        field: Option<String>,
-        /// For `unreachable_transition`: the earlier unguarded transition.
-        shadowed_by: Option<usize>,
-    },
+    #[error("{}", with_pointer("invalid definition", &.0.pointer, &self.problem()))]
+    Invalid(InvalidDefinition),
     /// `details.reason = "invalid_guard"`.
     #[error("invalid guard at {pointer}, line {} column {}: {}",
         error.line_column(guard).0, error.line_column(guard).1, self.problem())]
@@ -60,11 +50,25 @@ pub enum DefinitionError {
     },
 }
 
+/// A definition that breaks a rule of §7.3 other than a guard's syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDefinition {
+    pub kind: DefinitionErrorKind,
+    /// JSON Pointer relative to the definition; `""` is the definition itself.
+    pub pointer: String,
+    /// The offending or missing name, for the kinds that have one (§7.10 table).
+    pub text: Option<String>,
+    /// For `missing_field`: the missing key.
+    pub field: Option<String>,
+    /// For `unreachable_transition`: the earlier unguarded transition.
+    pub shadowed_by: Option<usize>,
+}
+
 impl DefinitionError {
     /// `details.reason`: `"invalid_definition"` or `"invalid_guard"`.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Invalid { .. } => "invalid_definition",
+            Self::Invalid(_) => "invalid_definition",
             Self::Guard { .. } => "invalid_guard",
         }
     }
@@ -72,7 +76,7 @@ impl DefinitionError {
     /// `details.kind`, e.g. `"unknown_target"` or `"trailing_input"`.
     pub fn kind_str(&self) -> &'static str {
         match self {
-            Self::Invalid { kind, .. } => kind.as_str(),
+            Self::Invalid(invalid) => invalid.kind.as_str(),
             Self::Guard { error, .. } => error.kind.as_str(),
         }
     }
@@ -80,25 +84,21 @@ impl DefinitionError {
     /// JSON Pointer to the offending value, relative to the definition.
     pub fn pointer(&self) -> &str {
         match self {
-            Self::Invalid { pointer, .. } | Self::Guard { pointer, .. } => pointer,
+            Self::Invalid(InvalidDefinition { pointer, .. }) | Self::Guard { pointer, .. } => {
+                pointer
+            }
         }
     }
 
     /// The `error.details` object of §5.3 / §7.10; keys shown as — in the §7.10 table are absent.
     pub fn details(&self) -> DefinitionDetails<'_> {
         match self {
-            Self::Invalid {
-                kind,
-                pointer,
-                text,
-                field,
-                shadowed_by,
-            } => DefinitionDetails::InvalidDefinition {
-                kind: kind.as_str(),
-                pointer,
-                text: text.as_deref(),
-                field: field.as_deref(),
-                shadowed_by: *shadowed_by,
+            Self::Invalid(invalid) => DefinitionDetails::InvalidDefinition {
+                kind: invalid.kind.as_str(),
+                pointer: &invalid.pointer,
+                text: invalid.text.as_deref(),
+                field: invalid.field.as_deref(),
+                shadowed_by: invalid.shadowed_by,
             },
             Self::Guard {
                 pointer,
@@ -173,18 +173,19 @@ impl DefinitionError {
     /// What is wrong, without the pointer: e.g. `target state 'shiped' is not one of states`
     /// or `unexpected trailing text 'foo'`.
     pub fn problem(&self) -> String {
-        let (kind, pointer, text, field, shadowed_by) = match self {
-            Self::Guard { guard, error, .. } => return error.message(guard),
-            Self::Invalid {
-                kind,
-                pointer,
-                text,
-                field,
-                shadowed_by,
-            } => (kind, pointer, text, field, shadowed_by),
-        };
-        let name = text.as_deref().unwrap_or_default();
-        match kind {
+        match self {
+            Self::Guard { guard, error, .. } => error.message(guard),
+            Self::Invalid(invalid) => invalid.problem(),
+        }
+    }
+}
+
+impl InvalidDefinition {
+    /// What is wrong, without the pointer: e.g. `target state 'shiped' is not one of states`.
+    pub fn problem(&self) -> String {
+        let name = self.text.as_deref().unwrap_or_default();
+        let (field, pointer, shadowed_by) = (&self.field, &self.pointer, self.shadowed_by);
+        match self.kind {
             DefinitionErrorKind::NotObject => "the definition must be a JSON object".to_owned(),
             DefinitionErrorKind::MissingField => {
                 format!("missing field '{}'", field.as_deref().unwrap_or(name))
@@ -236,13 +237,13 @@ impl DefinitionError {
     }
 
     pub(super) fn missing_field(object_pointer: String, field: &str) -> Self {
-        Self::Invalid {
+        Self::Invalid(InvalidDefinition {
             kind: DefinitionErrorKind::MissingField,
             pointer: object_pointer,
             text: Some(field.to_owned()),
             field: Some(field.to_owned()),
             shadowed_by: None,
-        }
+        })
     }
 
     pub(super) fn wrong_type(pointer: String) -> Self {
@@ -254,22 +255,22 @@ impl DefinitionError {
     }
 
     pub(super) fn unreachable(transition: usize, shadowed_by: usize) -> Self {
-        Self::Invalid {
+        Self::Invalid(InvalidDefinition {
             kind: DefinitionErrorKind::UnreachableTransition,
             pointer: format!("/transitions/{transition}"),
             text: None,
             field: None,
             shadowed_by: Some(shadowed_by),
-        }
+        })
     }
 
     fn invalid(kind: DefinitionErrorKind, pointer: String, text: Option<String>) -> Self {
-        Self::Invalid {
+        Self::Invalid(InvalidDefinition {
             kind,
             pointer,
             text,
             field: None,
             shadowed_by: None,
-        }
+        })
     }
 }

@@ -23,7 +23,7 @@ mod index;
 mod shape;
 mod validate;
 
-pub use error::{DefinitionDetails, DefinitionError, DefinitionErrorKind};
+pub use error::{DefinitionDetails, DefinitionError, DefinitionErrorKind, InvalidDefinition};
 
 use crate::dsl::guard::Guard;
 use index::{CandidateIndex, StateIndex};
