@@ -1,4 +1,4 @@
-//! rstmdb-client: the RCP wire protocol (spec `rcp-v1.md`) shared by the server, the CLI and
+//! rstmdb-client: the RCP wire protocol (`docs/protocol.md`) shared by the server, the CLI and
 //! the dashboard.
 //!
 //! Module map, bottom up:

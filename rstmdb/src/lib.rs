@@ -1,6 +1,6 @@
 //! rstmdb: a state machine database.
 //!
-//! Module map (dependency arrows point down; see `../shared/DESIGN.md`):
+//! Module map (dependency arrows point down; see `docs/architecture.md`):
 //! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance snapshots;
 //!   opaque payloads, durable writes, fault-injectable storage. See `docs/checkpoint-format.md`.
 //! - [`config`]: the server configuration (TOML file < env vars < flags) with miette diagnostics.
