@@ -1,4 +1,4 @@
-//! Crash loop (issue 9, items 1 and 2; DESIGN.md testing layer 5): the real `rstmdb serve` with
+//! Crash loop (issue 9, items 1 and 2; docs/architecture.md §7): the real `rstmdb serve` with
 //! small segments and a mix of fsync policies, written to by several clients and compacted, is
 //! killed with SIGKILL at a random moment — often just after a COMPACT starts or a segment
 //! rotates — and restarted on the same data directory, again and again. After each restart every

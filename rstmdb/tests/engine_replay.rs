@@ -1,4 +1,4 @@
-//! Replay (DESIGN.md: state is a pure function of the records; guards are never re-evaluated).
+//! Replay (docs/architecture.md §4): state is a pure function of the records; no guard re-runs.
 
 mod engine_support;
 

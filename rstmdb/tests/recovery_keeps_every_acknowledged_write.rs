@@ -1,4 +1,4 @@
-//! Crash at a random point of a random workload (spec §6.1, DESIGN.md testing layer 3): after
+//! Crash at a random point of a random workload (spec §6.1, docs/architecture.md §7): after
 //! recovery the WAL is exactly a prefix of what was written, it holds every acknowledged record
 //! (every_write), never half a record, and the recovered state is the state those records make.
 

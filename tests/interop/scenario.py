@@ -2,7 +2,7 @@
 """Interop scenario: drive a running rstmdb server with the public Python client.
 
 The client is the PyPI package `rstmdb` (0.2.x; `scripts/python-env` installs the pinned
-version). The spec (rcp-v1.md §1.2) promises that it works unmodified against our server; this
+version). docs/protocol.md §1.2 promises that it works unmodified against our server; this
 scenario checks the values that come back, not merely that no exception was raised.
 
     python scenario.py --host H --port P [--token T] [--tls --ca-cert F] [--skip-watch]
@@ -148,7 +148,7 @@ class Scenario:
         print(f"ok   {name}", flush=True)
 
     def wrote(self, wal_offset: int, what: str) -> None:
-        """Records one WAL append; offsets only grow (DESIGN.md invariant, §6.10)."""
+        """Records one WAL append; offsets only grow (docs/architecture.md §4, protocol §6.10)."""
         check_u64(wal_offset, f"{what} wal_offset")
         check(
             wal_offset > self.last_offset,

@@ -1,5 +1,5 @@
 //! [`FaultFs`]: a [`StorageFs`] that simulates a crash at a chosen point of the write protocol,
-//! for storage fault tests (DESIGN.md, testing layer 3). It works on the real file system and
+//! for storage fault tests (docs/architecture.md §7). It works on the real file system and
 //! leaves on disk exactly what that crash would leave; every call after the crash fails, as if
 //! the process were gone. Tests then reopen the directory with [`super::RealFs`] and check
 //! recovery.

@@ -1,4 +1,4 @@
-//! An in-memory [`Storage`] that can crash: for fault tests (DESIGN.md testing layer 3).
+//! An in-memory [`Storage`] that can crash: for fault tests (docs/architecture.md §7, layer 3).
 //!
 //! Each file keeps the image that the last `sync_data` made durable plus the list of writes
 //! since then. [`FaultStorage::crash`] builds the disk a reboot would find: the durable image,
