@@ -1,7 +1,8 @@
 //! rstmdb: a state machine database.
 //!
-//! The layers, top to bottom. A module may import only the ones below it; the wire vocabulary,
-//! `rstmdb_protocol`, is usable from any of them. `docs/architecture.md` tells the whole story.
+//! The layers, top to bottom. A module may import only the ones below it (checked by the
+//! `layers` tests); the wire vocabulary, `rstmdb_protocol`, is usable from any of them.
+//! `docs/architecture.md` tells the whole story.
 //!
 //! ```text
 //!  cli (the binary) ──► assemble ──► config
@@ -50,6 +51,8 @@ pub mod config;
 pub mod database;
 pub mod dsl;
 pub mod engine;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod server;
 pub mod service;
