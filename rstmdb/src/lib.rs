@@ -43,17 +43,29 @@
 //! - [`config`]: the configuration model (TOML file < env vars < flags) and every default;
 //!   imports nothing else from this crate. [`assemble`] turns it into the layers' plain options.
 //! - `cli` (in the binary): one file per subcommand.
+//!
+//! Features: `server` (on by default) compiles `server`, `service` and `metrics` and their
+//! dependencies (TLS, HTTP, Prometheus); without it the library is the storage core, which is
+//! what the fuzz targets build. `cli` (on by default) is the binary's own dependencies;
+//! `testing` adds the test doubles (the echo handler, the fault storages).
 #![forbid(unsafe_code)]
 
+// The storage core, its configuration model and its assembly.
 pub mod assemble;
 pub mod checkpoint;
 pub mod config;
 pub mod database;
 pub mod dsl;
 pub mod engine;
+pub mod wal;
+
+// The server around it (feature `server`, on by default).
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod service;
+
 #[cfg(test)]
 mod layers;
-pub mod metrics;
-pub mod server;
-pub mod service;
-pub mod wal;
