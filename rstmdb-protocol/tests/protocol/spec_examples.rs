@@ -1,7 +1,7 @@
 //! Every request/response example of spec §4 parses into the typed params and results and
 //! re-serialises to an equal JSON value.
 //!
-//! `fixtures/spec_op_examples.txt` holds the examples verbatim, one per line, prefixed with
+//! `../fixtures/spec_op_examples.txt` holds the examples verbatim, one per line, prefixed with
 //! `REQ ` (client to server) or `RES ` (server to client).
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-const EXAMPLES: &str = include_str!("fixtures/spec_op_examples.txt");
+const EXAMPLES: &str = include_str!("../fixtures/spec_op_examples.txt");
 
 fn examples(prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
     EXAMPLES

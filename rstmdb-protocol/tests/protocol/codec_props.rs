@@ -75,7 +75,15 @@ fn corrupted(stream: Vec<u8>, edits: Vec<(usize, u8)>) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // A failure's seed goes beside this file, as `codec_props.proptest-regressions`; proptest's
+    // default would put it in a `proptest-regressions/` directory above the binary's `main.rs`.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn frame_decoder_never_panics_on_arbitrary_bytes(
