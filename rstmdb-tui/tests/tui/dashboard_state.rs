@@ -1,10 +1,8 @@
 //! State updates: sequences of messages give the right counts, feed, sparkline and lag.
 
-mod support;
-
+use crate::support::{SEGMENT_1, T0_MS, event, fixed_app, stats};
 use rstmdb_tui::app::offset_distance;
 use rstmdb_tui::{App, Key, Message};
-use support::{SEGMENT_1, T0_MS, event, fixed_app, stats};
 
 fn count(app: &App, machine: &str, state: &str) -> u64 {
     app.counts

@@ -1,11 +1,9 @@
 //! Snapshots of each panel and of the whole screen, at 80×24 and 160×48, from a fixed state.
 
-mod support;
-
+use crate::support::fixed_app;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use rstmdb_tui::{App, Key, Message, ui};
-use support::fixed_app;
 
 fn render(app: &App, width: u16, height: u16) -> TestBackend {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");

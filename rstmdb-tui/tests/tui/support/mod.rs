@@ -1,5 +1,4 @@
 //! A fixed dashboard state for the state-update and snapshot tests.
-#![allow(dead_code)]
 
 use rstmdb_client::Event;
 use rstmdb_client::results::StatsResult;
