@@ -2,63 +2,15 @@
 //! rcgen: mutual TLS works, a foreign CA or a wrong server name is refused, insecure mode
 //! accepts anything, and a TLS client needs a CA unless it is insecure.
 
-mod client_support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_support::{FakeConfig, FakeServer};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use crate::client_support::{FakeConfig, FakeServer};
 use rstmdb_client::{Client, ClientError, ClientOptions, PemSource, ReconnectPolicy, TlsOptions};
+use rstmdb_testkit::tls::{ExtendedKeyUsagePurpose, TestCa};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// A generated CA that signs server and client certificates.
-struct TestCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, as DER and as PEM.
-struct Leaf {
-    cert_der: CertificateDer<'static>,
-    cert_pem: String,
-    key_der: Vec<u8>,
-    key_pem: String,
-}
-
-impl TestCa {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { issuer }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_der: cert.der().clone(),
-            cert_pem: cert.pem(),
-            key_der: key.serialize_der(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
 
 fn server_config(ca: &TestCa, require_client_cert_from: Option<&TestCa>) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -72,7 +24,7 @@ fn server_config(ca: &TestCa, require_client_cert_from: Option<&TestCa>) -> rust
     let builder = match require_client_cert_from {
         Some(client_ca) => {
             let mut roots = RootCertStore::empty();
-            roots.add(client_ca.issuer.der().clone()).unwrap();
+            roots.add(client_ca.der()).unwrap();
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .unwrap();
@@ -80,7 +32,7 @@ fn server_config(ca: &TestCa, require_client_cert_from: Option<&TestCa>) -> rust
         }
         None => builder.with_no_client_auth(),
     };
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der));
+    let key = server.private_key_der();
     builder
         .with_single_cert(vec![server.cert_der], key)
         .unwrap()

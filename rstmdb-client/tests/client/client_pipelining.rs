@@ -1,12 +1,10 @@
 //! Many requests share one connection: responses are matched by id whatever their order, the
 //! number in flight is bounded, and every call has a timeout.
 
-mod client_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client_support::{FakeConfig, FakeServer, Reply};
+use crate::client_support::{FakeConfig, FakeServer, Reply};
 use futures::future::join_all;
 use rstmdb_client::{Client, ClientError, ClientOptions, Op, Request};
 use serde_json::json;

@@ -7,7 +7,6 @@
 //! Subscriptions behave like the real server's in the way the client depends on: WATCH answers
 //! with a fresh id per connection, then replays logged events at or after `from_offset`, and
 //! [`FakeServer::publish`] delivers new events live, each at most once per subscription.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,9 +25,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::Framed;
 
-pub const TOKEN: &str = "my-secret-token";
+pub use rstmdb_testkit::TOKEN;
 // The spec examples live with the protocol crate's tests, which check them against the types.
-const EXAMPLES: &str = include_str!("../../../rstmdb-protocol/tests/fixtures/spec_op_examples.txt");
+const EXAMPLES: &str =
+    include_str!("../../../../rstmdb-protocol/tests/fixtures/spec_op_examples.txt");
 
 /// What the test handler wants done with one request.
 pub enum Reply {
@@ -39,6 +39,7 @@ pub enum Reply {
     /// Never answer.
     Silent,
     /// Close the connection without answering.
+    #[allow(dead_code)] // the fake can do it; no test asks for it at the moment
     Drop,
 }
 
@@ -135,6 +136,7 @@ impl FakeServer {
     }
 
     /// When each connection was accepted, in order.
+    #[allow(dead_code)] // no test reads the accept times at the moment
     pub fn accept_times(&self) -> Vec<Instant> {
         self.state.accept_times.lock().unwrap().clone()
     }

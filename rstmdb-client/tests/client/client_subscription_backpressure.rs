@@ -1,11 +1,9 @@
 //! A subscription whose application reads slowly loses nothing: when its buffer is full the
 //! connection's reader waits, and every event still arrives once, in order.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::{FakeConfig, FakeServer};
+use crate::client_support::{FakeConfig, FakeServer};
 use futures::StreamExt;
 use rstmdb_client::params::WatchAllParams;
 use rstmdb_client::{Client, ClientOptions};

@@ -2,11 +2,9 @@
 //! example's result as the typed result; server errors arrive typed with code, retryable flag
 //! and details.
 
-mod client_support;
-
 use std::time::Duration;
 
-use client_support::{FakeConfig, FakeServer, Reply, TOKEN, spec_examples};
+use crate::client_support::{FakeConfig, FakeServer, Reply, TOKEN, spec_examples};
 use rstmdb_client::params::{BatchMode, ListInstancesParams};
 use rstmdb_client::{
     ApplyEventOptions, Client, ClientError, ClientOptions, CreateInstanceOptions, ErrorCode, Op,

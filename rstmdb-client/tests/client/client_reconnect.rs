@@ -1,12 +1,10 @@
 //! A broken connection fails what was pending, and the client comes back by itself: backoff,
 //! HELLO, AUTH, and every subscription resumed from the event after the last one it got.
 
-mod client_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client_support::{FakeConfig, FakeServer, Reply, TOKEN};
+use crate::client_support::{FakeConfig, FakeServer, Reply, TOKEN};
 use futures::StreamExt;
 use rstmdb_client::params::WatchAllParams;
 use rstmdb_client::{
@@ -52,7 +50,7 @@ async fn next_error(subscription: &mut Subscription) -> ClientError {
 }
 
 /// Waits until the fake has seen `count` requests of `op`.
-async fn wait_for(server: &FakeServer, op: Op, count: usize) -> Vec<client_support::Seen> {
+async fn wait_for(server: &FakeServer, op: Op, count: usize) -> Vec<crate::client_support::Seen> {
     tokio::time::timeout(STEP, async {
         loop {
             let seen = server.seen_ops(op);
@@ -81,7 +79,7 @@ where
     }
 }
 
-fn from_offset(seen: &client_support::Seen) -> Option<u64> {
+fn from_offset(seen: &crate::client_support::Seen) -> Option<u64> {
     seen.request
         .params
         .get("from_offset")
