@@ -2,8 +2,8 @@
 //! 1,000,000-instance state. Run: `cargo bench -p rstmdb --bench instance_memory`.
 //!
 //! Each instance has a 36-character id and a ctx of about 100 bytes, as in the task's sizing.
-//! The target is at most 600 bytes per instance (`tests/engine_memory.rs` asserts it on a
-//! smaller state).
+//! The target is at most 600 bytes per instance (`tests/engine/engine_memory.rs` asserts it
+//! on a smaller state).
 
 use rstmdb::engine::{Command, CreateInstance, Engine, EngineConfig, InstanceIdChoice, PutMachine};
 use serde_json::{Map, Value, json};

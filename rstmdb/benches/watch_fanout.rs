@@ -21,7 +21,6 @@
 use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rstmdb::database::{Database, DatabaseOptions};
-use rstmdb::server::AuthSettings;
 use rstmdb::server::{Server, ServerSettings};
 use rstmdb::service::watch::{WatchHub, WatchLimits};
 use rstmdb::service::{DatabaseHandler, OpHandler};
@@ -29,6 +28,7 @@ use rstmdb::wal::{FsyncPolicy, WalConfig};
 use rstmdb_client::limits::FRAME_HEADER_BYTES;
 use rstmdb_client::message::{Outcome, ServerMessage};
 use rstmdb_client::{Op, Request, WireCodec, WireMode};
+use rstmdb_testkit::server::loopback_settings;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -467,16 +467,8 @@ fn main() {
         let hub = handler.watch_hub().clone();
         let handler: Arc<dyn OpHandler> = handler;
         let settings = ServerSettings {
-            bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            idle_timeout: None,
             max_connections: 10_000,
-            max_frame_bytes: 16 << 20,
-            write_timeout: None,
-            auth: AuthSettings {
-                required: false,
-                token_hashes: Vec::new(),
-            },
-            tls: None,
+            ..loopback_settings()
         };
         let server = Server::bind(settings, handler).await.expect("bind");
         let addr = server.local_addr().expect("addr");

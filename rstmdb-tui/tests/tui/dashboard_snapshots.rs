@@ -1,0 +1,78 @@
+//! Snapshots of each panel and of the whole screen, at 80×24 and 160×48, from a fixed state.
+
+use crate::support::fixed_app;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use rstmdb_tui::{App, Key, Message, ui};
+
+fn render(app: &App, width: u16, height: u16) -> TestBackend {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw(app, frame))
+        .expect("drawing never fails on a test backend");
+    terminal.backend().clone()
+}
+
+#[test]
+fn whole_screen_at_80_by_24() {
+    insta::assert_snapshot!(render(&fixed_app(), 80, 24));
+}
+
+#[test]
+fn whole_screen_at_160_by_48() {
+    insta::assert_snapshot!(render(&fixed_app(), 160, 48));
+}
+
+#[test]
+fn help_overlay_at_80_by_24() {
+    let mut app = fixed_app();
+    app.update(Message::Key(Key::Char('?')));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn before_the_first_poll_panels_say_they_are_waiting() {
+    let mut app = App::new("127.0.0.1:7401");
+    app.update(Message::Link(false));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn instances_panel_alone() {
+    let app = fixed_app();
+    let mut terminal = Terminal::new(TestBackend::new(60, 12)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw_panel(&app, rstmdb_tui::Panel::Instances, frame))
+        .expect("draw");
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn transitions_panel_alone() {
+    let app = fixed_app();
+    let mut terminal = Terminal::new(TestBackend::new(70, 10)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw_panel(&app, rstmdb_tui::Panel::Transitions, frame))
+        .expect("draw");
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn wal_panel_alone() {
+    let app = fixed_app();
+    let mut terminal = Terminal::new(TestBackend::new(50, 8)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw_panel(&app, rstmdb_tui::Panel::Wal, frame))
+        .expect("draw");
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn server_panel_alone() {
+    let app = fixed_app();
+    let mut terminal = Terminal::new(TestBackend::new(50, 8)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw_panel(&app, rstmdb_tui::Panel::Server, frame))
+        .expect("draw");
+    insta::assert_snapshot!(terminal.backend());
+}

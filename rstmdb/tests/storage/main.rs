@@ -1,0 +1,15 @@
+//! What lies on disk: WAL segments and group commit, checkpoints and snapshots, recovery at every
+//! crash point, the commit pipeline, a full disk, and the inputs the fuzz targets found.
+
+mod checkpoint_crash_points;
+mod checkpoint_large_payload;
+mod checkpoint_store;
+mod database_commit_pipeline;
+mod full_disk;
+mod fuzz_regressions;
+mod recovery_after_crash;
+mod recovery_keeps_every_acknowledged_write;
+mod recovery_real_files;
+mod snapshot_store;
+mod wal_appends_and_rotates;
+mod wal_group_commit;

@@ -1,0 +1,184 @@
+//! Crash loop (issue 9, items 1 and 2; docs/architecture.md §7): the real `rstmdb serve` with
+//! small segments and a mix of fsync policies, written to by several clients and compacted, is
+//! killed with SIGKILL at a random moment — often just after a COMPACT starts or a segment
+//! rotates — and restarted on the same data directory, again and again. After each restart every
+//! window of history (each call with its invocation, answer and values, the log, the instances as
+//! recovery left them, the retries of every unresolved and every acknowledged write) goes
+//! through the history checker, and the log's shape is checked: dense sequences, segments in
+//! order, records never rewritten.
+//!
+//! `RSTMDB_CRASH_LOOP_CYCLES` (default 10), `RSTMDB_CRASH_LOOP_SEED` (default random, always
+//! printed; timing still varies between runs) and `RSTMDB_CRASH_LOOP_BIN` (default: the binary
+//! cargo built for this test). `scripts/crash-loop [CYCLES]` runs the long mode on a release
+//! build.
+
+use crate::crash_support::cycle::{CycleReport, RunState, VERIFIER, pick_setup, run_cycle};
+use crate::crash_support::verify::{LogShape, read_all};
+use crate::crash_support::workload::{MACHINE, definition, execute, model};
+use crate::crash_support::{Rng, ServerProcess, ServerSetup, connect, server_binary};
+use crate::history_support::{Call, Counts, Recorder, WRITE_TAG, check};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+const SHARED_INSTANCES: usize = 8;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Totals over the run, printed as the summary.
+#[derive(Debug, Default)]
+struct Totals {
+    cycles: u64,
+    counts: Counts,
+    kills_during_compaction: u64,
+    kills_near_rotation: u64,
+    kills_inside_rotation: u64,
+    cycles_with_rotation: u64,
+    compactions: u64,
+    recovery_cuts: u64,
+    checkpoints_skipped: u64,
+    /// Per policy kind: (cycles, acknowledged writes lost).
+    by_policy: BTreeMap<String, (u64, u64)>,
+    violations: Vec<String>,
+}
+
+impl Totals {
+    fn add(&mut self, cycle: u64, report: CycleReport) {
+        self.cycles += 1;
+        self.counts.add(&report.counts);
+        self.kills_during_compaction += u64::from(report.killed_during_compaction);
+        self.kills_near_rotation += u64::from(report.killed_near_rotation);
+        self.kills_inside_rotation += u64::from(report.killed_inside_rotation);
+        self.cycles_with_rotation += u64::from(report.rotations > 0);
+        self.compactions += report.compactions;
+        self.recovery_cuts += report.recovery_cuts;
+        self.checkpoints_skipped += report.checkpoints_skipped;
+        let kind = report
+            .policy
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let entry = self.by_policy.entry(kind).or_default();
+        entry.0 += 1;
+        entry.1 += report.lost_acks;
+        for v in report.violations {
+            self.violations
+                .push(format!("cycle {cycle} ({}):\n{v}", report.policy));
+        }
+    }
+
+    fn summary(&self, seed: u64, seconds: f64) -> String {
+        let c = &self.counts;
+        let mut out = format!(
+            "crash loop: {} cycles in {seconds:.1} s (seed {seed})\n\
+             ops checked: {} creates acked, {} applies acked, {} replays, {} reads, {} refused, {} unknown, {} log records\n\
+             kills: {} during a COMPACT, {} within 20 ms after a segment rotation, {} inside one (empty newest segment); {} cycles rotated, {} COMPACTs completed\n\
+             recovery: {} WAL cuts, {} invalid checkpoints skipped\n",
+            self.cycles,
+            c.creates_acked,
+            c.applies_acked,
+            c.replays,
+            c.reads,
+            c.refused,
+            c.unknown,
+            c.wal_records,
+            self.kills_during_compaction,
+            self.kills_near_rotation,
+            self.kills_inside_rotation,
+            self.cycles_with_rotation,
+            self.compactions,
+            self.recovery_cuts,
+            self.checkpoints_skipped,
+        );
+        for (policy, (cycles, lost)) in &self.by_policy {
+            out.push_str(&format!(
+                "  {policy}: {cycles} cycles, {lost} acknowledged writes lost\n"
+            ));
+        }
+        out.push_str(&format!("violations: {}\n", self.violations.len()));
+        out
+    }
+}
+
+/// The machine and the shared instances, checked like any window; returns the first state.
+async fn set_up(server: ServerProcess, setup: ServerSetup) -> Result<RunState, String> {
+    let client = connect(server.addr).await?;
+    client
+        .put_machine(MACHINE, 1, definition())
+        .await
+        .map_err(|err| format!("PUT_MACHINE: {err}"))?;
+    let recorder = Recorder::default();
+    let mut names = Vec::new();
+    for n in 0..SHARED_INSTANCES {
+        let key = format!("setup-{n}");
+        let instance = format!("shared-{n}");
+        let ctx = json!({WRITE_TAG: key})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let call = Call::Create {
+            instance: instance.clone(),
+            key,
+            initial_ctx: ctx,
+        };
+        execute(&client, &recorder, VERIFIER, call).await;
+        names.push(instance);
+    }
+    let baseline = read_all(&client, &recorder, VERIFIER, &names).await?;
+    let history = recorder.snapshot();
+    let report = check(&history, &model);
+    if !report.violations.is_empty() {
+        return Err(report.describe(&history));
+    }
+    Ok(RunState {
+        server,
+        setup,
+        instances: names.into_iter().map(|i| (i, (None, 0))).collect(),
+        baseline,
+        checked_below: 0,
+        shape: LogShape::default(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_servers_keep_every_acknowledged_write_exactly_once() {
+    let cycles = env_u64("RSTMDB_CRASH_LOOP_CYCLES").unwrap_or(10);
+    let seed = rstmdb_testkit::rng::seed_from_env("RSTMDB_CRASH_LOOP_SEED");
+    let binary = server_binary();
+    eprintln!(
+        "crash loop: {cycles} cycles, seed {seed}, binary {}",
+        binary.display()
+    );
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut rng = Rng::new(seed);
+    let setup = pick_setup(&mut rng);
+    let server = ServerProcess::start(&binary, &data_dir, &setup).expect("server starts");
+    let mut run = set_up(server, setup).await.expect("set-up window passes");
+    let mut totals = Totals::default();
+    for cycle in 1..=cycles {
+        let report = run_cycle(&binary, &data_dir, cycle, &mut run, &mut rng)
+            .await
+            .unwrap_or_else(|err| panic!("cycle {cycle} (seed {seed}): {err}"));
+        totals.add(cycle, report);
+        if cycle % 50 == 0 {
+            eprintln!("{}", totals.summary(seed, started.elapsed().as_secs_f64()));
+        }
+    }
+    let summary = totals.summary(seed, started.elapsed().as_secs_f64());
+    eprintln!("{summary}");
+    assert!(
+        totals.violations.is_empty() && run.shape.problems.is_empty(),
+        "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
+        totals.violations.join("\n"),
+        run.shape.problems
+    );
+    assert!(
+        totals.counts.applies_acked > 0 && totals.counts.unknown + totals.counts.replays > 0,
+        "the loop did no work: {summary}"
+    );
+}
