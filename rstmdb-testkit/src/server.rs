@@ -13,6 +13,7 @@ use rstmdb::server::{AuthSettings, Server, ServerObserver, ServerSettings};
 use rstmdb::service::watch::WatchLimits;
 use rstmdb::service::{DatabaseHandler, OpHandler};
 use rstmdb::wal::{FsyncPolicy, Storage, WalConfig};
+use rstmdb_client::limits::MAX_PAYLOAD_BYTES;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub fn loopback_settings() -> ServerSettings {
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         idle_timeout: None,
         max_connections: 1000,
-        max_frame_bytes: 16 * 1024 * 1024,
+        max_frame_bytes: MAX_PAYLOAD_BYTES,
         write_timeout: None,
         auth: AuthSettings {
             required: false,
