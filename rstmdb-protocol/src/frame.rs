@@ -46,6 +46,11 @@ impl FrameCodec {
     pub fn max_frame_bytes(&self) -> usize {
         self.max_frame_bytes
     }
+
+    /// Changes the inbound limit (capped at 16 MiB); the next decode checks against it.
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes.min(MAX_PAYLOAD_BYTES);
+    }
 }
 
 impl Default for FrameCodec {

@@ -34,6 +34,12 @@ impl JsonlCodec {
         self.max_frame_bytes
     }
 
+    /// Changes the line limit (capped at 16 MiB). The scan progress stays valid: it only
+    /// records where no newline was found.
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes.min(MAX_PAYLOAD_BYTES);
+    }
+
     /// Forgets scan progress; needed when the buffer was filled while another codec was active.
     pub(crate) fn reset(&mut self) {
         self.scanned_bytes = 0;

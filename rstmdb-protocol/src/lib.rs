@@ -45,5 +45,5 @@ pub use message::{
 };
 pub use ops::Op;
 pub use params::OpParams;
-pub use request::{Request, RequestError};
+pub use request::{Request, RequestEnvelope, RequestError};
 pub use wire::{WireCodec, WireMode};

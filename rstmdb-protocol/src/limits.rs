@@ -37,6 +37,10 @@ pub const MIN_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Most sub-operations one BATCH may carry (§4.15).
 pub const MAX_BATCH_OPS: usize = 100;
 
+/// A request's `id` is at most this many bytes on any connection (§13): a longer one is
+/// `BAD_REQUEST` `invalid_request`, answered with `"id":""`.
+pub const MAX_REQUEST_ID_BYTES: usize = 256;
+
 /// Idempotency keys are 1 to this many UTF-8 bytes long (§4.10, §6.2).
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
 

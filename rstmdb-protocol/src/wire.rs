@@ -166,6 +166,14 @@ impl WireCodec {
         self.frame.max_frame_bytes()
     }
 
+    /// Changes the inbound limit of both modes: the server lowers it until a connection has
+    /// authenticated (§13) and restores it after. The next decode checks against it, also for
+    /// a frame or line already partly buffered.
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.frame.set_max_frame_bytes(max_frame_bytes);
+        self.jsonl.set_max_frame_bytes(max_frame_bytes);
+    }
+
     fn settle_mode(&mut self, src: &BytesMut) -> Option<WireMode> {
         if self.mode.is_none() {
             self.mode = src.first().map(|&byte| WireMode::from_first_byte(byte));
@@ -210,7 +218,7 @@ impl<T: AsRef<str>> Encoder<T> for WireCodec {
 mod tests {
     use super::*;
     use crate::fault::FrameFault;
-    use crate::limits::MAX_PAYLOAD_BYTES;
+    use crate::limits::{FRAME_HEADER_BYTES, MAX_PAYLOAD_BYTES};
 
     const PING: &str = r#"{"type":"request","id":"1","op":"PING"}"#;
 
@@ -275,6 +283,35 @@ mod tests {
         codec.set_mode(WireMode::BinaryJson);
         buf.extend_from_slice(&frame(PING));
         assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some(PING));
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_from_the_header_and_a_raised_one_accepts() {
+        let big = format!(
+            r#"{{"type":"request","id":"1","op":"PING","pad":"{}"}}"#,
+            "x".repeat(2000)
+        );
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        codec.set_max_frame_bytes(1024);
+        // Only the 18 header bytes are needed to refuse it.
+        let mut header_only = frame(&big);
+        header_only.truncate(FRAME_HEADER_BYTES);
+        let err = codec.decode(&mut header_only).unwrap_err();
+        assert_eq!(err.fault(), Some(FrameFault::TooLarge));
+
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        codec.set_max_frame_bytes(1024);
+        codec.set_max_frame_bytes(4096);
+        assert_eq!(codec.decode(&mut frame(&big)).unwrap(), Some(big.clone()));
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_a_long_jsonl_line_before_its_newline() {
+        let mut codec = WireCodec::detect(MAX_PAYLOAD_BYTES);
+        codec.set_max_frame_bytes(1024);
+        let mut buf = BytesMut::from(format!("{{\"pad\":\"{}", "x".repeat(1100)).as_str());
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(err.fault(), Some(FrameFault::FrameTooLarge));
     }
 
     #[test]
