@@ -76,6 +76,11 @@ impl RunningBinary {
         }
     }
 
+    /// The server's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {

@@ -18,6 +18,26 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// Resident memory of another process (a server binary a test started), from
+/// `/proc/PID/status`: `(now, peak)` in bytes (`VmRSS`, `VmHWM`).
+pub fn process_resident_bytes(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 #[cfg(feature = "rstmdb")]
 static RESIDENT_MEMORY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 

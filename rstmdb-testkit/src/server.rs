@@ -7,6 +7,7 @@
 //! here once.
 
 use crate::TOKEN_HASH;
+use rstmdb::config::NetworkConfig;
 use rstmdb::database::{Database, DatabaseOptions, OpenReport};
 use rstmdb::engine::EngineConfig;
 use rstmdb::server::{AuthSettings, Server, ServerObserver, ServerSettings};
@@ -21,8 +22,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// 127.0.0.1 port 0, no idle or write timeout, 1,000 connections, 16 MiB frames, no auth, no
-/// TLS.
+/// 127.0.0.1 port 0, no idle or write timeout, 1,000 connections, 16 MiB frames, the default
+/// byte budget, no auth, no TLS.
 pub fn loopback_settings() -> ServerSettings {
     ServerSettings {
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -30,10 +31,9 @@ pub fn loopback_settings() -> ServerSettings {
         max_connections: 1000,
         max_frame_bytes: MAX_PAYLOAD_BYTES,
         write_timeout: None,
-        auth: AuthSettings {
-            required: false,
-            token_hashes: Vec::new(),
-        },
+        max_pending_bytes: NetworkConfig::default().max_pending_response_bytes as usize,
+        max_inflight_bytes: None,
+        auth: AuthSettings::default(),
         tls: None,
     }
 }
@@ -43,6 +43,7 @@ pub fn auth_required() -> AuthSettings {
     AuthSettings {
         required: true,
         token_hashes: vec![TOKEN_HASH.to_owned()],
+        ..AuthSettings::default()
     }
 }
 

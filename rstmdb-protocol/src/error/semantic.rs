@@ -78,6 +78,17 @@ impl RcpError {
         .with_detail("limit", limit)
     }
 
+    /// The limit on connections that have not authenticated yet is reached (§13): the §8.4
+    /// frame with its own reason.
+    pub fn unauthenticated_limit(limit: u64) -> Self {
+        Self::with_reason(
+            ErrorCode::RateLimited,
+            "unauthenticated_limit",
+            "too many connections waiting to authenticate",
+        )
+        .with_detail("limit", limit)
+    }
+
     /// REPLICATE and REPLICATE_ACK (§4.24).
     pub fn replication_internal() -> Self {
         Self::bad_request(

@@ -2,8 +2,8 @@
 //! network layer's settings.
 
 use super::{ring_limits, size};
-use crate::config::{Config, ResolvedAuth, WatchConfig};
-use crate::server::{AuthSettings, ServerSettings, TlsSettings};
+use crate::config::{AuthConfig, Config, ResolvedAuth, WatchConfig};
+use crate::server::{AuthSettings, BeforeAuthLimits, ServerSettings, TlsSettings};
 use crate::service::watch::WatchLimits;
 use std::time::Duration;
 
@@ -42,11 +42,31 @@ pub fn server_settings(config: &Config, auth: ResolvedAuth) -> ServerSettings {
         max_connections: size(network.max_connections),
         max_frame_bytes: size(network.max_frame_bytes),
         write_timeout: seconds_or_off(network.write_timeout_secs),
+        max_pending_bytes: size(network.max_pending_response_bytes),
+        max_inflight_bytes: (network.max_inflight_bytes > 0)
+            .then(|| size(network.max_inflight_bytes)),
         auth: AuthSettings {
             required: auth.required,
             token_hashes: auth.token_hashes,
+            before_auth: before_auth_limits(&config.auth),
         },
         tls,
+    }
+}
+
+/// Spec §13's limits, `auth.*`.
+pub fn before_auth_limits(auth: &AuthConfig) -> BeforeAuthLimits {
+    BeforeAuthLimits {
+        max_frame_bytes: size(auth.max_unauthenticated_frame_bytes),
+        timeout: seconds_or_off(auth.unauthenticated_timeout_secs),
+        max_connections: size(auth.max_unauthenticated_connections),
+    }
+}
+
+impl Default for BeforeAuthLimits {
+    /// `[auth]`'s defaults.
+    fn default() -> Self {
+        before_auth_limits(&AuthConfig::default())
     }
 }
 

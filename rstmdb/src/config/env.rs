@@ -5,7 +5,8 @@ use super::error::ConfigError;
 use super::fsync::FsyncPolicySetting;
 use super::model::{
     Config, MAX_BATCH_EVENTS, MAX_DELIVERY_INTERVAL_MS, MAX_FRAME_BYTES, MAX_SEGMENT_MB,
-    MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_SEGMENT_MB,
+    MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_PENDING_RESPONSE_BYTES, MIN_SEGMENT_MB,
+    MIN_UNAUTHENTICATED_FRAME_BYTES,
 };
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -32,6 +33,16 @@ pub fn apply_env(
         &mut config.network.max_frame_bytes,
         MIN_FRAME_BYTES,
         MAX_FRAME_BYTES,
+    )?;
+    env.ranged(
+        "RSTMDB_MAX_PENDING_RESPONSE_BYTES",
+        &mut config.network.max_pending_response_bytes,
+        MIN_PENDING_RESPONSE_BYTES,
+        u64::MAX,
+    )?;
+    env.parse(
+        "RSTMDB_MAX_INFLIGHT_BYTES",
+        &mut config.network.max_inflight_bytes,
     )?;
     env.path("RSTMDB_DATA", &mut config.storage.data_dir);
     env.ranged(
@@ -68,6 +79,10 @@ pub fn apply_env(
         "RSTMDB_IDEMPOTENCY_MAX_ENTRIES",
         &mut config.storage.idempotency_max_entries,
     )?;
+    env.parse(
+        "RSTMDB_MAX_SNAPSHOTS_PER_INSTANCE",
+        &mut config.storage.max_snapshots_per_instance,
+    )?;
     env.boolean("RSTMDB_COMPACT_ENABLED", &mut config.compaction.enabled)?;
     env.parse(
         "RSTMDB_COMPACT_EVENTS",
@@ -88,6 +103,22 @@ pub fn apply_env(
     if let Some(path) = env.get("RSTMDB_AUTH_SECRETS_FILE") {
         config.auth.secrets_file = Some(PathBuf::from(path));
     }
+    env.ranged(
+        "RSTMDB_AUTH_MAX_UNAUTHENTICATED_FRAME_BYTES",
+        &mut config.auth.max_unauthenticated_frame_bytes,
+        MIN_UNAUTHENTICATED_FRAME_BYTES,
+        MAX_FRAME_BYTES,
+    )?;
+    env.parse(
+        "RSTMDB_AUTH_UNAUTHENTICATED_TIMEOUT",
+        &mut config.auth.unauthenticated_timeout_secs,
+    )?;
+    env.ranged(
+        "RSTMDB_AUTH_MAX_UNAUTHENTICATED_CONNECTIONS",
+        &mut config.auth.max_unauthenticated_connections,
+        1,
+        u64::MAX,
+    )?;
     env.boolean("RSTMDB_TLS_ENABLED", &mut config.tls.enabled)?;
     env.optional_path("RSTMDB_TLS_CERT", &mut config.tls.cert_path);
     env.optional_path("RSTMDB_TLS_KEY", &mut config.tls.key_path);
@@ -98,6 +129,12 @@ pub fn apply_env(
     env.optional_path("RSTMDB_TLS_CLIENT_CA", &mut config.tls.client_ca_path);
     env.boolean("RSTMDB_METRICS_ENABLED", &mut config.metrics.enabled)?;
     env.parse("RSTMDB_METRICS_BIND", &mut config.metrics.bind_addr)?;
+    env.ranged(
+        "RSTMDB_METRICS_MAX_STATE_SERIES",
+        &mut config.metrics.max_state_series,
+        1,
+        u64::MAX,
+    )?;
     let watch = &mut config.watch;
     env.ranged(
         "RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION",

@@ -38,9 +38,16 @@ pub struct NetworkConfig {
     pub max_connections: u64,
     #[serde(deserialize_with = "frame_bytes")]
     pub max_frame_bytes: u64,
-    /// A connection whose peer accepts no byte of a pending write for this long is closed
-    /// (extension); 0 disables it. Bounds what a client that never reads can hold.
+    /// A connection whose peer has not taken a pending write within this long, in total, is
+    /// closed (extension); 0 disables it. Bounds what a client that never reads can hold.
     pub write_timeout_secs: u64,
+    /// Bytes one connection may hold in requests being answered and responses not yet written
+    /// (extension); beyond it the server stops reading that connection's requests until the
+    /// client has read enough.
+    #[serde(deserialize_with = "pending_bytes")]
+    pub max_pending_response_bytes: u64,
+    /// The same bound for the requests of all connections together (extension); 0 = none.
+    pub max_inflight_bytes: u64,
 }
 
 impl Default for NetworkConfig {
@@ -51,6 +58,8 @@ impl Default for NetworkConfig {
             max_connections: 1000,
             max_frame_bytes: MAX_FRAME_BYTES,
             write_timeout_secs: 60,
+            max_pending_response_bytes: 64 * 1024 * 1024,
+            max_inflight_bytes: 0,
         }
     }
 }
@@ -68,6 +77,9 @@ pub struct StorageConfig {
     pub allow_flush_all: bool,
     pub idempotency_ttl_secs: u64,
     pub idempotency_max_entries: u64,
+    /// SNAPSHOT_INSTANCE files kept per instance; the oldest beyond it are removed
+    /// (extension). 0 keeps them all.
+    pub max_snapshots_per_instance: u64,
 }
 
 impl Default for StorageConfig {
@@ -81,6 +93,7 @@ impl Default for StorageConfig {
             allow_flush_all: false,
             idempotency_ttl_secs: 86_400,
             idempotency_max_entries: 100_000,
+            max_snapshots_per_instance: 10,
         }
     }
 }
@@ -107,14 +120,43 @@ impl Default for CompactionConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub required: bool,
     /// SHA-256 hex hashes of accepted bearer tokens (spec §8.1).
     pub token_hashes: Vec<String>,
     pub secrets_file: Option<PathBuf>,
+    /// Largest frame or JSONL line a connection may send before AUTH succeeds (spec §13).
+    #[serde(deserialize_with = "unauthenticated_frame_bytes")]
+    pub max_unauthenticated_frame_bytes: u64,
+    /// A connection that has not authenticated within this long is closed (§13); 0 = never.
+    pub unauthenticated_timeout_secs: u64,
+    /// Connections that have not authenticated yet, at most (§13).
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_unauthenticated_connections: u64,
 }
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: false,
+            token_hashes: Vec::new(),
+            secrets_file: None,
+            max_unauthenticated_frame_bytes: 65_536,
+            unauthenticated_timeout_secs: 10,
+            max_unauthenticated_connections: 256,
+        }
+    }
+}
+
+/// Accepted `auth.max_unauthenticated_frame_bytes`: enough for any HELLO or AUTH a client
+/// sends, and no more than a frame may ever be.
+pub const MIN_UNAUTHENTICATED_FRAME_BYTES: u64 = 1024;
+
+/// Smallest accepted `network.max_pending_response_bytes`: one response of the largest size
+/// must fit, or a connection could never be answered.
+pub const MIN_PENDING_RESPONSE_BYTES: u64 = MAX_FRAME_BYTES;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -130,14 +172,20 @@ pub struct TlsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     pub enabled: bool,
+    /// Loopback by default: the endpoint has no authentication (spec §10).
     pub bind_addr: SocketAddr,
+    /// Series of `rstmdb_instances_by_state` at most; the rest are summed under
+    /// `state="_other"` (machine and state names come from clients).
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_state_series: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            bind_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            max_state_series: 1_000,
         }
     }
 }
@@ -228,6 +276,21 @@ fn ranged<'de, D: Deserializer<'de>>(
 
 fn frame_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     ranged(deserializer, MIN_FRAME_BYTES, MAX_FRAME_BYTES, "bytes")
+}
+
+fn unauthenticated_frame_bytes<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u64, D::Error> {
+    ranged(
+        deserializer,
+        MIN_UNAUTHENTICATED_FRAME_BYTES,
+        MAX_FRAME_BYTES,
+        "bytes",
+    )
+}
+
+fn pending_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, MIN_PENDING_RESPONSE_BYTES, u64::MAX, "bytes")
 }
 
 fn segment_mb<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {

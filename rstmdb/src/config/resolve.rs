@@ -24,6 +24,7 @@ impl Config {
             ));
         }
         self.check_tls()?;
+        self.check_unauthenticated_frames()?;
         let token_hashes = self.load_token_hashes()?;
         if self.auth.required && token_hashes.is_empty() {
             return Err(ConfigError::rule(
@@ -42,6 +43,16 @@ impl Config {
     fn check_tls(&self) -> Result<(), ConfigError> {
         let tls = &self.tls;
         if !tls.enabled {
+            if tls.require_client_cert {
+                // Silently serving plaintext to an operator who asked for mutual TLS would be
+                // the worst reading of this configuration.
+                return Err(ConfigError::rule(
+                    "tls.require_client_cert",
+                    "client certificates are required but TLS is not enabled",
+                    "set tls.enabled = true (RSTMDB_TLS_ENABLED) with a certificate and key, \
+                     or drop tls.require_client_cert",
+                ));
+            }
             return Ok(());
         }
         if tls.cert_path.is_none() {
@@ -63,6 +74,20 @@ impl Config {
                 "tls.client_ca_path",
                 "client certificates are required but no client CA is configured",
                 "set tls.client_ca_path (RSTMDB_TLS_CLIENT_CA) to a PEM bundle of trusted client CAs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The pre-AUTH frame limit (§13) cannot exceed the frame limit itself.
+    fn check_unauthenticated_frames(&self) -> Result<(), ConfigError> {
+        let before_auth = self.auth.max_unauthenticated_frame_bytes;
+        let limit = self.network.max_frame_bytes;
+        if before_auth > limit {
+            return Err(ConfigError::rule(
+                "auth.max_unauthenticated_frame_bytes",
+                format!("{before_auth} is larger than network.max_frame_bytes ({limit})"),
+                "the limit before AUTH can only be the same as or lower than the frame limit",
             ));
         }
         Ok(())

@@ -28,6 +28,20 @@ pub struct AuthSettings {
     pub required: bool,
     /// Lowercase 64-hex-digit SHA-256 hashes of the accepted tokens ([`token_hash_hex`]).
     pub token_hashes: Vec<String>,
+    /// What a connection may hold before its AUTH succeeds (§13); only when `required`.
+    pub before_auth: BeforeAuthLimits,
+}
+
+/// The limits of spec §13 on a connection that has not authenticated yet. The defaults are
+/// the configuration's (`crate::assemble`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeforeAuthLimits {
+    /// Largest frame payload or JSONL line, decided from the header or line length.
+    pub max_frame_bytes: usize,
+    /// AUTH must succeed within this long, or the connection is closed silently.
+    pub timeout: Option<std::time::Duration>,
+    /// Unauthenticated connections at once; beyond it a new one gets `RATE_LIMITED`.
+    pub max_connections: usize,
 }
 
 /// Checks AUTH requests against the configured hashes.
@@ -138,6 +152,7 @@ mod tests {
         TokenVerifier::new(&AuthSettings {
             required,
             token_hashes: vec!["0".repeat(64), SPEC_TOKEN_HASH.to_owned()],
+            ..AuthSettings::default()
         })
     }
 

@@ -2,6 +2,8 @@
 //! handler (pipelined, bounded), and ends through the Closing procedure of spec §2.8.
 
 use super::activity::ActivityReader;
+use super::auth::BeforeAuthLimits;
+use super::budget::{ByteBudget, Charge};
 use super::observer::ServerObserver;
 use super::request_timer::RequestTimer;
 use super::session::{Session, SessionShared, Step};
@@ -9,15 +11,15 @@ use super::writer::{DetectedMode, Pending, Writer, WriterEnd};
 use crate::service::{ConnectionContext, OpHandler, OutboundReceiver, ResponseFuture};
 use futures::{FutureExt, StreamExt};
 use rstmdb_protocol::error::RcpError;
-use rstmdb_protocol::fault::WireError;
+use rstmdb_protocol::fault::{FrameFault, WireError};
 use rstmdb_protocol::message::{Outcome, Response};
-use rstmdb_protocol::request::Request;
+use rstmdb_protocol::request::{Request, RequestEnvelope};
 use rstmdb_protocol::wire::WireCodec;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -40,8 +42,14 @@ pub(crate) struct ConnectionEnv {
     pub session: Arc<SessionShared>,
     pub handler: Arc<dyn OpHandler>,
     pub idle_timeout: Option<Duration>,
-    /// How long a write may wait without the peer accepting a byte; `None`: forever.
+    /// How long one pending write may take in total; `None`: forever.
     pub write_timeout: Option<Duration>,
+    /// Spec §13, when auth is required.
+    pub before_auth: Option<BeforeAuthLimits>,
+    /// Bytes of requests and unwritten responses one connection may hold.
+    pub max_pending_bytes: usize,
+    /// Request bytes all connections together may hold; `None`: no such bound.
+    pub inflight: Option<Arc<ByteBudget>>,
     /// Cancelled on graceful shutdown: stop reading, answer what is in flight, close.
     pub shutdown: CancellationToken,
     /// Told about every request and error (the metrics count them).
@@ -59,28 +67,50 @@ enum ReadEnd {
     Shutdown,
     /// Idle timeout: close silently.
     Idle,
+    /// No successful AUTH within the deadline (§13): close silently.
+    AuthTimeout,
     /// The writer stopped (the peer is gone) or the transport failed.
     Broken,
 }
 
 type Reader<R> = FramedRead<ActivityReader<R>, WireCodec>;
 
+/// A connection that has not authenticated yet, while auth is required (§13).
+struct Unauthenticated {
+    /// One of `auth.max_unauthenticated_connections`, given back when AUTH succeeds.
+    _slot: OwnedSemaphorePermit,
+    deadline: Option<Instant>,
+    max_frame_bytes: usize,
+}
+
 /// Serves one connection until it closes. Marks `context` closed at the end, which ends its
-/// subscriptions.
+/// subscriptions. `unauthenticated_slot` is present when auth is required.
 pub(crate) async fn serve<S>(
     stream: S,
     context: ConnectionContext,
     outbound: OutboundReceiver,
     env: Arc<ConnectionEnv>,
+    unauthenticated_slot: Option<OwnedSemaphorePermit>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
     let max_frame_bytes = env.session.max_frame_bytes;
-    let mut reader = FramedRead::new(
-        ActivityReader::new(read_half),
-        WireCodec::detect(max_frame_bytes),
-    );
+    let unauthenticated = match (unauthenticated_slot, &env.before_auth) {
+        (Some(slot), Some(limits)) => Some(Unauthenticated {
+            _slot: slot,
+            deadline: limits.timeout.map(|timeout| Instant::now() + timeout),
+            max_frame_bytes: limits.max_frame_bytes.min(max_frame_bytes),
+        }),
+        _ => None,
+    };
+    let mut codec = WireCodec::detect(max_frame_bytes);
+    if let Some(unauthenticated) = &unauthenticated {
+        // Decided from the header or line length, before the payload is buffered (§13).
+        codec.set_max_frame_bytes(unauthenticated.max_frame_bytes);
+    }
+    let mut reader = FramedRead::new(ActivityReader::new(read_half), codec);
+    let budget = ByteBudget::new(env.max_pending_bytes);
     let (queue, queue_rx) = mpsc::unbounded_channel();
     let detected_mode = Arc::new(DetectedMode::default());
     let mut writer = WriterTask(tokio::spawn(
@@ -92,6 +122,7 @@ pub(crate) async fn serve<S>(
             detected_mode: detected_mode.clone(),
             max_frame_bytes,
             write_timeout: env.write_timeout,
+            budget: budget.clone(),
         }
         .run(),
     ));
@@ -103,6 +134,8 @@ pub(crate) async fn serve<S>(
         queue,
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION)),
         detected_mode,
+        budget,
+        unauthenticated,
     };
     let end = requests.run(&mut reader, &mut writer.0).await;
     drop(requests);
@@ -111,7 +144,7 @@ pub(crate) async fn serve<S>(
     // The connection counts as closed (its subscriptions end) as soon as nothing more will be
     // written, before the Closing drain.
     match end {
-        ReadEnd::Idle | ReadEnd::Broken => {
+        ReadEnd::Idle | ReadEnd::AuthTimeout | ReadEnd::Broken => {
             writer.0.abort();
             context.mark_closed();
         }
@@ -174,6 +207,8 @@ struct RequestLoop<'a> {
     queue: mpsc::UnboundedSender<Pending>,
     in_flight: Arc<Semaphore>,
     detected_mode: Arc<DetectedMode>,
+    budget: Arc<ByteBudget>,
+    unauthenticated: Option<Unauthenticated>,
 }
 
 impl RequestLoop<'_> {
@@ -183,20 +218,32 @@ impl RequestLoop<'_> {
         writer: &mut JoinHandle<WriterEnd>,
     ) -> ReadEnd {
         loop {
+            let auth_deadline = self.auth_deadline();
             let permit = tokio::select! {
                 biased;
                 _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
                 _ = &mut *writer => return ReadEnd::Broken,
+                _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
                 permit = self.in_flight.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return ReadEnd::Broken,
                 },
             };
+            // Not a byte more is read while the connection (or the server) holds its budget
+            // of requests and unwritten responses: the client has to read first.
+            tokio::select! {
+                biased;
+                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut *writer => return ReadEnd::Broken,
+                _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
+                _ = self.budgets_below_limit() => {}
+            }
             let idle_at = self.next_idle_check(reader);
             let item = tokio::select! {
                 biased;
                 _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
                 _ = &mut *writer => return ReadEnd::Broken,
+                _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
                 item = reader.next() => item,
                 _ = sleep_until(idle_at) => {
                     if self.is_idle(reader) {
@@ -207,10 +254,15 @@ impl RequestLoop<'_> {
             };
             // Known once the first byte is in; events pushed before any response use it.
             self.detected_mode.set(reader.decoder().mode());
+            let mut charge = Charge::request(&self.budget, self.env.inflight.as_ref(), 0);
             let (response, close) = match item {
                 None => return ReadEnd::PeerClosed,
-                Some(Ok(payload)) => self.handle_payload(&payload, reader),
-                Some(Err(error)) => match frame_error_response(&error) {
+                Some(Ok(payload)) => {
+                    charge =
+                        Charge::request(&self.budget, self.env.inflight.as_ref(), payload.len());
+                    self.handle_payload(&payload, reader)
+                }
+                Some(Err(error)) => match frame_error_response(&error, self.pre_auth_limit()) {
                     Some(response) => {
                         tracing::debug!(conn = self.context.id(), %error, "framing fault");
                         self.count_error(&response);
@@ -230,6 +282,7 @@ impl RequestLoop<'_> {
                 mode,
                 close,
                 permit,
+                charge,
             });
             if close {
                 return ReadEnd::CloseAfterFinal;
@@ -244,7 +297,28 @@ impl RequestLoop<'_> {
         payload: &str,
         reader: &mut Reader<R>,
     ) -> (ResponseFuture, bool) {
-        let request = match Request::parse(payload) {
+        let envelope = match RequestEnvelope::parse(payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let response = error.into_response();
+                self.count_error(&response);
+                return (ready(response), false);
+            }
+        };
+        let timer = RequestTimer::start(
+            &self.env.observer,
+            self.context.id(),
+            envelope.op,
+            &envelope.id,
+        );
+        // Refused before its params become a JSON tree: an unauthenticated request costs
+        // the server O(its bytes), whatever it holds (§13).
+        if !self.session.admits(envelope.op) {
+            let response = Response::error(envelope.id, RcpError::auth_required());
+            timer.finish(&response);
+            return (ready(response), false);
+        }
+        let request = match envelope.into_request() {
             Ok(request) => request,
             Err(error) => {
                 let response = error.into_response();
@@ -252,10 +326,12 @@ impl RequestLoop<'_> {
                 return (ready(response), false);
             }
         };
-        let timer = RequestTimer::start(&self.env.observer, self.context.id(), &request);
         let step = timer
             .span()
             .in_scope(|| self.session.handle(request, reader.decoder().mode()));
+        if self.unauthenticated.is_some() && self.session.is_authenticated() {
+            self.authenticated(reader);
+        }
         match step {
             Step::Answer {
                 response,
@@ -272,6 +348,35 @@ impl RequestLoop<'_> {
             Step::Delegate(request) => {
                 let started = timer.span().in_scope(|| self.start(request));
                 (Box::pin(timer.finish_with(started)), false)
+            }
+        }
+    }
+
+    /// AUTH succeeded: the frame limit, the deadline and the slot of §13 no longer apply.
+    fn authenticated<R>(&mut self, reader: &mut Reader<R>) {
+        self.unauthenticated = None;
+        reader
+            .decoder_mut()
+            .set_max_frame_bytes(self.env.session.max_frame_bytes);
+    }
+
+    fn auth_deadline(&self) -> Option<Instant> {
+        self.unauthenticated.as_ref()?.deadline
+    }
+
+    /// The frame limit before AUTH, while it applies.
+    fn pre_auth_limit(&self) -> Option<usize> {
+        Some(self.unauthenticated.as_ref()?.max_frame_bytes)
+    }
+
+    async fn budgets_below_limit(&self) {
+        loop {
+            self.budget.below_limit().await;
+            if let Some(inflight) = &self.env.inflight {
+                inflight.below_limit().await;
+            }
+            if !self.budget.is_exhausted() {
+                return;
             }
         }
     }
@@ -337,13 +442,17 @@ fn ready(response: Response) -> ResponseFuture {
 }
 
 /// The one error sent before closing on a framing fault (§2.8); `None` for transport errors,
-/// after which nothing can be sent.
-fn frame_error_response(error: &WireError) -> Option<Response> {
-    let error = match error {
-        WireError::Fault(fault) => RcpError::frame_error(*fault),
+/// after which nothing can be sent. `pre_auth_limit` is the frame limit before AUTH while it
+/// applies: a frame over it is `frame_too_large` with that `limit` in either wire mode (§13).
+fn frame_error_response(error: &WireError, pre_auth_limit: Option<usize>) -> Option<Response> {
+    let error = match (error, pre_auth_limit) {
+        (WireError::Fault(FrameFault::TooLarge | FrameFault::FrameTooLarge), Some(limit)) => {
+            RcpError::frame_error(FrameFault::FrameTooLarge).with_detail("limit", limit)
+        }
+        (WireError::Fault(fault), _) => RcpError::frame_error(*fault),
         // The peer stopped sending in the middle of a frame. It may still read, so it is told
         // why nothing was answered; the fault name is ours, the spec lists none for it.
-        WireError::TruncatedFrame { .. } => RcpError::bad_request(
+        (WireError::TruncatedFrame { .. }, _) => RcpError::bad_request(
             "frame_error",
             "frame error: connection closed in the middle of a frame",
         )

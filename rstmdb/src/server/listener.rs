@@ -2,6 +2,7 @@
 //! connection limit (spec §8.4) and drives graceful shutdown.
 
 use super::auth::TokenVerifier;
+use super::budget::ByteBudget;
 use super::connection::{self, CLOSING_DRAIN, ConnectionEnv};
 use super::observer::{NoObserver, OpenConnection, ServerObserver};
 use super::session::SessionShared;
@@ -56,6 +57,8 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     max_connections: usize,
+    /// `auth.max_unauthenticated_connections` when auth is required (§13).
+    max_unauthenticated: Option<usize>,
     env: Arc<ConnectionEnv>,
     next_connection_id: AtomicU64,
 }
@@ -91,18 +94,28 @@ impl Server {
             verifier: TokenVerifier::new(&settings.auth),
             max_frame_bytes: settings.max_frame_bytes,
         };
+        let before_auth = settings
+            .auth
+            .required
+            .then(|| settings.auth.before_auth.clone());
         let env = ConnectionEnv {
             session: Arc::new(session),
             handler,
             idle_timeout: settings.idle_timeout,
             write_timeout: settings.write_timeout,
+            max_pending_bytes: settings.max_pending_bytes.max(1),
+            inflight: settings
+                .max_inflight_bytes
+                .map(|limit| ByteBudget::new(limit.max(1))),
             shutdown: CancellationToken::new(),
             observer: Arc::new(NoObserver),
+            before_auth: before_auth.clone(),
         };
         Ok(Server {
             listener,
             tls,
             max_connections: settings.max_connections,
+            max_unauthenticated: before_auth.map(|limits| limits.max_connections),
             env: Arc::new(env),
             next_connection_id: AtomicU64::new(1),
         })
@@ -127,6 +140,9 @@ impl Server {
         let limit = Arc::new(Semaphore::new(
             self.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let unauthenticated = self
+            .max_unauthenticated
+            .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
         let lingering_refusals = Arc::new(Semaphore::new(MAX_LINGERING_REFUSALS));
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -138,23 +154,24 @@ impl Server {
                         // Responses are written whole; Nagle would only delay them.
                         let _ = tcp.set_nodelay(true);
                         let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
-                        let permit = limit.clone().try_acquire_owned().ok();
-                        let refusal = match permit {
-                            Some(_) => None,
-                            None => match lingering_refusals.clone().try_acquire_owned() {
-                                Ok(refusal) => Some(refusal),
-                                Err(_) => {
-                                    self.refuse_at_once(tcp, id, peer);
-                                    continue;
+                        let admission = self.admit(&limit, unauthenticated.as_ref());
+                        let refusal = match &admission {
+                            Admission::Admitted { .. } => None,
+                            Admission::Refused(error) => {
+                                match lingering_refusals.clone().try_acquire_owned() {
+                                    Ok(refusal) => Some(refusal),
+                                    Err(_) => {
+                                        self.refuse_at_once(tcp, id, peer, error);
+                                        continue;
+                                    }
                                 }
-                            },
+                            }
                         };
                         let accepted = Accepted {
                             id,
                             peer,
-                            permit,
+                            admission,
                             _refusal: refusal,
-                            max_connections: self.max_connections,
                             env: self.env.clone(),
                         };
                         connections.spawn(accepted.run(tcp, self.tls.clone()));
@@ -188,12 +205,35 @@ impl Server {
         tracing::info!("shutdown complete");
     }
 
+    /// Takes a slot under the connection limit and, while auth is required, one under the
+    /// limit on unauthenticated connections (§8.4, §13); either one missing refuses it.
+    fn admit(&self, limit: &Arc<Semaphore>, unauthenticated: Option<&Arc<Semaphore>>) -> Admission {
+        let Ok(slot) = limit.clone().try_acquire_owned() else {
+            return Admission::Refused(connection_limit(self.max_connections));
+        };
+        let Some(unauthenticated) = unauthenticated else {
+            return Admission::Admitted {
+                slot,
+                unauthenticated_slot: None,
+            };
+        };
+        match unauthenticated.clone().try_acquire_owned() {
+            Ok(unauthenticated_slot) => Admission::Admitted {
+                slot,
+                unauthenticated_slot: Some(unauthenticated_slot),
+            },
+            Err(_) => Admission::Refused(RcpError::unauthenticated_limit(
+                self.max_unauthenticated.unwrap_or_default() as u64,
+            )),
+        }
+    }
+
     /// A refusal while [`MAX_LINGERING_REFUSALS`] others are under way: the `RATE_LIMITED`
     /// frame if the socket buffer takes it now (never with TLS, which needs a handshake), then
     /// an immediate close, without a task.
-    fn refuse_at_once(&self, tcp: TcpStream, id: u64, peer: SocketAddr) {
+    fn refuse_at_once(&self, tcp: TcpStream, id: u64, peer: SocketAddr, error: &RcpError) {
         let sent = self.tls.is_none()
-            && refusal_frame(self.max_connections)
+            && refusal_frame(error)
                 .is_some_and(|frame| matches!(tcp.try_write(&frame), Ok(n) if n == frame.len()));
         if sent {
             self.env.observer.error_sent(&ErrorCode::RateLimited);
@@ -201,22 +241,32 @@ impl Server {
         tracing::debug!(
             conn = id,
             %peer,
-            limit = self.max_connections,
+            reason = error.reason(),
             sent,
-            "connection limit reached and refusals backed up; closed at once"
+            "connection refused and refusals backed up; closed at once"
         );
     }
+}
+
+/// Whether an accepted socket is served.
+enum Admission {
+    Admitted {
+        /// One of `network.max_connections`.
+        slot: OwnedSemaphorePermit,
+        /// One of `auth.max_unauthenticated_connections`, while auth is required.
+        unauthenticated_slot: Option<OwnedSemaphorePermit>,
+    },
+    /// Over a limit: this error, then the Closing procedure.
+    Refused(RcpError),
 }
 
 /// A freshly accepted socket and what it needs.
 struct Accepted {
     id: u64,
     peer: SocketAddr,
-    /// `None` when the connection limit is reached.
-    permit: Option<OwnedSemaphorePermit>,
+    admission: Admission,
     /// Held while a refused connection is served (one of [`MAX_LINGERING_REFUSALS`]).
     _refusal: Option<OwnedSemaphorePermit>,
-    max_connections: usize,
     env: Arc<ConnectionEnv>,
 }
 
@@ -240,32 +290,39 @@ impl Accepted {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Some(permit) = self.permit else {
-            tracing::warn!(
-                conn = self.id,
-                peer = %self.peer,
-                limit = self.max_connections,
-                "connection limit reached; refusing"
-            );
-            return refuse_over_limit(stream, self.max_connections, &*self.env.observer).await;
+        let (slot, unauthenticated_slot) = match self.admission {
+            Admission::Admitted {
+                slot,
+                unauthenticated_slot,
+            } => (slot, unauthenticated_slot),
+            Admission::Refused(error) => {
+                tracing::warn!(
+                    conn = self.id,
+                    peer = %self.peer,
+                    reason = error.reason(),
+                    limit = error.detail("limit").and_then(|limit| limit.as_u64()),
+                    "connection refused"
+                );
+                return refuse_over_limit(stream, &error, &*self.env.observer).await;
+            }
         };
         // Dropped on every way out of here, including this task being aborted at shutdown.
         let _counted = OpenConnection::new(&self.env.observer);
         tracing::debug!(conn = self.id, peer = %self.peer, "connection opened");
         let (context, outbound) = ConnectionContext::new(self.id, self.peer);
-        connection::serve(stream, context, outbound, self.env).await;
+        connection::serve(stream, context, outbound, self.env, unauthenticated_slot).await;
         tracing::debug!(conn = self.id, "connection closed");
-        drop(permit);
+        drop(slot);
     }
 }
 
 /// One binary `RATE_LIMITED` frame, then the Closing procedure (§8.4, §2.8).
 async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    limit: usize,
+    error: &RcpError,
     observer: &dyn ServerObserver,
 ) {
-    let Some(frame) = refusal_frame(limit) else {
+    let Some(frame) = refusal_frame(error) else {
         return;
     };
     observer.error_sent(&ErrorCode::RateLimited);
@@ -279,13 +336,17 @@ async fn refuse_over_limit<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
 }
 
-/// The binary `RATE_LIMITED` frame of §8.4 (`None` only if encoding fails, which is a bug).
-fn refusal_frame(limit: usize) -> Option<BytesMut> {
+/// The §8.4 refusal for the connection limit.
+fn connection_limit(limit: usize) -> RcpError {
     // The exact configured limit: the protocol crate's constructor takes a u32, the config a u64.
-    let error = RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX))
-        .with_detail("limit", limit);
+    RcpError::connection_limit(u32::try_from(limit).unwrap_or(u32::MAX)).with_detail("limit", limit)
+}
+
+/// A refusal as a binary frame, the mode of a connection that has sent nothing (§8.4; `None`
+/// only if encoding fails, which is a bug).
+fn refusal_frame(error: &RcpError) -> Option<BytesMut> {
     let mut frame = BytesMut::new();
-    let payload = encode_response(&Response::error("", error));
+    let payload = encode_response(&Response::error("", error.clone()));
     FrameCodec::default().encode(payload, &mut frame).ok()?;
     Some(frame)
 }

@@ -15,6 +15,7 @@
 
 mod activity;
 pub mod auth;
+mod budget;
 mod connection;
 pub mod listener;
 pub mod observer;
@@ -24,7 +25,7 @@ pub mod settings;
 pub mod tls;
 mod writer;
 
-pub use auth::AuthSettings;
+pub use auth::{AuthSettings, BeforeAuthLimits};
 pub use connection::{CLOSING_DRAIN, MAX_IN_FLIGHT_PER_CONNECTION};
 pub use listener::{MAX_LINGERING_REFUSALS, SHUTDOWN_GRACE, Server, ServerError};
 pub use observer::{NoObserver, ServerObserver};

@@ -4,8 +4,8 @@
 
 use super::observer::ServerObserver;
 use futures::FutureExt;
+use rstmdb_protocol::Op;
 use rstmdb_protocol::message::{Outcome, Response};
-use rstmdb_protocol::{Op, Request};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,15 +21,13 @@ pub(crate) struct RequestTimer {
 }
 
 impl RequestTimer {
-    pub fn start(observer: &Arc<dyn ServerObserver>, conn: u64, request: &Request) -> Self {
-        let span = tracing::debug_span!(
-            "request",
-            op = request.op.as_str(),
-            conn,
-            request_id = %request.id,
-        );
+    /// `request_id` is logged escaped (`Debug`): it is client text and must not be able to
+    /// forge log lines or drive a terminal.
+    pub fn start(observer: &Arc<dyn ServerObserver>, conn: u64, op: Op, request_id: &str) -> Self {
+        let span =
+            tracing::debug_span!("request", op = op.as_str(), conn, request_id = ?request_id);
         Self {
-            op: request.op,
+            op,
             started: Instant::now(),
             span,
             observer: Arc::clone(observer),

@@ -57,11 +57,21 @@ impl Session {
         Self { shared, auth }
     }
 
+    /// Whether a request with this op may run now: everything but HELLO, AUTH, PING and BYE
+    /// waits for a successful AUTH when auth is required (§8.1).
+    pub fn admits(&self, op: Op) -> bool {
+        !op.needs_auth() || self.auth.is_authenticated()
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.auth.is_authenticated()
+    }
+
     /// Decides what to do with a request whose envelope is valid. `mode` is the connection's
     /// current wire mode.
     pub fn handle(&mut self, request: Request, mode: WireMode) -> Step {
         let id = request.id.clone();
-        if request.op.needs_auth() && !self.auth.is_authenticated() {
+        if !self.admits(request.op) {
             return Step::answer(Response::error(id, RcpError::auth_required()));
         }
         match request.op {

@@ -14,9 +14,14 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Inbound payload / JSONL line limit (§2.4).
     pub max_frame_bytes: usize,
-    /// How long a pending write may wait without the peer accepting a byte before the
-    /// connection is closed; `None` disables it (`write_timeout_secs = 0`).
+    /// How long one pending write may take in total before the connection is closed; `None`
+    /// disables it (`write_timeout_secs = 0`).
     pub write_timeout: Option<Duration>,
+    /// Bytes one connection may hold in requests being answered and responses not yet
+    /// written; at the limit the server stops reading its requests.
+    pub max_pending_bytes: usize,
+    /// The same for the requests of all connections together; `None`: no global bound.
+    pub max_inflight_bytes: Option<usize>,
     pub auth: AuthSettings,
     pub tls: Option<TlsSettings>,
 }

@@ -1,13 +1,16 @@
 //! The writing half of a connection: writes responses strictly in request order, and events
 //! or stream errors pushed by the handler between them (spec §3.7).
 
+use super::budget::{ByteBudget, Charge};
 use crate::service::watch::budget::DeliveryBudget;
 use crate::service::{ConnectionContext, Outbound, OutboundReceiver, ResponseFuture};
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use rstmdb_protocol::message::{Response, encode_response};
+use rstmdb_protocol::limits::MAX_PAYLOAD_BYTES;
+use rstmdb_protocol::message::encode_response;
 use rstmdb_protocol::wire::{WireCodec, WireMode};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +30,9 @@ pub(crate) struct Pending {
     pub close: bool,
     /// Held until the response is written: bounds the requests in flight (backpressure).
     pub permit: OwnedSemaphorePermit,
+    /// The request's bytes, then its response's too, against the byte budgets; released
+    /// once the response is written.
+    pub charge: Charge,
 }
 
 /// Why the writer stopped.
@@ -63,8 +69,16 @@ impl DetectedMode {
     }
 }
 
-type Finished =
-    Pin<Box<dyn Future<Output = (Response, WireMode, bool, OwnedSemaphorePermit)> + Send>>;
+/// A response ready to write: its encoded payload, and what is released once it is written.
+struct Done {
+    payload: String,
+    mode: WireMode,
+    close: bool,
+    permit: OwnedSemaphorePermit,
+    charge: Charge,
+}
+
+type Finished = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 /// Messages already available are gathered into one write up to this size, so a burst of
 /// pipelined responses (e.g. released by one group commit) costs one syscall, not one each.
@@ -77,9 +91,12 @@ pub(crate) struct Writer<W> {
     pub context: ConnectionContext,
     pub detected_mode: Arc<DetectedMode>,
     pub max_frame_bytes: usize,
-    /// A peer that accepts no byte for this long is treated as gone (a client that sends
-    /// requests but never reads would otherwise hold its connection and buffers forever).
+    /// A pending write that takes longer than this in total means the peer is gone or
+    /// trickling (a client that sends requests but never reads would otherwise hold its
+    /// connection and buffers forever).
     pub write_timeout: Option<Duration>,
+    /// The connection's byte budget: responses are only started while it has room.
+    pub budget: Arc<ByteBudget>,
 }
 
 /// What one step of the writer produced.
@@ -98,8 +115,8 @@ struct Output {
     /// The mode of the last response encoded; `None` before the first.
     response_mode: Option<WireMode>,
     buf: BytesMut,
-    /// Permits of encoded responses, released once the bytes are written.
-    permits: Vec<OwnedSemaphorePermit>,
+    /// Permits and charges of encoded responses, released once the bytes are written.
+    permits: Vec<(OwnedSemaphorePermit, Charge)>,
     /// Bytes of watch events in `buf`, and the budget their sending time is charged to.
     event_bytes: usize,
     budget: Option<Arc<DeliveryBudget>>,
@@ -115,10 +132,15 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             event_bytes: 0,
             budget: None,
         };
-        let mut in_order: FuturesOrdered<Finished> = FuturesOrdered::new();
+        let mut requests = Requests {
+            waiting: VecDeque::new(),
+            in_order: FuturesOrdered::new(),
+            budget: self.budget.clone(),
+        };
         let mut queue_open = true;
         loop {
-            if !queue_open && in_order.is_empty() {
+            requests.admit();
+            if !queue_open && requests.is_empty() {
                 return match self.shutdown_sink().await {
                     Ok(()) => WriterEnd::Drained,
                     Err(_) => WriterEnd::Failed,
@@ -128,7 +150,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 biased;
                 queued = self.queue.recv(), if queue_open => match queued {
                     Some(pending) => {
-                        in_order.push_back(finish(pending));
+                        requests.push_back(pending);
                         Step::Nothing
                     }
                     None => {
@@ -136,12 +158,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                         Step::Nothing
                     }
                 },
-                Some(done) = in_order.next() => out.response(done),
+                Some(done) = requests.in_order.next() => out.response(done),
                 Some(message) = self.outbound.recv() => self.pushed(&mut out, message),
             };
             // Gather whatever else is ready into the same write.
             while matches!(step, Step::Encoded) && out.buf.len() < COALESCE_BYTES {
-                step = self.next_ready(&mut out, &mut in_order, &mut queue_open);
+                step = self.next_ready(&mut out, &mut requests, &mut queue_open);
             }
             if out.buf.is_empty() && !matches!(step, Step::Final) {
                 continue;
@@ -163,12 +185,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     fn next_ready(
         &mut self,
         out: &mut Output,
-        in_order: &mut FuturesOrdered<Finished>,
+        requests: &mut Requests,
         queue_open: &mut bool,
     ) -> Step {
         loop {
             match self.queue.try_recv() {
-                Ok(pending) => in_order.push_back(finish(pending)),
+                Ok(pending) => requests.push_back(pending),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     *queue_open = false;
                     break;
@@ -176,7 +198,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 Err(mpsc::error::TryRecvError::Empty) => break,
             }
         }
-        if let Some(Some(done)) = in_order.next().now_or_never() {
+        requests.admit();
+        if let Some(Some(done)) = requests.in_order.next().now_or_never() {
             return out.response(done);
         }
         match self.outbound.try_recv() {
@@ -236,35 +259,47 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 }
 
 impl Output {
-    fn response(&mut self, done: (Response, WireMode, bool, OwnedSemaphorePermit)) -> Step {
-        let (response, mode, close, permit) = done;
+    fn response(&mut self, done: Done) -> Step {
+        let Done {
+            payload,
+            mode,
+            close,
+            permit,
+            charge,
+        } = done;
         self.codec.set_mode(mode);
         self.response_mode = Some(mode);
-        encode(&mut self.codec, &encode_response(&response), &mut self.buf);
-        self.permits.push(permit);
+        encode(&mut self.codec, &payload, &mut self.buf);
+        self.permits.push((permit, charge));
         if close { Step::Final } else { Step::Encoded }
     }
 
-    /// Writes the buffer. The timeout applies to each write call, not to the whole buffer: a
-    /// slow reader that keeps accepting bytes is served, one that accepts none is dropped.
+    /// Writes the buffer. The timeout bounds the whole buffer, not each write call: a client
+    /// that takes one byte now and then cannot keep a connection and its buffers forever.
+    /// A buffer is at most one message or [`COALESCE_BYTES`], so the timeout asks for a rate
+    /// of at least 16 MiB per `write_timeout_secs`.
     async fn flush<W: AsyncWrite + Unpin>(
         &mut self,
         sink: &mut W,
-        stall_timeout: Option<Duration>,
+        write_timeout: Option<Duration>,
     ) -> std::io::Result<()> {
         let mut timed = TimedWrite {
             inner: sink,
             spent: Duration::ZERO,
         };
-        let mut written = 0;
-        while written < self.buf.len() {
-            let n = within(stall_timeout, timed.write(&self.buf[written..])).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
+        let buf = &self.buf;
+        within(write_timeout, async {
+            let mut written = 0;
+            while written < buf.len() {
+                let n = timed.write(&buf[written..]).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                written += n;
             }
-            written += n;
-        }
-        within(stall_timeout, timed.flush()).await?;
+            timed.flush().await
+        })
+        .await?;
         if let Some(budget) = &self.budget
             && self.event_bytes > 0
         {
@@ -292,7 +327,10 @@ async fn within<T>(
         Ok(done) => done,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("the peer accepted no byte for {} s", limit.as_secs_f64()),
+            format!(
+                "the peer did not take a pending write within {} s",
+                limit.as_secs_f64()
+            ),
         )),
     }
 }
@@ -334,14 +372,66 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<'_, W> {
     }
 }
 
+/// Requests in response order: those whose responses are being produced (`in_order`, polled
+/// together) and those not started yet (`waiting`).
+///
+/// Most responses are produced only when their future is polled (reads run then), so what is
+/// started is what can land in memory at once. A request is started while the started ones
+/// could all produce the largest response and stay within the byte budget; the first is
+/// always started, so a connection always makes progress.
+struct Requests {
+    waiting: VecDeque<Pending>,
+    in_order: FuturesOrdered<Finished>,
+    budget: Arc<ByteBudget>,
+}
+
+impl Requests {
+    fn push_back(&mut self, pending: Pending) {
+        self.waiting.push_back(pending);
+        self.admit();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.in_order.is_empty()
+    }
+
+    fn admit(&mut self) {
+        while !self.waiting.is_empty() {
+            let started = self.in_order.len();
+            let worst_case = (started + 1).saturating_mul(MAX_PAYLOAD_BYTES);
+            if started > 0
+                && self.budget.used_bytes().saturating_add(worst_case) > self.budget.limit_bytes()
+            {
+                return;
+            }
+            if let Some(pending) = self.waiting.pop_front() {
+                self.in_order.push_back(finish(pending));
+            }
+        }
+    }
+}
+
+/// Produces the response and encodes it at once, so what waits to be written is counted in
+/// bytes (the JSON tree is gone by then).
 fn finish(pending: Pending) -> Finished {
     let Pending {
         response,
         mode,
         close,
         permit,
+        mut charge,
     } = pending;
-    Box::pin(async move { (response.await, mode, close, permit) })
+    Box::pin(async move {
+        let payload = encode_response(&response.await);
+        charge.add_response(payload.len());
+        Done {
+            payload,
+            mode,
+            close,
+            permit,
+            charge,
+        }
+    })
 }
 
 fn encode(codec: &mut WireCodec, payload: &str, buf: &mut BytesMut) {

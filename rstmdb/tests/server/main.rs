@@ -4,7 +4,9 @@
 
 mod client_resumes_after_server_restart;
 mod hostile_auth_flood;
+mod hostile_before_auth;
 mod hostile_frames;
+mod hostile_pending_bytes;
 mod metrics_endpoint;
 mod python_interop;
 mod server_framing_faults;
