@@ -41,6 +41,13 @@ pub const MAX_BATCH_OPS: usize = 100;
 /// `BAD_REQUEST` `invalid_request`, answered with `"id":""`.
 pub const MAX_REQUEST_ID_BYTES: usize = 256;
 
+/// WATCH_ALL filter lists hold at most this many entries (§4.21)...
+pub const MAX_WATCH_FILTER_ENTRIES: usize = 256;
+
+/// ...of at most this many bytes each; WATCH_INSTANCE's `instance_id` has the same bound
+/// (§4.20). Longer is `BAD_REQUEST` `invalid_param` with `limit`.
+pub const MAX_WATCH_NAME_BYTES: usize = 1024;
+
 /// Idempotency keys are 1 to this many UTF-8 bytes long (§4.10, §6.2).
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
 

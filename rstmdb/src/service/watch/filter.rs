@@ -1,19 +1,21 @@
 //! Which transitions a subscription matches (spec §4.20, §4.21, §6.9).
 
 use crate::database::CommittedEvent;
+use std::collections::HashSet;
 
 /// A subscription's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     /// WATCH_INSTANCE: every transition of this id, of any incarnation of the instance.
     Instance(String),
-    /// WATCH_ALL: an empty list is no constraint; a non-empty list matches one of its strings;
-    /// the lists are combined with AND.
+    /// WATCH_ALL: an empty set is no constraint; a non-empty set matches one of its strings;
+    /// the sets are combined with AND. Sets, so a 256-entry filter costs one lookup per
+    /// transition, not 256 comparisons.
     All {
-        machines: Vec<String>,
-        from_states: Vec<String>,
-        to_states: Vec<String>,
-        events: Vec<String>,
+        machines: HashSet<String>,
+        from_states: HashSet<String>,
+        to_states: HashSet<String>,
+        events: HashSet<String>,
     },
 }
 
@@ -44,8 +46,8 @@ impl Filter {
     }
 }
 
-fn allows(list: &[String], value: &str) -> bool {
-    list.is_empty() || list.iter().any(|allowed| allowed == value)
+fn allows(set: &HashSet<String>, value: &str) -> bool {
+    set.is_empty() || set.contains(value)
 }
 
 /// WATCH_INSTANCE or WATCH_ALL.

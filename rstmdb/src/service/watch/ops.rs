@@ -57,10 +57,10 @@ pub fn watch_all(
         let point = point.await?;
         let request = WatchRequest {
             filter: Filter::All {
-                machines: params.machines,
-                from_states: params.from_states,
-                to_states: params.to_states,
-                events: params.events,
+                machines: params.machines.into_iter().collect(),
+                from_states: params.from_states.into_iter().collect(),
+                to_states: params.to_states.into_iter().collect(),
+                events: params.events.into_iter().collect(),
             },
             include_ctx: params.include_ctx,
             from_offset: params.from_offset,
