@@ -3,6 +3,7 @@
 
 use crate::raw::Client;
 use crate::server::{DbServer, DbSetup, loopback_settings};
+use rstmdb::config::MetricsConfig;
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
 use rstmdb::server::ServerSettings;
 use rstmdb::wal::WalConfig;
@@ -34,7 +35,8 @@ impl MetricsServerUnderTest {
 
     pub async fn start_with(settings: ServerSettings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let metrics = Metrics::new().expect("metrics register");
+        let max_state_series = MetricsConfig::default().max_state_series as usize;
+        let metrics = Metrics::new(max_state_series).expect("metrics register");
         let health = Arc::new(Health::default());
         let http = MetricsServer::bind(
             SocketAddr::from(([127, 0, 0, 1], 0)),

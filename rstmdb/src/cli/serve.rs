@@ -150,7 +150,8 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
 
 /// Binds `metrics.bind_addr` and serves `/metrics` and `/health` until the process exits.
 async fn start_metrics(config: &Config, health: &Arc<Health>) -> Result<Arc<Metrics>, String> {
-    let metrics = Metrics::new().map_err(|err| err.to_string())?;
+    let max_state_series = usize::try_from(config.metrics.max_state_series).unwrap_or(usize::MAX);
+    let metrics = Metrics::new(max_state_series).map_err(|err| err.to_string())?;
     let endpoint = MetricsServer::bind(
         config.metrics.bind_addr,
         Arc::clone(&metrics),

@@ -29,7 +29,14 @@ pub(super) struct DatabaseMetrics {
     checkpoint_age_seconds: GaugeVec,
     recovery_duration_seconds: Gauge,
     recovery_records_replayed: IntGauge,
+    /// Series of `instances_by_state` at most, `_other` included: machine and state names
+    /// come from clients, and every series costs every scrape and the Prometheus server.
+    max_state_series: usize,
 }
+
+/// The `state` label of the series that sums the (machine, version) pairs' states beyond
+/// `max_state_series`.
+pub const OTHER_STATES: &str = "_other";
 
 /// What one refresh reads from the engine.
 struct EngineCounts {
@@ -39,7 +46,7 @@ struct EngineCounts {
 }
 
 impl DatabaseMetrics {
-    pub fn register(registry: &Registry) -> Result<Self, MetricsError> {
+    pub fn register(registry: &Registry, max_state_series: usize) -> Result<Self, MetricsError> {
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
         let counter = |name: &str, help: &str| IntCounter::new(name, help);
         let metrics = Self {
@@ -98,6 +105,7 @@ impl DatabaseMetrics {
                 "rstmdb_recovery_records_replayed",
                 "WAL records replayed at start-up",
             )?,
+            max_state_series: max_state_series.max(1),
         };
         let m = metrics.clone();
         registry.register(Box::new(m.instances_total))?;
@@ -157,11 +165,12 @@ impl DatabaseMetrics {
             self.machines_total.set(saturating_i64(counts.machines));
             // Reset first: a state whose last instance left must disappear, not stay stale.
             self.instances_by_state.reset();
-            for count in counts.by_state {
-                let version = count.version.to_string();
+            for (machine, version, state, count) in
+                capped_state_series(counts.by_state, self.max_state_series)
+            {
                 self.instances_by_state
-                    .with_label_values(&[&count.machine, &version, &count.state])
-                    .set(saturating_i64(count.count));
+                    .with_label_values(&[&machine, &version, &state])
+                    .set(saturating_i64(count));
             }
         }
         self.refresh_checkpoint_age(db.data_dir().to_path_buf())
@@ -182,6 +191,38 @@ impl DatabaseMetrics {
             Err(_) => {}
         }
     }
+}
+
+/// The `(machine, version, state, count)` series to export: the first `max_series - 1` in
+/// the engine's order (machine, version, state), and one `machine="_other", version="",
+/// state="_other"` series summing the rest, so the total stays exact. Without overflow every
+/// entry is its own series.
+fn capped_state_series(
+    by_state: Vec<StateCountEntry>,
+    max_series: usize,
+) -> Vec<(String, String, String, u64)> {
+    let overflow = by_state.len() > max_series;
+    let kept = if overflow {
+        max_series.saturating_sub(1)
+    } else {
+        by_state.len()
+    };
+    let mut entries = by_state.into_iter();
+    let mut series: Vec<_> = entries
+        .by_ref()
+        .take(kept)
+        .map(|e| (e.machine, e.version.to_string(), e.state, e.count))
+        .collect();
+    if overflow {
+        let rest = entries.map(|e| e.count).fold(0u64, u64::saturating_add);
+        series.push((
+            OTHER_STATES.to_owned(),
+            String::new(),
+            OTHER_STATES.to_owned(),
+            rest,
+        ));
+    }
+    series
 }
 
 /// When the newest valid checkpoint was taken (Unix ms); `None` without one.
@@ -211,4 +252,41 @@ fn catch_up(counter: &IntCounter, total: u64) {
 
 fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(machine: &str, state: &str, count: u64) -> StateCountEntry {
+        StateCountEntry {
+            machine: machine.to_owned(),
+            version: 1,
+            state: state.to_owned(),
+            count,
+        }
+    }
+
+    #[test]
+    fn states_beyond_the_cap_are_summed_under_other_and_the_total_stays_exact() {
+        let by_state: Vec<_> = (0..10)
+            .map(|n| entry("m", &format!("s{n}"), n + 1))
+            .collect();
+        let series = capped_state_series(by_state.clone(), 4);
+        assert_eq!(series.len(), 4);
+        assert_eq!(series[2], ("m".into(), "1".into(), "s2".into(), 3));
+        assert_eq!(
+            series[3],
+            (
+                "_other".into(),
+                String::new(),
+                "_other".into(),
+                4 + 5 + 6 + 7 + 8 + 9 + 10
+            )
+        );
+        let total: u64 = series.iter().map(|s| s.3).sum();
+        assert_eq!(total, 55);
+        // At the cap nothing is folded.
+        assert_eq!(capped_state_series(by_state, 10).len(), 10);
+    }
 }

@@ -18,11 +18,25 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// A slow or idle scraper may not hold a connection open for ever.
+/// A slow or idle scraper may not hold a connection open for ever: the request headers must
+/// arrive within this long...
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Simultaneous HTTP connections; more are closed at once. Prometheus needs one per scraper.
+/// ...and the whole connection, keep-alive requests and writing the answers included, ends
+/// after this long (a scraper reconnects for its next scrape; Prometheus's default interval is
+/// 15 s, and a scrape must fit well within it).
+pub const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Simultaneous HTTP connections served in full. Prometheus needs one per scraper.
 pub const MAX_HTTP_CONNECTIONS: usize = 64;
+
+/// Connections beyond [`MAX_HTTP_CONNECTIONS`] that are still answered on `/health` (and
+/// only there, with a short deadline), so a load balancer's health check is never starved by
+/// connections that hog the endpoint. Beyond these, a connection is closed at once.
+pub const HEALTH_ONLY_CONNECTIONS: usize = 16;
+
+/// How long a health-only connection may take, request and answer.
+const HEALTH_ONLY_LIFETIME: Duration = Duration::from_secs(2);
 
 const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>rstmdb</title></head><body>\
 <h1>rstmdb</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
@@ -64,6 +78,7 @@ impl MetricsServer {
     /// Serves until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
         let limit = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+        let health_only = Arc::new(Semaphore::new(HEALTH_ONLY_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -77,9 +92,15 @@ impl MetricsServer {
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                tracing::debug!("metrics endpoint: connection limit reached; closing");
-                continue;
+            let (permit, scope, lifetime) = match Arc::clone(&limit).try_acquire_owned() {
+                Ok(permit) => (permit, Scope::Everything, HTTP_CONNECTION_LIFETIME),
+                Err(_) => match Arc::clone(&health_only).try_acquire_owned() {
+                    Ok(permit) => (permit, Scope::HealthOnly, HEALTH_ONLY_LIFETIME),
+                    Err(_) => {
+                        tracing::debug!("metrics endpoint: connection limit reached; closing");
+                        continue;
+                    }
+                },
             };
             let endpoint = Arc::clone(&self.endpoint);
             let stop = stop.clone();
@@ -87,15 +108,19 @@ impl MetricsServer {
                 let _permit = permit;
                 let service = service_fn(move |request| {
                     let endpoint = Arc::clone(&endpoint);
-                    async move { Ok::<_, Infallible>(endpoint.answer(&request).await) }
+                    async move { Ok::<_, Infallible>(endpoint.answer(&request, scope).await) }
                 });
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT);
+                    .header_read_timeout(HEADER_READ_TIMEOUT.min(lifetime))
+                    .keep_alive(scope == Scope::Everything);
                 let connection = builder.serve_connection(TokioIo::new(tcp), service);
                 tokio::select! {
                     _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(lifetime) => {
+                        tracing::debug!(?lifetime, "metrics endpoint: connection lifetime over");
+                    }
                     served = connection => if let Err(err) = served {
                         tracing::debug!(%err, "metrics endpoint: connection error");
                     },
@@ -105,9 +130,25 @@ impl MetricsServer {
     }
 }
 
+/// What a connection is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Everything,
+    /// Over the connection limit: `/health` only, everything else 503.
+    HealthOnly,
+}
+
 impl Endpoint {
-    async fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        match request.uri().path() {
+    async fn answer(&self, request: &Request<Incoming>, scope: Scope) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        if scope == Scope::HealthOnly && !matches!(path, "/health" | "/healthz") {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "busy: too many connections",
+            );
+        }
+        match path {
             "/metrics" => {
                 let body = self.metrics.scrape().await;
                 reply(StatusCode::OK, prometheus::TEXT_FORMAT, body)

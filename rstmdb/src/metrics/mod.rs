@@ -59,11 +59,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric (zero-valued until something happens), the process collector,
-    /// and the fsync histograms (fed once a database is attached).
-    pub fn new() -> Result<Arc<Metrics>, MetricsError> {
+    /// and the fsync histograms (fed once a database is attached). `max_state_series` bounds
+    /// `rstmdb_instances_by_state` (`metrics.max_state_series`).
+    pub fn new(max_state_series: usize) -> Result<Arc<Metrics>, MetricsError> {
         let registry = Registry::new();
         let server = ServerMetrics::register(&registry)?;
-        let database = DatabaseMetrics::register(&registry)?;
+        let database = DatabaseMetrics::register(&registry, max_state_series)?;
         let fsync = Arc::new(FsyncMetrics::register(&registry)?);
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
