@@ -7,6 +7,7 @@ use super::model::{
     Config, MAX_BATCH_EVENTS, MAX_DELIVERY_INTERVAL_MS, MAX_FRAME_BYTES, MAX_SEGMENT_MB,
     MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_SEGMENT_MB,
 };
+use super::resolve::checked_token_hash;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -83,6 +84,8 @@ pub fn apply_env(
     )?;
     env.boolean("RSTMDB_AUTH_REQUIRED", &mut config.auth.required)?;
     if let Some(hash) = env.get("RSTMDB_AUTH_TOKEN_HASH").filter(|h| !h.is_empty()) {
+        // Checked here, so the error names the variable rather than a list position.
+        checked_token_hash(&hash, || "RSTMDB_AUTH_TOKEN_HASH".to_owned())?;
         config.auth.token_hashes.push(hash);
     }
     if let Some(path) = env.get("RSTMDB_AUTH_SECRETS_FILE") {

@@ -20,6 +20,7 @@ mod repl_scripts;
 mod repl_terminal;
 mod repl_tls;
 mod repl_watch;
+mod secrets_cli;
 mod server_cli;
 mod snapshot_cli;
 mod wal_inspect_cli;
