@@ -1,6 +1,8 @@
 //! `rstmdb wal-inspect`: offline inspection and repair of a data directory's WAL
 //! (`list`, `dump`, `verify`, `repair`). Every command takes the data-dir lock, so it refuses
-//! to touch a WAL that a running server owns.
+//! to touch a WAL that a running server owns. Only `repair --yes` opens anything for writing
+//! (and takes the lock exclusively); the others open files read-only and take it shared, so
+//! they work on a read-only copy of a data directory and cannot change what they inspect.
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -96,8 +98,19 @@ fn run_inner(args: WalInspectArgs) -> Result<ExitCode, InspectError> {
             help: Some("pass the server's data directory with --data-dir".to_owned()),
         });
     }
-    let _lock = DataDirLock::acquire(&args.data_dir)?;
-    let storage = DirStorage::open(&dir).map_err(|e| WalError::Io {
+    let writes = matches!(args.command, WalCommand::Repair { yes: true });
+    let (_lock, storage) = if writes {
+        (
+            DataDirLock::acquire(&args.data_dir)?,
+            DirStorage::open(&dir),
+        )
+    } else {
+        (
+            DataDirLock::acquire_shared(&args.data_dir)?,
+            DirStorage::open_read_only(&dir),
+        )
+    };
+    let storage = storage.map_err(|e| WalError::Io {
         action: format!("open {}", dir.display()),
         source: e,
     })?;

@@ -11,6 +11,7 @@ mod crash_loop;
 mod dashboard_cli;
 mod dashboard_stats;
 mod dashboard_terminal;
+mod data_dir_files;
 mod doc_references;
 mod history_concurrent;
 mod logging_json;

@@ -6,7 +6,7 @@ use crate::repl_support::{Server, repl_command, write};
 use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
-use rstmdb_testkit::binary::rstmdb_env_names;
+use rstmdb_testkit::binary::{rstmdb_env_names, says};
 use rstmdb_testkit::{TOKEN, TOKEN_HASH};
 use std::time::Duration;
 
@@ -106,19 +106,6 @@ fn hash_token_reads_the_token_from_standard_input() {
         .code(1)
         .stderr(contains("standard input is empty"))
         .stdout("");
-}
-
-/// `text` without whitespace or miette's frame, so a message wrapped to the terminal width
-/// compares equal to the same message on one line.
-fn unwrapped(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_whitespace() && *c != '│')
-        .collect()
-}
-
-/// Whether `stderr` says `message`, however it was wrapped.
-fn says(stderr: &str, message: &str) -> bool {
-    unwrapped(stderr).contains(&unwrapped(message))
 }
 
 /// `rstmdb serve` in a temp dir with `env`; asserts it refuses to start and returns stderr.
