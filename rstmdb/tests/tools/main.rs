@@ -7,6 +7,7 @@ mod bench_reports_errors;
 mod bench_workloads;
 mod check_cli;
 mod config_sources;
+mod container_files;
 mod crash_loop;
 mod dashboard_cli;
 mod dashboard_stats;
