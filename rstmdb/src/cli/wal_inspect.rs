@@ -11,6 +11,7 @@ use rstmdb::wal::scan::{self, Tail};
 use rstmdb::wal::segment::{offset_of, segment_file_name, segment_ids};
 use rstmdb::wal::stats::IoCounters;
 use rstmdb::wal::{DataDirLock, DirStorage, Storage, WalError, WalReader, WalRecord, wal_dir};
+use rstmdb_client::terminal_text::escape_controls;
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -211,10 +212,12 @@ fn field<'v>(entry: &'v Value, key: &str) -> Option<&'v Value> {
     entry.get(key).filter(|v| !v.is_null())
 }
 
+/// A field for the table, control characters escaped: ids and names are whatever a client
+/// stored, and must not drive the terminal the dump is read on. (`--json` needs no help.)
 fn text(entry: &Value, key: &str) -> String {
     match field(entry, key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => escape_controls(s).into_owned(),
+        Some(other) => escape_controls(&other.to_string()).into_owned(),
         None => "-".to_owned(),
     }
 }

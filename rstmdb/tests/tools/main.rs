@@ -25,6 +25,7 @@ mod repl_watch;
 mod secrets_cli;
 mod server_cli;
 mod snapshot_cli;
+mod terminal_safety;
 mod wal_inspect_cli;
 
 mod crash_support;
