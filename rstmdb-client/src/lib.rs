@@ -6,6 +6,7 @@
 //! client user needs one dependency:
 //! [`frame`], [`jsonl`] and [`wire`] (framing), [`request`] and [`message`] (envelopes),
 //! [`ops`], [`params`] and [`results`] (typed ops), [`error_code`] and [`error`] (errors).
+//! [`terminal_text`] makes database strings safe to print, for the tools built on the client.
 //!
 //! # Using the client
 //!
@@ -49,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod terminal_text;
 
 pub use client::{
     ApplyEventOptions, Client, ClientError, ClientOptions, CreateInstanceOptions, PemSource,

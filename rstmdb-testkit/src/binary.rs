@@ -150,3 +150,14 @@ pub fn logged_addr(line: &str) -> SocketAddr {
         .and_then(|addr| addr.parse().ok())
         .expect("an address")
 }
+
+/// Whether `output` (the binary's stderr) says `message`, however miette wrapped it to the
+/// terminal width: whitespace and miette's frame characters are ignored on both sides.
+pub fn says(output: &str, message: &str) -> bool {
+    fn unwrapped(text: &str) -> String {
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    }
+    unwrapped(output).contains(&unwrapped(message))
+}

@@ -30,6 +30,8 @@
 //!   I/O, no clock reads, no tokio; `now_ms` is an argument.
 //! - [`wal`]: segment files, the record codec, the writer (fsync policies, group commit), the
 //!   reader, recovery and repair. Reports fsyncs through `wal::sync::FsyncObserver`.
+//! - [`data_files`]: how `wal` and `checkpoint` create and open files — owner-only modes,
+//!   never through a symlink.
 //! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance
 //!   snapshots; opaque payloads, durable writes. See `docs/checkpoint-format.md`.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
@@ -54,6 +56,7 @@
 pub mod assemble;
 pub mod checkpoint;
 pub mod config;
+pub mod data_files;
 pub mod database;
 pub mod dsl;
 pub mod engine;

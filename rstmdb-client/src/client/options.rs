@@ -136,10 +136,20 @@ impl std::fmt::Debug for ClientOptions {
 }
 
 /// PEM data, given inline or as a file read when the client connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum PemSource {
     File(PathBuf),
     Bytes(Vec<u8>),
+}
+
+/// Inline PEM shows only its length: it may be a private key, and options get logged.
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Bytes(bytes) => write!(f, "Bytes(<{} bytes redacted>)", bytes.len()),
+        }
+    }
 }
 
 impl PemSource {
@@ -217,5 +227,20 @@ mod tests {
     fn debug_output_hides_the_token() {
         let options = ClientOptions::new("h:1").token("s3cret");
         assert!(!format!("{options:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn debug_output_hides_inline_key_material() {
+        let key = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKEY\n".to_vec();
+        let tls = TlsOptions::new()
+            .ca_cert(PemSource::Bytes(b"CA-PEM-TEXT".to_vec()))
+            .client_cert(PemSource::File("client.pem".into()), PemSource::Bytes(key));
+        let shown = format!("{:?}", ClientOptions::new("h:1").tls(tls));
+        // Debug of a Vec<u8> would list the bytes as numbers: 77 is the 'M' the key starts with.
+        for leak in ["PRIVATE", "KEY", "CA-PEM", "77, 67"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
+        assert!(shown.contains("client.pem"), "{shown}");
+        assert!(shown.contains("bytes redacted"), "{shown}");
     }
 }

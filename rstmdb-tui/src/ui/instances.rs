@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 
-use super::panel_block;
+use super::{panel_block, safe};
 use crate::app::{App, Panel, SortOrder};
 
 const FILLS: [(char, Color); 6] = [
@@ -45,9 +45,9 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         .into_iter()
         .map(|((machine, version, state), count)| {
             Row::new([
-                machine.clone(),
+                safe(machine),
                 version.to_string(),
-                state.clone(),
+                safe(state),
                 count.to_string(),
             ])
         });
@@ -67,7 +67,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             let machine_total: u64 = states.values().sum();
             let mut spans = vec![Span::raw(format!(
                 "{:<label_width$.label_width$} ",
-                machine
+                safe(machine)
             ))];
             let mut used = 0usize;
             for (index, count) in states.values().enumerate() {

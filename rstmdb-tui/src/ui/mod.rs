@@ -3,6 +3,10 @@
 //!
 //! Layout: status line on top; below it Instances | Transitions over WAL | Server. At 80×24
 //! every panel keeps a few rows; larger terminals give the tables and the feed the room.
+//!
+//! Every string that comes from the server (instance ids, machine names, states, events, error
+//! texts) is drawn through [`safe`], which escapes control characters: stored data must not
+//! drive the operator's terminal.
 
 mod instances;
 mod server;
@@ -48,6 +52,11 @@ pub fn draw_panel(app: &App, panel: Panel, frame: &mut Frame) {
     }
 }
 
+/// `text` with control characters escaped (`\x1b`), ready to draw.
+pub(crate) fn safe(text: &str) -> String {
+    rstmdb_client::terminal_text::escape_controls(text).into_owned()
+}
+
 /// A panel's frame, highlighted when it has the focus.
 pub(crate) fn panel_block(app: &App, panel: Panel, title: String) -> Block<'static> {
     let style = if app.focus == panel {
@@ -65,8 +74,8 @@ pub(crate) fn panel_block(app: &App, panel: Panel, title: String) -> Block<'stat
 
 fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     let text = match &app.filter_input {
-        Some(input) => format!("/{input}_  (enter: apply, esc: clear)"),
-        None => format!("rstmdb dashboard | {} | ?: help", app.status_text()),
+        Some(input) => format!("/{}_  (enter: apply, esc: clear)", safe(input)),
+        None => format!("rstmdb dashboard | {} | ?: help", safe(&app.status_text())),
     };
     let style = if !app.connected || !app.stream_problem.is_empty() {
         Style::default().fg(Color::Black).bg(Color::Yellow)

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::panel_block;
+use super::{panel_block, safe};
 use crate::app::{App, Panel};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
@@ -18,7 +18,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = vec![
         Line::from(format!(
             "version {}  up {}",
-            stats.server_version,
+            safe(&stats.server_version),
             uptime_text(stats.uptime_secs)
         )),
         Line::from(format!(
@@ -36,7 +36,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(Line::from("errors/s 0"));
     } else {
         for (code, rate) in &app.errors_per_sec {
-            lines.push(Line::from(format!("errors/s {code} {rate:.1}")));
+            lines.push(Line::from(format!("errors/s {} {rate:.1}", safe(code))));
         }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Row, Sparkline, Table};
 
-use super::panel_block;
+use super::{panel_block, safe};
 use crate::app::{App, Panel};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
@@ -15,7 +15,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         title.push_str("[paused] ");
     }
     if !app.filter.is_empty() {
-        title.push_str(&format!("[/{}] ", app.filter));
+        title.push_str(&format!("[/{}] ", safe(&app.filter)));
     }
     let block = panel_block(app, Panel::Transitions, title);
     let inner = block.inner(area);
@@ -44,10 +44,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         .map(|entry| {
             Row::new([
                 entry.time.clone(),
-                entry.instance_id.clone(),
-                entry.machine.clone(),
-                format!("{} → {}", entry.from_state, entry.to_state),
-                entry.event.clone(),
+                safe(&entry.instance_id),
+                safe(&entry.machine),
+                format!("{} → {}", safe(&entry.from_state), safe(&entry.to_state)),
+                safe(&entry.event),
             ])
         });
     // from → to gets the most room: it is what the operator reads first.

@@ -52,7 +52,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         )),
         Line::from(format!(
             "records/fsync {:.1}  policy {}",
-            wal.records_per_fsync, wal.fsync_policy
+            wal.records_per_fsync,
+            super::safe(&wal.fsync_policy)
         )),
         Line::from(checkpoint),
     ];

@@ -76,3 +76,36 @@ fn server_panel_alone() {
         .expect("draw");
     insta::assert_snapshot!(terminal.backend());
 }
+
+/// Every cell of the rendered screen, row by row.
+fn screen_text(backend: &TestBackend) -> String {
+    let buffer = backend.buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn control_characters_in_stored_names_are_drawn_escaped() {
+    const HOSTILE: &str = "\x1b[2J\x1b]0;pwned\x07";
+    let mut app = fixed_app();
+    app.update(crate::support::event(
+        &format!("o{HOSTILE}"),
+        "created",
+        &format!("s{HOSTILE}"),
+        "PAY",
+        crate::support::SEGMENT_1 + 3300,
+    ));
+    let screen = screen_text(&render(&app, 240, 48));
+    // Shown as text the operator can read, in the feed's instance and to-state columns...
+    assert!(screen.contains("o\\x1b[2J\\x1b]0;pwned\\x07"), "{screen}");
+    assert!(screen.contains("s\\x1b[2J\\x1b]0;pwned\\x07"), "{screen}");
+    // ...and never as a control character a terminal would obey.
+    let obeyed = screen.chars().filter(|c| *c != '\n').any(char::is_control);
+    assert!(!obeyed, "{screen:?}");
+}

@@ -2,8 +2,9 @@
 //! [`StorageFs`], so tests can substitute [`super::FaultFs`] and stop the write protocol at any
 //! step (see `docs/checkpoint-format.md` §1.6).
 
+use crate::data_files;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -91,13 +92,14 @@ impl StoreDir {
     }
 }
 
-/// The real file system (`std::fs`).
+/// The real file system (`std::fs`). Directories are created 0700 and files 0600, and no file
+/// is opened through a symlink (see [`crate::data_files`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
 
 impl StorageFs for RealFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        data_files::create_dir_all(dir)
     }
 
     fn file_names(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -117,13 +119,16 @@ impl StorageFs for RealFs {
     }
 
     fn open_read(&self, path: &Path) -> io::Result<(u64, Box<dyn Read + Send>)> {
-        let file = File::open(path)?;
+        let file = open(path, data_files::open_options().read(true))?;
         let len = file.metadata()?.len();
         Ok((len, Box::new(file)))
     }
 
     fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        let mut file = open(
+            path,
+            data_files::open_options().write(true).create_new(true),
+        )?;
         for part in parts {
             file.write_all(part)?;
         }
@@ -131,13 +136,13 @@ impl StorageFs for RealFs {
     }
 
     fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new().append(true).create(true).open(path)?;
+        let mut file = open(path, data_files::open_options().append(true).create(true))?;
         file.write_all(bytes)?;
         file.sync_data()
     }
 
     fn truncate_synced(&self, path: &Path, len: u64) -> io::Result<()> {
-        let file = OpenOptions::new().write(true).open(path)?;
+        let file = open(path, data_files::open_options().write(true))?;
         file.set_len(len)?;
         file.sync_all()
     }
@@ -153,6 +158,13 @@ impl StorageFs for RealFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
     }
+}
+
+/// Opens `path` with `options`; a symlink is refused with an error that says so.
+fn open(path: &Path, options: &fs::OpenOptions) -> io::Result<File> {
+    options
+        .open(path)
+        .map_err(|err| data_files::explain_symlink(path, err))
 }
 
 #[cfg(unix)]

@@ -1,11 +1,12 @@
 //! The connection flags shared by the subcommands that talk to a running server (`repl`,
-//! `bench`, `dashboard`): address, token and TLS, turned into [`ClientOptions`].
+//! `bench`, `dashboard`): address, token and TLS, turned into [`ClientOptions`]; and the
+//! `--token-file` reader they all use.
 
 use clap::Args;
 use rstmdb_client::{ClientOptions, PemSource, TlsOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `-s/--server`, `-t/--token` and the TLS flags, as the public CLI spells them.
+/// `-s/--server`, `-t/--token`, `--token-file` and the TLS flags, as the public CLI spells them.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
     /// Server address, `host:port`.
@@ -18,15 +19,15 @@ pub struct ConnectArgs {
     )]
     pub server: String,
 
-    /// Bearer token, sent with AUTH when connecting.
-    #[arg(
-        short = 't',
-        long = "token",
-        env = "RSTMDB_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    /// Bearer token, sent with AUTH when connecting. Prefer --token-file or RSTMDB_TOKEN: a
+    /// token on the command line is visible to every user through `ps`.
+    #[arg(short = 't', long = "token", value_name = "TOKEN")]
     pub token: Option<String>,
+
+    /// Read the bearer token from this file (surrounding whitespace and the final newline are
+    /// ignored). Without --token or --token-file, the token comes from RSTMDB_TOKEN.
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
 
     /// Connect over TLS. Implied by any of the other TLS flags.
     #[arg(long)]
@@ -64,16 +65,17 @@ impl ConnectArgs {
             || self.server_name.is_some()
     }
 
-    /// The client options these flags describe; `client_name` goes into HELLO.
-    pub fn client_options(&self, client_name: &str) -> ClientOptions {
+    /// The client options these flags describe; `client_name` goes into HELLO. Fails only
+    /// when the token cannot be had (`--token-file` or RSTMDB_TOKEN).
+    pub fn client_options(&self, client_name: &str) -> Result<ClientOptions, TokenError> {
         let mut options = ClientOptions::new(self.server.clone()).client_name(client_name);
-        if let Some(token) = &self.token {
-            options = options.token(token.clone());
+        if let Some(token) = resolve_token(self.token.as_deref(), self.token_file.as_deref())? {
+            options = options.token(token);
         }
         if self.wants_tls() {
             options = options.tls(self.tls_options());
         }
-        options
+        Ok(options)
     }
 
     fn tls_options(&self) -> TlsOptions {
@@ -89,6 +91,87 @@ impl ConnectArgs {
         }
         tls
     }
+}
+
+/// Why the text of a token file (or of standard input, for `hash-token`) is not a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenTextError {
+    #[error("is empty")]
+    Empty,
+    #[error("holds more than one line; it must hold only the token")]
+    SeveralLines,
+}
+
+/// Why no token could be had. The token itself is never part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read token file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("token file {} {problem}", path.display())]
+    Text {
+        path: PathBuf,
+        problem: TokenTextError,
+    },
+    #[error("{TOKEN_ENV} is not valid UTF-8")]
+    EnvNotUnicode,
+}
+
+/// The environment variable a token comes from when no flag gives one.
+pub const TOKEN_ENV: &str = "RSTMDB_TOKEN";
+
+/// The token from `-t`, else from `--token-file` (clap makes the two exclusive), else from
+/// RSTMDB_TOKEN (empty counts as unset). The variable is read here rather than by clap so that
+/// it does not count as a `--token` that conflicts with `--token-file`: flags override the
+/// environment, as everywhere else.
+pub fn resolve_token(
+    token: Option<&str>,
+    token_file: Option<&Path>,
+) -> Result<Option<String>, TokenError> {
+    if let Some(token) = token {
+        return Ok(Some(token.to_owned()));
+    }
+    if let Some(path) = token_file {
+        return read_token_file(path).map(Some);
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(token) if token.is_empty() => Ok(None),
+        Ok(token) => Ok(Some(token)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(TokenError::EnvNotUnicode),
+    }
+}
+
+/// Reads a token file (see [`token_from_text`]).
+pub fn read_token_file(path: &Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    token_from_text(&text)
+        .map(str::to_owned)
+        .map_err(|problem| TokenError::Text {
+            path: path.to_owned(),
+            problem,
+        })
+}
+
+/// The token a file holds: its text without surrounding whitespace, so the newline an editor or
+/// `echo` adds is not part of it. A second line is refused rather than sent as part of the
+/// token (a file of several secrets, named by mistake). `hash-token` reads standard input by the
+/// same rule, so one file gives both the hash and the token the client sends.
+pub fn token_from_text(text: &str) -> Result<&str, TokenTextError> {
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(TokenTextError::Empty);
+    }
+    if token.contains(['\n', '\r']) {
+        return Err(TokenTextError::SeveralLines);
+    }
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -112,7 +195,9 @@ mod tests {
 
     #[test]
     fn plain_flags_give_a_plaintext_client_with_the_token() {
-        let options = parse(&["-s", "db:9000", "-t", "secret"]).client_options("test");
+        let options = parse(&["-s", "db:9000", "-t", "secret"])
+            .client_options("test")
+            .expect("no token file");
         assert_eq!(options.addr, "db:9000");
         assert_eq!(options.token.as_deref(), Some("secret"));
         assert!(options.tls.is_none());
@@ -120,7 +205,9 @@ mod tests {
 
     #[test]
     fn a_ca_certificate_alone_turns_tls_on() {
-        let options = parse(&["--ca-cert", "ca.pem"]).client_options("test");
+        let options = parse(&["--ca-cert", "ca.pem"])
+            .client_options("test")
+            .expect("no token file");
         let tls = options.tls.expect("TLS implied by --ca-cert");
         assert_eq!(tls.ca_cert, Some(PemSource::File("ca.pem".into())));
         assert!(!tls.insecure);
@@ -131,9 +218,16 @@ mod tests {
         let argv = ["test", "--client-cert", "c.pem"];
         assert!(Harness::try_parse_from(argv).is_err());
         let options = parse(&["--client-cert", "c.pem", "--client-key", "k.pem", "-k"])
-            .client_options("test");
+            .client_options("test")
+            .expect("no token file");
         let tls = options.tls.expect("TLS implied by --client-cert");
         assert!(tls.insecure);
         assert!(tls.client_cert.is_some());
+    }
+
+    #[test]
+    fn a_token_file_conflicts_with_the_token_flag() {
+        let argv = ["test", "-t", "x", "--token-file", "t.txt"];
+        assert!(Harness::try_parse_from(argv).is_err());
     }
 }

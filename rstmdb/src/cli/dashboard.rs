@@ -15,11 +15,17 @@ pub struct DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> ExitCode {
+    let options = match args.connect.client_options("rstmdb-dashboard") {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONNECT);
+        }
+    };
     let runtime = match super::async_runtime(Some(2)) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let options = args.connect.client_options("rstmdb-dashboard");
     match runtime.block_on(rstmdb_tui::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ rstmdb_tui::DashboardError::Connect(_)) => {

@@ -1,6 +1,8 @@
 //! `rstmdb wal-inspect`: offline inspection and repair of a data directory's WAL
 //! (`list`, `dump`, `verify`, `repair`). Every command takes the data-dir lock, so it refuses
-//! to touch a WAL that a running server owns.
+//! to touch a WAL that a running server owns. Only `repair --yes` opens anything for writing
+//! (and takes the lock exclusively); the others open files read-only and take it shared, so
+//! they work on a read-only copy of a data directory and cannot change what they inspect.
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,6 +11,7 @@ use rstmdb::wal::scan::{self, Tail};
 use rstmdb::wal::segment::{offset_of, segment_file_name, segment_ids};
 use rstmdb::wal::stats::IoCounters;
 use rstmdb::wal::{DataDirLock, DirStorage, Storage, WalError, WalReader, WalRecord, wal_dir};
+use rstmdb_client::terminal_text::escape_controls;
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -96,8 +99,19 @@ fn run_inner(args: WalInspectArgs) -> Result<ExitCode, InspectError> {
             help: Some("pass the server's data directory with --data-dir".to_owned()),
         });
     }
-    let _lock = DataDirLock::acquire(&args.data_dir)?;
-    let storage = DirStorage::open(&dir).map_err(|e| WalError::Io {
+    let writes = matches!(args.command, WalCommand::Repair { yes: true });
+    let (_lock, storage) = if writes {
+        (
+            DataDirLock::acquire(&args.data_dir)?,
+            DirStorage::open(&dir),
+        )
+    } else {
+        (
+            DataDirLock::acquire_shared(&args.data_dir)?,
+            DirStorage::open_read_only(&dir),
+        )
+    };
+    let storage = storage.map_err(|e| WalError::Io {
         action: format!("open {}", dir.display()),
         source: e,
     })?;
@@ -198,10 +212,12 @@ fn field<'v>(entry: &'v Value, key: &str) -> Option<&'v Value> {
     entry.get(key).filter(|v| !v.is_null())
 }
 
+/// A field for the table, control characters escaped: ids and names are whatever a client
+/// stored, and must not drive the terminal the dump is read on. (`--json` needs no help.)
 fn text(entry: &Value, key: &str) -> String {
     match field(entry, key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => escape_controls(s).into_owned(),
+        Some(other) => escape_controls(&other.to_string()).into_owned(),
         None => "-".to_owned(),
     }
 }

@@ -8,6 +8,7 @@ use super::model::{
     MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_PENDING_RESPONSE_BYTES, MIN_SEGMENT_MB,
     MIN_UNAUTHENTICATED_FRAME_BYTES,
 };
+use super::resolve::checked_token_hash;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -98,6 +99,8 @@ pub fn apply_env(
     )?;
     env.boolean("RSTMDB_AUTH_REQUIRED", &mut config.auth.required)?;
     if let Some(hash) = env.get("RSTMDB_AUTH_TOKEN_HASH").filter(|h| !h.is_empty()) {
+        // Checked here, so the error names the variable rather than a list position.
+        checked_token_hash(&hash, || "RSTMDB_AUTH_TOKEN_HASH".to_owned())?;
         config.auth.token_hashes.push(hash);
     }
     if let Some(path) = env.get("RSTMDB_AUTH_SECRETS_FILE") {

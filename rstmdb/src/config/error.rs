@@ -35,6 +35,23 @@ pub enum ConfigError {
         help: String,
     },
 
+    /// A configured token hash that is not 64 hex digits. Only its position and length are
+    /// shown: a raw token pasted where its hash belongs would otherwise land in logs.
+    #[error("invalid config: {origin}: not a SHA-256 hex digest ({shape})")]
+    #[diagnostic(
+        code(config::token_hash),
+        help(
+            "each hash is the SHA-256 of a token as 64 hex digits; `rstmdb hash-token` prints it \
+             (give no argument and it reads the token from standard input)"
+        )
+    )]
+    TokenHash {
+        /// `auth.token_hashes[2]`, `RSTMDB_AUTH_TOKEN_HASH` or `auth.secrets_file PATH line 3`.
+        origin: String,
+        /// `17 characters; expected 64`, or why 64 characters are still wrong.
+        shape: String,
+    },
+
     #[error("cannot read auth secrets file {}: {source}", path.display())]
     #[diagnostic(
         code(config::secrets_file),

@@ -96,12 +96,8 @@ impl Config {
     fn load_token_hashes(&self) -> Result<Vec<String>, ConfigError> {
         let mut hashes = Vec::new();
         for (index, hash) in self.auth.token_hashes.iter().enumerate() {
-            hashes.push(normalise_hash(hash).ok_or_else(|| {
-                ConfigError::rule(
-                    "auth.token_hashes",
-                    format!("entry {index} ({hash:?}) is not 64 hex digits"),
-                    "each entry is the SHA-256 of a token in hex; `rstmdb hash-token TOKEN` prints it",
-                )
+            hashes.push(checked_token_hash(hash, || {
+                format!("auth.token_hashes[{index}]")
             })?);
         }
         if let Some(path) = &self.auth.secrets_file {
@@ -115,17 +111,33 @@ impl Config {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                hashes.push(normalise_hash(line).ok_or_else(|| {
-                    ConfigError::rule(
-                        "auth.secrets_file",
-                        format!("{} line {}: not 64 hex digits", path.display(), index + 1),
-                        "each non-comment line is the SHA-256 of a token in hex",
-                    )
+                hashes.push(checked_token_hash(line, || {
+                    format!("auth.secrets_file {} line {}", path.display(), index + 1)
                 })?);
             }
         }
         Ok(hashes)
     }
+}
+
+/// The lowercased hash, or an error that names where it came from (`origin`) and its length but
+/// never the value: a raw token pasted where its hash belongs must not reach a log.
+pub(super) fn checked_token_hash(
+    hash: &str,
+    origin: impl FnOnce() -> String,
+) -> Result<String, ConfigError> {
+    normalise_hash(hash).ok_or_else(|| {
+        let chars = hash.chars().count();
+        let shape = if chars == 64 {
+            "64 characters, but not all hex digits".to_owned()
+        } else {
+            format!("{chars} characters; expected 64")
+        };
+        ConfigError::TokenHash {
+            origin: origin(),
+            shape,
+        }
+    })
 }
 
 fn normalise_hash(hash: &str) -> Option<String> {

@@ -3,7 +3,8 @@
 //! Everything the WAL does to disk goes through [`Storage`] and [`SegmentFile`], so the
 //! fault-injecting [`crate::wal::fault::FaultStorage`] can stand in for the file system in tests.
 
-use std::fs::{self, File, OpenOptions};
+use crate::data_files;
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -56,18 +57,52 @@ pub fn read_exact_at(
     Ok(())
 }
 
-/// Real files under one directory (std::fs).
+/// Real files under one directory (std::fs). Files are created 0600 and never opened through a
+/// symlink (see [`crate::data_files`]).
 #[derive(Debug, Clone)]
 pub struct DirStorage {
     dir: PathBuf,
+    /// Opened for inspection: files are opened read-only and every change is refused, so
+    /// `wal-inspect` works on a read-only copy and cannot alter what it inspects.
+    read_only: bool,
 }
 
 impl DirStorage {
-    /// Uses `dir`, creating it (and its parents) if needed.
+    /// Uses `dir` for reading and writing, creating it (and its parents, 0700) if needed.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        data_files::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            read_only: false,
+        })
+    }
+
+    /// Uses the existing `dir` for reading only: nothing is created, files are opened
+    /// `O_RDONLY`, and `create`, `remove`, `rename` and `set_len` fail.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(Self {
+            dir,
+            read_only: true,
+        })
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn refuse_if_read_only(&self, what: &str) -> io::Result<()> {
+        if self.read_only {
+            return Err(read_only_error(what));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -75,29 +110,51 @@ impl DirStorage {
     }
 }
 
+fn read_only_error(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{what}: the WAL directory is open read-only"),
+    )
+}
+
 #[derive(Debug)]
-struct RealFile(File);
+struct RealFile {
+    file: File,
+    /// Opened `O_RDONLY`: writes would fail in the kernel anyway; refusing them here gives the
+    /// reason instead of EBADF.
+    read_only: bool,
+}
 
 impl SegmentFile for RealFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all_at(buf, offset)
+        if self.read_only {
+            return Err(read_only_error("write"));
+        }
+        self.file.write_all_at(buf, offset)
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.0.read_at(buf, offset) {
+            match self.file.read_at(buf, offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
         }
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        if self.read_only {
+            return Err(read_only_error("truncate"));
+        }
+        self.file.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        if self.read_only {
+            // Nothing was written through this handle.
+            return Ok(());
+        }
+        self.file.sync_data()
     }
 }
 
@@ -113,27 +170,43 @@ impl Storage for DirStorage {
         Ok(names)
     }
     fn create(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
-        let file = OpenOptions::new()
+        self.refuse_if_read_only(&format!("create {name}"))?;
+        let path = self.dir.join(name);
+        let file = data_files::open_options()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(self.dir.join(name))?;
-        Ok(Arc::new(RealFile(file)))
+            .open(&path)
+            .map_err(|err| data_files::explain_symlink(&path, err))?;
+        Ok(Arc::new(RealFile {
+            file,
+            read_only: false,
+        }))
     }
     fn open(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
-        let file = OpenOptions::new()
+        let path = self.dir.join(name);
+        let file = data_files::open_options()
             .read(true)
-            .write(true)
-            .open(self.dir.join(name))?;
-        Ok(Arc::new(RealFile(file)))
+            .write(!self.read_only)
+            .open(&path)
+            .map_err(|err| data_files::explain_symlink(&path, err))?;
+        Ok(Arc::new(RealFile {
+            file,
+            read_only: self.read_only,
+        }))
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.refuse_if_read_only(&format!("remove {name}"))?;
         fs::remove_file(self.dir.join(name))
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.refuse_if_read_only(&format!("rename {from}"))?;
         fs::rename(self.dir.join(from), self.dir.join(to))
     }
     fn sync_dir(&self) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         File::open(&self.dir)?.sync_all()
     }
 }

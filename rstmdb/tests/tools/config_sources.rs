@@ -213,7 +213,10 @@ fn auth_rules() {
 
     config.auth.token_hashes.push("abc".into());
     let err = config.resolve().expect_err("short hash").to_string();
-    assert!(err.contains("not 64 hex digits"), "{err}");
+    assert!(
+        err.contains("auth.token_hashes[1]: not a SHA-256 hex digest"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,8 +8,8 @@ use rstmdb::wal::{
 use std::path::Path;
 use std::sync::Arc;
 
-/// Six entries over two instances, in 400-byte segments.
-fn generate(data_dir: &Path) -> Vec<u64> {
+/// Six entries over two instances, in 400-byte segments (also used by `data_dir_files`).
+pub fn generate(data_dir: &Path) -> Vec<u64> {
     let storage: Arc<dyn Storage> = Arc::new(DirStorage::open(wal_dir(data_dir)).expect("storage"));
     let cfg = WalConfig {
         segment_size_bytes: 400,

@@ -159,6 +159,8 @@ pub enum BenchError {
     Embedded(String),
     #[error("cannot connect: {0}")]
     Connect(#[from] rstmdb_client::ClientError),
+    #[error(transparent)]
+    Token(#[from] crate::cli::connect::TokenError),
     #[error("set-up failed: {0}")]
     Setup(String),
     #[error("a bench task failed: {0}")]

@@ -20,15 +20,21 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::BenchError;
+use crate::cli::connect::resolve_token;
 
 #[derive(Debug, Args)]
 pub struct ConnectFlags {
     /// Server to load, host:port. Without it an embedded server is started.
     #[arg(long, short = 's', value_name = "HOST:PORT")]
     pub server: Option<String>,
-    /// Bearer token for AUTH.
-    #[arg(long, short = 't', env = "RSTMDB_TOKEN", hide_env_values = true)]
+    /// Bearer token for AUTH. Prefer --token-file or RSTMDB_TOKEN: a token on the command line
+    /// is visible to every user through `ps`.
+    #[arg(long, short = 't')]
     pub token: Option<String>,
+    /// Read the bearer token from this file (surrounding whitespace is ignored). Without
+    /// --token or --token-file, the token comes from RSTMDB_TOKEN.
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Connect with TLS.
     #[arg(long, requires = "server")]
     pub tls: bool,
@@ -81,28 +87,30 @@ struct Embedded {
 }
 
 pub async fn start(target: Target, flags: &ConnectFlags) -> Result<Running, BenchError> {
+    // Read before any server starts, so a bad token file costs nothing.
+    let token = resolve_token(flags.token.as_deref(), flags.token_file.as_deref())?;
     match target {
         Target::Remote => {
             let addr = flags.server.clone().unwrap_or_default();
             Ok(Running {
-                options: client_options(&addr, flags),
+                options: client_options(&addr, flags, token),
                 description: addr,
                 fsync: None,
                 embedded: None,
             })
         }
-        Target::Embedded(policy) => start_embedded(policy, flags).await,
+        Target::Embedded(policy) => start_embedded(policy, flags, token).await,
     }
 }
 
-fn client_options(addr: &str, flags: &ConnectFlags) -> ClientOptions {
+fn client_options(addr: &str, flags: &ConnectFlags, token: Option<String>) -> ClientOptions {
     // A bench reports a broken connection as errors; it does not hide it behind reconnects.
     let mut options = ClientOptions::new(addr)
         .client_name(concat!("rstmdb-bench/", env!("CARGO_PKG_VERSION")))
         .request_timeout(Duration::from_secs(30))
         .reconnect(ReconnectPolicy::disabled());
-    if let Some(token) = &flags.token {
-        options = options.token(token.clone());
+    if let Some(token) = token {
+        options = options.token(token);
     }
     if flags.tls {
         let mut tls = TlsOptions::new().insecure(flags.tls_insecure);
@@ -117,6 +125,7 @@ fn client_options(addr: &str, flags: &ConnectFlags) -> ClientOptions {
 async fn start_embedded(
     policy: FsyncPolicySetting,
     flags: &ConnectFlags,
+    token: Option<String>,
 ) -> Result<Running, BenchError> {
     let data_dir = tempfile::Builder::new()
         .prefix("rstmdb-bench-")
@@ -151,7 +160,7 @@ async fn start_embedded(
     }));
     let addr = addr.to_string();
     Ok(Running {
-        options: client_options(&addr, flags),
+        options: client_options(&addr, flags, token),
         description: format!("embedded {addr}"),
         fsync: Some(policy),
         embedded: Some(Embedded {

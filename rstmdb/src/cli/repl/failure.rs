@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use super::invocation::UsageError;
 use super::parse::ParseError;
+use super::render::safe;
 use crate::cli::check;
 use crate::cli::check::finding::Finding;
 
@@ -77,14 +78,19 @@ impl Failure {
     }
 }
 
-/// `error: CODE: message`, then the details as one JSON line.
+/// `error: CODE: message`, then the details as one JSON line. Messages and details quote ids
+/// and values from the database, so their control characters are escaped.
 fn client_error(error: &ClientError) -> String {
     let Some(server) = error.server_error() else {
-        return format!("error: {error}\n");
+        return format!("error: {}\n", safe(&error.to_string()));
     };
-    let mut out = format!("error: {}: {}\n", server.code, server.message);
+    let mut out = format!("error: {}: {}\n", server.code, safe(&server.message));
     if let Some(details) = &server.details {
-        let _ = writeln!(out, "  details: {}", Value::Object(details.clone()));
+        let _ = writeln!(
+            out,
+            "  details: {}",
+            safe(&Value::Object(details.clone()).to_string())
+        );
     }
     out
 }

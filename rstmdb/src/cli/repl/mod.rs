@@ -64,7 +64,13 @@ pub fn run(args: ReplArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let options = args.connect.client_options("rstmdb-repl");
+    let options = match args.connect.client_options("rstmdb-repl") {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONNECT);
+        }
+    };
     let client = match runtime.block_on(Client::connect(options)) {
         Ok(client) => client,
         Err(error) => {

@@ -1,6 +1,9 @@
-//! Turning results into text: aligned tables by default, the raw JSON with `--json`.
+//! Turning results into text: aligned tables by default, the raw JSON with `--json`. Every
+//! string from the server reaches a table through [`cell`] or [`safe`], which escape control
+//! characters, so stored data cannot drive the operator's terminal.
 
 use rstmdb_client::Event;
+use rstmdb_client::terminal_text::escape_controls;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
@@ -51,20 +54,26 @@ impl Table {
     }
 }
 
-/// A scalar as a user reads it: strings without quotes, everything else as compact JSON.
+/// A scalar as a user reads it: strings without quotes, everything else as compact JSON;
+/// control characters escaped (JSON leaves DEL and C1 controls as they are).
 pub fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(text)) => safe(text),
+        Some(other) => safe(&other.to_string()),
     }
+}
+
+/// `text` with its control characters escaped, for a terminal.
+pub fn safe(text: &str) -> String {
+    escape_controls(text).into_owned()
 }
 
 /// An object as a two-column `field  value` table, in the server's key order.
 fn fields(object: &Map<String, Value>) -> String {
     let mut table = Table::new(&["field", "value"]);
     for (key, value) in object {
-        table.row(vec![key.clone(), cell(Some(value))]);
+        table.row(vec![safe(key), cell(Some(value))]);
     }
     table.render()
 }
@@ -228,15 +237,15 @@ pub fn event(event: &Event) -> String {
     let mut line = format!(
         "{}  {}  {}@{}  {}  {} -> {}",
         event.wal_offset,
-        event.instance_id,
-        event.machine,
+        safe(&event.instance_id),
+        safe(&event.machine),
         event.version,
-        event.event,
-        event.from_state,
-        event.to_state
+        safe(&event.event),
+        safe(&event.from_state),
+        safe(&event.to_state)
     );
     if let Some(ctx) = &event.ctx {
-        let _ = write!(line, "  ctx={}", Value::Object(ctx.clone()));
+        let _ = write!(line, "  ctx={}", cell(Some(&Value::Object(ctx.clone()))));
     }
     line.push('\n');
     line
