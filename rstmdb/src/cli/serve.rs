@@ -237,6 +237,14 @@ fn log_start(server: &Server, config: &Config, settings: &ServerSettings) {
         token_hashes = settings.auth.token_hashes.len(),
         "authentication"
     );
+    if !settings.auth.required && !settings.bind_addr.ip().is_loopback() {
+        tracing::warn!(
+            bind_addr = %settings.bind_addr,
+            "authentication is off and the server listens beyond loopback: anyone who can \
+             reach this address can read and change every instance; set auth.required = true \
+             (RSTMDB_AUTH_REQUIRED) with a token hash, or bind to 127.0.0.1"
+        );
+    }
     match &settings.tls {
         Some(tls) => tracing::info!(
             cert = %tls.cert_path.display(),

@@ -4,6 +4,7 @@
 use super::activity::ActivityReader;
 use super::auth::BeforeAuthLimits;
 use super::budget::{ByteBudget, Charge};
+use super::log_limit::LogLimit;
 use super::observer::ServerObserver;
 use super::request_timer::RequestTimer;
 use super::session::{Session, SessionShared, Step};
@@ -15,6 +16,7 @@ use rstmdb_protocol::fault::{FrameFault, WireError};
 use rstmdb_protocol::message::{Outcome, Response};
 use rstmdb_protocol::request::{Request, RequestEnvelope};
 use rstmdb_protocol::wire::WireCodec;
+use rstmdb_protocol::{ErrorCode, Op};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub(crate) struct ConnectionEnv {
     pub shutdown: CancellationToken,
     /// Told about every request and error (the metrics count them).
     pub observer: Arc<dyn ServerObserver>,
+    /// Failed AUTHs are logged (the audit trail), at most this often.
+    pub auth_failure_log: Arc<LogLimit>,
 }
 
 /// Why the reader stopped.
@@ -318,6 +322,7 @@ impl RequestLoop<'_> {
             timer.finish(&response);
             return (ready(response), false);
         }
+        let op = envelope.op;
         let request = match envelope.into_request() {
             Ok(request) => request,
             Err(error) => {
@@ -338,6 +343,9 @@ impl RequestLoop<'_> {
                 switch_mode,
                 close,
             } => {
+                if op == Op::Auth {
+                    self.log_auth_failure(&response);
+                }
                 if let Some(mode) = switch_mode {
                     // Bytes already buffered behind the HELLO are decoded in the new mode.
                     reader.decoder_mut().set_mode(mode);
@@ -349,6 +357,26 @@ impl RequestLoop<'_> {
                 let started = timer.span().in_scope(|| self.start(request));
                 (Box::pin(timer.finish_with(started)), false)
             }
+        }
+    }
+
+    /// A failed AUTH, with the peer's address and never the token: who is knocking, for the
+    /// operator. Rate-limited, since a client can fail as often as it likes.
+    fn log_auth_failure(&self, response: &Response) {
+        let Outcome::Error { error } = &response.outcome else {
+            return;
+        };
+        if error.code != ErrorCode::AuthFailed {
+            return;
+        }
+        if let Some(suppressed) = self.env.auth_failure_log.admit() {
+            tracing::warn!(
+                conn = self.context.id(),
+                peer = %self.context.peer_addr(),
+                reason = error.reason(),
+                suppressed,
+                "authentication failed"
+            );
         }
     }
 

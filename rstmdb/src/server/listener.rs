@@ -4,6 +4,7 @@
 use super::auth::TokenVerifier;
 use super::budget::ByteBudget;
 use super::connection::{self, CLOSING_DRAIN, ConnectionEnv};
+use super::log_limit::LogLimit;
 use super::observer::{NoObserver, OpenConnection, ServerObserver};
 use super::session::SessionShared;
 use super::settings::ServerSettings;
@@ -61,6 +62,8 @@ pub struct Server {
     max_unauthenticated: Option<usize>,
     env: Arc<ConnectionEnv>,
     next_connection_id: AtomicU64,
+    /// Refusals are logged at most this often: a flood must not flood the log too.
+    refusal_log: Arc<LogLimit>,
 }
 
 impl std::fmt::Debug for Server {
@@ -110,6 +113,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             observer: Arc::new(NoObserver),
             before_auth: before_auth.clone(),
+            auth_failure_log: Arc::new(LogLimit::default()),
         };
         Ok(Server {
             listener,
@@ -118,6 +122,7 @@ impl Server {
             max_unauthenticated: before_auth.map(|limits| limits.max_connections),
             env: Arc::new(env),
             next_connection_id: AtomicU64::new(1),
+            refusal_log: Arc::new(LogLimit::default()),
         })
     }
 
@@ -173,6 +178,7 @@ impl Server {
                             admission,
                             _refusal: refusal,
                             env: self.env.clone(),
+                            refusal_log: self.refusal_log.clone(),
                         };
                         connections.spawn(accepted.run(tcp, self.tls.clone()));
                     }
@@ -268,6 +274,7 @@ struct Accepted {
     /// Held while a refused connection is served (one of [`MAX_LINGERING_REFUSALS`]).
     _refusal: Option<OwnedSemaphorePermit>,
     env: Arc<ConnectionEnv>,
+    refusal_log: Arc<LogLimit>,
 }
 
 impl Accepted {
@@ -296,13 +303,16 @@ impl Accepted {
                 unauthenticated_slot,
             } => (slot, unauthenticated_slot),
             Admission::Refused(error) => {
-                tracing::warn!(
-                    conn = self.id,
-                    peer = %self.peer,
-                    reason = error.reason(),
-                    limit = error.detail("limit").and_then(|limit| limit.as_u64()),
-                    "connection refused"
-                );
+                if let Some(suppressed) = self.refusal_log.admit() {
+                    tracing::warn!(
+                        conn = self.id,
+                        peer = %self.peer,
+                        reason = error.reason(),
+                        limit = error.detail("limit").and_then(|limit| limit.as_u64()),
+                        suppressed,
+                        "connection refused"
+                    );
+                }
                 return refuse_over_limit(stream, &error, &*self.env.observer).await;
             }
         };

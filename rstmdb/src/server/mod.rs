@@ -18,6 +18,7 @@ pub mod auth;
 mod budget;
 mod connection;
 pub mod listener;
+mod log_limit;
 pub mod observer;
 mod request_timer;
 mod session;
