@@ -76,6 +76,11 @@ impl RunningBinary {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The server's process id (to read its memory from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()

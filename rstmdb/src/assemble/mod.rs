@@ -14,6 +14,7 @@ mod server;
 #[cfg(feature = "server")]
 pub use server::{server_settings, watch_limits};
 
+use crate::checkpoint::SnapshotRetention;
 use crate::config::{CompactionConfig, Config, FsyncPolicySetting, StorageConfig, WatchConfig};
 use crate::database::{AutoCompaction, DatabaseOptions, RingLimits};
 use crate::engine::EngineConfig;
@@ -27,6 +28,22 @@ pub fn database_options(config: &Config) -> DatabaseOptions {
         wal: wal_config(&config.storage),
         engine: engine_config(&config.storage),
         wal_storage: None,
+        snapshot_retention: snapshot_retention(&config.storage),
+    }
+}
+
+/// `storage.max_snapshots_per_instance`; 0 keeps every snapshot.
+pub fn snapshot_retention(storage: &StorageConfig) -> SnapshotRetention {
+    SnapshotRetention {
+        max_per_instance: (storage.max_snapshots_per_instance > 0)
+            .then(|| size(storage.max_snapshots_per_instance)),
+    }
+}
+
+impl Default for SnapshotRetention {
+    /// `[storage]`'s default.
+    fn default() -> Self {
+        snapshot_retention(&StorageConfig::default())
     }
 }
 

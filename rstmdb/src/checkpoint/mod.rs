@@ -27,8 +27,8 @@ pub use fault_fs::{CrashPoint, FaultFs};
 pub use format::{CheckpointMeta, CheckpointName, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use fs::{RealFs, StorageFs};
 pub use snapshot::{
-    InstanceSnapshot, SNAPSHOT_DIR, SnapshotReport, SnapshotStore, StoredSnapshot, checksum_hex,
-    validate_snapshot_id,
+    InstanceSnapshot, SNAPSHOT_DIR, SnapshotReport, SnapshotRetention, SnapshotStore,
+    StoredSnapshot, checksum_hex, validate_snapshot_id,
 };
 pub use snapshot_index::{INDEX_FILE, SnapshotIndexEntry};
 pub use store::{

@@ -84,6 +84,16 @@ pub fn validate_snapshot_id(id: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct SnapshotStore {
     files: StoreDir,
+    retention: SnapshotRetention,
+}
+
+/// How many snapshots of one instance are kept (`storage.max_snapshots_per_instance`): an
+/// authenticated client calling SNAPSHOT_INSTANCE in a loop must not fill the disk. The
+/// default is the configuration's (`crate::assemble`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRetention {
+    /// `None` keeps every snapshot.
+    pub max_per_instance: Option<usize>,
 }
 
 impl SnapshotStore {
@@ -110,7 +120,19 @@ impl SnapshotStore {
     }
 
     fn new(files: StoreDir) -> Self {
-        Self { files }
+        Self {
+            files,
+            retention: SnapshotRetention {
+                max_per_instance: None,
+            },
+        }
+    }
+
+    /// From now on, a write that takes an instance past the limit removes its oldest
+    /// snapshots.
+    pub fn with_retention(mut self, retention: SnapshotRetention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The snapshot directory.
@@ -178,7 +200,46 @@ impl SnapshotStore {
             created_at: snapshot.created_at,
         };
         snapshot_index::append(&*self.files.fs, &self.files.dir, &entry)?;
+        if let Some(max) = self.retention.max_per_instance {
+            self.remove_oldest(&snapshot.instance_id, max)?;
+        }
         Ok(entry)
+    }
+
+    /// Keeps the newest `max` snapshots of `instance_id`. The index is rewritten first (as
+    /// one atomic replace), then the files go: a crash in between leaves unindexed files, a
+    /// warning for `verify`, never an index line without its file.
+    ///
+    /// Cost: one read and rewrite of the index, whose size is bounded by the retention
+    /// times the instances that have snapshots.
+    fn remove_oldest(&self, instance_id: &str, max: usize) -> Result<()> {
+        let path = self.index_path();
+        let bytes = read_optional(&*self.files.fs, &path)?.unwrap_or_default();
+        let entries = snapshot_index::parse(&bytes).entries;
+        let of_instance: Vec<&SnapshotIndexEntry> = entries
+            .iter()
+            .filter(|entry| entry.instance_id == instance_id)
+            .collect();
+        let Some(excess) = of_instance.len().checked_sub(max).filter(|n| *n > 0) else {
+            return Ok(());
+        };
+        // The index is in write order, so the first entries are the oldest.
+        let doomed: HashSet<&str> = of_instance[..excess]
+            .iter()
+            .map(|entry| entry.snapshot_id.as_str())
+            .collect();
+        let kept = snapshot_index::without(&bytes, &doomed);
+        publish_durably(&*self.files.fs, &self.files.dir, INDEX_FILE, &[&kept])
+            .map_err(|(path, source)| SnapshotError::Io { path, source })?;
+        for id in doomed {
+            let file = self.files.dir.join(Self::file_name(id));
+            match self.files.fs.remove_file(&file) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SnapshotError::Io { path: file, source }),
+            }
+        }
+        Ok(())
     }
 
     /// The index entries, oldest first. Lines that cannot be parsed are left out (`verify`

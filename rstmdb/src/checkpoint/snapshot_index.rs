@@ -54,6 +54,25 @@ pub(crate) fn parse(bytes: &[u8]) -> IndexContents {
     contents
 }
 
+/// The complete lines of `bytes` except the entries whose snapshot id is in `removed`; lines
+/// that do not parse are kept as they are (`verify` still reports them).
+pub(crate) fn without(bytes: &[u8], removed: &std::collections::HashSet<&str>) -> Vec<u8> {
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last_newline) => &bytes[..=last_newline],
+        None => &[][..],
+    };
+    let mut kept = Vec::with_capacity(complete.len());
+    for line in complete.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let drop = serde_json::from_slice::<SnapshotIndexEntry>(body)
+            .is_ok_and(|entry| removed.contains(entry.snapshot_id.as_str()));
+        if !drop {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept
+}
+
 /// Appends `entry` as one line and fsyncs the index; fsyncs the directory too when this append
 /// created the file.
 pub(crate) fn append(

@@ -7,7 +7,7 @@ use super::shared::{Clock, Shared};
 use super::{Database, sequencer};
 use crate::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointStore, SkippedCheckpoint, SnapshotError,
-    SnapshotStore,
+    SnapshotRetention, SnapshotStore,
 };
 use crate::engine::{Engine, EngineConfig, Record};
 use crate::wal::{
@@ -28,6 +28,8 @@ pub struct DatabaseOptions {
     /// Where the WAL's segments live; `None` means real files in `<data_dir>/wal`. Fault tests
     /// pass a crashing in-memory storage here.
     pub wal_storage: Option<Arc<dyn Storage>>,
+    /// SNAPSHOT_INSTANCE files kept per instance.
+    pub snapshot_retention: SnapshotRetention,
 }
 
 impl DatabaseOptions {
@@ -38,6 +40,7 @@ impl DatabaseOptions {
             wal,
             engine: EngineConfig::default(),
             wal_storage: None,
+            snapshot_retention: SnapshotRetention::default(),
         }
     }
 }
@@ -82,7 +85,8 @@ impl Database {
         let started = Instant::now();
         let lock = DataDirLock::acquire(&options.data_dir)?;
         let checkpoints = CheckpointStore::open(&options.data_dir)?;
-        let snapshots = SnapshotStore::open(&options.data_dir)?;
+        let snapshots =
+            SnapshotStore::open(&options.data_dir)?.with_retention(options.snapshot_retention);
         let loaded = checkpoints.load_newest_valid()?;
         let (mut engine, checkpoint, position) = match loaded.loaded {
             Some(found) => {

@@ -5,6 +5,7 @@
 mod client_resumes_after_server_restart;
 mod hostile_auth_flood;
 mod hostile_before_auth;
+mod hostile_disk_and_logs;
 mod hostile_frames;
 mod hostile_pending_bytes;
 mod metrics_endpoint;
