@@ -68,6 +68,10 @@ pub(super) struct AppendState {
     pub(super) next_sequence: u64,
     /// Reused encode buffer: one write call per segment touched by an append.
     pub(super) buf: Vec<u8>,
+    /// A segment was created but the directory could not be opened to make its entry
+    /// durable (out of file descriptors): the next append syncs the directory first, and no
+    /// record in that segment is acknowledged before it has.
+    pub(super) dir_sync_pending: bool,
 }
 
 impl AppendState {
@@ -153,6 +157,7 @@ impl Wal {
                 file: state.newest_file,
                 next_sequence: state.last_sequence + 1,
                 buf: Vec::new(),
+                dir_sync_pending: false,
             }),
             durability,
             sync_thread: Mutex::new(Some(handle)),
@@ -216,6 +221,9 @@ impl Wal {
                 offsets: Vec::new(),
                 end_offset,
             });
+        }
+        if a.dir_sync_pending {
+            self.sync_new_dir_entry(&mut a, "a new segment")?;
         }
         let start = a.newest();
         let start_file = Arc::clone(&a.file);
@@ -341,13 +349,33 @@ impl Wal {
         created.push((id, Arc::clone(&file)));
         a.segments.push_back(SegmentInfo { id, logical_len: 0 });
         a.file = file;
-        if let Err(e) = self.storage.sync_dir() {
-            // Records in a segment whose directory entry may vanish must never be acknowledged.
-            let message = format!("fsync of the WAL directory after creating {name} failed: {e}");
-            self.durability.fail(message.clone());
-            return Err(WalError::SyncFailed { message });
+        self.sync_new_dir_entry(a, &name)
+    }
+
+    /// Makes a new segment's directory entry durable. Records in a segment whose entry may
+    /// vanish must never be acknowledged, and a failed fsync leaves the directory in doubt,
+    /// which stops the WAL. But a directory that could not even be opened (out of file
+    /// descriptors, EMFILE/ENFILE) was never touched: the append fails with a retryable error
+    /// and the next append tries again, so descriptor exhaustion never stops the WAL.
+    fn sync_new_dir_entry(&self, a: &mut AppendState, name: &str) -> Result<(), WalError> {
+        match self.storage.sync_dir() {
+            Ok(()) => {
+                a.dir_sync_pending = false;
+                Ok(())
+            }
+            Err(e) if is_out_of_descriptors(&e) => {
+                a.dir_sync_pending = true;
+                Err(WalError::io(format!(
+                    "open the WAL directory to sync the entry of {name}"
+                ))(e))
+            }
+            Err(e) => {
+                let message =
+                    format!("fsync of the WAL directory after creating {name} failed: {e}");
+                self.durability.fail(message.clone());
+                Err(WalError::SyncFailed { message })
+            }
         }
-        Ok(())
     }
 
     /// Undoes a failed append: nothing half-written stays. Segments created by the append stay,
@@ -473,4 +501,11 @@ impl Drop for Wal {
         // The sync thread performs a final sync of dirty data before it exits.
         self.stop_sync_thread();
     }
+}
+
+/// EMFILE or ENFILE: the process or the system has no file descriptor to spare right now.
+fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(EMFILE | ENFILE))
 }

@@ -13,3 +13,4 @@ mod recovery_real_files;
 mod snapshot_store;
 mod wal_appends_and_rotates;
 mod wal_group_commit;
+mod wal_out_of_descriptors;
