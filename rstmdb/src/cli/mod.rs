@@ -4,6 +4,7 @@ mod bench;
 mod check;
 pub mod connect;
 mod dashboard;
+mod fd_limit;
 mod hash_token;
 mod repl;
 mod serve;

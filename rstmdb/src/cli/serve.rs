@@ -72,6 +72,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(args.log_format);
+    // Before the runtime and the database open anything.
+    match super::fd_limit::raise_and_check(config.network.max_connections) {
+        Ok(limit) if limit.before != limit.now => tracing::info!(
+            before = ?limit.before,
+            now = ?limit.now,
+            "raised the open-file limit to the hard limit"
+        ),
+        Ok(_) => {}
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match super::async_runtime(None) {
         Ok(runtime) => runtime,
         Err(code) => return code,

@@ -135,14 +135,34 @@ async fn failed_auths_are_logged_with_the_peer_at_a_bounded_rate_and_never_the_t
 }
 
 /// Runs `rstmdb serve` with `args` and `env` until it logs `needle` (or exits), returning
-/// what it wrote and its exit status if it ended.
+/// what it wrote and its exit status if it ended. `ulimit` (e.g. `-n 512`) runs it under that
+/// open-file limit, through the shell.
 fn serve_until(
     args: &[&str],
     env: &[(&str, &str)],
     needle: &str,
 ) -> (Vec<String>, Option<std::process::ExitStatus>) {
+    serve_until_limited(None, args, env, needle)
+}
+
+fn serve_until_limited(
+    ulimit: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    needle: &str,
+) -> (Vec<String>, Option<std::process::ExitStatus>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(binary_path());
+    let mut command = match ulimit {
+        Some(limit) => {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+                .arg(binary_path());
+            shell
+        }
+        None => Command::new(binary_path()),
+    };
     command
         .arg("serve")
         .args(args)
@@ -172,6 +192,49 @@ fn serve_until(
         return (lines, None);
     }
     (lines, child.wait().ok())
+}
+
+#[test]
+fn an_open_file_limit_too_small_for_max_connections_stops_start_up_naming_both() {
+    let (lines, status) = serve_until_limited(
+        Some("-n 512"),
+        &["--bind", "127.0.0.1:0"],
+        &[],
+        "TLS disabled",
+    );
+    let status = status.expect("the server refused to start");
+    assert!(!status.success());
+    let text = lines.join("\n");
+    assert!(text.contains("network.max_connections = 1000"), "{text}");
+    assert!(text.contains("may open only 512"), "{text}");
+
+    // The same limit with fewer connections starts.
+    let (lines, status) = serve_until_limited(
+        Some("-n 512"),
+        &["--bind", "127.0.0.1:0"],
+        &[("RSTMDB_MAX_CONNECTIONS", "200")],
+        "TLS disabled",
+    );
+    assert!(status.is_none(), "{lines:#?}");
+}
+
+#[test]
+fn a_low_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let (lines, status) = serve_until_limited(
+        Some("-S -n 256 && ulimit -H -n 4096"),
+        &["--bind", "127.0.0.1:0"],
+        &[],
+        "TLS disabled",
+    );
+    assert!(status.is_none(), "it started: {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("raised the open-file limit")
+                && line.contains("256")
+                && line.contains("4096")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
