@@ -475,7 +475,11 @@ fn ready(response: Response) -> ResponseFuture {
 fn frame_error_response(error: &WireError, pre_auth_limit: Option<usize>) -> Option<Response> {
     let error = match (error, pre_auth_limit) {
         (WireError::Fault(FrameFault::TooLarge | FrameFault::FrameTooLarge), Some(limit)) => {
-            RcpError::frame_error(FrameFault::FrameTooLarge).with_detail("limit", limit)
+            let mut error =
+                RcpError::frame_error(FrameFault::FrameTooLarge).with_detail("limit", limit);
+            error.message =
+                format!("frame error: larger than the {limit}-byte limit before authentication");
+            error
         }
         (WireError::Fault(fault), _) => RcpError::frame_error(*fault),
         // The peer stopped sending in the middle of a frame. It may still read, so it is told

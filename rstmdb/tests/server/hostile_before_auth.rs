@@ -69,6 +69,12 @@ fn assert_frame_too_large(error: &Value, limit: u64) {
         json!({"reason": "frame_error", "fault": "frame_too_large", "limit": limit}),
         "{error}"
     );
+    assert_eq!(
+        error["error"]["message"],
+        json!(format!(
+            "frame error: larger than the {limit}-byte limit before authentication"
+        )),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
