@@ -163,3 +163,35 @@ async fn read_some(client: &mut Client<TcpStream>, chunk: &mut [u8]) -> u64 {
         .expect("data or a close within 10 s");
     read.map_or(0, |n| n as u64)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_server_wide_request_budget_slows_clients_down_but_answers_everyone() {
+    // 1 KiB for the requests of all connections together: most of the time every connection
+    // but one waits for room, and each still gets every answer, in order.
+    let mut binary = RunningBinary::start(
+        Path::new(env!("CARGO_BIN_EXE_rstmdb")),
+        "text",
+        "info",
+        &[("RSTMDB_MAX_INFLIGHT_BYTES", "1024")],
+    );
+    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(tokio::spawn(async move {
+            let mut client = authenticated(addr).await;
+            let burst: Vec<u8> = (0..200)
+                .flat_map(|n| frame(request(&format!("p{n}"), "PING", json!({})).as_bytes()))
+                .collect();
+            client.send_raw(&burst).await;
+            for n in 0..200 {
+                let pong = client.read_frame().await;
+                assert_eq!(pong["id"], json!(format!("p{n}")));
+                assert_eq!(pong["result"], json!({"pong": true}));
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("every PING answered");
+    }
+    binary.stop();
+}
