@@ -258,19 +258,18 @@ impl RequestLoop<'_> {
             };
             // Known once the first byte is in; events pushed before any response use it.
             self.detected_mode.set(reader.decoder().mode());
-            let mut charge = Charge::request(&self.budget, self.env.inflight.as_ref(), 0);
-            let (response, close) = match item {
+            // The request's bytes count against the budgets until its response is written.
+            let (response, close, request_bytes) = match item {
                 None => return ReadEnd::PeerClosed,
                 Some(Ok(payload)) => {
-                    charge =
-                        Charge::request(&self.budget, self.env.inflight.as_ref(), payload.len());
-                    self.handle_payload(&payload, reader)
+                    let (response, close) = self.handle_payload(&payload, reader);
+                    (response, close, payload.len())
                 }
                 Some(Err(error)) => match frame_error_response(&error, self.pre_auth_limit()) {
                     Some(response) => {
                         tracing::debug!(conn = self.context.id(), %error, "framing fault");
                         self.count_error(&response);
-                        (ready(response), true)
+                        (ready(response), true, 0)
                     }
                     None => {
                         tracing::debug!(conn = self.context.id(), %error, "read failed");
@@ -278,6 +277,7 @@ impl RequestLoop<'_> {
                     }
                 },
             };
+            let charge = Charge::request(&self.budget, self.env.inflight.as_ref(), request_bytes);
             // Read after handling: a HELLO's answer is already in the mode it chose.
             let mode = reader.decoder().mode();
             // A send fails only if the writer stopped, which the next select notices.
