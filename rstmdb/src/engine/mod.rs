@@ -36,6 +36,7 @@ mod error;
 mod execute;
 mod idempotency;
 pub mod image;
+mod index;
 mod instances;
 mod machines;
 mod reads;

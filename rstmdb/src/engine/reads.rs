@@ -2,6 +2,7 @@
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::Engine;
+use crate::engine::counts::CountKey;
 use crate::engine::error::ApplyError;
 use crate::engine::execute::instance_not_found;
 use crate::engine::instances::{Instance, Lookup};
@@ -98,24 +99,54 @@ impl Engine {
     }
 
     /// LIST_INSTANCES (§4.12). Filters combine with AND; deleted instances are never listed.
+    ///
+    /// A filtered page walks the (machine, version, state) index from the cursor: O(log n +
+    /// offset + page). Only an unfiltered page with a large `offset` still walks the instances
+    /// it skips; an `offset` at or past `total` answers at once (nothing can follow it).
     pub fn list_instances(&self, query: &ListInstancesParams) -> ListInstancesResult {
-        let total = self.matching_total(query.machine.as_deref(), query.state.as_deref());
+        let keys = self.matching_keys(query.machine.as_deref(), query.state.as_deref());
+        let counts = self.state.instances.counts();
+        let total = match &keys {
+            None => counts.live(),
+            Some(keys) => keys.iter().map(|key| counts.get(*key)).sum(),
+        };
         let limit = query.page_size() as usize;
-        let mut matching = self
-            .state
-            .instances
-            .iter_after(query.after.as_deref())
-            .filter(|(_, instance)| instance.is_live() && self.matches(instance, query))
-            .skip(query.skip() as usize);
-        let mut instances = Vec::with_capacity(limit.min(total as usize));
+        if u64::from(query.skip()) >= total {
+            // Instances after the cursor are a subset of the `total` matching ones.
+            return ListInstancesResult {
+                instances: Vec::new(),
+                total,
+                has_more: false,
+            };
+        }
+        let instances = &self.state.instances;
+        let after = query.after.as_deref();
+        let skip = query.skip() as usize;
+        let mut matching: Box<dyn Iterator<Item = (&str, &Instance)>> = match &keys {
+            None => Box::new(
+                instances
+                    .iter_after(after)
+                    .filter(|(_, instance)| instance.is_live())
+                    .skip(skip),
+            ),
+            // Skipped ids are never looked up in the map.
+            Some(keys) => Box::new(
+                instances
+                    .index()
+                    .ids_after(keys, after)
+                    .skip(skip)
+                    .filter_map(|id| Some((id, instances.get(id)?))),
+            ),
+        };
+        let mut page = Vec::with_capacity(limit.min(total as usize));
         if limit > 0 {
             for (id, instance) in matching.by_ref().take(limit) {
-                instances.push(self.summary(id, instance));
+                page.push(self.summary(id, instance));
             }
         }
         let has_more = matching.next().is_some();
         ListInstancesResult {
-            instances,
+            instances: page,
             total,
             has_more,
         }
@@ -160,49 +191,38 @@ impl Engine {
         self.state.idempotency.len()
     }
 
-    /// The LIST total from the counts: O(machine versions + counted states), not O(instances).
-    fn matching_total(&self, machine: Option<&str>, state: Option<&str>) -> u64 {
+    /// The (machine, version, state) keys a `machine`/`state` filter matches, `None` without
+    /// a filter. O(machine versions), never O(instances): the LIST total is the sum of their
+    /// counts, and the page merges their index sets.
+    fn matching_keys(&self, machine: Option<&str>, state: Option<&str>) -> Option<Vec<CountKey>> {
+        if machine.is_none() && state.is_none() {
+            return None;
+        }
         let machines = &self.state.machines;
-        let counts = self.state.instances.counts();
         let name = match machine {
             Some(name) => match machines.name_id(name) {
                 Some(id) => Some(id),
-                None => return 0,
+                None => return Some(Vec::new()),
             },
             None => None,
         };
         let Some(state) = state else {
-            return match name {
-                None => counts.live(),
-                Some(name) => counts
-                    .iter()
-                    .filter(|((n, _, _), _)| *n == name)
-                    .map(|(_, count)| count)
-                    .sum(),
-            };
+            // A machine filter alone: every key of the machine that has live instances.
+            return Some(name.map_or_else(Vec::new, |name| {
+                self.state.instances.index().keys_of(name).collect()
+            }));
         };
         // State ids are per definition, so resolve the name in each version.
-        machines
-            .names()
-            .filter(|(id, _)| name.is_none_or(|name| name == *id))
-            .flat_map(|(id, _)| machines.versions_of(id).map(move |(v, m)| (id, v, m)))
-            .filter_map(|(id, version, stored)| {
-                let state = stored.definition.state_id(state)?;
-                Some(counts.get((id, version, state)))
-            })
-            .sum()
-    }
-
-    fn matches(&self, instance: &Instance, query: &ListInstancesParams) -> bool {
-        let machine_matches = query
-            .machine
-            .as_deref()
-            .is_none_or(|m| self.state.machines.name(instance.machine) == m);
-        machine_matches
-            && query
-                .state
-                .as_deref()
-                .is_none_or(|s| self.state_name(instance) == s)
+        Some(
+            machines
+                .names()
+                .filter(|(id, _)| name.is_none_or(|name| name == *id))
+                .flat_map(|(id, _)| machines.versions_of(id).map(move |(v, m)| (id, v, m)))
+                .filter_map(|(id, version, stored)| {
+                    Some((id, version, stored.definition.state_id(state)?))
+                })
+                .collect(),
+        )
     }
 
     fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
