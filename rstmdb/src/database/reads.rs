@@ -39,6 +39,35 @@ impl Database {
         }
     }
 
+    /// [`Database::read`] for a read that may take long (a LIST_INSTANCES page after a large
+    /// offset walks what it skips): it runs on the blocking pool, not on a runtime worker that
+    /// other connections' requests (a writer's among them) wait for, and one at a time, so
+    /// that such reads never take more than one core from the sequencer and the workers.
+    pub fn read_long<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            let _turn = shared
+                .long_reads
+                .acquire()
+                .await
+                .map_err(|_| RcpError::internal("the database is shutting down"))?;
+            let reader = Arc::clone(&shared);
+            let (value, gate) = tokio::task::spawn_blocking(move || {
+                let engine = reader.read_engine()?;
+                Ok::<_, RcpError>((read(&engine), reader.applied_end.load(Ordering::Acquire)))
+            })
+            .await
+            .map_err(errors::internal)??;
+            wait_committed(&shared, gate).await?;
+            Ok(value)
+        }
+    }
+
     /// GET_INSTANCE, gated only on the instance's own latest record: under write load a read
     /// of an instance nobody is writing does not wait for the group commit in flight.
     /// Like [`Database::read`], with the end of the last record applied when `read` ran: the

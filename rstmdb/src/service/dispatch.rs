@@ -144,6 +144,10 @@ impl DatabaseHandler {
                 let read = db.get_instance(p.instance_id);
                 Box::pin(async move { Reply::of(&read.await?) })
             }
+            OpParams::ListInstances(p) if p.skip() > LONG_LIST_SKIP => {
+                let read = db.read_long(move |engine| engine.list_instances(&p));
+                Box::pin(async move { Reply::of(&fit_page(read.await?)) })
+            }
             OpParams::ListInstances(p) => {
                 let read = db.read(move |engine| engine.list_instances(&p));
                 Box::pin(async move { Reply::of(&fit_page(read.await?)) })
@@ -236,6 +240,11 @@ fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + '
         })
     })
 }
+
+/// A LIST_INSTANCES `offset` above this may walk that many instances (an unfiltered page, or
+/// a filter most instances match): such a page is a long read, off the runtime's workers.
+/// Below it a page takes well under a millisecond, cheaper to run in place than to hand over.
+const LONG_LIST_SKIP: u32 = 10_000;
 
 /// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`
 /// then tells the client to page on (spec §4.12).
