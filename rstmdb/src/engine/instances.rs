@@ -1,9 +1,11 @@
 //! Instances by id (byte order), tombstones, and the counts and index that follow them.
 //!
 //! Every change goes through [`Instances::replace`], which keeps the counts and the
-//! (machine, version, state) index exact; nothing else touches the map.
+//! (machine, version, state) index exact and logs changes of live keys; nothing else touches
+//! the map.
 
 use crate::dsl::definition::StateId;
+use crate::engine::changes::{ChangeLog, KeyChange};
 use crate::engine::counts::{CountKey, StateCounts};
 use crate::engine::index::StateIndex;
 use crate::engine::machines::NameId;
@@ -59,6 +61,8 @@ pub(crate) struct Instances {
     counts: StateCounts,
     /// Live ids per (machine, version, state), for filtered LIST_INSTANCES pages.
     index: StateIndex,
+    /// The latest changes of live keys, for LIST_INSTANCES walks done in chunks.
+    changes: ChangeLog,
 }
 
 impl Instances {
@@ -84,37 +88,44 @@ impl Instances {
         if let Some(key) = new_key {
             self.counts.add(key);
         }
-        let old = match new {
-            Some(instance) => match self.by_id.get_key_value(id) {
-                Some((shared_id, _)) => {
-                    let shared_id = Arc::clone(shared_id);
-                    if let Some(key) = new_key {
-                        self.index.insert(key, Arc::clone(&shared_id));
-                    }
-                    // An existing key stays in the map; only the value is swapped.
-                    self.by_id.insert(shared_id, instance)
+        let (shared_id, old) = match new {
+            Some(instance) => {
+                // An existing key stays in the map; only the value is swapped.
+                let shared_id = self
+                    .by_id
+                    .get_key_value(id)
+                    .map_or_else(|| Arc::from(id), |(shared_id, _)| Arc::clone(shared_id));
+                if let Some(key) = new_key {
+                    self.index.insert(key, Arc::clone(&shared_id));
                 }
-                None => {
-                    let shared_id: Arc<str> = Arc::from(id);
-                    if let Some(key) = new_key {
-                        self.index.insert(key, Arc::clone(&shared_id));
-                    }
-                    self.by_id.insert(shared_id, instance)
-                }
+                let old = self.by_id.insert(Arc::clone(&shared_id), instance);
+                (Some(shared_id), old)
+            }
+            None => match self.by_id.remove_entry(id) {
+                Some((shared_id, old)) => (Some(shared_id), Some(old)),
+                None => (None, None),
             },
-            None => self.by_id.remove(id),
         };
-        if let Some(old_key) = old
+        let old_key = old
             .as_ref()
             .filter(|i| i.is_live())
-            .map(Instance::count_key)
-        {
+            .map(Instance::count_key);
+        if let Some(old_key) = old_key {
             self.counts.remove(old_key);
             // Unless the new instance sits under the same key (then the insert above was the
             // id already there).
             if new_key != Some(old_key) {
                 self.index.remove(old_key, id);
             }
+        }
+        if old_key != new_key
+            && let Some(id) = shared_id
+        {
+            self.changes.record(KeyChange {
+                id,
+                old: old_key,
+                new: new_key,
+            });
         }
         old
     }
@@ -180,6 +191,17 @@ impl Instances {
         &self.index
     }
 
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// After the whole table was swapped for another (FLUSH_ALL, or its undo): the change log
+    /// goes on from `previous`'s position with nothing kept, so walks in progress start over.
+    pub fn continue_changes_of(&mut self, previous: &mut Instances) {
+        self.changes = std::mem::take(&mut previous.changes);
+        self.changes.forget();
+    }
+
     /// The instance stored under `id`, live or deleted.
     pub fn get(&self, id: &str) -> Option<&Instance> {
         self.by_id.get(id)
@@ -205,6 +227,7 @@ impl Instances {
             tombstones,
             counts,
             index,
+            changes: ChangeLog::default(),
         }
     }
 

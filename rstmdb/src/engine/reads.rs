@@ -2,16 +2,14 @@
 
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::Engine;
-use crate::engine::counts::CountKey;
 use crate::engine::error::ApplyError;
 use crate::engine::execute::instance_not_found;
 use crate::engine::instances::{Instance, Lookup};
 use crate::engine::record::raw_from_printed;
 use crate::engine::result::RawCtx;
-use rstmdb_protocol::params::ListInstancesParams;
 use rstmdb_protocol::results::{
-    GetInstanceResult, GetMachineResult, InstanceSummary, ListInstancesResult, ListMachinesResult,
-    MachineVersions, StateCountEntry,
+    GetInstanceResult, GetMachineResult, InstanceSummary, ListMachinesResult, MachineVersions,
+    StateCountEntry,
 };
 use serde_json::{Map, Value};
 
@@ -98,60 +96,6 @@ impl Engine {
         }
     }
 
-    /// LIST_INSTANCES (§4.12). Filters combine with AND; deleted instances are never listed.
-    ///
-    /// A filtered page walks the (machine, version, state) index from the cursor: O(log n +
-    /// offset + page). Only an unfiltered page with a large `offset` still walks the instances
-    /// it skips; an `offset` at or past `total` answers at once (nothing can follow it).
-    pub fn list_instances(&self, query: &ListInstancesParams) -> ListInstancesResult {
-        let keys = self.matching_keys(query.machine.as_deref(), query.state.as_deref());
-        let counts = self.state.instances.counts();
-        let total = match &keys {
-            None => counts.live(),
-            Some(keys) => keys.iter().map(|key| counts.get(*key)).sum(),
-        };
-        let limit = query.page_size() as usize;
-        if u64::from(query.skip()) >= total {
-            // Instances after the cursor are a subset of the `total` matching ones.
-            return ListInstancesResult {
-                instances: Vec::new(),
-                total,
-                has_more: false,
-            };
-        }
-        let instances = &self.state.instances;
-        let after = query.after.as_deref();
-        let skip = query.skip() as usize;
-        let mut matching: Box<dyn Iterator<Item = (&str, &Instance)>> = match &keys {
-            None => Box::new(
-                instances
-                    .iter_after(after)
-                    .filter(|(_, instance)| instance.is_live())
-                    .skip(skip),
-            ),
-            // Skipped ids are never looked up in the map.
-            Some(keys) => Box::new(
-                instances
-                    .index()
-                    .ids_after(keys, after)
-                    .skip(skip)
-                    .filter_map(|id| Some((id, instances.get(id)?))),
-            ),
-        };
-        let mut page = Vec::with_capacity(limit.min(total as usize));
-        if limit > 0 {
-            for (id, instance) in matching.by_ref().take(limit) {
-                page.push(self.summary(id, instance));
-            }
-        }
-        let has_more = matching.next().is_some();
-        ListInstancesResult {
-            instances: page,
-            total,
-            has_more,
-        }
-    }
-
     /// Live instances per (machine, version, state), sorted by machine name, version, state.
     pub fn state_counts(&self) -> Vec<StateCountEntry> {
         let machines = &self.state.machines;
@@ -191,41 +135,7 @@ impl Engine {
         self.state.idempotency.len()
     }
 
-    /// The (machine, version, state) keys a `machine`/`state` filter matches, `None` without
-    /// a filter. O(machine versions), never O(instances): the LIST total is the sum of their
-    /// counts, and the page merges their index sets.
-    fn matching_keys(&self, machine: Option<&str>, state: Option<&str>) -> Option<Vec<CountKey>> {
-        if machine.is_none() && state.is_none() {
-            return None;
-        }
-        let machines = &self.state.machines;
-        let name = match machine {
-            Some(name) => match machines.name_id(name) {
-                Some(id) => Some(id),
-                None => return Some(Vec::new()),
-            },
-            None => None,
-        };
-        let Some(state) = state else {
-            // A machine filter alone: every key of the machine that has live instances.
-            return Some(name.map_or_else(Vec::new, |name| {
-                self.state.instances.index().keys_of(name).collect()
-            }));
-        };
-        // State ids are per definition, so resolve the name in each version.
-        Some(
-            machines
-                .names()
-                .filter(|(id, _)| name.is_none_or(|name| name == *id))
-                .flat_map(|(id, _)| machines.versions_of(id).map(move |(v, m)| (id, v, m)))
-                .filter_map(|(id, version, stored)| {
-                    Some((id, version, stored.definition.state_id(state)?))
-                })
-                .collect(),
-        )
-    }
-
-    fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
+    pub(super) fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
         InstanceSummary {
             id: id.to_owned(),
             machine: self.state.machines.name(instance.machine).to_owned(),
