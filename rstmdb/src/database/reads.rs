@@ -40,12 +40,18 @@ impl Database {
     }
 
     /// [`Database::read`] for a read that may take long (a LIST_INSTANCES page after a large
-    /// offset walks what it skips): it runs on the blocking pool, not on a runtime worker that
-    /// other connections' requests (a writer's among them) wait for, and one at a time, so
-    /// that such reads never take more than one core from the sequencer and the workers.
+    /// offset walks what it skips), done in steps: `step` runs under the engine lock until it
+    /// answers, and the lock is let go between steps, so a step's length, not the whole read's,
+    /// is what a write may wait for. Before the next step, every job queued meanwhile is
+    /// processed: the sequencer gets the engine first, instead of racing the reader for it.
+    /// The read is gated on the records applied when its last step ran.
+    ///
+    /// The steps run on the blocking pool, not on a runtime worker that other connections'
+    /// requests (a writer's among them) wait for, and one such read at a time, so that they
+    /// never take more than one core from the sequencer and the workers.
     pub fn read_long<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Engine) -> T + Send + 'static,
+        mut step: impl FnMut(&Engine) -> Option<T> + Send + 'static,
     ) -> impl Future<Output = Result<T, RcpError>> + Send + 'static {
         let barrier = self.shared.queue.issued();
         let shared = Arc::clone(&self.shared);
@@ -57,9 +63,20 @@ impl Database {
                 .await
                 .map_err(|_| RcpError::internal("the database is shutting down"))?;
             let reader = Arc::clone(&shared);
+            let runtime = tokio::runtime::Handle::current();
             let (value, gate) = tokio::task::spawn_blocking(move || {
-                let engine = reader.read_engine()?;
-                Ok::<_, RcpError>((read(&engine), reader.applied_end.load(Ordering::Acquire)))
+                loop {
+                    {
+                        let engine = reader.read_engine()?;
+                        if let Some(value) = step(&engine) {
+                            return Ok::<_, RcpError>((
+                                value,
+                                reader.applied_end.load(Ordering::Acquire),
+                            ));
+                        }
+                    }
+                    runtime.block_on(after(&reader, reader.queue.issued()))?;
+                }
             })
             .await
             .map_err(errors::internal)??;
