@@ -41,6 +41,9 @@ struct Progress {
     /// The engine's change log position when the previous call returned.
     seen: u64,
     restarts: u32,
+    /// Taken over from an earlier walk ([`ListWalk::continuing`]): if it cannot be corrected,
+    /// starting over is no restart of this walk's own.
+    borrowed: bool,
 }
 
 impl ListWalk {
@@ -51,17 +54,58 @@ impl ListWalk {
         }
     }
 
+    /// A walk of `query` that starts where `earlier` stands, when that helps: the same filter
+    /// and cursor (so the same ids in the same order), and no further than `query`'s offset.
+    /// Its first call corrects the position for the changes since, like a resumed walk; if it
+    /// cannot, it starts from the cursor. A later page of offsets, or the same large offset
+    /// asked again, then passes only what lies between.
+    pub fn continuing(query: ListInstancesParams, earlier: &ListWalk) -> ListWalk {
+        let progress = &earlier.progress;
+        if !same_ids(&query, &earlier.query)
+            || progress.passed_to.is_none()
+            || progress.passed > u64::from(query.skip())
+        {
+            return ListWalk::new(query);
+        }
+        ListWalk {
+            query,
+            progress: Progress {
+                restarts: 0,
+                borrowed: true,
+                ..progress.clone()
+            },
+        }
+    }
+
     /// How often the walk started over because the changes since its last call were lost.
     pub fn restarts(&self) -> u32 {
         self.progress.restarts
     }
+
+    /// How many matching ids after the cursor the walk has passed.
+    pub fn passed(&self) -> u64 {
+        self.progress.passed
+    }
+
+    /// Whether the walk answers the same filter and cursor as `other`.
+    pub fn same_ids_as(&self, other: &ListWalk) -> bool {
+        same_ids(&self.query, &other.query)
+    }
+}
+
+/// Whether two queries walk the same ids in the same order (they may differ in offset and
+/// limit).
+fn same_ids(a: &ListInstancesParams, b: &ListInstancesParams) -> bool {
+    a.machine == b.machine && a.state == b.state && a.after == b.after
 }
 
 impl Progress {
     fn start_over(&mut self) {
         self.passed_to = None;
         self.passed = 0;
-        self.restarts += 1;
+        if !std::mem::take(&mut self.borrowed) {
+            self.restarts += 1;
+        }
     }
 
     /// Corrects `passed` for the changes since the previous call: an id at or before
@@ -160,6 +204,7 @@ impl Engine {
         if !caught_up {
             progress.start_over();
         }
+        progress.borrowed = false;
         progress.seen = changes.end();
         let budget = if progress.restarts >= MAX_RESTARTS {
             usize::MAX
@@ -202,9 +247,13 @@ impl Engine {
                 }),
             };
         }
-        if remaining > 0 {
+        if remaining > 0
             // `nth(k)` passes k + 1 ids.
-            let _ = matching.nth((remaining - 1) as usize);
+            && let Some((id, _)) = matching.nth((remaining - 1) as usize)
+        {
+            // Where a later walk of the same ids may start (ListWalk::continuing).
+            progress.passed_to = Some(id.into());
+            progress.passed = skip;
         }
         let limit = query.page_size() as usize;
         let mut page = Vec::with_capacity(limit.min(total as usize));

@@ -23,7 +23,8 @@
 //!   `latest_record_offset` (the read durability gate), `state_counts`, `live_instance_count`,
 //!   `machine_version_count`, `idempotency_key_count`, `machine_definition`.
 //! - LIST_INSTANCES (`listing.rs`): `list_instances` in one go, or [`Engine::list_step`] with a
-//!   [`ListWalk`], in chunks between which the caller may release the engine lock.
+//!   [`ListWalk`], in chunks between which the caller may release the engine lock;
+//!   [`ListLandmarks`] lets a walk start where an earlier one of the same ids stood.
 //! - [`Engine::encode_image`] / [`Engine::decode_image`]: the whole state for checkpoints
 //!   (the checkpoint's engine image, format in [`image`]); [`Engine::drop_deleted`] before
 //!   writing one (§6.4). A per-instance "snapshot" (SNAPSHOT_INSTANCE) is another thing: see
@@ -41,6 +42,7 @@ mod idempotency;
 pub mod image;
 mod index;
 mod instances;
+mod landmarks;
 mod listing;
 mod machines;
 mod reads;
@@ -54,6 +56,7 @@ pub use command::{
 pub use config::EngineConfig;
 pub use error::{ApplyError, ExecuteError, ReplayError};
 pub use image::ImageError;
+pub use landmarks::ListLandmarks;
 pub use listing::{ListWalk, MAX_RESTARTS};
 pub use record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,

@@ -8,7 +8,7 @@ use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, WriteOutput};
-use crate::engine::{Command, ListWalk};
+use crate::engine::{Command, ListLandmarks};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
 use rstmdb_protocol::message::{Response, to_object};
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// Serves the data ops from a database.
@@ -31,6 +31,8 @@ pub struct DatabaseHandler {
     counters: Option<Arc<dyn ServerCounters>>,
     /// STATS `uptime_secs` counts from here.
     started: Instant,
+    /// Where recent large-offset LIST_INSTANCES walks stood, for the next walk of the same ids.
+    list_landmarks: Arc<Mutex<ListLandmarks>>,
 }
 
 impl DatabaseHandler {
@@ -46,6 +48,7 @@ impl DatabaseHandler {
             watch,
             counters: None,
             started: Instant::now(),
+            list_landmarks: Arc::default(),
         }
     }
 
@@ -145,8 +148,13 @@ impl DatabaseHandler {
                 Box::pin(async move { Reply::of(&read.await?) })
             }
             OpParams::ListInstances(p) if p.skip() as usize > LIST_STEP_IDS => {
-                let mut walk = ListWalk::new(p);
-                let read = db.read_long(move |engine| engine.list_step(&mut walk, LIST_STEP_IDS));
+                let landmarks = Arc::clone(&self.list_landmarks);
+                let mut walk = lock(&landmarks).start(p);
+                let read = db.read_long(move |engine| {
+                    let page = engine.list_step(&mut walk, LIST_STEP_IDS);
+                    lock(&landmarks).remember(&walk);
+                    page
+                });
                 Box::pin(async move { Reply::of(&fit_page(read.await?)) })
             }
             OpParams::ListInstances(p) => {
@@ -247,6 +255,12 @@ fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + '
 /// long read (off the runtime's workers, in steps, see `Database::read_long`); below it the
 /// page is cheaper to run in place than to hand over.
 const LIST_STEP_IDS: usize = 4096;
+
+/// Landmarks are hints that each walk checks against the engine: one left half-updated by a
+/// panic is still safe to use.
+fn lock(landmarks: &Mutex<ListLandmarks>) -> MutexGuard<'_, ListLandmarks> {
+    landmarks.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`
 /// then tells the client to page on (spec §4.12).

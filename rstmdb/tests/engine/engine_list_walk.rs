@@ -5,7 +5,7 @@
 
 use crate::engine_support::{Harness, apply, create, delete, put};
 use proptest::prelude::*;
-use rstmdb::engine::{Command, EngineConfig, Executed, ListWalk, MAX_RESTARTS};
+use rstmdb::engine::{Command, EngineConfig, Executed, ListLandmarks, ListWalk, MAX_RESTARTS};
 use rstmdb_client::params::ListInstancesParams;
 use serde_json::{Value, json};
 
@@ -129,25 +129,34 @@ fn run(h: &mut Harness, change: &Change, undoable: &mut Vec<Executed>) {
 proptest! {
     #![proptest_config(rstmdb_testkit::proptest_config(256))]
 
+    /// With landmarks, a walk may also start where an earlier walk of the same ids stood,
+    /// changes having happened since.
     #[test]
     fn a_walk_in_chunks_answers_like_a_snapshot_at_its_last_chunk(
-        queries in prop::collection::vec(query(), 1..6),
+        queries in prop::collection::vec(query(), 1..8),
         steps in prop::collection::vec((1usize..4, prop::collection::vec(change(), 0..4)), 1..120),
+        use_landmarks in any::<bool>(),
     ) {
         let mut h = harness();
         populate(&mut h, 40);
         let mut undoable = Vec::new();
+        let mut landmarks = ListLandmarks::default();
         let mut queries = queries.into_iter();
+        let start = |query: Option<ListInstancesParams>, landmarks: &ListLandmarks| {
+            query.map(|query| if use_landmarks { landmarks.start(query) } else { ListWalk::new(query) })
+        };
         let mut current = queries.next();
-        let mut walk = current.clone().map(ListWalk::new);
+        let mut walk = start(current.clone(), &landmarks);
         for (budget, changes) in &steps {
             let (Some(query), Some(walking)) = (&current, &mut walk) else {
                 break;
             };
-            if let Some(page) = h.engine.list_step(walking, *budget) {
+            let answer = h.engine.list_step(walking, *budget);
+            landmarks.remember(walking);
+            if let Some(page) = answer {
                 prop_assert_eq!(&page, &h.engine.list_instances(query), "query {:?}", query);
                 current = queries.next();
-                walk = current.clone().map(ListWalk::new);
+                walk = start(current.clone(), &landmarks);
             }
             for change in changes {
                 run(&mut h, change, &mut undoable);
@@ -227,4 +236,38 @@ fn a_walk_whose_missed_changes_are_forgotten_starts_over_and_then_finishes_in_on
     assert_eq!(page, h.engine.list_instances(&query));
     // The new ids sort before every `i..` id, so the page holds some of them.
     assert!(page.instances.iter().all(|i| i.id.starts_with('a')));
+}
+
+#[test]
+fn the_same_large_offset_asked_again_starts_where_the_last_walk_stood() {
+    let mut h = harness();
+    populate(&mut h, 40);
+    let mut landmarks = ListLandmarks::default();
+    let query = unfiltered(30);
+    let mut first = landmarks.start(query.clone());
+    let mut calls = 0;
+    while h.engine.list_step(&mut first, 4).is_none() {
+        landmarks.remember(&first);
+        calls += 1;
+    }
+    landmarks.remember(&first);
+    assert!(calls >= 7, "the first walk ran in {calls} calls");
+    // Changes before and after the position: the landmark is corrected (one id back), not
+    // thrown away, so the walk answers in one call of a budget far below the offset.
+    h.ok(delete(&id(3)));
+    h.ok(delete(&id(5)));
+    h.ok(Command::CreateInstance(create("m", 1, "i10x")));
+    h.ok(Command::CreateInstance(create("n", 1, "z")));
+    let mut again = landmarks.start(query.clone());
+    let page = h.engine.list_step(&mut again, 4);
+    landmarks.remember(&again);
+    assert_eq!(page, Some(h.engine.list_instances(&query)));
+    assert_eq!(again.restarts(), 0);
+    // A later page of offsets passes only what lies between.
+    let next = unfiltered(36);
+    let mut later = landmarks.start(next.clone());
+    assert_eq!(
+        h.engine.list_step(&mut later, 8),
+        Some(h.engine.list_instances(&next))
+    );
 }
