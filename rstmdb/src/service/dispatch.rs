@@ -149,10 +149,13 @@ impl DatabaseHandler {
             }
             OpParams::ListInstances(p) if p.skip() as usize > LIST_STEP_IDS => {
                 let landmarks = Arc::clone(&self.list_landmarks);
-                let mut walk = lock(&landmarks).start(p);
+                let mut walk = None;
                 let read = db.read_long(move |engine| {
-                    let page = engine.list_step(&mut walk, LIST_STEP_IDS);
-                    lock(&landmarks).remember(&walk);
+                    // Started at the first step, not here: a page queued behind other long
+                    // reads starts from the newest landmark, not one stale by then.
+                    let walk = walk.get_or_insert_with(|| lock(&landmarks).start(p.clone()));
+                    let page = engine.list_step(walk, LIST_STEP_IDS);
+                    lock(&landmarks).remember(walk);
                     page
                 });
                 Box::pin(async move { Reply::of(&fit_page(read.await?)) })
