@@ -8,7 +8,7 @@ use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, WriteOutput};
-use crate::engine::{Command, ListLandmarks};
+use crate::engine::{Command, Engine, ListLandmarks};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
 use rstmdb_protocol::message::{Response, to_object};
@@ -150,15 +150,16 @@ impl DatabaseHandler {
             OpParams::ListInstances(p) if p.skip() as usize > LIST_STEP_IDS => {
                 let landmarks = Arc::clone(&self.list_landmarks);
                 let mut walk = None;
-                let read = db.read_long(move |engine| {
+                let step = move |engine: &Engine| {
                     // Started at the first step, not here: a page queued behind other long
                     // reads starts from the newest landmark, not one stale by then.
                     let walk = walk.get_or_insert_with(|| lock(&landmarks).start(p.clone()));
                     let page = engine.list_step(walk, LIST_STEP_IDS);
                     lock(&landmarks).remember(walk);
                     page
-                });
-                Box::pin(async move { Reply::of(&fit_page(read.await?)) })
+                };
+                let read = db.read_long(step, |page| Reply::of(&fit_page(page)));
+                Box::pin(async move { read.await? })
             }
             OpParams::ListInstances(p) => {
                 let read = db.read(move |engine| engine.list_instances(&p));
