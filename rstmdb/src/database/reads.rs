@@ -39,6 +39,53 @@ impl Database {
         }
     }
 
+    /// [`Database::read`] for a read that may take long (a LIST_INSTANCES page after a large
+    /// offset walks what it skips), done in steps: `step` runs under the engine lock until it
+    /// answers, and the lock is let go between steps, so a step's length, not the whole read's,
+    /// is what a write may wait for. Before the next step, every job queued meanwhile is
+    /// processed: the sequencer gets the engine first, instead of racing the reader for it.
+    /// The read is gated on the records applied when its last step ran.
+    ///
+    /// The steps run on the blocking pool, not on a runtime worker that other connections'
+    /// requests (a writer's among them) wait for, and one such read at a time, so that they
+    /// never take more than one core from the sequencer and the workers. So does `finish`,
+    /// with the lock let go: what the answer costs past the engine (a page of 1,000 instances
+    /// is some 4 ms of encoding) stays off the workers too.
+    pub fn read_long<T, U: Send + 'static>(
+        &self,
+        mut step: impl FnMut(&Engine) -> Option<T> + Send + 'static,
+        finish: impl FnOnce(T) -> U + Send + 'static,
+    ) -> impl Future<Output = Result<U, RcpError>> + Send + 'static {
+        let barrier = self.shared.queue.issued();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            after(&shared, barrier).await?;
+            let _turn = shared
+                .long_reads
+                .acquire()
+                .await
+                .map_err(|_| RcpError::internal("the database is shutting down"))?;
+            let reader = Arc::clone(&shared);
+            let runtime = tokio::runtime::Handle::current();
+            let (value, gate) = tokio::task::spawn_blocking(move || {
+                let (value, gate) = loop {
+                    {
+                        let engine = reader.read_engine()?;
+                        if let Some(value) = step(&engine) {
+                            break (value, reader.applied_end.load(Ordering::Acquire));
+                        }
+                    }
+                    runtime.block_on(after(&reader, reader.queue.issued()))?;
+                };
+                Ok::<_, RcpError>((finish(value), gate))
+            })
+            .await
+            .map_err(errors::internal)??;
+            wait_committed(&shared, gate).await?;
+            Ok(value)
+        }
+    }
+
     /// GET_INSTANCE, gated only on the instance's own latest record: under write load a read
     /// of an instance nobody is writing does not wait for the group commit in flight.
     /// Like [`Database::read`], with the end of the last record applied when `read` ran: the

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// The newest checkpoint written or loaded.
     pub(crate) newest_checkpoint: Mutex<Option<CheckpointInfo>>,
     pub(crate) snapshots: SnapshotStore,
+    /// One long read ([`super::Database::read_long`]) at a time.
+    pub(crate) long_reads: tokio::sync::Semaphore,
     /// One compaction at a time.
     pub(crate) compaction: tokio::sync::Mutex<()>,
     /// Held for the life of the database: no second process may open the directory.

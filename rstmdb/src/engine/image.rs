@@ -32,6 +32,7 @@ use crate::engine::{Engine, EngineConfig, State};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"RSTMENG1";
 
@@ -177,7 +178,7 @@ fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, ImageError> {
 fn decode_instances(
     r: &mut Reader<'_>,
     machines: &Machines,
-) -> Result<(BTreeMap<Box<str>, Instance>, StateCounts), ImageError> {
+) -> Result<(BTreeMap<Arc<str>, Instance>, StateCounts), ImageError> {
     let count = r.u64()?;
     let mut counts = StateCounts::default();
     let mut previous: Option<&str> = None;
@@ -224,7 +225,7 @@ fn decode_instances(
                 counts.add((machine, version, state));
             }
             (
-                Box::<str>::from(id),
+                Arc::<str>::from(id),
                 Instance {
                     machine,
                     version,

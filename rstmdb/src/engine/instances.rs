@@ -1,13 +1,17 @@
-//! Instances by id (byte order), tombstones, and the counts that follow them.
+//! Instances by id (byte order), tombstones, and the counts and index that follow them.
 //!
-//! Every change goes through [`Instances::replace`], which keeps the counts exact; nothing else
-//! touches the map.
+//! Every change goes through [`Instances::replace`], which keeps the counts and the
+//! (machine, version, state) index exact and logs changes of live keys; nothing else touches
+//! the map.
 
 use crate::dsl::definition::StateId;
+use crate::engine::changes::{ChangeLog, KeyChange};
 use crate::engine::counts::{CountKey, StateCounts};
+use crate::engine::index::StateIndex;
 use crate::engine::machines::NameId;
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 /// One instance, kept small: about 80 bytes plus its id and ctx text (see the memory bench).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +36,7 @@ impl Instance {
         self.deleted_at.is_none()
     }
 
-    fn count_key(&self) -> CountKey {
+    pub fn count_key(&self) -> CountKey {
         (self.machine, self.version, self.state)
     }
 }
@@ -49,11 +53,16 @@ pub(crate) enum Lookup<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Instances {
     /// Live and soft-deleted instances, in id byte order (LIST_INSTANCES pages in this order).
-    by_id: BTreeMap<Box<str>, Instance>,
+    /// The ids are shared with `index`, which would otherwise store each a second time.
+    by_id: BTreeMap<Arc<str>, Instance>,
     /// Ids of deleted instances whose state a checkpoint dropped while re-creation was
     /// disabled, with their delete offsets: the id stays reserved (§6.4).
     tombstones: BTreeMap<Box<str>, u64>,
     counts: StateCounts,
+    /// Live ids per (machine, version, state), for filtered LIST_INSTANCES pages.
+    index: StateIndex,
+    /// The latest changes of live keys, for LIST_INSTANCES walks done in chunks.
+    changes: ChangeLog,
 }
 
 impl Instances {
@@ -72,18 +81,51 @@ impl Instances {
 
     /// Sets or removes the instance stored under `id`, returning what was there.
     pub fn replace(&mut self, id: &str, new: Option<Instance>) -> Option<Instance> {
-        if let Some(instance) = new.as_ref().filter(|i| i.is_live()) {
-            self.counts.add(instance.count_key());
+        let new_key = new
+            .as_ref()
+            .filter(|i| i.is_live())
+            .map(Instance::count_key);
+        if let Some(key) = new_key {
+            self.counts.add(key);
         }
-        let old = match new {
-            Some(instance) => match self.by_id.get_mut(id) {
-                Some(slot) => Some(std::mem::replace(slot, instance)),
-                None => self.by_id.insert(id.into(), instance),
+        let (shared_id, old) = match new {
+            Some(instance) => {
+                // An existing key stays in the map; only the value is swapped.
+                let shared_id = self
+                    .by_id
+                    .get_key_value(id)
+                    .map_or_else(|| Arc::from(id), |(shared_id, _)| Arc::clone(shared_id));
+                if let Some(key) = new_key {
+                    self.index.insert(key, Arc::clone(&shared_id));
+                }
+                let old = self.by_id.insert(Arc::clone(&shared_id), instance);
+                (Some(shared_id), old)
+            }
+            None => match self.by_id.remove_entry(id) {
+                Some((shared_id, old)) => (Some(shared_id), Some(old)),
+                None => (None, None),
             },
-            None => self.by_id.remove(id),
         };
-        if let Some(instance) = old.as_ref().filter(|i| i.is_live()) {
-            self.counts.remove(instance.count_key());
+        let old_key = old
+            .as_ref()
+            .filter(|i| i.is_live())
+            .map(Instance::count_key);
+        if let Some(old_key) = old_key {
+            self.counts.remove(old_key);
+            // Unless the new instance sits under the same key (then the insert above was the
+            // id already there).
+            if new_key != Some(old_key) {
+                self.index.remove(old_key, id);
+            }
+        }
+        if old_key != new_key
+            && let Some(id) = shared_id
+        {
+            self.changes.record(KeyChange {
+                id,
+                old: old_key,
+                new: new_key,
+            });
         }
         old
     }
@@ -106,8 +148,9 @@ impl Instances {
         let tombstones = &mut self.tombstones;
         self.by_id.retain(|id, instance| match instance.deleted_at {
             Some(deleted) if deleted.get() < offset => {
+                // Deleted instances are not in the index or the counts: only the map changes.
                 if keep_tombstones {
-                    tombstones.insert(id.clone(), deleted.get());
+                    tombstones.insert(Box::from(&**id), deleted.get());
                 }
                 false
             }
@@ -144,16 +187,47 @@ impl Instances {
         &self.counts
     }
 
+    pub fn index(&self) -> &StateIndex {
+        &self.index
+    }
+
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// After the whole table was swapped for another (FLUSH_ALL, or its undo): the change log
+    /// goes on from `previous`'s position with nothing kept, so walks in progress start over.
+    pub fn continue_changes_of(&mut self, previous: &mut Instances) {
+        self.changes = std::mem::take(&mut previous.changes);
+        self.changes.forget();
+    }
+
+    /// The instance stored under `id`, live or deleted.
+    pub fn get(&self, id: &str) -> Option<&Instance> {
+        self.by_id.get(id)
+    }
+
     /// Builds the table from decoded parts (engine image decode); `counts` must match `by_id`.
+    /// The index is rebuilt here: one pass in id order, so every set is built in order.
     pub fn from_parts(
-        by_id: BTreeMap<Box<str>, Instance>,
+        by_id: BTreeMap<Arc<str>, Instance>,
         tombstones: BTreeMap<Box<str>, u64>,
         counts: StateCounts,
     ) -> Instances {
+        let mut grouped: BTreeMap<CountKey, Vec<Arc<str>>> = BTreeMap::new();
+        for (id, instance) in by_id.iter().filter(|(_, i)| i.is_live()) {
+            grouped
+                .entry(instance.count_key())
+                .or_default()
+                .push(Arc::clone(id));
+        }
+        let index = StateIndex::from_sorted(grouped);
         Instances {
             by_id,
             tombstones,
             counts,
+            index,
+            changes: ChangeLog::default(),
         }
     }
 
@@ -179,5 +253,101 @@ mod tests {
             std::mem::size_of::<Option<Instance>>(),
             std::mem::size_of::<Instance>()
         );
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::{Instance, Instances};
+    use crate::engine::counts::CountKey;
+    use rstmdb_testkit::rng::Rng;
+    use std::num::NonZeroU64;
+
+    fn instance(rng: &mut Rng) -> Instance {
+        Instance {
+            machine: rng.range(0, 3) as u32,
+            version: rng.range(1, 3) as u32,
+            state: rng.range(0, 4) as u32,
+            deleted_at: (rng.percent(20)).then(|| NonZeroU64::MIN.saturating_add(rng.range(0, 99))),
+            created_at: 0,
+            updated_at: 0,
+            last_wal_offset: 1,
+            last_event_id: None,
+            ctx: "{}".into(),
+        }
+    }
+
+    /// What the index must hold: every live instance under its key, found by a full scan.
+    fn scanned(instances: &Instances) -> Vec<(CountKey, String)> {
+        let mut expected: Vec<(CountKey, String)> = instances
+            .iter()
+            .filter(|(_, i)| i.is_live())
+            .map(|(id, i)| (i.count_key(), id.to_owned()))
+            .collect();
+        expected.sort();
+        expected
+    }
+
+    fn indexed(instances: &Instances) -> Vec<(CountKey, String)> {
+        let mut got: Vec<(CountKey, String)> = instances
+            .index()
+            .entries()
+            .map(|(key, id)| (key, id.to_owned()))
+            .collect();
+        got.sort();
+        got
+    }
+
+    #[test]
+    fn the_index_matches_a_full_scan_after_random_changes() {
+        let seed = rstmdb_testkit::rng::seed_from_env("RSTMDB_INDEX_SEED");
+        let mut rng = Rng::new(seed);
+        let mut instances = Instances::default();
+        for step in 0..4000 {
+            let id = format!("i{}", rng.range(0, 60));
+            match rng.range(0, 10) {
+                0..=6 => {
+                    let new = instance(&mut rng);
+                    instances.replace(&id, Some(new));
+                }
+                7 | 8 => {
+                    instances.replace(&id, None);
+                }
+                _ => instances.drop_deleted_before(rng.percent(50), rng.range(1, 120)),
+            }
+            assert_eq!(
+                indexed(&instances),
+                scanned(&instances),
+                "seed {seed} step {step}"
+            );
+        }
+        // The image decode rebuilds the index from the map: the same index.
+        let by_id = instances.by_id.clone();
+        let rebuilt = Instances::from_parts(
+            by_id,
+            instances.tombstones.clone(),
+            instances.counts().clone(),
+        );
+        assert_eq!(rebuilt, instances, "seed {seed}");
+    }
+
+    #[test]
+    fn merged_ids_come_in_byte_order_from_the_cursor_on() {
+        let mut rng = Rng::new(7);
+        let mut instances = Instances::default();
+        for n in 0..300 {
+            let mut new = instance(&mut rng);
+            new.deleted_at = None;
+            instances.replace(&format!("id-{n:03}"), Some(new));
+        }
+        let keys: Vec<CountKey> = (0..4).map(|state| (1, 1, state)).collect();
+        let merged: Vec<&str> = instances.index().ids_after(&keys, Some("id-100")).collect();
+        let expected: Vec<&str> = instances
+            .iter()
+            .filter(|(id, i)| *id > "id-100" && keys.contains(&i.count_key()))
+            .map(|(id, _)| id)
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(merged, expected);
     }
 }

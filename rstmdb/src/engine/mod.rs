@@ -19,9 +19,12 @@
 //! - [`Engine::apply_record`]: replay. It never evaluates guards; the record carries the
 //!   outcome. Execution applies its records through the same code, so replaying the records of
 //!   a run into a fresh engine gives an identical state (timestamps and keys included).
-//! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`, `list_instances`,
+//! - Reads (`reads.rs`): `get_machine`, `list_machines`, `get_instance`,
 //!   `latest_record_offset` (the read durability gate), `state_counts`, `live_instance_count`,
 //!   `machine_version_count`, `idempotency_key_count`, `machine_definition`.
+//! - LIST_INSTANCES (`listing.rs`): `list_instances` in one go, or [`Engine::list_step`] with a
+//!   [`ListWalk`], in chunks between which the caller may release the engine lock;
+//!   [`ListLandmarks`] lets a walk start where an earlier one of the same ids stood.
 //! - [`Engine::encode_image`] / [`Engine::decode_image`]: the whole state for checkpoints
 //!   (the checkpoint's engine image, format in [`image`]); [`Engine::drop_deleted`] before
 //!   writing one (§6.4). A per-instance "snapshot" (SNAPSHOT_INSTANCE) is another thing: see
@@ -29,6 +32,7 @@
 //!
 //! Record timestamps never go back (§6.5): a write is stamped `max(now_ms, last timestamp)`.
 
+mod changes;
 mod command;
 mod config;
 mod counts;
@@ -36,7 +40,10 @@ mod error;
 mod execute;
 mod idempotency;
 pub mod image;
+mod index;
 mod instances;
+mod landmarks;
+mod listing;
 mod machines;
 mod reads;
 mod record;
@@ -49,6 +56,8 @@ pub use command::{
 pub use config::EngineConfig;
 pub use error::{ApplyError, ExecuteError, ReplayError};
 pub use image::ImageError;
+pub use landmarks::ListLandmarks;
+pub use listing::{ListWalk, MAX_RESTARTS};
 pub use record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
     Record,

@@ -7,10 +7,9 @@ use crate::engine::execute::instance_not_found;
 use crate::engine::instances::{Instance, Lookup};
 use crate::engine::record::raw_from_printed;
 use crate::engine::result::RawCtx;
-use rstmdb_protocol::params::ListInstancesParams;
 use rstmdb_protocol::results::{
-    GetInstanceResult, GetMachineResult, InstanceSummary, ListInstancesResult, ListMachinesResult,
-    MachineVersions, StateCountEntry,
+    GetInstanceResult, GetMachineResult, InstanceSummary, ListMachinesResult, MachineVersions,
+    StateCountEntry,
 };
 use serde_json::{Map, Value};
 
@@ -97,30 +96,6 @@ impl Engine {
         }
     }
 
-    /// LIST_INSTANCES (§4.12). Filters combine with AND; deleted instances are never listed.
-    pub fn list_instances(&self, query: &ListInstancesParams) -> ListInstancesResult {
-        let total = self.matching_total(query.machine.as_deref(), query.state.as_deref());
-        let limit = query.page_size() as usize;
-        let mut matching = self
-            .state
-            .instances
-            .iter_after(query.after.as_deref())
-            .filter(|(_, instance)| instance.is_live() && self.matches(instance, query))
-            .skip(query.skip() as usize);
-        let mut instances = Vec::with_capacity(limit.min(total as usize));
-        if limit > 0 {
-            for (id, instance) in matching.by_ref().take(limit) {
-                instances.push(self.summary(id, instance));
-            }
-        }
-        let has_more = matching.next().is_some();
-        ListInstancesResult {
-            instances,
-            total,
-            has_more,
-        }
-    }
-
     /// Live instances per (machine, version, state), sorted by machine name, version, state.
     pub fn state_counts(&self) -> Vec<StateCountEntry> {
         let machines = &self.state.machines;
@@ -160,52 +135,7 @@ impl Engine {
         self.state.idempotency.len()
     }
 
-    /// The LIST total from the counts: O(machine versions + counted states), not O(instances).
-    fn matching_total(&self, machine: Option<&str>, state: Option<&str>) -> u64 {
-        let machines = &self.state.machines;
-        let counts = self.state.instances.counts();
-        let name = match machine {
-            Some(name) => match machines.name_id(name) {
-                Some(id) => Some(id),
-                None => return 0,
-            },
-            None => None,
-        };
-        let Some(state) = state else {
-            return match name {
-                None => counts.live(),
-                Some(name) => counts
-                    .iter()
-                    .filter(|((n, _, _), _)| *n == name)
-                    .map(|(_, count)| count)
-                    .sum(),
-            };
-        };
-        // State ids are per definition, so resolve the name in each version.
-        machines
-            .names()
-            .filter(|(id, _)| name.is_none_or(|name| name == *id))
-            .flat_map(|(id, _)| machines.versions_of(id).map(move |(v, m)| (id, v, m)))
-            .filter_map(|(id, version, stored)| {
-                let state = stored.definition.state_id(state)?;
-                Some(counts.get((id, version, state)))
-            })
-            .sum()
-    }
-
-    fn matches(&self, instance: &Instance, query: &ListInstancesParams) -> bool {
-        let machine_matches = query
-            .machine
-            .as_deref()
-            .is_none_or(|m| self.state.machines.name(instance.machine) == m);
-        machine_matches
-            && query
-                .state
-                .as_deref()
-                .is_none_or(|s| self.state_name(instance) == s)
-    }
-
-    fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
+    pub(super) fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
         InstanceSummary {
             id: id.to_owned(),
             machine: self.state.machines.name(instance.machine).to_owned(),

@@ -46,7 +46,13 @@ impl Engine {
                     .instances
                     .replace_tombstone(&id, previous_tombstone);
             }
-            Change::Flush(state) => self.state = *state,
+            Change::Flush(state) => {
+                let mut restored = *state;
+                restored
+                    .instances
+                    .continue_changes_of(&mut self.state.instances);
+                self.state = restored;
+            }
         }
         self.state.last_timestamp_ms = undo.previous_timestamp_ms;
     }
@@ -65,7 +71,13 @@ impl Engine {
             Record::CreateInstance(r) => self.apply_create(r, offset)?,
             Record::ApplyEvent(r) => self.apply_event(r, offset)?,
             Record::DeleteInstance(r) => self.apply_delete(r, offset)?,
-            Record::FlushAll(_) => Change::Flush(Box::new(std::mem::take(&mut self.state))),
+            Record::FlushAll(_) => {
+                let mut flushed = std::mem::take(&mut self.state);
+                self.state
+                    .instances
+                    .continue_changes_of(&mut flushed.instances);
+                Change::Flush(Box::new(flushed))
+            }
         };
         self.state.last_timestamp_ms = previous_timestamp_ms.max(record.timestamp());
         Ok(Undo {

@@ -8,7 +8,7 @@ use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, WriteOutput};
-use crate::engine::Command;
+use crate::engine::{Command, Engine, ListLandmarks};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
 use rstmdb_protocol::message::{Response, to_object};
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// Serves the data ops from a database.
@@ -31,6 +31,8 @@ pub struct DatabaseHandler {
     counters: Option<Arc<dyn ServerCounters>>,
     /// STATS `uptime_secs` counts from here.
     started: Instant,
+    /// Where recent large-offset LIST_INSTANCES walks stood, for the next walk of the same ids.
+    list_landmarks: Arc<Mutex<ListLandmarks>>,
 }
 
 impl DatabaseHandler {
@@ -46,6 +48,7 @@ impl DatabaseHandler {
             watch,
             counters: None,
             started: Instant::now(),
+            list_landmarks: Arc::default(),
         }
     }
 
@@ -144,6 +147,20 @@ impl DatabaseHandler {
                 let read = db.get_instance(p.instance_id);
                 Box::pin(async move { Reply::of(&read.await?) })
             }
+            OpParams::ListInstances(p) if p.skip() as usize > LIST_STEP_IDS => {
+                let landmarks = Arc::clone(&self.list_landmarks);
+                let mut walk = None;
+                let step = move |engine: &Engine| {
+                    // Started at the first step, not here: a page queued behind other long
+                    // reads starts from the newest landmark, not one stale by then.
+                    let walk = walk.get_or_insert_with(|| lock(&landmarks).start(p.clone()));
+                    let page = engine.list_step(walk, LIST_STEP_IDS);
+                    lock(&landmarks).remember(walk);
+                    page
+                };
+                let read = db.read_long(step, |page| Reply::of(&fit_page(page)));
+                Box::pin(async move { read.await? })
+            }
             OpParams::ListInstances(p) => {
                 let read = db.read(move |engine| engine.list_instances(&p));
                 Box::pin(async move { Reply::of(&fit_page(read.await?)) })
@@ -235,6 +252,18 @@ fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + '
             wal_offset: output.wal_offset,
         })
     })
+}
+
+/// Ids of a LIST_INSTANCES `offset` passed per hold of the engine lock: some 0.1 ms (4,096 ids
+/// at 20-30 ns each), what a write may wait for a page. An offset above it makes the page a
+/// long read (off the runtime's workers, in steps, see `Database::read_long`); below it the
+/// page is cheaper to run in place than to hand over.
+const LIST_STEP_IDS: usize = 4096;
+
+/// Landmarks are hints that each walk checks against the engine: one left half-updated by a
+/// panic is still safe to use.
+fn lock(landmarks: &Mutex<ListLandmarks>) -> MutexGuard<'_, ListLandmarks> {
+    landmarks.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`

@@ -237,19 +237,23 @@ fn compare_reads(h: &Harness, model: &Model, ids: &[String]) {
             .map(|v| serde_json::to_value(v).unwrap());
         assert_eq!(engine, model.view(id), "GET_INSTANCE {id}");
     }
+    // Every filter shape (none, machine, machine and state, state) with a cursor and an
+    // offset, so the indexed pages and the unfiltered walk both answer like the model.
+    let pages = [
+        (None, 0),
+        (Some("i1"), 0),
+        (None, 2),
+        (Some("i0"), 1),
+        (Some(""), 9),
+    ];
     for (machine, state) in [
         (None, None),
         (Some("m0"), None),
+        (Some("m1"), None),
         (Some("m1"), Some("b")),
         (None, Some("a")),
+        (Some("m2"), None),
     ] {
-        let query = ListInstancesParams {
-            machine: machine.map(Into::into),
-            state: state.map(Into::into),
-            limit: Some(3),
-            ..Default::default()
-        };
-        let page = h.engine.list_instances(&query);
         let mut expected: Vec<&String> = model
             .instances
             .iter()
@@ -261,14 +265,31 @@ fn compare_reads(h: &Harness, model: &Model, ids: &[String]) {
             .map(|(id, _)| id)
             .collect();
         expected.sort();
-        assert_eq!(
-            page.total,
-            expected.len() as u64,
-            "total for {machine:?} {state:?}"
-        );
-        let got: Vec<&String> = page.instances.iter().map(|i| &i.id).collect();
-        assert_eq!(got, expected.iter().take(3).copied().collect::<Vec<_>>());
-        assert_eq!(page.has_more, expected.len() > 3);
+        for (after, offset) in pages {
+            let query = ListInstancesParams {
+                machine: machine.map(Into::into),
+                state: state.map(Into::into),
+                limit: Some(3),
+                offset: (offset > 0).then_some(offset),
+                after: after.map(Into::into),
+            };
+            let page = h.engine.list_instances(&query);
+            let shown = format!("{machine:?} {state:?} after {after:?} offset {offset}");
+            assert_eq!(page.total, expected.len() as u64, "total for {shown}");
+            let following: Vec<&String> = expected
+                .iter()
+                .filter(|id| after.is_none_or(|after| id.as_str() > after))
+                .skip(offset as usize)
+                .copied()
+                .collect();
+            let got: Vec<&String> = page.instances.iter().map(|i| &i.id).collect();
+            assert_eq!(
+                got,
+                following.iter().take(3).copied().collect::<Vec<_>>(),
+                "page for {shown}"
+            );
+            assert_eq!(page.has_more, following.len() > 3, "has_more for {shown}");
+        }
     }
     let mut versions: Vec<(String, u32)> = model.machines.keys().cloned().collect();
     versions.sort();

@@ -11,6 +11,7 @@ mod engine_apply;
 mod engine_idempotency;
 mod engine_image;
 mod engine_instances;
+mod engine_list_walk;
 mod engine_memory;
 mod engine_model;
 mod engine_put_machine;

@@ -468,3 +468,50 @@ async fn create_keys_and_instance_keys_live_in_different_scopes() {
     );
     server.assert_fresh_connection_works().await;
 }
+
+/// A page after an offset above 10,000 walks what it skips and runs as a long read (off the
+/// runtime's workers): it must still be the page a cursor gives, filtered or not.
+#[tokio::test]
+async fn a_page_after_a_large_offset_is_the_page_the_cursor_gives() {
+    use rstmdb_client::params::{BatchMode, BatchOp};
+    let server = OpsServer::start().await;
+    let client = client_with_order(&server).await;
+    const INSTANCES: u32 = 10_010;
+    for first in (0..INSTANCES).step_by(100) {
+        let ops = (first..(first + 100).min(INSTANCES))
+            .map(|n| BatchOp {
+                op: Op::CreateInstance,
+                params: obj(json!({"machine": "order", "version": 1,
+                    "instance_id": format!("o-{n:05}")})),
+            })
+            .collect();
+        client.batch(BatchMode::Atomic, ops).await.expect("BATCH");
+    }
+    for machine in [None, Some("order")] {
+        let params = ListInstancesParams {
+            machine: machine.map(Into::into),
+            limit: Some(3),
+            offset: Some(10_005),
+            ..Default::default()
+        };
+        let page = client.list_instances(params).await.expect("LIST");
+        assert_eq!(
+            (ids(&page), page.total, page.has_more),
+            (vec!["o-10005", "o-10006", "o-10007"], 10_010, true),
+            "{machine:?}"
+        );
+        let params = ListInstancesParams {
+            machine: machine.map(Into::into),
+            limit: Some(3),
+            offset: Some(10_001),
+            after: Some("o-00003".into()),
+            ..Default::default()
+        };
+        let page = client.list_instances(params).await.expect("LIST");
+        assert_eq!(
+            (ids(&page), page.has_more),
+            (vec!["o-10005", "o-10006", "o-10007"], true),
+            "offset after a cursor, {machine:?}"
+        );
+    }
+}

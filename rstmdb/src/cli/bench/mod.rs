@@ -7,6 +7,7 @@
 //! - `workload`: the workloads, their set-up and one checked operation each;
 //! - `runner`: connections × pipeline depth concurrent callers, stop conditions, progress;
 //! - `report`: HDR latency histograms, errors by code, CPU time, the text and `--json` output;
+//! - `lists`: the background LIST_INSTANCES of `--list-pipeline`;
 //! - `cpu`: CPU seconds of a process from `/proc/<pid>/stat`.
 //!
 //! Every response is checked: a server error, a transport failure or a result that is not what
@@ -14,6 +15,7 @@
 //! any error occurred.
 
 mod cpu;
+mod lists;
 mod report;
 mod runner;
 mod target;
@@ -24,6 +26,7 @@ use rstmdb::config::FsyncPolicySetting;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use lists::{ListFilter, ListLoad};
 use report::{Report, RunShape};
 use runner::{RunPlan, StopAt};
 use target::{ConnectFlags, Target};
@@ -68,6 +71,16 @@ pub struct BenchArgs {
     /// those requests must come back as INVALID_TRANSITION and be counted as errors).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     invalid_event_every: Option<u64>,
+    /// Keep this many LIST_INSTANCES in flight on one more connection during the run, to see
+    /// what expensive reads do to the workload's latency (0: none).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    list_pipeline: u32,
+    /// `offset` of the background lists.
+    #[arg(long, default_value_t = 900_000)]
+    list_offset: u32,
+    /// Filter of the background lists: `rare` (a machine and state with 10 instances) or `none`.
+    #[arg(long, value_enum, default_value_t = ListFilter::Rare)]
+    list_filter: ListFilter,
     #[command(flatten)]
     connect: ConnectFlags,
     /// Start an in-process server on a temporary data directory (the default without --server).
@@ -117,6 +130,11 @@ async fn bench(args: BenchArgs) -> Result<Report, BenchError> {
         batch_size: args.batch_size,
         batch_atomic: args.batch_atomic,
         invalid_event_every: args.invalid_event_every,
+        lists: (args.list_pipeline > 0).then_some(ListLoad {
+            pipeline: args.list_pipeline,
+            offset: args.list_offset,
+            filter: args.list_filter,
+        }),
     };
     let plan = RunPlan {
         connections: args.connections,
@@ -140,6 +158,7 @@ async fn bench(args: BenchArgs) -> Result<Report, BenchError> {
         payload_bytes: args.payload_bytes,
         batch_size: (args.workload == Workload::Batch).then_some(args.batch_size),
         watchers: (args.workload == Workload::Watch).then_some(args.watchers),
+        lists: spec.lists,
         target: target_description,
         fsync: fsync.map(|policy| policy.to_string()),
     };

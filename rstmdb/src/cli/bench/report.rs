@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::BenchError;
 use super::cpu::CpuTime;
+use super::lists::{ListFilter, ListLoad};
 use super::runner::Outcome;
 use super::workload::Workload;
 
@@ -96,6 +97,7 @@ pub struct RunShape {
     pub payload_bytes: u64,
     pub batch_size: Option<u32>,
     pub watchers: Option<u32>,
+    pub lists: Option<ListLoad>,
     pub target: String,
     pub fsync: Option<String>,
 }
@@ -154,6 +156,15 @@ impl Report {
         if let Some(watchers) = shape.watchers {
             let _ = write!(out, "  watchers: {watchers}");
         }
+        if let Some(lists) = &shape.lists {
+            let _ = write!(
+                out,
+                "\nbackground lists: {} in flight, offset {}, filter {}",
+                lists.pipeline,
+                lists.offset,
+                filter_name(lists.filter)
+            );
+        }
         let _ = writeln!(
             out,
             "\ntarget: {}  fsync: {}",
@@ -195,6 +206,17 @@ impl Report {
                 watch.events_expected,
                 watch.watchers,
                 watch.events_delivered as f64 / secs
+            );
+        }
+        if let Some(lists) = &outcome.lists {
+            let l = &lists.latency;
+            let _ = writeln!(
+                out,
+                "lists: {} ops  latency (us): p50 {}  p99 {}  max {}",
+                lists.ops,
+                l.percentile_us(0.5),
+                l.percentile_us(0.99),
+                l.max_us()
             );
         }
         let _ = write!(out, "errors: {}", self.errors.total());
@@ -251,6 +273,23 @@ impl Report {
                     / watch.elapsed.as_secs_f64().max(1e-9),
             })
         });
+        let lists = outcome
+            .lists
+            .as_ref()
+            .zip(shape.lists)
+            .map(|(lists, load)| {
+                json!({
+                    "pipeline": load.pipeline,
+                    "offset": load.offset,
+                    "filter": filter_name(load.filter),
+                    "ops": lists.ops,
+                    "latency_us": {
+                        "p50": lists.latency.percentile_us(0.5),
+                        "p99": lists.latency.percentile_us(0.99),
+                        "max": lists.latency.max_us(),
+                    },
+                })
+            });
         json!({
             "workload": shape.workload.name(),
             "connections": shape.connections,
@@ -281,8 +320,16 @@ impl Report {
             "server_cpu_secs": cpu(&outcome.server_cpu),
             "server_cpu_us_per_op": self.server_cpu_us_per_item(),
             "watch": watch,
+            "lists": lists,
         })
         .to_string()
+    }
+}
+
+fn filter_name(filter: ListFilter) -> &'static str {
+    match filter {
+        ListFilter::Rare => "rare",
+        ListFilter::None => "none",
     }
 }
 

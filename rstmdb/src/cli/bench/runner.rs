@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::BenchError;
 use super::cpu::CpuTime;
+use super::lists::ListOutcome;
 use super::report::{ErrorCounts, Latency};
 use super::workload::{self, MACHINE, Prepared, WorkloadSpec};
 
@@ -56,6 +57,8 @@ pub struct Outcome {
     /// `--server-pid` during the timed phase.
     pub server_cpu: Option<CpuTime>,
     pub watch: Option<WatchOutcome>,
+    /// The background LIST_INSTANCES of `--list-pipeline`.
+    pub lists: Option<ListOutcome>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +126,12 @@ pub async fn run(
     };
 
     let shared = Arc::new(Shared::default());
+    // The lists run until the workload is done, whatever stopped it.
+    let lists_stop = Arc::new(AtomicBool::new(false));
+    let lists = spec
+        .lists
+        .filter(|lists| lists.pipeline > 0)
+        .map(|lists| tokio::spawn(lists.run(options.clone(), lists_stop.clone())));
     let cpu_before = CpuTime::of_self();
     let server_before = server_pid.and_then(CpuTime::of_pid);
     let started = Instant::now();
@@ -163,6 +172,7 @@ pub async fn run(
         cpu: None,
         server_cpu: None,
         watch: None,
+        lists: None,
     };
     while let Some(joined) = tasks.join_next().await {
         let stats = joined.map_err(|err| BenchError::Task(err.to_string()))?;
@@ -180,6 +190,14 @@ pub async fn run(
         .zip(server_pid.and_then(CpuTime::of_pid))
         .map(|(before, after)| after.since(&before));
     shared.stop.store(true, Ordering::Relaxed);
+    lists_stop.store(true, Ordering::Relaxed);
+    if let Some(lists) = lists {
+        let lists = lists
+            .await
+            .map_err(|err| BenchError::Task(err.to_string()))??;
+        outcome.errors.merge(&lists.errors);
+        outcome.lists = Some(lists);
+    }
     interrupted.abort();
     if let Some(progress) = progress {
         let _ = progress.await;

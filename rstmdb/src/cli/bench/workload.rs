@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use std::str::FromStr;
 
 use super::BenchError;
+use super::lists::ListLoad;
 
 pub const MACHINE: &str = "bench-cycle";
 pub const MACHINE_VERSION: u32 = 1;
@@ -127,6 +128,8 @@ pub struct WorkloadSpec {
     pub batch_size: u32,
     pub batch_atomic: bool,
     pub invalid_event_every: Option<u64>,
+    /// Background LIST_INSTANCES during the timed phase (`--list-pipeline`).
+    pub lists: Option<ListLoad>,
 }
 
 /// One way an operation went wrong, under the code it is counted as.
@@ -220,6 +223,9 @@ impl Prepared {
             payload: payload_of(spec.payload_bytes),
         };
         prepared.create_instances(client).await?;
+        if let Some(lists) = &spec.lists {
+            lists.setup(client, &prepared.id_prefix).await?;
+        }
         Ok(prepared)
     }
 
