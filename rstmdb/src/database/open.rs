@@ -143,7 +143,7 @@ impl Database {
             checkpoints,
             newest_checkpoint: Mutex::new(checkpoint.clone()),
             snapshots,
-            long_reads: tokio::sync::Semaphore::new(1),
+            long_reads: Arc::new(tokio::sync::Semaphore::new(1)),
             compaction: tokio::sync::Mutex::new(()),
             _lock: lock,
         });

@@ -18,6 +18,10 @@ use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The share of one core that long reads ([`Database::read_long`]) may take together.
+pub const LONG_READ_CPU_PERCENT: u32 = 25;
 
 impl Database {
     /// Runs `read` against the engine once every job queued before this call is done, and
@@ -47,8 +51,10 @@ impl Database {
     /// The read is gated on the records applied when its last step ran.
     ///
     /// The steps run on the blocking pool, not on a runtime worker that other connections'
-    /// requests (a writer's among them) wait for, and one such read at a time, so that they
-    /// never take more than one core from the sequencer and the workers. So does `finish`,
+    /// requests (a writer's among them) wait for, one such read at a time, and paced to
+    /// [`LONG_READ_CPU_PERCENT`] of one core: on a server with few cores, a flood of long reads
+    /// must not take the CPU the writers need (measured in docs/benchmarks.md, "LIST_INSTANCES
+    /// beside a writer"). So does `finish`,
     /// with the lock let go: what the answer costs past the engine (a page of 1,000 instances
     /// is some 4 ms of encoding) stays off the workers too.
     pub fn read_long<T, U: Send + 'static>(
@@ -60,27 +66,41 @@ impl Database {
         let shared = Arc::clone(&self.shared);
         async move {
             after(&shared, barrier).await?;
-            let _turn = shared
-                .long_reads
-                .acquire()
+            let turn = Arc::clone(&shared.long_reads)
+                .acquire_owned()
                 .await
                 .map_err(|_| RcpError::internal("the database is shutting down"))?;
             let reader = Arc::clone(&shared);
             let runtime = tokio::runtime::Handle::current();
-            let (value, gate) = tokio::task::spawn_blocking(move || {
+            let (value, gate, worked) = tokio::task::spawn_blocking(move || {
+                let mut worked = Duration::ZERO;
                 let (value, gate) = loop {
                     {
                         let engine = reader.read_engine()?;
-                        if let Some(value) = step(&engine) {
+                        let started = Instant::now();
+                        let answer = step(&engine);
+                        worked += started.elapsed();
+                        if let Some(value) = answer {
                             break (value, reader.applied_end.load(Ordering::Acquire));
                         }
                     }
                     runtime.block_on(after(&reader, reader.queue.issued()))?;
                 };
-                Ok::<_, RcpError>((finish(value), gate))
+                let started = Instant::now();
+                let value = finish(value);
+                worked += started.elapsed();
+                Ok::<_, RcpError>((value, gate, worked))
             })
             .await
             .map_err(errors::internal)??;
+            // This answer goes out now; the next long read waits out the pause, so long reads
+            // together take at most LONG_READ_CPU_PERCENT of one core, whatever their number.
+            let pause =
+                worked.mul_f64(f64::from(100 - LONG_READ_CPU_PERCENT)) / LONG_READ_CPU_PERCENT;
+            tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                drop(turn);
+            });
             wait_committed(&shared, gate).await?;
             Ok(value)
         }

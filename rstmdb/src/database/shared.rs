@@ -41,7 +41,7 @@ pub(crate) struct Shared {
     pub(crate) newest_checkpoint: Mutex<Option<CheckpointInfo>>,
     pub(crate) snapshots: SnapshotStore,
     /// One long read ([`super::Database::read_long`]) at a time.
-    pub(crate) long_reads: tokio::sync::Semaphore,
+    pub(crate) long_reads: std::sync::Arc<tokio::sync::Semaphore>,
     /// One compaction at a time.
     pub(crate) compaction: tokio::sync::Mutex<()>,
     /// Held for the life of the database: no second process may open the directory.
