@@ -10,7 +10,8 @@
 //!   Their faults are [`FrameFault`] inside [`WireError`].
 //! - [`request`]: [`Request::parse`] applies the request-level error table of §2.8.
 //! - [`message`]: what the server sends ([`Response`], [`Event`], [`StreamError`]) and
-//!   [`ServerMessage::parse`] for the client side; [`encode_response`] enforces 16 MiB.
+//!   [`ServerMessage::parse`] for the client side; [`encoded`]: [`EncodedResponse`], the
+//!   payload a server sends, never over 16 MiB.
 //! - [`ops`]: the [`Op`] names and their auth/write/batch flags (§4.0).
 //! - [`params`]: [`OpParams::parse`] turns an op's `params` into typed params (§4.0 rules).
 //! - [`results`]: the typed result of every op — the one set of types the server builds and
@@ -18,9 +19,10 @@
 //! - [`error_code`] and [`error`]: [`ErrorCode`] (§5.1) and [`RcpError`] with detail builders.
 //!
 //! A server connection reads: `WireCodec` → `Request::parse` → `OpParams::parse` → (dispatch)
-//! → `Response::ok_typed` / `Response::error` → `encode_response` → `WireCodec`.
+//! → `Response::ok_typed` / `Response::error` → `EncodedResponse` → `WireCodec`.
 #![forbid(unsafe_code)]
 
+pub mod encoded;
 pub mod error;
 pub mod error_code;
 pub mod fault;
@@ -34,6 +36,7 @@ pub mod request;
 pub mod results;
 pub mod wire;
 
+pub use encoded::EncodedResponse;
 pub use error::{AuthFailure, RcpError};
 pub use error_code::ErrorCode;
 pub use fault::{FrameFault, WireError};

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::encoded::EncodedResponse;
 use crate::error::RcpError;
-use crate::limits::MAX_PAYLOAD_BYTES;
+use crate::error_code::ErrorCode;
 
 /// `meta` of a successful write (§3.4): the offset of the first WAL record the request wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -89,6 +90,14 @@ impl Response {
         }
     }
 
+    /// The error's code, if this is an error.
+    pub fn error_code(&self) -> Option<&ErrorCode> {
+        match &self.outcome {
+            Outcome::Ok { .. } => None,
+            Outcome::Error { error } => Some(&error.code),
+        }
+    }
+
     /// The result object, if this is a success.
     pub fn result(&self) -> Option<&Map<String, Value>> {
         match &self.outcome {
@@ -128,31 +137,9 @@ pub fn to_object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, R
     }
 }
 
-/// Serialises a response for the wire. A response whose payload would exceed 16 MiB is never
-/// sent (§2.4): it is replaced by a `BAD_REQUEST` `response_too_large` error with the same id.
-/// If even that error is too large (the request's id alone is close to 16 MiB), it goes out
-/// with id `""`, like any error that belongs to no request.
+/// Serialises a response for the wire; see [`EncodedResponse::new`] for the 16 MiB rule.
 pub fn encode_response(response: &Response) -> String {
-    let payload = serialise(response);
-    if payload.len() <= MAX_PAYLOAD_BYTES {
-        return payload;
-    }
-    let error = RcpError::response_too_large(payload.len(), MAX_PAYLOAD_BYTES);
-    let replacement = serialise(&Response::error(response.id.clone(), error.clone()));
-    if replacement.len() <= MAX_PAYLOAD_BYTES {
-        return replacement;
-    }
-    serialise(&Response::error("", error))
-}
-
-/// serde_json cannot fail on these types (string keys, no non-finite floats are representable
-/// in `Value`); should that ever change, the peer still gets an answer.
-fn serialise(response: &Response) -> String {
-    serde_json::to_string(response).unwrap_or_else(|e| {
-        let error = RcpError::internal(format!("cannot serialise response: {e}"));
-        let fallback = Response::error("", error);
-        serde_json::to_string(&fallback).unwrap_or_default()
-    })
+    EncodedResponse::new(response).into_payload()
 }
 
 /// A committed transition delivered to a subscription (§3.5). The field set is exact: the
@@ -304,7 +291,7 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error_code::ErrorCode;
+    use crate::limits::MAX_PAYLOAD_BYTES;
     use serde_json::json;
 
     fn round_trip(text: &str) {

@@ -54,9 +54,8 @@ impl Database {
     /// requests (a writer's among them) wait for, one such read at a time, and paced to
     /// [`LONG_READ_CPU_PERCENT`] of one core: on a server with few cores, a flood of long reads
     /// must not take the CPU the writers need (measured in docs/benchmarks.md, "LIST_INSTANCES
-    /// beside a writer"). So does `finish`,
-    /// with the lock let go: what the answer costs past the engine (a page of 1,000 instances
-    /// is some 4 ms of encoding) stays off the workers too.
+    /// under write load"). So does `finish`, with the lock let go: what the answer costs past
+    /// the engine (encoding a page of 1,000 instances, some 0.5 ms) stays off the workers too.
     pub fn read_long<T, U: Send + 'static>(
         &self,
         mut step: impl FnMut(&Engine) -> Option<T> + Send + 'static,

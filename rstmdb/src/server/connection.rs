@@ -16,7 +16,7 @@ use rstmdb_protocol::fault::{FrameFault, WireError};
 use rstmdb_protocol::message::{Outcome, Response};
 use rstmdb_protocol::request::{Request, RequestEnvelope};
 use rstmdb_protocol::wire::WireCodec;
-use rstmdb_protocol::{ErrorCode, Op};
+use rstmdb_protocol::{EncodedResponse, ErrorCode, Op};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -319,7 +319,7 @@ impl RequestLoop<'_> {
         // the server O(its bytes), whatever it holds (§13).
         if !self.session.admits(envelope.op) {
             let response = Response::error(envelope.id, RcpError::auth_required());
-            timer.finish(&response);
+            timer.finish(response.error_code());
             return (ready(response), false);
         }
         let op = envelope.op;
@@ -350,7 +350,7 @@ impl RequestLoop<'_> {
                     // Bytes already buffered behind the HELLO are decoded in the new mode.
                     reader.decoder_mut().set_mode(mode);
                 }
-                timer.finish(&response);
+                timer.finish(response.error_code());
                 (ready(response), close)
             }
             Step::Delegate(request) => {
@@ -425,11 +425,11 @@ impl RequestLoop<'_> {
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.start(self.context, request)));
         let conn = self.context.id();
         match started {
-            Ok(future) => {
-                Box::pin(AssertUnwindSafe(future).catch_unwind().map(move |done| {
-                    done.unwrap_or_else(|_| handler_panicked(conn, id, op.as_str()))
-                }))
-            }
+            Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(move |done| {
+                done.unwrap_or_else(|_| {
+                    EncodedResponse::new(&handler_panicked(conn, id, op.as_str()))
+                })
+            })),
             Err(_) => ready(handler_panicked(conn, id, op.as_str())),
         }
     }
@@ -466,7 +466,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 fn ready(response: Response) -> ResponseFuture {
-    Box::pin(std::future::ready(response))
+    Box::pin(std::future::ready(EncodedResponse::new(&response)))
 }
 
 /// The one error sent before closing on a framing fault (§2.8); `None` for transport errors,

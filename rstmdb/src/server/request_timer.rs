@@ -5,7 +5,7 @@
 use super::observer::ServerObserver;
 use futures::FutureExt;
 use rstmdb_protocol::Op;
-use rstmdb_protocol::message::{Outcome, Response};
+use rstmdb_protocol::{EncodedResponse, ErrorCode};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,14 +39,12 @@ impl RequestTimer {
         &self.span
     }
 
-    /// Records a response that is already there (ops the session answers itself).
-    pub fn finish(self, response: &Response) {
+    /// Records a response that is already there (ops the session answers itself); `code` is
+    /// its error's, `None` for a success.
+    pub fn finish(self, code: Option<&ErrorCode>) {
         let elapsed = self.started.elapsed();
         let _entered = self.span.enter();
-        let (status, code) = match &response.outcome {
-            Outcome::Ok { .. } => ("ok", None),
-            Outcome::Error { error } => ("error", Some(&error.code)),
-        };
+        let status = if code.is_some() { "error" } else { "ok" };
         tracing::debug!(
             duration_us = elapsed.as_micros() as u64,
             status,
@@ -58,14 +56,17 @@ impl RequestTimer {
 
     /// Wraps a pending response: the work runs inside the span, and the request is recorded
     /// when the response is ready (for a write: once it is durable).
-    pub fn finish_with<F>(self, response: F) -> impl Future<Output = Response> + Send + 'static
+    pub fn finish_with<F>(
+        self,
+        response: F,
+    ) -> impl Future<Output = EncodedResponse> + Send + 'static
     where
-        F: Future<Output = Response> + Send + 'static,
+        F: Future<Output = EncodedResponse> + Send + 'static,
     {
         let span = self.span.clone();
         response
             .map(move |response| {
-                self.finish(&response);
+                self.finish(response.error_code());
                 response
             })
             .instrument(span)

@@ -8,7 +8,6 @@ use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use rstmdb_protocol::limits::MAX_PAYLOAD_BYTES;
-use rstmdb_protocol::message::encode_response;
 use rstmdb_protocol::wire::{WireCodec, WireMode};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -422,7 +421,7 @@ fn finish(pending: Pending) -> Finished {
         mut charge,
     } = pending;
     Box::pin(async move {
-        let payload = encode_response(&response.await);
+        let payload = response.await.into_payload();
         charge.add_response(payload.len());
         Done {
             payload,
@@ -435,7 +434,7 @@ fn finish(pending: Pending) -> Finished {
 }
 
 fn encode(codec: &mut WireCodec, payload: &str, buf: &mut BytesMut) {
-    // Responses are capped by `encode_response` and events fit by construction (§2.4), and
+    // Responses are capped by `EncodedResponse` and events fit by construction (§2.4), and
     // serde_json output is compact, so this only fails on a bug; it is logged, never sent.
     if let Err(err) = codec.encode(payload, buf) {
         tracing::error!(%err, "cannot encode an outbound message");

@@ -9,10 +9,11 @@ use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::database::{BatchItem, Database, WriteOutput};
 use crate::engine::{Command, Engine, ListLandmarks};
+use rstmdb_protocol::EncodedResponse;
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
 use rstmdb_protocol::message::{Response, to_object};
-use rstmdb_protocol::params::{BatchParams, OpParams};
+use rstmdb_protocol::params::{BatchParams, ListInstancesParams, OpParams};
 use rstmdb_protocol::results::{BatchResult, ListInstancesResult};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -66,24 +67,34 @@ impl DatabaseHandler {
 
 type Answer = Pin<Box<dyn Future<Output = Result<Reply, RcpError>> + Send + 'static>>;
 
-/// A success: the result object and, for requests that appended records, the first offset.
-struct Reply {
-    result: Map<String, Value>,
-    wal_offset: Option<u64>,
+/// A success.
+enum Reply {
+    /// The result object and, for requests that appended records, the first offset.
+    Object {
+        result: Map<String, Value>,
+        wal_offset: Option<u64>,
+    },
+    /// The whole response, encoded where the result was built (a large page, off the
+    /// runtime's workers).
+    Encoded(EncodedResponse),
 }
 
 impl Reply {
     fn object(result: Map<String, Value>) -> Result<Reply, RcpError> {
-        Ok(Reply {
+        Ok(Reply::Object {
             result,
             wal_offset: None,
         })
     }
 
     fn of<T: Serialize>(value: &T) -> Result<Reply, RcpError> {
-        Ok(Reply {
+        Reply::object(to_object(value)?)
+    }
+
+    fn written<T: Serialize>(value: &T, wal_offset: Option<u64>) -> Result<Reply, RcpError> {
+        Ok(Reply::Object {
             result: to_object(value)?,
-            wal_offset: None,
+            wal_offset,
         })
     }
 }
@@ -94,18 +105,20 @@ impl OpHandler for DatabaseHandler {
         let parsed = OpParams::parse(request.op, &request.params)
             .and_then(|params| value_depth::check_params(&params).map(|()| params));
         let answer = match parsed {
-            Ok(params) => self.dispatch(conn, params),
+            Ok(params) => self.dispatch(conn, &id, params),
             Err(err) => Box::pin(async move { Err(err) }),
         };
         Box::pin(async move {
-            match answer.await {
-                Ok(Reply {
+            let response = match answer.await {
+                Ok(Reply::Encoded(encoded)) => return encoded,
+                Ok(Reply::Object {
                     result,
                     wal_offset: Some(offset),
                 }) => Response::ok_with_offset(id, result, offset),
-                Ok(Reply { result, .. }) => Response::ok(id, result),
+                Ok(Reply::Object { result, .. }) => Response::ok(id, result),
                 Err(err) => Response::error(id, err),
-            }
+            };
+            EncodedResponse::new(&response)
         })
     }
 
@@ -123,7 +136,7 @@ impl OpHandler for DatabaseHandler {
 
 impl DatabaseHandler {
     /// Queues the op's work now and returns the future of its answer.
-    fn dispatch(&self, conn: &ConnectionContext, params: OpParams) -> Answer {
+    fn dispatch(&self, conn: &ConnectionContext, id: &str, params: OpParams) -> Answer {
         let db = &self.db;
         match params {
             OpParams::PutMachine(p) => written(db.write(put_machine(p))),
@@ -147,7 +160,7 @@ impl DatabaseHandler {
                 let read = db.get_instance(p.instance_id);
                 Box::pin(async move { Reply::of(&read.await?) })
             }
-            OpParams::ListInstances(p) if p.skip() as usize > LIST_STEP_IDS => {
+            OpParams::ListInstances(p) if is_long_list(&p) => {
                 let landmarks = Arc::clone(&self.list_landmarks);
                 let mut walk = None;
                 let step = move |engine: &Engine| {
@@ -158,12 +171,13 @@ impl DatabaseHandler {
                     lock(&landmarks).remember(walk);
                     page
                 };
-                let read = db.read_long(step, |page| Reply::of(&fit_page(page)));
-                Box::pin(async move { read.await? })
+                let id = id.to_owned();
+                Box::pin(db.read_long(step, move |page| Reply::Encoded(encode_page(&id, page))))
             }
             OpParams::ListInstances(p) => {
                 let read = db.read(move |engine| engine.list_instances(&p));
-                Box::pin(async move { Reply::of(&fit_page(read.await?)) })
+                let id = id.to_owned();
+                Box::pin(async move { Ok(Reply::Encoded(encode_page(&id, read.await?))) })
             }
             OpParams::Batch(p) => self.batch(p),
             OpParams::SnapshotInstance(p) => {
@@ -233,13 +247,10 @@ impl DatabaseHandler {
         let run = self.db.batch(params.mode, items);
         Box::pin(async move {
             let output = run.await?;
-            let result = to_object(&BatchResult {
+            let result = BatchResult {
                 results: output.results,
-            })?;
-            Ok(Reply {
-                result,
-                wal_offset: output.first_wal_offset,
-            })
+            };
+            Reply::written(&result, output.first_wal_offset)
         })
     }
 }
@@ -247,18 +258,23 @@ impl DatabaseHandler {
 fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static) -> Answer {
     Box::pin(async move {
         let output = write.await?;
-        Ok(Reply {
-            result: to_object(&output.result)?,
-            wal_offset: output.wal_offset,
-        })
+        Reply::written(&output.result, output.wal_offset)
     })
 }
 
 /// Ids of a LIST_INSTANCES `offset` passed per hold of the engine lock: some 0.1 ms (4,096 ids
-/// at 20-30 ns each), what a write may wait for a page. An offset above it makes the page a
-/// long read (off the runtime's workers, in steps, see `Database::read_long`); below it the
-/// page is cheaper to run in place than to hand over.
+/// at 20-30 ns each), what a write may wait for a page.
 const LIST_STEP_IDS: usize = 4096;
+
+/// A LIST_INSTANCES is a long read (off the runtime's workers, in steps and paced, see
+/// `Database::read_long`) when its `offset` walks more than one step, or when its page may be
+/// large: a page of 1,000 instances is some 0.5 ms to build and encode, beside which the hand
+/// over to the blocking pool is nothing, and a few dozen pipelined on a worker would make every
+/// other request on it wait. A page of the default size or smaller is cheaper in place.
+fn is_long_list(params: &ListInstancesParams) -> bool {
+    params.skip() as usize > LIST_STEP_IDS
+        || params.page_size() > ListInstancesParams::DEFAULT_LIMIT
+}
 
 /// Landmarks are hints that each walk checks against the engine: one left half-updated by a
 /// panic is still safe to use.
@@ -266,8 +282,18 @@ fn lock(landmarks: &Mutex<ListLandmarks>) -> MutexGuard<'_, ListLandmarks> {
     landmarks.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Drops instances from the end of a page that would not fit in a 16 MiB response; `has_more`
-/// then tells the client to page on (spec §4.12).
+/// The response of a page, encoded from the typed page (no JSON tree). A page whose instances
+/// would not fit in a 16 MiB response is cut short first, and `has_more` then tells the client
+/// to page on (spec §4.12); only then is each instance measured on its own.
+fn encode_page(id: &str, page: ListInstancesResult) -> EncodedResponse {
+    let encoded = EncodedResponse::ok_typed(id, &page, None);
+    if encoded.error_code().is_none() && encoded.payload().len() <= MAX_RESULT_ITEMS_BYTES {
+        return encoded;
+    }
+    EncodedResponse::ok_typed(id, &fit_page(page), None)
+}
+
+/// Drops instances from the end of a page that would not fit in a 16 MiB response.
 fn fit_page(mut page: ListInstancesResult) -> ListInstancesResult {
     let mut used_bytes = 0;
     let fits = page

@@ -2,6 +2,7 @@
 //! without the engine. `rstmdb serve` uses it until the real dispatcher is plugged in.
 
 use super::handler::{ConnectionContext, OpHandler, Outbound, ResponseFuture};
+use rstmdb_protocol::EncodedResponse;
 use rstmdb_protocol::message::{Event, Response};
 use rstmdb_protocol::ops::Op;
 use rstmdb_protocol::request::Request;
@@ -73,7 +74,7 @@ impl OpHandler for EchoHandler {
                 Value::Object(map) => map,
                 _ => Map::new(),
             };
-            Response::ok(id, result)
+            EncodedResponse::new(&Response::ok(id, result))
         })
     }
 

@@ -5,7 +5,7 @@
 
 pub use super::outbound::{OUTBOUND_QUEUE_MESSAGES, Outbound, PushError};
 use super::outbound::{OutboundReceiver, OutboundSender, outbound_queue};
-use rstmdb_protocol::message::Response;
+use rstmdb_protocol::EncodedResponse;
 use rstmdb_protocol::request::Request;
 use std::collections::HashSet;
 use std::future::Future;
@@ -14,8 +14,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-/// Resolves to a request's response once it may be sent (for a write: once it is durable).
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+/// Resolves to a request's response once it may be sent (for a write: once it is durable),
+/// encoded: the encoding runs where the future is polled, or wherever the handler built a large
+/// result.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = EncodedResponse> + Send + 'static>>;
 
 /// Executes data operations: everything except HELLO, AUTH, PING, BYE, INFO,
 /// REPLICATION_STATUS, REPLICATE and REPLICATE_ACK, which the session answers itself.
