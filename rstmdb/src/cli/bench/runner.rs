@@ -131,7 +131,8 @@ pub async fn run(
     let lists = spec
         .lists
         .filter(|lists| lists.pipeline > 0)
-        .map(|lists| tokio::spawn(lists.run(options.clone(), lists_stop.clone())));
+        .map(|lists| lists.start(options.clone(), lists_stop.clone()))
+        .transpose()?;
     let cpu_before = CpuTime::of_self();
     let server_before = server_pid.and_then(CpuTime::of_pid);
     let started = Instant::now();
@@ -192,9 +193,10 @@ pub async fn run(
     shared.stop.store(true, Ordering::Relaxed);
     lists_stop.store(true, Ordering::Relaxed);
     if let Some(lists) = lists {
-        let lists = lists
+        let lists = tokio::task::spawn_blocking(move || lists.join())
             .await
-            .map_err(|err| BenchError::Task(err.to_string()))??;
+            .map_err(|err| BenchError::Task(err.to_string()))?
+            .map_err(|_| BenchError::Task("the list load panicked".into()))??;
         outcome.errors.merge(&lists.errors);
         outcome.lists = Some(lists);
     }
