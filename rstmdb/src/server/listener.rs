@@ -58,8 +58,6 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     max_connections: usize,
-    /// `auth.max_unauthenticated_connections` when auth is required (§13).
-    max_unauthenticated: Option<usize>,
     env: Arc<ConnectionEnv>,
     next_connection_id: AtomicU64,
     /// Refusals are logged at most this often: a flood must not flood the log too.
@@ -112,14 +110,13 @@ impl Server {
                 .map(|limit| ByteBudget::new(limit.max(1))),
             shutdown: CancellationToken::new(),
             observer: Arc::new(NoObserver),
-            before_auth: before_auth.clone(),
+            before_auth,
             auth_failure_log: Arc::new(LogLimit::default()),
         };
         Ok(Server {
             listener,
             tls,
             max_connections: settings.max_connections,
-            max_unauthenticated: before_auth.map(|limits| limits.max_connections),
             env: Arc::new(env),
             next_connection_id: AtomicU64::new(1),
             refusal_log: Arc::new(LogLimit::default()),
@@ -134,6 +131,11 @@ impl Server {
         self
     }
 
+    /// `auth.max_unauthenticated_connections`, while auth is required (§13).
+    fn max_unauthenticated(&self) -> Option<usize> {
+        Some(self.env.before_auth.as_ref()?.max_connections)
+    }
+
     /// The address actually bound (tests bind port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -146,7 +148,7 @@ impl Server {
             self.max_connections.min(Semaphore::MAX_PERMITS),
         ));
         let unauthenticated = self
-            .max_unauthenticated
+            .max_unauthenticated()
             .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
         let lingering_refusals = Arc::new(Semaphore::new(MAX_LINGERING_REFUSALS));
         let mut connections = JoinSet::new();
@@ -229,7 +231,7 @@ impl Server {
                 unauthenticated_slot: Some(unauthenticated_slot),
             },
             Err(_) => Admission::Refused(RcpError::unauthenticated_limit(
-                self.max_unauthenticated.unwrap_or_default() as u64,
+                self.max_unauthenticated().unwrap_or_default() as u64,
             )),
         }
     }
