@@ -76,6 +76,13 @@ impl RunningBinary {
         }
     }
 
+    /// [`RunningBinary::start`] with text logs at `info`, once it listens; with its address.
+    pub fn listening(binary: &Path, env: &[(&str, &str)]) -> (RunningBinary, SocketAddr) {
+        let mut running = RunningBinary::start(binary, "text", "info", env);
+        let addr = logged_addr(&running.wait_for("rstmdb listening"));
+        (running, addr)
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> &Path {
         self._dir.path()

@@ -2,8 +2,10 @@
 //! crate's codec, so the bytes on the wire are what the test says they are (§2.2).
 
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// How long a test waits for any expected byte before failing.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +43,16 @@ pub fn error_reason(response: &Value) -> &Value {
 pub struct Client<S> {
     pub stream: S,
     next_id: u64,
+}
+
+/// A connection to `addr` that has authenticated with [`TOKEN`](crate::TOKEN).
+pub async fn authenticated(addr: SocketAddr) -> Client<TcpStream> {
+    let mut client = Client::new(TcpStream::connect(addr).await.expect("connects"));
+    let auth = client
+        .call("AUTH", json!({"method": "bearer", "token": crate::TOKEN}))
+        .await;
+    assert_eq!(auth["result"], json!({"authenticated": true}), "{auth}");
+    client
 }
 
 impl<S> Client<S> {

@@ -4,8 +4,9 @@
 //! cap of its own, and request ids are bounded on every connection.
 
 use rstmdb_testkit::TOKEN;
-use rstmdb_testkit::binary::{RunningBinary, logged_addr};
+use rstmdb_testkit::binary::RunningBinary;
 use rstmdb_testkit::memory::process_resident_bytes;
+use rstmdb_testkit::raw::authenticated;
 use rstmdb_testkit::raw::{Client, frame, request};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -17,23 +18,11 @@ use tokio::net::TcpStream;
 const MIB: u64 = 1024 * 1024;
 
 fn start(env: &[(&str, &str)]) -> (RunningBinary, SocketAddr) {
-    let mut binary =
-        RunningBinary::start(Path::new(env!("CARGO_BIN_EXE_rstmdb")), "text", "info", env);
-    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
-    (binary, addr)
+    RunningBinary::listening(Path::new(env!("CARGO_BIN_EXE_rstmdb")), env)
 }
 
 async fn connect(addr: SocketAddr) -> Client<TcpStream> {
     Client::new(TcpStream::connect(addr).await.expect("connects"))
-}
-
-async fn authenticated(addr: SocketAddr) -> Client<TcpStream> {
-    let mut client = connect(addr).await;
-    let auth = client
-        .call("AUTH", json!({"method": "bearer", "token": TOKEN}))
-        .await;
-    assert_eq!(auth["result"], json!({"authenticated": true}), "{auth}");
-    client
 }
 
 /// A binary frame header announcing `payload_len` bytes, with the CRC flag clear.

@@ -3,12 +3,11 @@
 //! bounded rate, and the start-up refuses or warns about configurations that are open to
 //! anyone.
 
-use rstmdb_testkit::TOKEN;
 use rstmdb_testkit::binary::{RunningBinary, clear_rstmdb_env, logged_addr};
+use rstmdb_testkit::raw::authenticated;
 use rstmdb_testkit::raw::{Client, frame, request};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use tokio::net::TcpStream;
@@ -17,24 +16,10 @@ fn binary_path() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_rstmdb"))
 }
 
-async fn authenticated(addr: SocketAddr) -> Client<TcpStream> {
-    let mut client = Client::new(TcpStream::connect(addr).await.expect("connects"));
-    let auth = client
-        .call("AUTH", json!({"method": "bearer", "token": TOKEN}))
-        .await;
-    assert_eq!(auth["result"], json!({"authenticated": true}), "{auth}");
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_instance_in_a_loop_keeps_only_the_newest_snapshots_of_the_instance() {
-    let mut binary = RunningBinary::start(
-        binary_path(),
-        "text",
-        "info",
-        &[("RSTMDB_MAX_SNAPSHOTS_PER_INSTANCE", "3")],
-    );
-    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
+    let (binary, addr) =
+        RunningBinary::listening(binary_path(), &[("RSTMDB_MAX_SNAPSHOTS_PER_INSTANCE", "3")]);
     let mut client = authenticated(addr).await;
     let definition = json!({"states": ["a"], "initial": "a", "transitions": []});
     client

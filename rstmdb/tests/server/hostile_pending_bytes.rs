@@ -3,9 +3,9 @@
 //! `network.max_pending_response_bytes`, and a write that does not finish within
 //! `network.write_timeout_secs` in total closes the connection.
 
-use rstmdb_testkit::TOKEN;
-use rstmdb_testkit::binary::{RunningBinary, logged_addr};
+use rstmdb_testkit::binary::RunningBinary;
 use rstmdb_testkit::memory::process_resident_bytes;
+use rstmdb_testkit::raw::authenticated;
 use rstmdb_testkit::raw::{Client, frame, request};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -18,20 +18,9 @@ const MIB: u64 = 1024 * 1024;
 /// Instances of 1 MiB ctx each: WAL_READ from the start then answers about 15 MiB.
 const BIG_INSTANCES: usize = 16;
 
-async fn authenticated(addr: SocketAddr) -> Client<TcpStream> {
-    let mut client = Client::new(TcpStream::connect(addr).await.expect("connects"));
-    let auth = client
-        .call("AUTH", json!({"method": "bearer", "token": TOKEN}))
-        .await;
-    assert_eq!(auth["result"], json!({"authenticated": true}), "{auth}");
-    client
-}
-
 /// A server whose WAL holds about 20 MiB, so one WAL_READ answers close to 16 MiB.
 async fn server_with_a_big_wal(env: &[(&str, &str)]) -> (RunningBinary, SocketAddr) {
-    let mut binary =
-        RunningBinary::start(Path::new(env!("CARGO_BIN_EXE_rstmdb")), "text", "info", env);
-    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
+    let (binary, addr) = RunningBinary::listening(Path::new(env!("CARGO_BIN_EXE_rstmdb")), env);
     let mut client = authenticated(addr).await;
     let definition = json!({"states": ["a"], "initial": "a", "transitions": []});
     let put = client
@@ -168,13 +157,10 @@ async fn read_some(client: &mut Client<TcpStream>, chunk: &mut [u8]) -> u64 {
 async fn a_tiny_server_wide_request_budget_slows_clients_down_but_answers_everyone() {
     // 1 KiB for the requests of all connections together: most of the time every connection
     // but one waits for room, and each still gets every answer, in order.
-    let mut binary = RunningBinary::start(
+    let (binary, addr) = RunningBinary::listening(
         Path::new(env!("CARGO_BIN_EXE_rstmdb")),
-        "text",
-        "info",
         &[("RSTMDB_MAX_INFLIGHT_BYTES", "1024")],
     );
-    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
     let mut clients = Vec::new();
     for _ in 0..4 {
         clients.push(tokio::spawn(async move {

@@ -1,26 +1,18 @@
 //! Watch requests a client can make the real binary hold (issue 14, item 3): filter lists and
 //! watched ids are bounded, and so are one connection's subscriptions.
 
-use rstmdb_testkit::TOKEN;
-use rstmdb_testkit::binary::{RunningBinary, logged_addr};
-use rstmdb_testkit::raw::Client;
+use rstmdb_testkit::binary::RunningBinary;
+use rstmdb_testkit::raw::authenticated;
 use serde_json::json;
 use std::path::Path;
-use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_watch_filters_and_ids_are_refused_with_their_limit() {
-    let mut binary = RunningBinary::start(
+    let (binary, addr) = RunningBinary::listening(
         Path::new(env!("CARGO_BIN_EXE_rstmdb")),
-        "text",
-        "info",
         &[("RSTMDB_WATCH_MAX_SUBSCRIPTIONS_PER_CONNECTION", "2")],
     );
-    let addr = logged_addr(&binary.wait_for("rstmdb listening"));
-    let mut client = Client::new(TcpStream::connect(addr).await.expect("connects"));
-    client
-        .call("AUTH", json!({"method": "bearer", "token": TOKEN}))
-        .await;
+    let mut client = authenticated(addr).await;
 
     let too_many: Vec<String> = (0..257).map(|n| format!("m{n}")).collect();
     let refused = client
