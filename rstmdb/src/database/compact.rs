@@ -117,7 +117,18 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
     if let Ok(mut newest) = shared.newest_checkpoint.lock() {
         *newest = Some(info);
     }
-    shared.write_engine().drop_deleted_before(bound);
+    // Every writer waits while this holds the engine: it costs O(dropped), not a scan of every
+    // instance.
+    let mut engine = shared.write_engine();
+    let locked = std::time::Instant::now();
+    let dropped = engine.drop_deleted_before(bound);
+    let lock_held_us = locked.elapsed().as_micros() as u64;
+    drop(engine);
+    tracing::debug!(
+        dropped,
+        lock_held_us,
+        "dropped deleted instances from the live state"
+    );
     Ok(CheckpointWritten {
         checkpoint_offset: bound,
         created: true,
