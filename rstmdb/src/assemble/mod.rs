@@ -74,6 +74,7 @@ pub fn engine_config(storage: &StorageConfig) -> EngineConfig {
         idempotency_ttl_ms: i64::try_from(storage.idempotency_ttl_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
         idempotency_max_entries: size(storage.idempotency_max_entries),
+        idempotency_max_bytes: size(storage.idempotency_max_bytes),
     }
 }
 

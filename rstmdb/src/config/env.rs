@@ -5,8 +5,8 @@ use super::error::ConfigError;
 use super::fsync::FsyncPolicySetting;
 use super::model::{
     Config, MAX_BATCH_EVENTS, MAX_DELIVERY_INTERVAL_MS, MAX_FRAME_BYTES, MAX_SEGMENT_MB,
-    MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_PENDING_RESPONSE_BYTES, MIN_SEGMENT_MB,
-    MIN_UNAUTHENTICATED_FRAME_BYTES,
+    MIN_BATCH_EVENTS, MIN_FRAME_BYTES, MIN_IDEMPOTENCY_BYTES, MIN_PENDING_RESPONSE_BYTES,
+    MIN_SEGMENT_MB, MIN_UNAUTHENTICATED_FRAME_BYTES,
 };
 use super::resolve::checked_token_hash;
 use std::path::PathBuf;
@@ -79,6 +79,12 @@ pub fn apply_env(
     env.parse(
         "RSTMDB_IDEMPOTENCY_MAX_ENTRIES",
         &mut config.storage.idempotency_max_entries,
+    )?;
+    env.ranged(
+        "RSTMDB_IDEMPOTENCY_MAX_BYTES",
+        &mut config.storage.idempotency_max_bytes,
+        MIN_IDEMPOTENCY_BYTES,
+        u64::MAX,
     )?;
     env.parse(
         "RSTMDB_MAX_SNAPSHOTS_PER_INSTANCE",

@@ -15,6 +15,9 @@ pub const MAX_FRAME_BYTES: u64 = MAX_PAYLOAD_BYTES as u64;
 /// Accepted `storage.wal_segment_size_mb` (spec §9.2; keeps segments below 2^40 bytes).
 pub const MIN_SEGMENT_MB: u64 = 1;
 pub const MAX_SEGMENT_MB: u64 = 65_536;
+/// Smallest accepted `storage.idempotency_max_bytes`: below it, entries of ordinary writes
+/// would not fit at all (and 0 must not read as "unlimited", as it does for other keys).
+pub const MIN_IDEMPOTENCY_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +80,10 @@ pub struct StorageConfig {
     pub allow_flush_all: bool,
     pub idempotency_ttl_secs: u64,
     pub idempotency_max_entries: u64,
+    /// Bytes the idempotency entries may take, counted as they are written in a checkpoint;
+    /// the oldest are evicted beyond it (extension, §6.2).
+    #[serde(deserialize_with = "idempotency_bytes")]
+    pub idempotency_max_bytes: u64,
     /// SNAPSHOT_INSTANCE files kept per instance; the oldest beyond it are removed
     /// (extension). 0 keeps them all.
     pub max_snapshots_per_instance: u64,
@@ -93,6 +100,7 @@ impl Default for StorageConfig {
             allow_flush_all: false,
             idempotency_ttl_secs: 86_400,
             idempotency_max_entries: 100_000,
+            idempotency_max_bytes: 64 << 20,
             max_snapshots_per_instance: 10,
         }
     }
@@ -291,6 +299,10 @@ fn unauthenticated_frame_bytes<'de, D: Deserializer<'de>>(
 
 fn pending_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     ranged(deserializer, MIN_PENDING_RESPONSE_BYTES, u64::MAX, "bytes")
+}
+
+fn idempotency_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ranged(deserializer, MIN_IDEMPOTENCY_BYTES, u64::MAX, "bytes")
 }
 
 fn segment_mb<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {

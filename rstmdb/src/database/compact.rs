@@ -1,14 +1,15 @@
 //! COMPACT (spec §4.19) and the state rebuild behind it.
 //!
 //! The checkpoint is built OFF the write path: a background thread loads the newest checkpoint
-//! and replays the committed records below the new bound C into a private engine, then writes
-//! that engine's state. The sequencer never waits for it; the live engine is touched only to
-//! drop the instances deleted below C (spec §6.4), so live state and a restart agree.
+//! and replays the committed records below the new bound C into a private engine (`rebuild`,
+//! which refuses when that would miss a record), then writes that engine's state. The
+//! sequencer never waits for it; the live engine is touched only to drop the instances deleted
+//! below C (spec §6.4), so live state and a restart agree.
 
+use super::rebuild::{RebuildError, rebuild};
 use super::shared::Shared;
 use super::{Database, errors};
 use crate::checkpoint::CheckpointMeta;
-use crate::engine::{Engine, Record};
 use crate::wal::segment::segment_of;
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::results::CompactResult;
@@ -101,7 +102,8 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
             created: false,
         });
     }
-    let (engine, last_sequence) = rebuild(shared, bound)?;
+    let config = shared.read_engine()?.config().clone();
+    let (engine, last_sequence) = rebuild(shared, config, bound).map_err(rebuild_error)?;
     let payload = engine.encode_image();
     let meta = CheckpointMeta {
         checkpoint_offset: bound,
@@ -115,48 +117,33 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
     if let Ok(mut newest) = shared.newest_checkpoint.lock() {
         *newest = Some(info);
     }
-    shared.write_engine().drop_deleted_before(bound);
+    // Every writer waits while this holds the engine: it costs O(dropped), not a scan of every
+    // instance.
+    let mut engine = shared.write_engine();
+    let locked = std::time::Instant::now();
+    let dropped = engine.drop_deleted_before(bound);
+    let lock_held_us = locked.elapsed().as_micros() as u64;
+    drop(engine);
+    tracing::debug!(
+        dropped,
+        lock_held_us,
+        "dropped deleted instances from the live state"
+    );
     Ok(CheckpointWritten {
         checkpoint_offset: bound,
         created: true,
     })
 }
 
-fn checkpoint_error(err: crate::checkpoint::CheckpointError) -> RcpError {
-    errors::internal(format!("checkpoints: {err}"))
+fn rebuild_error(err: RebuildError) -> RcpError {
+    match err {
+        RebuildError::Wal(err) => errors::from_wal(&err),
+        other => errors::internal(format!("compaction: {other}")),
+    }
 }
 
-/// The state as of `bound`: the newest checkpoint plus the committed records below `bound`,
-/// with the instances deleted below it dropped (what a checkpoint holds, spec §6.4). Returns the
-/// engine and the sequence of the last record it covers.
-fn rebuild(shared: &Shared, bound: u64) -> Result<(Engine, u64), RcpError> {
-    let config = shared.read_engine()?.config().clone();
-    let loaded = shared
-        .checkpoints
-        .load_newest_valid()
-        .map_err(|err| errors::internal(format!("cannot load the checkpoint: {err}")))?;
-    let (mut engine, from, mut last_sequence) = match loaded.loaded {
-        Some(found) => (
-            Engine::decode_image(config, &found.payload)
-                .map_err(|err| errors::internal(format!("checkpoint state: {err}")))?,
-            found.info.meta.checkpoint_offset,
-            found.info.meta.last_sequence,
-        ),
-        None => (Engine::new(config), 0, 0),
-    };
-    for record in shared.wal.reader(from) {
-        let record = record.map_err(|err| errors::from_wal(&err))?;
-        if record.offset >= bound {
-            break;
-        }
-        let entry: Record = serde_json::from_slice(&record.payload).map_err(errors::internal)?;
-        engine
-            .apply_record(&entry, record.offset)
-            .map_err(errors::internal)?;
-        last_sequence = record.sequence;
-    }
-    engine.drop_deleted();
-    Ok((engine, last_sequence))
+fn checkpoint_error(err: crate::checkpoint::CheckpointError) -> RcpError {
+    errors::internal(format!("checkpoints: {err}"))
 }
 
 /// How often the automatic compactor looks at the thresholds (spec §9.2: every 10 s).

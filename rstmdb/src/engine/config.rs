@@ -16,4 +16,16 @@ pub struct EngineConfig {
     pub idempotency_ttl_ms: i64,
     /// `storage.idempotency_max_entries` (§6.2): the oldest keys are evicted beyond this count.
     pub idempotency_max_entries: usize,
+    /// `storage.idempotency_max_bytes` (§6.2): the oldest keys are evicted while the entries
+    /// take more than this, counted as a checkpoint encodes them.
+    pub idempotency_max_bytes: usize,
+}
+
+impl EngineConfig {
+    pub(crate) fn idempotency_limits(&self) -> super::idempotency::IdemLimits {
+        super::idempotency::IdemLimits {
+            max_entries: self.idempotency_max_entries,
+            max_bytes: self.idempotency_max_bytes,
+        }
+    }
 }

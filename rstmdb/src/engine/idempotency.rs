@@ -2,10 +2,11 @@
 //!
 //! Entries are ordered by the WAL offset of the record that recorded them. Offsets and record
 //! timestamps grow together, so the first entry is both the oldest (evicted first when the
-//! table is full) and the first to expire. Expired entries are ignored by lookups at once and
-//! purged when the next record is applied, using that record's timestamp — so execution and
-//! replay purge exactly the same entries.
+//! table is full, by count or by bytes) and the first to expire. Expired entries are ignored by
+//! lookups at once and purged when the next record is applied, using that record's timestamp —
+//! so execution and replay purge exactly the same entries.
 
+use super::image::idempotency_entry_len;
 use std::collections::{BTreeMap, HashMap};
 
 /// A key in its scope.
@@ -69,10 +70,21 @@ pub(crate) struct IdemChange {
     inserted: Option<IdemKey>,
 }
 
+/// How many entries the table keeps and how many bytes they may take (§6.2):
+/// `storage.idempotency_max_entries` and `storage.idempotency_max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdemLimits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct IdempotencyTable {
     entries: HashMap<IdemKey, IdemEntry>,
     by_offset: BTreeMap<u64, IdemKey>,
+    /// What the entries take in an engine image (a checkpoint): the byte budget counts this,
+    /// so the budget bounds the checkpoint as well as the memory the entries' text takes.
+    bytes: usize,
 }
 
 impl IdempotencyTable {
@@ -97,12 +109,14 @@ impl IdempotencyTable {
         }
     }
 
-    /// Records a key, then evicts the oldest entries beyond `max_entries`.
+    /// Records a key, then evicts the oldest entries until the table is within `limits`. An
+    /// entry that alone exceeds them is not kept (and evicts nothing): its key stays unknown,
+    /// as an evicted one would be.
     pub fn insert(
         &mut self,
         key: IdemKey,
         entry: IdemEntry,
-        max_entries: usize,
+        limits: IdemLimits,
         change: &mut IdemChange,
     ) {
         if let Some(old) = self.entries.get(&key) {
@@ -110,10 +124,27 @@ impl IdempotencyTable {
             let offset = old.wal_offset;
             self.remove_at(offset, change);
         }
+        let len = idempotency_entry_len(&key, &entry);
+        if limits.max_entries == 0 || len > limits.max_bytes {
+            return;
+        }
         self.by_offset.insert(entry.wal_offset, key.clone());
         self.entries.insert(key.clone(), entry);
+        self.bytes += len;
         change.inserted = Some(key);
-        while self.entries.len() > max_entries {
+        self.evict_beyond(limits, change);
+        debug_assert!(
+            change
+                .inserted
+                .as_ref()
+                .is_some_and(|key| self.entries.contains_key(key)),
+            "the newest entry fits on its own, so eviction stops before it"
+        );
+    }
+
+    /// Evicts the oldest entries until the table is within `limits`.
+    fn evict_beyond(&mut self, limits: IdemLimits, change: &mut IdemChange) {
+        while self.entries.len() > limits.max_entries || self.bytes > limits.max_bytes {
             let Some((&offset, _)) = self.by_offset.first_key_value() else {
                 break;
             };
@@ -125,6 +156,7 @@ impl IdempotencyTable {
         if let Some(key) = self.by_offset.remove(&offset)
             && let Some(entry) = self.entries.remove(&key)
         {
+            self.bytes -= idempotency_entry_len(&key, &entry);
             change.removed.push((key, entry));
         }
     }
@@ -135,8 +167,10 @@ impl IdempotencyTable {
             && let Some(entry) = self.entries.remove(&key)
         {
             self.by_offset.remove(&entry.wal_offset);
+            self.bytes -= idempotency_entry_len(&key, &entry);
         }
         for (key, entry) in change.removed.into_iter().rev() {
+            self.bytes += idempotency_entry_len(&key, &entry);
             self.by_offset.insert(entry.wal_offset, key.clone());
             self.entries.insert(key, entry);
         }
@@ -153,13 +187,26 @@ impl IdempotencyTable {
         self.entries.len()
     }
 
-    /// Builds the table from entries (engine image decode).
-    pub fn from_entries(entries: Vec<(IdemKey, IdemEntry)>) -> IdempotencyTable {
+    /// What the entries take in an engine image.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Builds the table from entries (engine image decode), then evicts the oldest beyond
+    /// `limits`: a checkpoint written under larger limits is cut to the current ones at once.
+    /// Every decode of the same image under the same limits keeps the same entries, so a
+    /// restart and a compaction rebuild agree.
+    pub fn from_entries(
+        entries: Vec<(IdemKey, IdemEntry)>,
+        limits: IdemLimits,
+    ) -> IdempotencyTable {
         let mut table = IdempotencyTable::default();
         for (key, entry) in entries {
+            table.bytes += idempotency_entry_len(&key, &entry);
             table.by_offset.insert(entry.wal_offset, key.clone());
             table.entries.insert(key, entry);
         }
+        table.evict_beyond(limits, &mut IdemChange::default());
         table
     }
 }

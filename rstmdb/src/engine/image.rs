@@ -133,7 +133,7 @@ impl Engine {
         let state = State {
             machines,
             instances: Instances::from_parts(by_id, tombstones.into_iter().collect(), counts),
-            idempotency: IdempotencyTable::from_entries(keys),
+            idempotency: IdempotencyTable::from_entries(keys, config.idempotency_limits()),
             last_timestamp_ms,
         };
         Ok(Engine { config, state })
@@ -244,7 +244,15 @@ fn decode_instances(
     Ok((decoded.into_iter().collect(), counts))
 }
 
-fn encode_key(out: &mut Writer, key: &IdemKey, entry: &IdemEntry) {
+/// The bytes one idempotency entry takes in the image: what `storage.idempotency_max_bytes`
+/// counts (§6.2), so the budget bounds the checkpoint as well as the table.
+pub(crate) fn idempotency_entry_len(key: &IdemKey, entry: &IdemEntry) -> usize {
+    let mut counter = Counter(0);
+    encode_key(&mut counter, key, entry);
+    counter.0
+}
+
+fn encode_key<S: Sink>(out: &mut S, key: &IdemKey, entry: &IdemEntry) {
     match key {
         IdemKey::Create(key) => {
             out.u8(0);
@@ -276,10 +284,10 @@ fn encode_key(out: &mut Writer, key: &IdemKey, entry: &IdemEntry) {
         Recorded::Apply(apply) => {
             out.u8(1);
             out.str(&apply.event);
-            out.opt(apply.payload.as_deref(), Writer::str);
-            out.opt(apply.expected_state.as_deref(), Writer::str);
-            out.opt(apply.expected_wal_offset, Writer::u64);
-            out.opt(apply.event_id.as_deref(), Writer::str);
+            out.opt(apply.payload.as_deref(), S::str);
+            out.opt(apply.expected_state.as_deref(), S::str);
+            out.opt(apply.expected_wal_offset, S::u64);
+            out.opt(apply.event_id.as_deref(), S::str);
             out.str(&apply.from_state);
             out.str(&apply.to_state);
             out.str(&apply.ctx);
@@ -335,26 +343,30 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), ImageError> {
     ))
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
+/// Where encoded bytes go: [`Writer`] keeps them, [`Counter`] only counts them (the idempotency
+/// table's byte budget is what its entries take in this image, counted without encoding).
+trait Sink {
+    fn bytes(&mut self, v: &[u8]);
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.bytes(&[v]);
     }
     fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
     fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
     fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.bytes(&v.to_le_bytes());
     }
     fn str(&mut self, v: &str) {
         self.u32(v.len() as u32);
-        self.0.extend_from_slice(v.as_bytes());
+        self.bytes(v.as_bytes());
     }
-    fn opt<T>(&mut self, v: Option<T>, write: impl FnOnce(&mut Self, T)) {
+    fn opt<T>(&mut self, v: Option<T>, write: impl FnOnce(&mut Self, T))
+    where
+        Self: Sized,
+    {
         match v {
             None => self.u8(0),
             Some(v) => {
@@ -362,6 +374,22 @@ impl Writer {
                 write(self, v);
             }
         }
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Sink for Writer {
+    fn bytes(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+}
+
+struct Counter(usize);
+
+impl Sink for Counter {
+    fn bytes(&mut self, v: &[u8]) {
+        self.0 += v.len();
     }
 }
 

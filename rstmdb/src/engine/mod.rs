@@ -151,11 +151,12 @@ impl Engine {
 
     /// [`Engine::drop_deleted`] for the instances deleted by a record below `offset`: what a
     /// checkpoint at `offset` dropped, so the live state agrees with a restart from it.
-    pub fn drop_deleted_before(&mut self, offset: u64) {
+    /// Returns how many instances it dropped. Costs O(dropped × log n).
+    pub fn drop_deleted_before(&mut self, offset: u64) -> usize {
         let keep_tombstones = !self.config.allow_instance_recreate;
         self.state
             .instances
-            .drop_deleted_before(keep_tombstones, offset);
+            .drop_deleted_before(keep_tombstones, offset)
     }
 }
 

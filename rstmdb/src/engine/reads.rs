@@ -135,6 +135,12 @@ impl Engine {
         self.state.idempotency.len()
     }
 
+    /// What the known idempotency keys take in a checkpoint (`storage.idempotency_max_bytes`
+    /// bounds it).
+    pub fn idempotency_key_bytes(&self) -> usize {
+        self.state.idempotency.bytes()
+    }
+
     pub(super) fn summary(&self, id: &str, instance: &Instance) -> InstanceSummary {
         InstanceSummary {
             id: id.to_owned(),

@@ -332,7 +332,7 @@ impl Engine {
                 wal_offset: offset,
                 recorded,
             };
-            table.insert(key, entry, self.config.idempotency_max_entries, &mut change);
+            table.insert(key, entry, self.config.idempotency_limits(), &mut change);
         }
         change
     }

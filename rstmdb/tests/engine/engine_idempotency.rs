@@ -2,7 +2,7 @@
 
 use crate::engine_support::{Harness, apply, create, delete, object, order_v1, put, review, wire};
 use rstmdb::engine::{
-    ApplyEvent, Command, CreateInstance, DeleteInstance, EngineConfig, InstanceIdChoice,
+    ApplyEvent, Command, CreateInstance, DeleteInstance, Engine, EngineConfig, InstanceIdChoice,
 };
 use serde_json::json;
 
@@ -337,4 +337,118 @@ fn instance_keys_survive_delete_and_re_create() {
         "created",
         "the replay changed nothing"
     );
+}
+
+/// The `n`th keyed apply of the byte-budget tests: DECIDE and REOPEN in turn on `r`, each with
+/// about 1 KiB of payload, which the ctx then holds too (an entry keeps both).
+fn large_keyed_apply(n: usize) -> Command {
+    let event = if n.is_multiple_of(2) {
+        "DECIDE"
+    } else {
+        "REOPEN"
+    };
+    Command::ApplyEvent(ApplyEvent {
+        payload: Some(object(
+            json!({"score": 90, "note": "x".repeat(1000), "n": n}),
+        )),
+        ..keyed_apply("r", event, &format!("k{n}"))
+    })
+}
+
+fn budget_config(max_entries: usize, max_bytes: usize) -> EngineConfig {
+    EngineConfig {
+        idempotency_max_entries: max_entries,
+        idempotency_max_bytes: max_bytes,
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn the_oldest_keys_are_evicted_beyond_the_byte_budget_which_bounds_the_checkpoint() {
+    const BUDGET: usize = 16 * 1024;
+    let mut budgeted = harness(budget_config(100_000, BUDGET));
+    // The same writes with no key kept at all: the images differ by the keys alone.
+    let mut keyless = harness(budget_config(0, BUDGET));
+    for h in [&mut budgeted, &mut keyless] {
+        h.ok(Command::CreateInstance(create("review", 1, "r")));
+        for n in 0..40 {
+            h.ok(large_keyed_apply(n));
+        }
+    }
+    let image = budgeted.engine.encode_image();
+    let keys_bytes = image.len() - keyless.engine.encode_image().len();
+    assert!(
+        keys_bytes <= BUDGET,
+        "the checkpoint holds {keys_bytes} bytes of keys, budget {BUDGET}"
+    );
+    assert!(
+        keys_bytes > BUDGET - 2_500,
+        "evicted only down to the budget: {keys_bytes}"
+    );
+    let kept = budgeted.engine.idempotency_key_count();
+    assert_eq!(
+        budgeted.engine.idempotency_key_bytes(),
+        keys_bytes,
+        "counted as encoded"
+    );
+    assert!((5..40).contains(&kept), "{kept} keys kept");
+    assert_eq!(
+        budgeted.replayed().encode_image(),
+        image,
+        "replay evicts the same"
+    );
+
+    // The newest key replays; the oldest was evicted, so its request executes anew.
+    assert_eq!(budgeted.ok(large_keyed_apply(39))["applied"], false);
+    let again = budgeted.ok(large_keyed_apply(0));
+    assert_eq!(again["applied"], true, "{again}");
+
+    // A checkpoint decoded under a smaller budget is cut to it at once, oldest first.
+    let image = budgeted.engine.encode_image();
+    let smaller = Engine::decode_image(budget_config(100_000, BUDGET / 2), &image).unwrap();
+    assert!(smaller.idempotency_key_count() < budgeted.engine.idempotency_key_count());
+    let cut = smaller.encode_image().len() - keyless.engine.encode_image().len();
+    assert!(cut <= BUDGET / 2, "{cut}");
+    let same = Engine::decode_image(budget_config(100_000, BUDGET), &image).unwrap();
+    assert_eq!(same.encode_image(), image, "a round trip evicts nothing");
+}
+
+#[test]
+fn an_undone_write_gives_back_its_share_of_the_byte_budget() {
+    let mut h = harness(budget_config(100_000, 12 * 1024));
+    h.ok(Command::CreateInstance(create("review", 1, "r")));
+    for n in 0..20 {
+        h.ok(large_keyed_apply(n));
+    }
+    // Recorded (evicting the oldest entries), then undone as a failed atomic BATCH would.
+    let undone = h.run(large_keyed_apply(20)).unwrap();
+    h.undo_all(vec![undone]);
+    for n in 20..40 {
+        h.ok(large_keyed_apply(n));
+    }
+    assert_eq!(
+        h.replayed().encode_image(),
+        h.engine.encode_image(),
+        "the live table evicted exactly what a replay of the kept records evicts"
+    );
+}
+
+#[test]
+fn an_entry_larger_than_the_whole_budget_is_not_kept_and_evicts_nothing() {
+    let mut h = harness(budget_config(100_000, 1024));
+    h.ok(Command::CreateInstance(create("review", 1, "r")));
+    h.ok(keyed_small_create());
+    let executed = h.run(large_keyed_apply(0)).unwrap();
+    assert!(executed.wal_offset.is_some());
+    assert_eq!(h.engine.idempotency_key_count(), 1, "only the small entry");
+    h.undo_all(vec![executed]);
+    assert_eq!(h.engine.idempotency_key_count(), 1);
+    assert_eq!(h.replayed().encode_image(), h.engine.encode_image());
+}
+
+/// A keyed create with no ctx: an entry of well under 100 bytes.
+fn keyed_small_create() -> Command {
+    let mut c = create("order", 1, "small");
+    c.idempotency_key = Some("small".into());
+    Command::CreateInstance(c)
 }

@@ -142,6 +142,8 @@ fn config() -> impl Strategy<Value = EngineConfig> {
             max_machine_versions: versions,
             idempotency_ttl_ms: ttl,
             idempotency_max_entries: max,
+            // The model counts entries, not bytes: the default budget is far beyond any run.
+            ..EngineConfig::default()
         })
 }
 

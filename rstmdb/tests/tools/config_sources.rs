@@ -127,6 +127,36 @@ fn watch_delivery_settings_come_from_file_and_env() {
     );
 }
 
+/// `storage.idempotency_max_bytes` reaches the engine from the file and from the environment;
+/// below its floor (0 included, which must not read as "unlimited") it is refused.
+#[test]
+fn idempotency_byte_budget_comes_from_file_and_env_with_a_floor() {
+    let budget =
+        |config: &Config| rstmdb::assemble::engine_config(&config.storage).idempotency_max_bytes;
+    assert_eq!(budget(&Config::default()), 64 << 20);
+    let config = Config::from_toml("[storage]\nidempotency_max_bytes = 2097152\n", "t").unwrap();
+    assert_eq!(budget(&config), 2 << 20);
+    let mut config = Config::default();
+    apply_env(
+        &mut config,
+        env_of(&[("RSTMDB_IDEMPOTENCY_MAX_BYTES", "3145728")]),
+    )
+    .unwrap();
+    assert_eq!(budget(&config), 3 << 20);
+
+    let (message, _) = toml_error("[storage]\nidempotency_max_bytes = 0\n");
+    assert!(message.contains("accepted: 1048576 to"), "{message}");
+    let err = apply_env(
+        &mut Config::default(),
+        env_of(&[("RSTMDB_IDEMPOTENCY_MAX_BYTES", "1000")]),
+    )
+    .expect_err("below the floor");
+    assert!(
+        err.to_string().contains("RSTMDB_IDEMPOTENCY_MAX_BYTES"),
+        "{err}"
+    );
+}
+
 #[test]
 fn fsync_policy_forms() {
     let parse = |v: &str| Config::from_toml(&format!("[storage]\nfsync_policy = {v}\n"), "t");
