@@ -6,7 +6,7 @@
 //! - `queue`, `sequencer`, `group`, `batch`: executing writes a group at a time (record offsets
 //!   come from the WAL's `Placement`, the one owner of the rotation rule);
 //! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
-//!   WAL_STATS, SNAPSHOT_INSTANCE;
+//!   WAL_STATS, SNAPSHOT_INSTANCE; `long_reads`: the low-priority thread long reads run on;
 //! - `compact`, `rebuild`: checkpoints built off the write path (refused when the rebuild
 //!   would miss a record), and segment deletion (COMPACT);
 //! - `committed_event`, `recent_events`, `feed`: what watch subscriptions read (one committed
@@ -23,6 +23,7 @@ mod errors;
 mod feed;
 mod group;
 mod jobs;
+mod long_reads;
 mod open;
 mod queue;
 mod reads;

@@ -1,6 +1,7 @@
 //! Opening a data directory: lock it, load the newest valid checkpoint, recover and replay the
 //! WAL (spec §6.1), then start the sequencer.
 
+use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
 use super::shared::{Clock, Shared};
@@ -144,6 +145,9 @@ impl Database {
             newest_checkpoint: Mutex::new(checkpoint.clone()),
             snapshots,
             long_reads: Arc::new(tokio::sync::Semaphore::new(1)),
+            long_read_thread: LongReadThread::start().map_err(|err| {
+                WalError::Config(format!("cannot start the long-read thread: {err}"))
+            })?,
             compaction: tokio::sync::Mutex::new(()),
             _lock: lock,
         });

@@ -50,8 +50,9 @@ impl Database {
     /// processed: the sequencer gets the engine first, instead of racing the reader for it.
     /// The read is gated on the records applied when its last step ran.
     ///
-    /// The steps run on the blocking pool, not on a runtime worker that other connections'
-    /// requests (a writer's among them) wait for, one such read at a time, and paced to
+    /// The steps run on a thread of their own at a lower CPU priority (`long_reads`), not on a
+    /// runtime worker that other connections' requests (a writer's among them) wait for, one
+    /// such read at a time, and paced to
     /// [`LONG_READ_CPU_PERCENT`] of one core: on a server with few cores, a flood of long reads
     /// must not take the CPU the writers need (measured in docs/benchmarks.md, "LIST_INSTANCES
     /// under write load"). So does `finish`, with the lock let go: what the answer costs past
@@ -71,27 +72,28 @@ impl Database {
                 .map_err(|_| RcpError::internal("the database is shutting down"))?;
             let reader = Arc::clone(&shared);
             let runtime = tokio::runtime::Handle::current();
-            let (value, gate, worked) = tokio::task::spawn_blocking(move || {
-                let mut worked = Duration::ZERO;
-                let (value, gate) = loop {
-                    {
-                        let engine = reader.read_engine()?;
-                        let started = Instant::now();
-                        let answer = step(&engine);
-                        worked += started.elapsed();
-                        if let Some(value) = answer {
-                            break (value, reader.applied_end.load(Ordering::Acquire));
+            let (value, gate, worked) = shared
+                .long_read_thread
+                .run(move || {
+                    let mut worked = Duration::ZERO;
+                    let (value, gate) = loop {
+                        {
+                            let engine = reader.read_engine()?;
+                            let started = Instant::now();
+                            let answer = step(&engine);
+                            worked += started.elapsed();
+                            if let Some(value) = answer {
+                                break (value, reader.applied_end.load(Ordering::Acquire));
+                            }
                         }
-                    }
-                    runtime.block_on(after(&reader, reader.queue.issued()))?;
-                };
-                let started = Instant::now();
-                let value = finish(value);
-                worked += started.elapsed();
-                Ok::<_, RcpError>((value, gate, worked))
-            })
-            .await
-            .map_err(errors::internal)??;
+                        runtime.block_on(after(&reader, reader.queue.issued()))?;
+                    };
+                    let started = Instant::now();
+                    let value = finish(value);
+                    worked += started.elapsed();
+                    Ok::<_, RcpError>((value, gate, worked))
+                })
+                .await??;
             // This answer goes out now; the next long read waits out the pause, so long reads
             // together take at most LONG_READ_CPU_PERCENT of one core, whatever their number.
             let pause =

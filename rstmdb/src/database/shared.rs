@@ -1,5 +1,6 @@
 //! State shared by the sequencer, the connection tasks and the compactor.
 
+use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
 use crate::checkpoint::{CheckpointInfo, CheckpointStore, SnapshotStore};
@@ -40,8 +41,10 @@ pub(crate) struct Shared {
     /// The newest checkpoint written or loaded.
     pub(crate) newest_checkpoint: Mutex<Option<CheckpointInfo>>,
     pub(crate) snapshots: SnapshotStore,
-    /// One long read ([`super::Database::read_long`]) at a time.
+    /// One long read ([`super::Database::read_long`]) at a time, held through its pause.
     pub(crate) long_reads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Where long reads run.
+    pub(crate) long_read_thread: LongReadThread,
     /// One compaction at a time.
     pub(crate) compaction: tokio::sync::Mutex<()>,
     /// Held for the life of the database: no second process may open the directory.
