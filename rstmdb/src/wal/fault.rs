@@ -3,8 +3,10 @@
 //! Each file keeps the image that the last `sync_data` made durable plus the list of writes
 //! since then. [`FaultStorage::crash`] builds the disk a reboot would find: the durable image,
 //! a chosen number of the unsynced operations, and optionally a torn prefix of the next write.
-//! Files whose directory entry was never synced vanish. Writes can be made to fail after a byte
-//! budget (like ENOSPC), and syncs can be made to fail or to take time.
+//! Files whose directory entry was never synced vanish, and so does the whole directory while its
+//! own entry in its parent was never synced (see [`FaultStorage::fresh_directory`]). Writes can be
+//! made to fail after a byte budget (like ENOSPC), syncs can be made to fail or to take time, and
+//! the next few creates, removes or renames can be made to fail.
 
 use super::storage::{SegmentFile, Storage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +61,21 @@ struct Faults {
     write_budget: AtomicU64,
     sync_delay_us: AtomicU64,
     syncs: AtomicU64,
+    /// How many of the next `create`, `remove` and `rename` calls fail.
+    failing_creates: AtomicU64,
+    failing_removes: AtomicU64,
+    failing_renames: AtomicU64,
+}
+
+/// Takes one failure off `counter`: true while injected failures remain.
+fn take_failure(counter: &AtomicU64) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("{what} failed (injected)"))
 }
 
 #[derive(Debug)]
@@ -134,6 +151,8 @@ struct Dir {
     files: BTreeMap<String, Arc<MemFile>>,
     /// Names whose directory entry is durable.
     durable_names: BTreeSet<String>,
+    /// The directory's own entry in its parent is not durable yet: a crash loses everything.
+    entry_unsynced: bool,
 }
 
 /// The fault-injecting in-memory storage. Clones share the same "disk".
@@ -161,11 +180,26 @@ impl FaultStorage {
         }
     }
 
+    /// A directory just created (like `wal/` in a new data directory) whose own entry in its
+    /// parent is not durable until [`Storage::sync_parent_dir`]: a crash before that finds the
+    /// directory empty, whatever was synced inside it.
+    pub fn fresh_directory() -> Self {
+        let storage = Self::new();
+        lock(&storage.dir).entry_unsynced = true;
+        storage
+    }
+
     /// The disk after a power loss: see [`CrashPlan`]. Fault settings are reset.
     pub fn crash(&self, plan: CrashPlan) -> FaultStorage {
         let dir = lock(&self.dir);
         let after = FaultStorage::new();
         let mut new_dir = lock(&after.dir);
+        if dir.entry_unsynced {
+            // The directory itself vanished; the next open creates it again, empty.
+            new_dir.entry_unsynced = true;
+            drop(new_dir);
+            return after;
+        }
         for (name, file) in &dir.files {
             if !dir.durable_names.contains(name) {
                 continue;
@@ -251,6 +285,21 @@ impl FaultStorage {
             .store(delay.as_micros() as u64, Ordering::SeqCst);
     }
 
+    /// The next `count` calls of `create` fail (like ENOSPC or EMFILE), creating nothing.
+    pub fn fail_next_creates(&self, count: u64) {
+        self.faults.failing_creates.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` calls of `remove` fail, removing nothing.
+    pub fn fail_next_removes(&self, count: u64) {
+        self.faults.failing_removes.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` calls of `rename` fail, renaming nothing.
+    pub fn fail_next_renames(&self, count: u64) {
+        self.faults.failing_renames.store(count, Ordering::SeqCst);
+    }
+
     /// Successful `sync_data` calls so far.
     pub fn syncs(&self) -> u64 {
         self.faults.syncs.load(Ordering::SeqCst)
@@ -262,6 +311,9 @@ impl Storage for FaultStorage {
         Ok(lock(&self.dir).files.keys().cloned().collect())
     }
     fn create(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
+        if take_failure(&self.faults.failing_creates) {
+            return Err(injected(&format!("create {name}")));
+        }
         let mut dir = lock(&self.dir);
         if dir.files.contains_key(name) {
             return Err(io::Error::new(
@@ -284,6 +336,9 @@ impl Storage for FaultStorage {
         }
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        if take_failure(&self.faults.failing_removes) {
+            return Err(injected(&format!("remove {name}")));
+        }
         let mut dir = lock(&self.dir);
         dir.durable_names.remove(name);
         match dir.files.remove(name) {
@@ -292,6 +347,9 @@ impl Storage for FaultStorage {
         }
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        if take_failure(&self.faults.failing_renames) {
+            return Err(injected(&format!("rename {from}")));
+        }
         let mut dir = lock(&self.dir);
         let file = dir
             .files
@@ -305,6 +363,10 @@ impl Storage for FaultStorage {
         let mut dir = lock(&self.dir);
         let names: Vec<String> = dir.files.keys().cloned().collect();
         dir.durable_names = names.into_iter().collect();
+        Ok(())
+    }
+    fn sync_parent_dir(&self) -> io::Result<()> {
+        lock(&self.dir).entry_unsynced = false;
         Ok(())
     }
 }
@@ -355,6 +417,36 @@ mod tests {
                 .contents("new")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_fresh_directory_vanishes_whole_until_its_own_entry_is_synced() {
+        let storage = FaultStorage::fresh_directory();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"data").expect("write");
+        file.sync_data().expect("sync");
+        let lost = storage.crash(CrashPlan::default());
+        assert!(lost.list().expect("list").is_empty());
+        storage.sync_parent_dir().expect("sync parent");
+        let kept = storage.crash(CrashPlan::default());
+        assert_eq!(kept.contents("a").expect("file"), b"data");
+    }
+
+    #[test]
+    fn injected_create_remove_and_rename_failures_change_nothing() {
+        let storage = FaultStorage::new();
+        file_with(&storage, "a");
+        storage.fail_next_creates(1);
+        storage.fail_next_removes(1);
+        storage.fail_next_renames(1);
+        assert!(storage.create("b").is_err());
+        assert!(storage.remove("a").is_err());
+        assert!(storage.rename("a", "c").is_err());
+        assert_eq!(storage.list().expect("list"), vec!["a".to_owned()]);
+        storage.create("b").expect("only one create fails");
+        storage.rename("b", "c").expect("only one rename fails");
+        storage.remove("a").expect("only one remove fails");
+        assert_eq!(storage.list().expect("list"), vec!["c".to_owned()]);
     }
 
     #[test]
