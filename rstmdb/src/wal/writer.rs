@@ -265,6 +265,12 @@ impl Wal {
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<Appended, WalError> {
         a.buf.clear();
+        // The records before this append: all a rotation may call durable, since this append's
+        // own records are cut again if it fails after the rotation.
+        let kept = (
+            offset_of(a.newest().id, a.newest().logical_len),
+            a.next_sequence - 1,
+        );
         let mut buf_position = a.newest().logical_len;
         let mut placement = Placement::at(
             offset_of(a.newest().id, a.newest().logical_len),
@@ -276,7 +282,7 @@ impl Wal {
             let offset = placement.place(r.payload.len());
             if segment_of(offset) != a.newest().id {
                 self.flush(a, buf_position)?;
-                self.rotate(a, sequence - 1, created)?;
+                self.rotate(a, kept, created)?;
                 buf_position = 0;
             }
             let newest = a.newest();
@@ -319,10 +325,16 @@ impl Wal {
 
     /// Syncs the full segment (so only the newest segment can ever be torn), then creates the
     /// next one and makes its directory entry durable.
+    ///
+    /// The sync also covers records of the append in progress, but durability advances only to
+    /// `kept` (offset, sequence), the end of the records before it: if the create or anything
+    /// later fails, the append is cut back to there, and a durable mark above the cut would let
+    /// the next record written below it be acknowledged without an fdatasync. The append's
+    /// records become durable with its own sync, which covers them.
     fn rotate(
         &self,
         a: &mut AppendState,
-        last_sequence: u64,
+        kept: (u64, u64),
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<(), WalError> {
         let old = a.newest();
@@ -335,11 +347,10 @@ impl Wal {
             return Err(WalError::SyncFailed { message });
         }
         let latency_us = started.elapsed().as_micros() as u64;
-        self.durability.advance(
-            offset_of(old.id, old.logical_len),
-            last_sequence,
-            latency_us,
-        );
+        let (kept_offset, kept_sequence) = kept;
+        debug_assert!(kept_offset <= offset_of(old.id, old.logical_len));
+        self.durability
+            .advance(kept_offset, kept_sequence, latency_us);
         let id = old.id + 1;
         let name = segment_file_name(id);
         let file = self

@@ -14,3 +14,4 @@ mod snapshot_store;
 mod wal_appends_and_rotates;
 mod wal_group_commit;
 mod wal_out_of_descriptors;
+mod wal_rotation_faults;
