@@ -5,7 +5,9 @@
 use super::error::{Corruption, WalError};
 use super::record::{RecordHeader, UnitMarker};
 use super::scan::{self, RecordView, SegmentScan, Tail};
-use super::segment::{offset_of, position_of, segment_file_name, segment_ids, segment_of};
+use super::segment::{
+    MAX_SEGMENT_ID, offset_of, position_of, segment_file_name, segment_ids, segment_of,
+};
 use super::stats::IoCounters;
 use super::storage::Storage;
 
@@ -243,6 +245,15 @@ pub fn analyze(
         .list()
         .map_err(WalError::io("list the WAL directory"))?;
     let ids = segment_ids(&names);
+    if let Some(&id) = ids.last()
+        && id > MAX_SEGMENT_ID
+    {
+        // Its offsets would lose the id bits and alias those of a low segment.
+        return Err(WalError::UnaddressableSegment {
+            name: segment_file_name(id),
+            last_id: MAX_SEGMENT_ID,
+        });
+    }
     let mut v = Validator {
         checkpoint,
         start_rule,

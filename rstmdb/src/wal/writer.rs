@@ -7,7 +7,7 @@ use super::placement::Placement;
 use super::policy::{FsyncPolicy, WalConfig};
 use super::record::{self, HEADER_LEN, UnitMarker};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{offset_of, segment_file_name, segment_of};
+use super::segment::{MAX_SEGMENT_ID, offset_of, segment_file_name, segment_of};
 use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
 use super::sync::{self, Durability, SyncState, SyncStatus, lock};
@@ -338,6 +338,14 @@ impl Wal {
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<(), WalError> {
         let old = a.newest();
+        if old.id >= MAX_SEGMENT_ID {
+            // The next id's offsets would lose their id bits and go backwards. Permanent: no
+            // later append can rotate either, so the WAL stops with the remedy in its reason.
+            let exhausted = WalError::SegmentIdsExhausted { last_id: old.id };
+            let remedy = exhausted.hint().unwrap_or_default();
+            self.durability.fail(format!("{exhausted} ({remedy})"));
+            return Err(exhausted);
+        }
         let started = Instant::now();
         let synced = a.file.sync_data();
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,9 @@
-//! A rotation that cannot complete (issue 15, item 1): a failed segment create leaves no durable
-//! mark above the records that stayed.
+//! A rotation that cannot complete (issue 15, items 1 and 4): a failed segment create leaves no
+//! durable mark above the records that stayed, and the last segment id an offset can address is
+//! never rotated past.
 
 use rstmdb::wal::fault::{CrashPlan, FaultStorage};
+use rstmdb::wal::segment::{MAX_SEGMENT_ID, segment_file_name};
 use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig, WalError};
 use std::sync::Arc;
 
@@ -81,4 +83,65 @@ fn a_failed_segment_create_leaves_no_durable_mark_above_the_records_that_stayed(
     drop(wal);
     let (_, recovered) = open(&after_power_loss);
     assert_eq!(recovered, acknowledged);
+}
+
+#[test]
+fn the_last_addressable_segment_id_is_never_rotated_past() {
+    let storage = FaultStorage::new();
+    // A WAL whose newest segment is the one before the last id an offset can address.
+    storage.put_synced(&segment_file_name(MAX_SEGMENT_ID - 1), Vec::new());
+    let (wal, _) = open(&storage);
+    let mut acknowledged = Vec::new();
+    // Segment MAX - 1, then a rotation into MAX, which takes three records.
+    for n in 0..6u8 {
+        append_durably(&wal, &[n; PAYLOAD_BYTES]);
+        acknowledged.push(vec![n; PAYLOAD_BYTES]);
+    }
+    assert_eq!(wal.latest_offset() >> 40, MAX_SEGMENT_ID);
+    let last_offset = wal.latest_offset();
+
+    let refused = wal.append(&[rec(&[7u8; PAYLOAD_BYTES])]);
+    let err = refused.expect_err("rotating past the last segment id must be refused");
+    assert!(
+        matches!(err, WalError::SegmentIdsExhausted { .. }),
+        "got {err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&MAX_SEGMENT_ID.to_string()), "{message}");
+    assert!(
+        err.hint().is_some_and(|h| h.contains("new data directory")),
+        "the error names the remedy: {:?}",
+        err.hint()
+    );
+    // Permanent: a small record that would fit nowhere else is refused too, and nothing was
+    // created past the last id.
+    let again = wal.append(&[rec(b"x")]).expect_err("the WAL stays stopped");
+    assert!(again.to_string().contains("segment id"), "{again}");
+    assert!(
+        !storage
+            .list()
+            .expect("list")
+            .contains(&segment_file_name(MAX_SEGMENT_ID + 1))
+    );
+    let stats = wal.stats();
+    assert_eq!(stats.latest_offset, last_offset, "offsets never went back");
+    assert!(stats.durable_offset <= stats.latest_offset);
+
+    drop(wal);
+    let (_, recovered) = open(&storage.crash(CrashPlan::default()));
+    assert_eq!(recovered, acknowledged);
+}
+
+#[test]
+fn a_segment_named_past_the_last_addressable_id_is_refused_at_start_up() {
+    let storage = FaultStorage::new();
+    storage.put_synced(&segment_file_name(MAX_SEGMENT_ID + 1), Vec::new());
+    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
+    let err = Wal::open(dyn_storage, config(), None, &mut |_| Ok(()))
+        .expect_err("an id whose offsets would wrap is refused");
+    assert!(
+        err.to_string()
+            .contains(&segment_file_name(MAX_SEGMENT_ID + 1)),
+        "{err}"
+    );
 }
