@@ -352,7 +352,10 @@ pub fn analyze(
     })
 }
 
-/// Spec §6.1 step 4: the unit is cut as a whole, later segments are deleted.
+/// Spec §6.1 step 4: the unit is cut as a whole, later segments are deleted. The deletions come
+/// first, newest first, and the truncation last: a crash part-way then leaves the unit's start
+/// and a gap-free run of its later segments, which the next recovery cuts the same way (the
+/// other order left a truncated segment followed by the unit's remainder: corruption).
 fn cut_incomplete_unit(segments: &[SegmentScan], cuts: &mut Vec<PlannedCut>, open: &OpenUnit) {
     let unit_segment = segment_of(open.start_offset);
     cuts.retain(|c| !matches!(c, PlannedCut::Truncate { id, .. } if *id > unit_segment));
@@ -374,16 +377,16 @@ fn cut_incomplete_unit(segments: &[SegmentScan], cuts: &mut Vec<PlannedCut>, ope
             .find(|s| s.id == unit_segment)
             .map_or(0, |s| s.file_len),
     };
+    for s in segments.iter().rev().filter(|s| s.id > unit_segment) {
+        cuts.push(PlannedCut::Delete {
+            id: s.id,
+            file_len: s.file_len,
+        });
+    }
     cuts.push(PlannedCut::Truncate {
         id: unit_segment,
         position,
         file_len,
         reason,
     });
-    for s in segments.iter().filter(|s| s.id > unit_segment) {
-        cuts.push(PlannedCut::Delete {
-            id: s.id,
-            file_len: s.file_len,
-        });
-    }
 }

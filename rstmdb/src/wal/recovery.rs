@@ -92,8 +92,9 @@ pub(crate) fn recover(
     Ok((state, report))
 }
 
-/// Makes the cuts durable (truncate + fdatasync, delete) and returns the kept segments with
-/// their logical lengths.
+/// Makes the cuts durable in plan order (deletions, newest first; then a directory fsync; then
+/// truncate + fdatasync) and returns the kept segments with their logical lengths. A crash at
+/// any step leaves a WAL the next recovery cuts the same way.
 fn apply_cuts(
     storage: &dyn Storage,
     counters: &IoCounters,
@@ -108,6 +109,7 @@ fn apply_cuts(
             logical_len: s.logical_len,
         })
         .collect();
+    let mut directory_changed = false;
     for cut in &analysis.cuts {
         match cut {
             PlannedCut::Truncate {
@@ -116,6 +118,12 @@ fn apply_cuts(
                 file_len,
                 reason,
             } => {
+                if directory_changed {
+                    // The deletions must be durable before the cut: a truncated unit segment
+                    // followed by a resurrected later segment would read as corruption.
+                    sync_dir(storage)?;
+                    directory_changed = false;
+                }
                 let name = segment_file_name(*id);
                 let file = storage
                     .open(&name)
@@ -141,6 +149,7 @@ fn apply_cuts(
                     .remove(&name)
                     .map_err(WalError::io(format!("delete {name}")))?;
                 segments.retain(|s| s.id != *id);
+                directory_changed = true;
                 report.cuts.push(Cut {
                     segment: name,
                     bytes_cut: *file_len,

@@ -61,8 +61,13 @@ pub fn plan(storage: &dyn Storage, counters: &IoCounters) -> Result<Option<Repai
         .map_err(WalError::io("list the WAL directory"))?;
     let cut_segment = segment_of(corruption.offset);
     let mut actions = Vec::new();
+    // Later segments first, newest first, and the cut last: a crash part-way leaves the corrupt
+    // segment whole, followed by a gap-free run of segments, so running repair again finds the
+    // same corruption and plans the same cut (cutting first left a clean-looking segment
+    // followed by the rest: a different "corruption" at the next segment).
     for id in segment_ids(&names)
         .into_iter()
+        .rev()
         .filter(|id| *id >= cut_segment)
     {
         let segment = segment_file_name(id);
@@ -94,8 +99,10 @@ pub fn plan(storage: &dyn Storage, counters: &IoCounters) -> Result<Option<Repai
     }))
 }
 
-/// Carries out a plan. The cut bytes are written and synced to the `.corrupt` file before the
-/// segment is truncated, so a crash during repair loses nothing.
+/// Carries out a plan, in its order. The cut bytes are written and synced to the `.corrupt`
+/// file before the segment is truncated, so a crash during repair loses nothing; every rename is
+/// made durable before the next step, so a crash leaves a WAL the next repair plans the same
+/// cut for.
 pub fn apply(storage: &dyn Storage, plan: &RepairPlan) -> Result<(), WalError> {
     for action in &plan.actions {
         match action {

@@ -10,6 +10,7 @@ mod fuzz_regressions;
 mod recovery_after_crash;
 mod recovery_keeps_every_acknowledged_write;
 mod recovery_real_files;
+mod recovery_survives_a_second_crash;
 mod recovery_syncs_directory_entries;
 mod snapshot_store;
 mod wal_appends_and_rotates;
