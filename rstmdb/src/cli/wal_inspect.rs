@@ -182,9 +182,16 @@ fn list(storage: &DirStorage) -> Result<ExitCode, InspectError> {
             Tail::Clean => "clean".to_owned(),
             Tail::Zeros => "zero-filled".to_owned(),
             Tail::Invalid(e) => format!("invalid ({e})"),
-            Tail::InvalidThenValid { reason, valid_at } => {
+            Tail::InvalidThenValid {
+                reason,
+                valid_at,
+                durable_when_written,
+            } => {
+                // Whether this is a hole in unsynced writes or damage depends on the sequence
+                // expected there: `verify` gives the verdict.
                 format!(
-                    "CORRUPT at byte {} ({reason}; valid record at {valid_at})",
+                    "INVALID at byte {} ({reason}; valid records from {valid_at}, written while \
+                     sequences above {durable_when_written} were not durable)",
                     s.logical_len
                 )
             }

@@ -279,6 +279,8 @@ pub fn analyze(
         let s = scan::scan_segment(file.as_ref(), id, counters, &mut |r| v.on_record(r))?;
         let newest = i + 1 == ids.len();
         let tail_at = offset_of(id, s.logical_len);
+        // The sequence the invalid bytes at the end of the sequential read should have held.
+        let missing_sequence = v.expected_sequence();
         match (s.tail, newest) {
             (Tail::Clean, _) | (Tail::Zeros, false) => {}
             (Tail::Zeros, true) | (Tail::Invalid(_), true) => cuts.push(PlannedCut::Truncate {
@@ -290,16 +292,40 @@ pub fn analyze(
                     _ => "zero-filled tail".to_owned(),
                 },
             }),
+            // A hole in unsynced writes (a power loss wrote a later page back and not an
+            // earlier one): every record after it was written while the missing one was not yet
+            // durable, so none of them can have been acknowledged under `every_write`.
+            (
+                Tail::InvalidThenValid {
+                    reason,
+                    valid_at,
+                    durable_when_written,
+                },
+                true,
+            ) if durable_when_written < missing_sequence => cuts.push(PlannedCut::Truncate {
+                id,
+                position: s.logical_len,
+                file_len: s.file_len,
+                reason: format!(
+                    "torn tail: {reason} where sequence {missing_sequence} should start, and the \
+                     records from byte {valid_at} on were written before it was durable"
+                ),
+            }),
             (Tail::Invalid(e), false) => {
                 let reason =
                     format!("non-zero bytes after the last record of an older segment ({e})");
                 return Err(v.corrupt(tail_at, v.expected_sequence(), reason));
             }
-            (Tail::InvalidThenValid { reason, valid_at }, _) => {
+            (
+                Tail::InvalidThenValid {
+                    reason, valid_at, ..
+                },
+                _,
+            ) => {
                 let reason = format!(
                     "invalid record ({reason}) followed by a valid record at byte {valid_at}"
                 );
-                return Err(v.corrupt(tail_at, v.expected_sequence(), reason));
+                return Err(v.corrupt(tail_at, missing_sequence, reason));
             }
         }
         segments.push(s);

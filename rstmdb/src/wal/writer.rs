@@ -271,6 +271,9 @@ impl Wal {
             offset_of(a.newest().id, a.newest().logical_len),
             a.next_sequence - 1,
         );
+        // Read before the write, so it can only be lower than what was durable when the bytes
+        // reach the file: recovery may then take a hole for a torn tail, never the reverse.
+        let durable_sequence = self.durability.durable_sequence();
         let mut buf_position = a.newest().logical_len;
         let mut placement = Placement::at(
             offset_of(a.newest().id, a.newest().logical_len),
@@ -298,6 +301,7 @@ impl Wal {
                 sequence,
                 r.timestamp_ms,
                 unit(i),
+                record::unsynced_before(sequence, durable_sequence),
                 r.payload,
             );
             if let Some(n) = a.newest_mut() {

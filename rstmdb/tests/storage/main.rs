@@ -8,6 +8,7 @@ mod database_commit_pipeline;
 mod full_disk;
 mod fuzz_regressions;
 mod recovery_after_crash;
+mod recovery_holes_in_the_unsynced_tail;
 mod recovery_keeps_every_acknowledged_write;
 mod recovery_real_files;
 mod recovery_survives_a_second_crash;
