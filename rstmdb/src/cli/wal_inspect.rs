@@ -37,7 +37,8 @@ enum WalCommand {
     Verify,
     /// Cut the WAL at its first corruption (dry run unless --yes).
     Repair {
-        /// Really cut: the cut bytes are kept in `<segment>.corrupt` files.
+        /// Really cut: the cut bytes are kept in `<segment>.corrupt` files (`.corrupt.N` beside an
+        /// earlier repair's, which is never replaced).
         #[arg(long)]
         yes: bool,
     },
@@ -369,15 +370,20 @@ fn describe(action: &RepairAction) -> String {
             segment,
             position,
             bytes_cut,
+            aside,
         } => format!(
-            "cut {bytes_cut} bytes from {segment} at byte {position} (WAL offset {}), saved to {segment}.corrupt",
+            "cut {bytes_cut} bytes from {segment} at byte {position} (WAL offset {}), saved to {aside}",
             offset_of(
                 rstmdb::wal::segment::parse_segment_file_name(segment).unwrap_or(0),
                 *position
             )
         ),
-        RepairAction::SetAside { segment, bytes } => {
-            format!("set aside {segment} ({bytes} bytes) as {segment}.corrupt")
+        RepairAction::SetAside {
+            segment,
+            bytes,
+            aside,
+        } => {
+            format!("set aside {segment} ({bytes} bytes) as {aside}")
         }
     }
 }

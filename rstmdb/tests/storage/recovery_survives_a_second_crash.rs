@@ -142,3 +142,48 @@ fn a_crash_during_repair_leaves_a_wal_whose_next_repair_makes_the_same_cut() {
         );
     }
 }
+
+#[test]
+fn a_second_repair_of_the_same_segments_keeps_the_first_repairs_cut_bytes() {
+    let storage = corrupt_wal();
+    let counters = IoCounters::default();
+    let first = repair::plan(&storage, &counters)
+        .expect("plan")
+        .expect("corrupt");
+    repair::apply(&storage, &first).expect("first repair");
+    let aside = |id: u64, suffix: &str| format!("{}.corrupt{suffix}", segment_file_name(id));
+    let first_cuts: Vec<Vec<u8>> = [aside(1, ""), aside(2, ""), aside(3, "")]
+        .iter()
+        .map(|name| storage.contents(name).expect("set aside"))
+        .collect();
+
+    // The WAL goes on (into segments 1 and 2 again), and is damaged again in segment 1.
+    let (wal, _) = open(&storage, config(750)).expect("repaired WAL opens");
+    for n in 10..14u8 {
+        wal.append(&[rec(&[n; PAYLOAD_BYTES])]).expect("append");
+    }
+    wal.shutdown().expect("shutdown");
+    drop(wal);
+    let name = segment_file_name(1);
+    let mut bytes = storage.contents(&name).expect("segment 1");
+    bytes[240 + 100] ^= 0xff;
+    storage.put_synced(&name, bytes);
+
+    let second = repair::plan(&storage, &counters)
+        .expect("plan")
+        .expect("corrupt again");
+    repair::apply(&storage, &second).expect("second repair");
+    repair::verify(&storage, &counters).expect("valid");
+    for (name, bytes) in [aside(1, ""), aside(2, ""), aside(3, "")]
+        .iter()
+        .zip(&first_cuts)
+    {
+        assert_eq!(
+            &storage.contents(name).expect("still there"),
+            bytes,
+            "{name} was replaced"
+        );
+    }
+    assert!(storage.contents(&aside(1, ".1")).is_some());
+    assert!(storage.contents(&aside(2, ".1")).is_some());
+}
