@@ -342,14 +342,6 @@ impl Wal {
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<(), WalError> {
         let old = a.newest();
-        if old.id >= MAX_SEGMENT_ID {
-            // The next id's offsets would lose their id bits and go backwards. Permanent: no
-            // later append can rotate either, so the WAL stops with the remedy in its reason.
-            let exhausted = WalError::SegmentIdsExhausted { last_id: old.id };
-            let remedy = exhausted.hint().unwrap_or_default();
-            self.durability.fail(format!("{exhausted} ({remedy})"));
-            return Err(exhausted);
-        }
         let started = Instant::now();
         let synced = a.file.sync_data();
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -363,6 +355,15 @@ impl Wal {
         debug_assert!(kept_offset <= offset_of(old.id, old.logical_len));
         self.durability
             .advance(kept_offset, kept_sequence, latency_us);
+        if old.id >= MAX_SEGMENT_ID {
+            // The next id's offsets would lose their id bits and go backwards. Permanent: no
+            // later append can rotate either, so the WAL stops with the remedy in its reason.
+            // (After the sync above, so the records before this append are still acknowledged.)
+            let exhausted = WalError::SegmentIdsExhausted { last_id: old.id };
+            let remedy = exhausted.hint().unwrap_or_default();
+            self.durability.fail(format!("{exhausted} ({remedy})"));
+            return Err(exhausted);
+        }
         let id = old.id + 1;
         let name = segment_file_name(id);
         let file = self

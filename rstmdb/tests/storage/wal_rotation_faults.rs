@@ -145,3 +145,37 @@ fn a_segment_named_past_the_last_addressable_id_is_refused_at_start_up() {
         "{err}"
     );
 }
+
+#[test]
+fn records_written_before_the_refused_rotation_are_still_made_durable() {
+    let storage = FaultStorage::new();
+    storage.put_synced(&segment_file_name(MAX_SEGMENT_ID), Vec::new());
+    // Only rotations sync: the records below are written, not durable, when the refusal comes.
+    let cfg = WalConfig {
+        fsync_policy: FsyncPolicy::Never,
+        ..config()
+    };
+    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
+    let (wal, _) = Wal::open(dyn_storage, cfg, None, &mut |_| Ok(())).expect("opens");
+    let mut written = Vec::new();
+    let mut last_end = 0;
+    for n in 0..3u8 {
+        last_end = wal
+            .append(&[rec(&[n; PAYLOAD_BYTES])])
+            .expect("append")
+            .end_offset;
+        written.push(vec![n; PAYLOAD_BYTES]);
+    }
+    let err = wal
+        .append(&[rec(&[9u8; PAYLOAD_BYTES])])
+        .expect_err("no segment id left");
+    assert!(
+        matches!(err, WalError::SegmentIdsExhausted { .. }),
+        "{err:?}"
+    );
+    wal.wait_durable_blocking(last_end)
+        .expect("the refused rotation still synced what was written before it");
+    drop(wal);
+    let (_, recovered) = open(&storage.crash(CrashPlan::default()));
+    assert_eq!(recovered, written);
+}
