@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 decoded.sequence,
                 decoded.timestamp_ms,
                 decoded.unit,
+                decoded.unsynced_before,
                 payload,
             );
             assert_eq!(encoded.len() as u64, decoded.record_len());

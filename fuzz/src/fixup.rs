@@ -14,7 +14,8 @@ pub fn fix_wal_segment(segment: &mut [u8]) {
         if header[..2] != RECORD_MAGIC {
             return;
         }
-        let payload_len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        // The low 24 bits; byte 7 is `unsynced_before`.
+        let payload_len = u32::from_le_bytes([header[4], header[5], header[6], 0]) as usize;
         let payload_start = at + RECORD_HEADER_LEN;
         let payload_end = payload_start.saturating_add(payload_len);
         let whole = payload_end <= segment.len();

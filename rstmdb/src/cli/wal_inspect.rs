@@ -37,7 +37,8 @@ enum WalCommand {
     Verify,
     /// Cut the WAL at its first corruption (dry run unless --yes).
     Repair {
-        /// Really cut: the cut bytes are kept in `<segment>.corrupt` files.
+        /// Really cut: the cut bytes are kept in `<segment>.corrupt` files (`.corrupt.N` beside an
+        /// earlier repair's, which is never replaced).
         #[arg(long)]
         yes: bool,
     },
@@ -182,9 +183,16 @@ fn list(storage: &DirStorage) -> Result<ExitCode, InspectError> {
             Tail::Clean => "clean".to_owned(),
             Tail::Zeros => "zero-filled".to_owned(),
             Tail::Invalid(e) => format!("invalid ({e})"),
-            Tail::InvalidThenValid { reason, valid_at } => {
+            Tail::InvalidThenValid {
+                reason,
+                valid_at,
+                durable_when_written,
+            } => {
+                // Whether this is a hole in unsynced writes or damage depends on the sequence
+                // expected there: `verify` gives the verdict.
                 format!(
-                    "CORRUPT at byte {} ({reason}; valid record at {valid_at})",
+                    "INVALID at byte {} ({reason}; valid records from {valid_at}, written while \
+                     sequences above {durable_when_written} were not durable)",
                     s.logical_len
                 )
             }
@@ -362,15 +370,20 @@ fn describe(action: &RepairAction) -> String {
             segment,
             position,
             bytes_cut,
+            aside,
         } => format!(
-            "cut {bytes_cut} bytes from {segment} at byte {position} (WAL offset {}), saved to {segment}.corrupt",
+            "cut {bytes_cut} bytes from {segment} at byte {position} (WAL offset {}), saved to {aside}",
             offset_of(
                 rstmdb::wal::segment::parse_segment_file_name(segment).unwrap_or(0),
                 *position
             )
         ),
-        RepairAction::SetAside { segment, bytes } => {
-            format!("set aside {segment} ({bytes} bytes) as {segment}.corrupt")
+        RepairAction::SetAside {
+            segment,
+            bytes,
+            aside,
+        } => {
+            format!("set aside {segment} ({bytes} bytes) as {aside}")
         }
     }
 }

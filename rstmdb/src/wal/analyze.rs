@@ -5,7 +5,9 @@
 use super::error::{Corruption, WalError};
 use super::record::{RecordHeader, UnitMarker};
 use super::scan::{self, RecordView, SegmentScan, Tail};
-use super::segment::{offset_of, position_of, segment_file_name, segment_ids, segment_of};
+use super::segment::{
+    MAX_SEGMENT_ID, offset_of, position_of, segment_file_name, segment_ids, segment_of,
+};
 use super::stats::IoCounters;
 use super::storage::Storage;
 
@@ -243,6 +245,15 @@ pub fn analyze(
         .list()
         .map_err(WalError::io("list the WAL directory"))?;
     let ids = segment_ids(&names);
+    if let Some(&id) = ids.last()
+        && id > MAX_SEGMENT_ID
+    {
+        // Its offsets would lose the id bits and alias those of a low segment.
+        return Err(WalError::UnaddressableSegment {
+            name: segment_file_name(id),
+            last_id: MAX_SEGMENT_ID,
+        });
+    }
     let mut v = Validator {
         checkpoint,
         start_rule,
@@ -268,6 +279,8 @@ pub fn analyze(
         let s = scan::scan_segment(file.as_ref(), id, counters, &mut |r| v.on_record(r))?;
         let newest = i + 1 == ids.len();
         let tail_at = offset_of(id, s.logical_len);
+        // The sequence the invalid bytes at the end of the sequential read should have held.
+        let missing_sequence = v.expected_sequence();
         match (s.tail, newest) {
             (Tail::Clean, _) | (Tail::Zeros, false) => {}
             (Tail::Zeros, true) | (Tail::Invalid(_), true) => cuts.push(PlannedCut::Truncate {
@@ -279,16 +292,40 @@ pub fn analyze(
                     _ => "zero-filled tail".to_owned(),
                 },
             }),
+            // A hole in unsynced writes (a power loss wrote a later page back and not an
+            // earlier one): every record after it was written while the missing one was not yet
+            // durable, so none of them can have been acknowledged under `every_write`.
+            (
+                Tail::InvalidThenValid {
+                    reason,
+                    valid_at,
+                    durable_when_written,
+                },
+                true,
+            ) if durable_when_written < missing_sequence => cuts.push(PlannedCut::Truncate {
+                id,
+                position: s.logical_len,
+                file_len: s.file_len,
+                reason: format!(
+                    "torn tail: {reason} where sequence {missing_sequence} should start, and the \
+                     records from byte {valid_at} on were written before it was durable"
+                ),
+            }),
             (Tail::Invalid(e), false) => {
                 let reason =
                     format!("non-zero bytes after the last record of an older segment ({e})");
                 return Err(v.corrupt(tail_at, v.expected_sequence(), reason));
             }
-            (Tail::InvalidThenValid { reason, valid_at }, _) => {
+            (
+                Tail::InvalidThenValid {
+                    reason, valid_at, ..
+                },
+                _,
+            ) => {
                 let reason = format!(
                     "invalid record ({reason}) followed by a valid record at byte {valid_at}"
                 );
-                return Err(v.corrupt(tail_at, v.expected_sequence(), reason));
+                return Err(v.corrupt(tail_at, missing_sequence, reason));
             }
         }
         segments.push(s);
@@ -341,7 +378,10 @@ pub fn analyze(
     })
 }
 
-/// Spec §6.1 step 4: the unit is cut as a whole, later segments are deleted.
+/// Spec §6.1 step 4: the unit is cut as a whole, later segments are deleted. The deletions come
+/// first, newest first, and the truncation last: a crash part-way then leaves the unit's start
+/// and a gap-free run of its later segments, which the next recovery cuts the same way (the
+/// other order left a truncated segment followed by the unit's remainder: corruption).
 fn cut_incomplete_unit(segments: &[SegmentScan], cuts: &mut Vec<PlannedCut>, open: &OpenUnit) {
     let unit_segment = segment_of(open.start_offset);
     cuts.retain(|c| !matches!(c, PlannedCut::Truncate { id, .. } if *id > unit_segment));
@@ -363,16 +403,16 @@ fn cut_incomplete_unit(segments: &[SegmentScan], cuts: &mut Vec<PlannedCut>, ope
             .find(|s| s.id == unit_segment)
             .map_or(0, |s| s.file_len),
     };
+    for s in segments.iter().rev().filter(|s| s.id > unit_segment) {
+        cuts.push(PlannedCut::Delete {
+            id: s.id,
+            file_len: s.file_len,
+        });
+    }
     cuts.push(PlannedCut::Truncate {
         id: unit_segment,
         position,
         file_len,
         reason,
     });
-    for s in segments.iter().filter(|s| s.id > unit_segment) {
-        cuts.push(PlannedCut::Delete {
-            id: s.id,
-            file_len: s.file_len,
-        });
-    }
 }

@@ -42,6 +42,16 @@ pub enum WalError {
     SyncFailed { message: String },
     #[error("the WAL writer stopped after an unrecoverable error ({reason}); restart to recover")]
     Poisoned { reason: String },
+    #[error(
+        "the WAL has used segment id {last_id}, the last one a WAL offset can address; \
+         this data directory cannot take another record"
+    )]
+    SegmentIdsExhausted { last_id: u64 },
+    #[error(
+        "WAL segment {name} has an id past {last_id}, the last one a WAL offset can address \
+         (rstmdb never creates one)"
+    )]
+    UnaddressableSegment { name: String, last_id: u64 },
     #[error("the WAL writer has been shut down")]
     ShutDown,
     #[error(
@@ -69,6 +79,13 @@ impl WalError {
             ),
             WalError::Locked { .. } => {
                 Some("stop the process that uses the data directory, or pick another --data-dir")
+            }
+            WalError::SegmentIdsExhausted { .. } => Some(
+                "move the state into a new data directory (export the instances, import them \
+                 into a fresh server) and give it a larger storage.wal_segment_size_mb",
+            ),
+            WalError::UnaddressableSegment { .. } => {
+                Some("move the file out of the WAL directory; it is not part of this WAL")
             }
             WalError::Poisoned { .. } | WalError::SyncFailed { .. } => {
                 Some("restart the server: recovery re-reads the WAL from disk")

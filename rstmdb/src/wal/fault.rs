@@ -3,8 +3,13 @@
 //! Each file keeps the image that the last `sync_data` made durable plus the list of writes
 //! since then. [`FaultStorage::crash`] builds the disk a reboot would find: the durable image,
 //! a chosen number of the unsynced operations, and optionally a torn prefix of the next write.
-//! Files whose directory entry was never synced vanish. Writes can be made to fail after a byte
-//! budget (like ENOSPC), and syncs can be made to fail or to take time.
+//! [`FaultStorage::crash_keeping_pages`] models a disk that writes pages back in any order: any
+//! subset of the pages the unsynced writes touched reaches the disk, the others keep their
+//! durable contents (zeros past the durable length).
+//! Files whose directory entry was never synced vanish, and so does the whole directory while its
+//! own entry in its parent was never synced (see [`FaultStorage::fresh_directory`]). Writes can be
+//! made to fail after a byte budget (like ENOSPC), syncs can be made to fail or to take time, and
+//! the next few creates, removes or renames can be made to fail.
 
 use super::storage::{SegmentFile, Storage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,6 +17,10 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The unit in which [`FaultStorage::crash_keeping_pages`] keeps or loses unsynced data: a
+/// page of the page cache.
+pub const PAGE_BYTES: u64 = 4096;
 
 /// How much of the unsynced work survives a crash, for every file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,6 +68,21 @@ struct Faults {
     write_budget: AtomicU64,
     sync_delay_us: AtomicU64,
     syncs: AtomicU64,
+    /// How many of the next `create`, `remove` and `rename` calls fail.
+    failing_creates: AtomicU64,
+    failing_removes: AtomicU64,
+    failing_renames: AtomicU64,
+}
+
+/// Takes one failure off `counter`: true while injected failures remain.
+fn take_failure(counter: &AtomicU64) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("{what} failed (injected)"))
 }
 
 #[derive(Debug)]
@@ -129,11 +153,58 @@ impl SegmentFile for MemFile {
     }
 }
 
+fn page_range(page: u64, len: usize) -> std::ops::Range<usize> {
+    let start = (page * PAGE_BYTES) as usize;
+    start.min(len)..(start + PAGE_BYTES as usize).min(len)
+}
+
+/// Pages whose bytes differ between the durable and the current image (a byte past the end of
+/// one image counts as different).
+fn changed_pages(durable: &[u8], current: &[u8]) -> Vec<u64> {
+    let pages = durable
+        .len()
+        .max(current.len())
+        .div_ceil(PAGE_BYTES as usize) as u64;
+    (0..pages)
+        .filter(|&page| {
+            durable.get(page_range(page, durable.len()))
+                != current.get(page_range(page, current.len()))
+        })
+        .collect()
+}
+
+/// The durable image with the kept changed pages of the current one laid over it. A page lost
+/// past the durable length reads as zeros when a later page was kept (a hole); the file ends at
+/// the durable length or after the last kept page, whichever is later, and never past the
+/// current length. An unsynced truncation is kept (the writer syncs every truncation at once).
+fn page_subset_image(durable: &[u8], current: &[u8], keep: &dyn Fn(u64) -> bool) -> Vec<u8> {
+    if current.len() < durable.len() {
+        return current.to_vec();
+    }
+    let kept: Vec<u64> = changed_pages(durable, current)
+        .into_iter()
+        .filter(|&page| keep(page))
+        .collect();
+    let len = kept
+        .iter()
+        .map(|&page| page_range(page, current.len()).end)
+        .fold(durable.len(), usize::max);
+    let mut image = durable.to_vec();
+    image.resize(len, 0);
+    for page in kept {
+        let range = page_range(page, current.len());
+        image[range.clone()].copy_from_slice(&current[range]);
+    }
+    image
+}
+
 #[derive(Debug, Default)]
 struct Dir {
     files: BTreeMap<String, Arc<MemFile>>,
     /// Names whose directory entry is durable.
     durable_names: BTreeSet<String>,
+    /// The directory's own entry in its parent is not durable yet: a crash loses everything.
+    entry_unsynced: bool,
 }
 
 /// The fault-injecting in-memory storage. Clones share the same "disk".
@@ -161,16 +232,18 @@ impl FaultStorage {
         }
     }
 
+    /// A directory just created (like `wal/` in a new data directory) whose own entry in its
+    /// parent is not durable until [`Storage::sync_parent_dir`]: a crash before that finds the
+    /// directory empty, whatever was synced inside it.
+    pub fn fresh_directory() -> Self {
+        let storage = Self::new();
+        lock(&storage.dir).entry_unsynced = true;
+        storage
+    }
+
     /// The disk after a power loss: see [`CrashPlan`]. Fault settings are reset.
     pub fn crash(&self, plan: CrashPlan) -> FaultStorage {
-        let dir = lock(&self.dir);
-        let after = FaultStorage::new();
-        let mut new_dir = lock(&after.dir);
-        for (name, file) in &dir.files {
-            if !dir.durable_names.contains(name) {
-                continue;
-            }
-            let st = lock(&file.state);
+        self.crash_with(&|_, st| {
             let mut image = st.durable.clone();
             for op in st.unsynced.iter().take(plan.kept_ops) {
                 op.apply(&mut image, usize::MAX);
@@ -178,6 +251,36 @@ impl FaultStorage {
             if let Some(op @ Op::Write { .. }) = st.unsynced.get(plan.kept_ops) {
                 op.apply(&mut image, plan.torn_bytes);
             }
+            image
+        })
+    }
+
+    /// The disk after a power loss on a disk that writes pages back in any order: of the pages
+    /// (of [`PAGE_BYTES`]) whose contents differ from the durable image, those for which
+    /// `keep(file, page index)` is true hold their current contents, the others their durable
+    /// contents (zeros past the durable length). The file is as long as its durable image, or
+    /// longer where a kept page lies past it. Fault settings are reset.
+    pub fn crash_keeping_pages(&self, keep: &dyn Fn(&str, u64) -> bool) -> FaultStorage {
+        self.crash_with(&|name, st| {
+            page_subset_image(&st.durable, &st.current, &|page| keep(name, page))
+        })
+    }
+
+    fn crash_with(&self, image_of: &dyn Fn(&str, &FileState) -> Vec<u8>) -> FaultStorage {
+        let dir = lock(&self.dir);
+        let after = FaultStorage::new();
+        let mut new_dir = lock(&after.dir);
+        if dir.entry_unsynced {
+            // The directory itself vanished; the next open creates it again, empty.
+            new_dir.entry_unsynced = true;
+            drop(new_dir);
+            return after;
+        }
+        for (name, file) in &dir.files {
+            if !dir.durable_names.contains(name) {
+                continue;
+            }
+            let image = image_of(name, &lock(&file.state));
             let state = FileState {
                 durable: image.clone(),
                 current: image,
@@ -192,6 +295,19 @@ impl FaultStorage {
         }
         drop(new_dir);
         after
+    }
+
+    /// Per file, the indices of the pages whose contents differ from the durable image: the
+    /// choices [`FaultStorage::crash_keeping_pages`] has.
+    pub fn unsynced_pages(&self) -> BTreeMap<String, Vec<u64>> {
+        let dir = lock(&self.dir);
+        dir.files
+            .iter()
+            .map(|(n, f)| {
+                let st = lock(&f.state);
+                (n.clone(), changed_pages(&st.durable, &st.current))
+            })
+            .collect()
     }
 
     /// Unsynced operations per file, to choose a [`CrashPlan`].
@@ -251,6 +367,21 @@ impl FaultStorage {
             .store(delay.as_micros() as u64, Ordering::SeqCst);
     }
 
+    /// The next `count` calls of `create` fail (like ENOSPC or EMFILE), creating nothing.
+    pub fn fail_next_creates(&self, count: u64) {
+        self.faults.failing_creates.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` calls of `remove` fail, removing nothing.
+    pub fn fail_next_removes(&self, count: u64) {
+        self.faults.failing_removes.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` calls of `rename` fail, renaming nothing.
+    pub fn fail_next_renames(&self, count: u64) {
+        self.faults.failing_renames.store(count, Ordering::SeqCst);
+    }
+
     /// Successful `sync_data` calls so far.
     pub fn syncs(&self) -> u64 {
         self.faults.syncs.load(Ordering::SeqCst)
@@ -262,6 +393,9 @@ impl Storage for FaultStorage {
         Ok(lock(&self.dir).files.keys().cloned().collect())
     }
     fn create(&self, name: &str) -> io::Result<Arc<dyn SegmentFile>> {
+        if take_failure(&self.faults.failing_creates) {
+            return Err(injected(&format!("create {name}")));
+        }
         let mut dir = lock(&self.dir);
         if dir.files.contains_key(name) {
             return Err(io::Error::new(
@@ -284,6 +418,9 @@ impl Storage for FaultStorage {
         }
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        if take_failure(&self.faults.failing_removes) {
+            return Err(injected(&format!("remove {name}")));
+        }
         let mut dir = lock(&self.dir);
         dir.durable_names.remove(name);
         match dir.files.remove(name) {
@@ -292,6 +429,9 @@ impl Storage for FaultStorage {
         }
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        if take_failure(&self.faults.failing_renames) {
+            return Err(injected(&format!("rename {from}")));
+        }
         let mut dir = lock(&self.dir);
         let file = dir
             .files
@@ -305,6 +445,10 @@ impl Storage for FaultStorage {
         let mut dir = lock(&self.dir);
         let names: Vec<String> = dir.files.keys().cloned().collect();
         dir.durable_names = names.into_iter().collect();
+        Ok(())
+    }
+    fn sync_parent_dir(&self) -> io::Result<()> {
+        lock(&self.dir).entry_unsynced = false;
         Ok(())
     }
 }
@@ -355,6 +499,66 @@ mod tests {
                 .contents("new")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_fresh_directory_vanishes_whole_until_its_own_entry_is_synced() {
+        let storage = FaultStorage::fresh_directory();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"data").expect("write");
+        file.sync_data().expect("sync");
+        let lost = storage.crash(CrashPlan::default());
+        assert!(lost.list().expect("list").is_empty());
+        storage.sync_parent_dir().expect("sync parent");
+        let kept = storage.crash(CrashPlan::default());
+        assert_eq!(kept.contents("a").expect("file"), b"data");
+    }
+
+    #[test]
+    fn injected_create_remove_and_rename_failures_change_nothing() {
+        let storage = FaultStorage::new();
+        file_with(&storage, "a");
+        storage.fail_next_creates(1);
+        storage.fail_next_removes(1);
+        storage.fail_next_renames(1);
+        assert!(storage.create("b").is_err());
+        assert!(storage.remove("a").is_err());
+        assert!(storage.rename("a", "c").is_err());
+        assert_eq!(storage.list().expect("list"), vec!["a".to_owned()]);
+        storage.create("b").expect("only one create fails");
+        storage.rename("b", "c").expect("only one rename fails");
+        storage.remove("a").expect("only one remove fails");
+        assert_eq!(storage.list().expect("list"), vec!["c".to_owned()]);
+    }
+
+    #[test]
+    fn a_crash_can_keep_a_later_unsynced_page_and_lose_an_earlier_one() {
+        let storage = FaultStorage::new();
+        let file = file_with(&storage, "a");
+        file.write_at(0, b"synced").expect("write");
+        file.sync_data().expect("sync");
+        // One write over three pages: page 0 (after the synced bytes), 1 and 2.
+        let pages = vec![7u8; 2 * PAGE_BYTES as usize + 10];
+        file.write_at(6, &pages).expect("write");
+        assert_eq!(storage.unsynced_pages()["a"], vec![0, 1, 2]);
+        let after = storage.crash_keeping_pages(&|name, page| name == "a" && page == 1);
+        let image = after.contents("a").expect("file");
+        assert_eq!(
+            image.len(),
+            2 * PAGE_BYTES as usize,
+            "ends after the kept page"
+        );
+        assert_eq!(&image[..6], b"synced");
+        assert!(
+            image[6..PAGE_BYTES as usize].iter().all(|b| *b == 0),
+            "page 0 lost"
+        );
+        assert!(
+            image[PAGE_BYTES as usize..].iter().all(|b| *b == 7),
+            "page 1 kept"
+        );
+        let none = storage.crash_keeping_pages(&|_, _| false);
+        assert_eq!(none.contents("a").expect("file"), b"synced");
     }
 
     #[test]

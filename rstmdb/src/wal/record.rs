@@ -10,6 +10,12 @@ pub const HEADER_LEN: usize = 40;
 /// The protocol's record cap (16 MiB − 64 KiB, spec §2.4): a record always fits in a frame.
 pub use rstmdb_protocol::limits::MAX_RECORD_PAYLOAD_BYTES;
 const FLAG_UNIT: u8 = 0b0000_0001;
+/// Bytes 4..8 hold the payload length in their low 24 bits and the low 8 bits of
+/// `unsynced_before` in the high 8; flag bits 1..7 hold its high 7 bits.
+const PAYLOAD_LEN_MASK: u32 = 0x00FF_FFFF;
+const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES as u32 <= PAYLOAD_LEN_MASK);
+/// The largest `unsynced_before`: 15 bits.
+pub const MAX_UNSYNCED_BEFORE: u16 = 0x7FFF;
 
 /// Membership of a record in an atomic unit (spec §6.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,10 @@ pub struct RecordHeader {
     pub timestamp_ms: i64,
     pub unit: Option<UnitMarker>,
     pub payload_crc: u32,
+    /// How many of the records before this one were not known durable when it was written
+    /// (saturating at [`MAX_UNSYNCED_BEFORE`]; 0 in WALs written before this field existed). Recovery uses it to
+    /// tell a hole left by a power loss in unsynced writes from damage (docs/wal-format.md §2).
+    pub unsynced_before: u16,
 }
 
 impl RecordHeader {
@@ -36,6 +46,22 @@ impl RecordHeader {
     pub fn record_len(&self) -> u64 {
         HEADER_LEN as u64 + u64::from(self.payload_len)
     }
+
+    /// The highest sequence that may have been durable when this record was written: no record
+    /// after it was. A saturated `unsynced_before` only makes this higher than the truth, never
+    /// lower, so it can only make recovery call a hole corruption, never hide damage.
+    pub fn durable_when_written(&self) -> u64 {
+        self.sequence
+            .saturating_sub(1)
+            .saturating_sub(u64::from(self.unsynced_before))
+    }
+}
+
+/// `unsynced_before` for a record of `sequence` written while records up to `durable_sequence`
+/// were durable.
+pub fn unsynced_before(sequence: u64, durable_sequence: u64) -> u16 {
+    let unsynced = sequence.saturating_sub(1).saturating_sub(durable_sequence);
+    unsynced.min(u64::from(MAX_UNSYNCED_BEFORE)) as u16
 }
 
 /// Why bytes are not a valid record.
@@ -81,6 +107,7 @@ pub fn encode_into(
     sequence: u64,
     timestamp_ms: i64,
     unit: Option<UnitMarker>,
+    unsynced_before: u16,
     payload: &[u8],
 ) {
     assert!(kind != 0, "record kind 0 is reserved");
@@ -95,11 +122,17 @@ pub fn encode_into(
             "unit marker out of range"
         );
     }
+    assert!(
+        unsynced_before <= MAX_UNSYNCED_BEFORE,
+        "unsynced_before over 15 bits"
+    );
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.push(kind);
-    out.push(if unit.is_some() { FLAG_UNIT } else { 0 });
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let unsynced_high = (unsynced_before >> 8) as u8;
+    out.push(unsynced_high << 1 | if unit.is_some() { FLAG_UNIT } else { 0 });
+    let len_and_unsynced = payload.len() as u32 | u32::from(unsynced_before & 0xFF) << 24;
+    out.extend_from_slice(&len_and_unsynced.to_le_bytes());
     out.extend_from_slice(&sequence.to_le_bytes());
     out.extend_from_slice(&timestamp_ms.to_le_bytes());
     let (index, count) = unit.map_or((0, 0), |u| (u.index, u.count));
@@ -140,9 +173,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
     }
     let kind = h[2];
     let flags = h[3];
-    let payload_len = u32_at(h, 4);
+    let payload_len = u32_at(h, 4) & PAYLOAD_LEN_MASK;
+    let unsynced_before = u16::from(flags >> 1) << 8 | u16::from(h[7]);
     let (index, count) = (u32_at(h, 24), u32_at(h, 28));
-    let unit = match flags {
+    let unit = match flags & FLAG_UNIT {
         0 if index == 0 && count == 0 => None,
         FLAG_UNIT if count >= 1 && index < count => Some(UnitMarker { index, count }),
         _ => return Err(DecodeError::MalformedHeader),
@@ -158,6 +192,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
         timestamp_ms: u64_at(h, 16) as i64,
         unit,
         payload_crc: u32_at(h, 32),
+        unsynced_before,
     })
 }
 
@@ -182,7 +217,7 @@ mod tests {
 
     fn encode(kind: u8, seq: u64, unit: Option<UnitMarker>, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_into(&mut out, kind, seq, -5, unit, payload);
+        encode_into(&mut out, kind, seq, -5, unit, 3, payload);
         out
     }
 
@@ -193,10 +228,45 @@ mod tests {
         assert_eq!(bytes.len(), HEADER_LEN + 12);
         let (h, payload) = decode(&bytes).expect("valid");
         assert_eq!(
-            (h.kind, h.sequence, h.timestamp_ms, h.unit),
-            (7, 42, -5, unit)
+            (
+                h.kind,
+                h.sequence,
+                h.timestamp_ms,
+                h.unit,
+                h.unsynced_before
+            ),
+            (7, 42, -5, unit, 3)
         );
+        assert_eq!(h.durable_when_written(), 38);
         assert_eq!(payload, b"{\"type\":\"x\"}");
+    }
+
+    #[test]
+    fn unsynced_before_counts_the_records_not_yet_durable_and_saturates() {
+        assert_eq!(unsynced_before(1, 0), 0);
+        assert_eq!(unsynced_before(5, 4), 0);
+        assert_eq!(unsynced_before(5, 1), 3);
+        assert_eq!(unsynced_before(1_000, 1), 998);
+        assert_eq!(unsynced_before(100_000, 1), MAX_UNSYNCED_BEFORE);
+        // Recovery's reading of a saturated value errs high: "maybe durable", never lower.
+        let bytes = encode(1, 1_000, None, b"x");
+        let mut saturated = Vec::new();
+        encode_into(
+            &mut saturated,
+            1,
+            100_000,
+            0,
+            None,
+            unsynced_before(100_000, 1),
+            b"x",
+        );
+        let (h, _) = decode(&saturated).expect("valid");
+        assert_eq!(
+            h.durable_when_written(),
+            100_000 - 1 - 32_767,
+            "at least the true 1"
+        );
+        assert_eq!(decode(&bytes).expect("valid").0.durable_when_written(), 996);
     }
 
     #[test]
@@ -242,12 +312,12 @@ mod tests {
         }
 
         #[test]
-        fn round_trip_any_record(kind in 1u8.., seq in 1u64.., ts: i64, payload in proptest::collection::vec(any::<u8>(), 0..300), unit in proptest::option::of((1u32..100).prop_flat_map(|c| (0..c, Just(c))))) {
+        fn round_trip_any_record(kind in 1u8.., seq in 1u64.., ts: i64, unsynced in 0..=MAX_UNSYNCED_BEFORE, payload in proptest::collection::vec(any::<u8>(), 0..300), unit in proptest::option::of((1u32..100).prop_flat_map(|c| (0..c, Just(c))))) {
             let unit = unit.map(|(index, count)| UnitMarker { index, count });
             let mut out = Vec::new();
-            encode_into(&mut out, kind, seq, ts, unit, &payload);
+            encode_into(&mut out, kind, seq, ts, unit, unsynced, &payload);
             let (h, p) = decode(&out).expect("valid");
-            prop_assert_eq!((h.kind, h.sequence, h.timestamp_ms, h.unit), (kind, seq, ts, unit));
+            prop_assert_eq!((h.kind, h.sequence, h.timestamp_ms, h.unit, h.unsynced_before), (kind, seq, ts, unit, unsynced));
             prop_assert_eq!(p, &payload[..]);
         }
     }

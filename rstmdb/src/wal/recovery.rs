@@ -1,5 +1,6 @@
 //! Start-up recovery (spec §6.1): validate with [`super::analyze`], make the planned cuts, and
-//! leave the kept WAL synced so that `durable_offset == latest_offset`.
+//! leave the kept WAL synced, directory entries included, so that `durable_offset ==
+//! latest_offset`.
 
 use super::analyze::{self, Analysis, CheckpointPosition, PlannedCut, ReplayFn, StartRule};
 use super::error::WalError;
@@ -53,9 +54,6 @@ pub(crate) fn recover(
         storage
             .create(&name)
             .map_err(WalError::io(format!("create {name}")))?;
-        storage
-            .sync_dir()
-            .map_err(WalError::io("sync the WAL directory"))?;
         segments.push_back(SegmentInfo {
             id: 1,
             logical_len: 0,
@@ -77,6 +75,14 @@ pub(crate) fn recover(
             .map_err(WalError::io(format!("sync {name}")))?;
         counters.fsyncs.fetch_add(1, Ordering::Relaxed);
     }
+    // Unconditionally: the newest segment may be an empty one a kill left between its create
+    // and the directory fsync, and the `wal/` directory itself may be as new as this start-up.
+    // Records written from here on are acknowledged, so every entry leading to them must be
+    // durable first.
+    sync_dir(storage)?;
+    storage.sync_parent_dir().map_err(WalError::io(
+        "sync the data directory (the WAL directory's entry)",
+    ))?;
     report.latest_offset = offset_of(newest.id, newest.logical_len);
     let state = RecoveredState {
         segments,
@@ -86,8 +92,9 @@ pub(crate) fn recover(
     Ok((state, report))
 }
 
-/// Makes the cuts durable (truncate + fdatasync, delete + directory fsync) and returns the kept
-/// segments with their logical lengths.
+/// Makes the cuts durable in plan order (deletions, newest first; then a directory fsync; then
+/// truncate + fdatasync) and returns the kept segments with their logical lengths. A crash at
+/// any step leaves a WAL the next recovery cuts the same way.
 fn apply_cuts(
     storage: &dyn Storage,
     counters: &IoCounters,
@@ -111,6 +118,12 @@ fn apply_cuts(
                 file_len,
                 reason,
             } => {
+                if directory_changed {
+                    // The deletions must be durable before the cut: a truncated unit segment
+                    // followed by a resurrected later segment would read as corruption.
+                    sync_dir(storage)?;
+                    directory_changed = false;
+                }
                 let name = segment_file_name(*id);
                 let file = storage
                     .open(&name)
@@ -146,10 +159,12 @@ fn apply_cuts(
             }
         }
     }
-    if directory_changed {
-        storage
-            .sync_dir()
-            .map_err(WalError::io("sync the WAL directory"))?;
-    }
+    // Deletions not yet synced here are synced by `recover` before the WAL is used.
     Ok(segments)
+}
+
+fn sync_dir(storage: &dyn Storage) -> Result<(), WalError> {
+    storage
+        .sync_dir()
+        .map_err(WalError::io("sync the WAL directory"))
 }

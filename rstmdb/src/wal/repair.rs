@@ -1,5 +1,6 @@
 //! Offline repair of a corrupt WAL (`rstmdb wal-inspect repair`): cut at the first invalid
-//! byte, keeping every cut byte in a `<segment>.corrupt` file beside the segment.
+//! byte, keeping every cut byte in a `<segment>.corrupt` file beside the segment (or
+//! `<segment>.corrupt.N` when an earlier repair's file is there: none is ever replaced).
 
 use super::analyze::{self, Analysis, ReplayFn, StartRule};
 use super::error::{Corruption, WalError};
@@ -7,17 +8,25 @@ use super::segment::{position_of, segment_file_name, segment_ids, segment_of};
 use super::stats::IoCounters;
 use super::storage::{Storage, read_exact_at};
 
+/// Most `.corrupt` files kept per segment (`<segment>.corrupt`, then `.corrupt.1` ...).
+pub const MAX_CORRUPT_FILES_PER_SEGMENT: u32 = 1000;
+
 /// One change a repair makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepairAction {
-    /// Copy bytes `position..` of the segment to `<segment>.corrupt`, then truncate it there.
+    /// Copy bytes `position..` of the segment to the new file `aside`, then truncate it there.
     Truncate {
         segment: String,
         position: u64,
         bytes_cut: u64,
+        aside: String,
     },
-    /// Rename a later segment to `<segment>.corrupt`.
-    SetAside { segment: String, bytes: u64 },
+    /// Rename a later segment to `aside`.
+    SetAside {
+        segment: String,
+        bytes: u64,
+        aside: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +70,13 @@ pub fn plan(storage: &dyn Storage, counters: &IoCounters) -> Result<Option<Repai
         .map_err(WalError::io("list the WAL directory"))?;
     let cut_segment = segment_of(corruption.offset);
     let mut actions = Vec::new();
+    // Later segments first, newest first, and the cut last: a crash part-way leaves the corrupt
+    // segment whole, followed by a gap-free run of segments, so running repair again finds the
+    // same corruption and plans the same cut (cutting first left a clean-looking segment
+    // followed by the rest: a different "corruption" at the next segment).
     for id in segment_ids(&names)
         .into_iter()
+        .rev()
         .filter(|id| *id >= cut_segment)
     {
         let segment = segment_file_name(id);
@@ -75,16 +89,20 @@ pub fn plan(storage: &dyn Storage, counters: &IoCounters) -> Result<Option<Repai
         if id == cut_segment {
             let position = position_of(corruption.offset);
             if position < len {
+                let aside = free_aside_name(&names, &segment)?;
                 actions.push(RepairAction::Truncate {
                     segment,
                     position,
                     bytes_cut: len - position,
+                    aside,
                 });
             }
         } else {
+            let aside = free_aside_name(&names, &segment)?;
             actions.push(RepairAction::SetAside {
                 segment,
                 bytes: len,
+                aside,
             });
         }
     }
@@ -94,8 +112,27 @@ pub fn plan(storage: &dyn Storage, counters: &IoCounters) -> Result<Option<Repai
     }))
 }
 
-/// Carries out a plan. The cut bytes are written and synced to the `.corrupt` file before the
-/// segment is truncated, so a crash during repair loses nothing.
+/// `<segment>.corrupt`, or the first `<segment>.corrupt.N` not in `names`: the bytes an earlier
+/// repair set aside are kept, never replaced.
+fn free_aside_name(names: &[String], segment: &str) -> Result<String, WalError> {
+    (0..MAX_CORRUPT_FILES_PER_SEGMENT)
+        .map(|n| match n {
+            0 => format!("{segment}.corrupt"),
+            n => format!("{segment}.corrupt.{n}"),
+        })
+        .find(|name| !names.contains(name))
+        .ok_or_else(|| {
+            WalError::Config(format!(
+                "{segment} already has {MAX_CORRUPT_FILES_PER_SEGMENT} .corrupt files; move them \
+                 out of the WAL directory"
+            ))
+        })
+}
+
+/// Carries out a plan, in its order. The cut bytes are written and synced to the `.corrupt`
+/// file before the segment is truncated, so a crash during repair loses nothing; every rename is
+/// made durable before the next step, so a crash leaves a WAL the next repair plans the same
+/// cut for.
 pub fn apply(storage: &dyn Storage, plan: &RepairPlan) -> Result<(), WalError> {
     for action in &plan.actions {
         match action {
@@ -103,6 +140,7 @@ pub fn apply(storage: &dyn Storage, plan: &RepairPlan) -> Result<(), WalError> {
                 segment,
                 position,
                 bytes_cut,
+                aside,
             } => {
                 let file = storage
                     .open(segment)
@@ -110,10 +148,9 @@ pub fn apply(storage: &dyn Storage, plan: &RepairPlan) -> Result<(), WalError> {
                 let mut cut = vec![0u8; *bytes_cut as usize];
                 read_exact_at(file.as_ref(), *position, &mut cut)
                     .map_err(WalError::io(format!("read {segment}")))?;
-                let aside = format!("{segment}.corrupt");
-                let _ = storage.remove(&aside);
+                // A new file (create fails if it exists): an earlier repair's is never replaced.
                 let copy = storage
-                    .create(&aside)
+                    .create(aside)
                     .map_err(WalError::io(format!("create {aside}")))?;
                 copy.write_at(0, &cut)
                     .map_err(WalError::io(format!("write {aside}")))?;
@@ -127,11 +164,10 @@ pub fn apply(storage: &dyn Storage, plan: &RepairPlan) -> Result<(), WalError> {
                 file.sync_data()
                     .map_err(WalError::io(format!("sync {segment}")))?;
             }
-            RepairAction::SetAside { segment, .. } => {
-                let aside = format!("{segment}.corrupt");
-                let _ = storage.remove(&aside);
+            RepairAction::SetAside { segment, aside, .. } => {
+                // `aside` was free when the plan was made, under the data directory's lock.
                 storage
-                    .rename(segment, &aside)
+                    .rename(segment, aside)
                     .map_err(WalError::io(format!("rename {segment}")))?;
                 storage
                     .sync_dir()

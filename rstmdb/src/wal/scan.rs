@@ -35,9 +35,16 @@ pub enum Tail {
     /// Invalid bytes follow and no valid record comes after them: a torn tail if this is the
     /// newest segment.
     Invalid(DecodeError),
-    /// Invalid bytes followed, later in the file, by a valid record at this byte position:
-    /// corruption wherever it is.
-    InvalidThenValid { reason: DecodeError, valid_at: u64 },
+    /// Invalid bytes followed, later in the file, by a valid record at byte `valid_at`:
+    /// corruption, unless this is the newest segment and every valid record after the invalid
+    /// bytes was written before they were durable (a hole a power loss left in unsynced writes).
+    InvalidThenValid {
+        reason: DecodeError,
+        valid_at: u64,
+        /// The highest [`RecordHeader::durable_when_written`] of the valid records after the
+        /// invalid bytes.
+        durable_when_written: u64,
+    },
 }
 
 /// The result of scanning one segment.
@@ -171,10 +178,35 @@ fn classify_tail(
     if reason.is_incomplete() {
         return Ok(Tail::Invalid(reason));
     }
-    Ok(match find_valid_record(window, from + 1)? {
-        Some(valid_at) => Tail::InvalidThenValid { reason, valid_at },
-        None => Tail::Invalid(reason),
+    let Some(valid_at) = find_valid_record(window, from + 1)? else {
+        return Ok(Tail::Invalid(reason));
+    };
+    Ok(Tail::InvalidThenValid {
+        reason,
+        valid_at,
+        durable_when_written: durable_when_written_after(window, valid_at)?,
     })
+}
+
+/// The highest `durable_when_written` of every valid record from `first_valid` to the end of
+/// the file, walking record to record and searching again past anything invalid.
+fn durable_when_written_after(window: &mut Window<'_>, first_valid: u64) -> Result<u64, WalError> {
+    let (file, file_len) = (window.file, window.file_len);
+    let mut highest = 0;
+    let mut pos = first_valid;
+    while pos < file_len {
+        match valid_header_at(file, file_len, pos)? {
+            Some(header) => {
+                highest = highest.max(header.durable_when_written());
+                pos += header.record_len();
+            }
+            None => match find_valid_record(window, pos + 1)? {
+                Some(next) => pos = next,
+                None => break,
+            },
+        }
+    }
+    Ok(highest)
 }
 
 fn all_zero(window: &mut Window<'_>, mut pos: u64) -> Result<bool, WalError> {
@@ -220,20 +252,29 @@ fn find_valid_record(window_src: &mut Window<'_>, from: u64) -> Result<Option<u6
 }
 
 fn is_valid_record_at(file: &dyn SegmentFile, file_len: u64, pos: u64) -> Result<bool, WalError> {
+    Ok(valid_header_at(file, file_len, pos)?.is_some())
+}
+
+/// The header of the valid record at `pos`, if one starts there.
+fn valid_header_at(
+    file: &dyn SegmentFile,
+    file_len: u64,
+    pos: u64,
+) -> Result<Option<RecordHeader>, WalError> {
     if file_len - pos < HEADER_LEN as u64 {
-        return Ok(false);
+        return Ok(None);
     }
     let mut header = [0u8; HEADER_LEN];
     super::storage::read_exact_at(file, pos, &mut header)
         .map_err(WalError::io("read a WAL segment"))?;
     let Ok(h) = record::decode_header(&header) else {
-        return Ok(false);
+        return Ok(None);
     };
     if file_len - pos < h.record_len() {
-        return Ok(false);
+        return Ok(None);
     }
     let mut bytes = vec![0u8; h.record_len() as usize];
     super::storage::read_exact_at(file, pos, &mut bytes)
         .map_err(WalError::io("read a WAL segment"))?;
-    Ok(record::decode(&bytes).is_ok())
+    Ok(record::decode(&bytes).is_ok().then_some(h))
 }

@@ -6,6 +6,9 @@ pub use rstmdb_protocol::limits::{offset_of, position_of, segment_of};
 
 /// A segment never grows beyond what an offset's position bits can address (2^40 bytes).
 pub const MAX_SEGMENT_BYTES: u64 = rstmdb_protocol::limits::OFFSET_POSITION_MASK + 1;
+/// The last segment id an offset can address: the 24 bits above the position. One more and the
+/// id bits would be lost, so offsets would go backwards.
+pub const MAX_SEGMENT_ID: u64 = u64::MAX >> rstmdb_protocol::limits::OFFSET_POSITION_BITS;
 pub const SEGMENT_SUFFIX: &str = ".wal";
 
 /// `0000000000000001.wal`.

@@ -38,6 +38,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creations, removals and renames in the directory durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Makes the directory's own entry in its parent durable (`wal/` in the data directory):
+    /// until then a power loss may take the directory, and every segment in it, away.
+    fn sync_parent_dir(&self) -> io::Result<()>;
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
@@ -208,5 +211,15 @@ impl Storage for DirStorage {
             return Ok(());
         }
         File::open(&self.dir)?.sync_all()
+    }
+    fn sync_parent_dir(&self) -> io::Result<()> {
+        match self.dir.parent() {
+            // The root has no entry to sync; a read-only inspector created nothing.
+            _ if self.read_only => Ok(()),
+            None => Ok(()),
+            // A relative path of one component (`wal`) lives in the working directory.
+            Some(parent) if parent.as_os_str().is_empty() => File::open(".")?.sync_all(),
+            Some(parent) => File::open(parent)?.sync_all(),
+        }
     }
 }

@@ -147,6 +147,11 @@ impl Durability {
         self.work.notify_all();
     }
 
+    /// The sequence of the last record a completed fdatasync covered.
+    pub fn durable_sequence(&self) -> u64 {
+        lock(&self.state).durable_sequence
+    }
+
     pub fn check_failure(&self) -> Result<(), WalError> {
         match &lock(&self.state).failure {
             Some(reason) => Err(WalError::Poisoned {

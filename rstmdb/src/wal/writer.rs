@@ -7,7 +7,7 @@ use super::placement::Placement;
 use super::policy::{FsyncPolicy, WalConfig};
 use super::record::{self, HEADER_LEN, UnitMarker};
 use super::recovery::{self, RecoveryReport};
-use super::segment::{offset_of, segment_file_name, segment_of};
+use super::segment::{MAX_SEGMENT_ID, offset_of, segment_file_name, segment_of};
 use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
 use super::sync::{self, Durability, SyncState, SyncStatus, lock};
@@ -265,6 +265,15 @@ impl Wal {
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<Appended, WalError> {
         a.buf.clear();
+        // The records before this append: all a rotation may call durable, since this append's
+        // own records are cut again if it fails after the rotation.
+        let kept = (
+            offset_of(a.newest().id, a.newest().logical_len),
+            a.next_sequence - 1,
+        );
+        // Read before the write, so it can only be lower than what was durable when the bytes
+        // reach the file: recovery may then take a hole for a torn tail, never the reverse.
+        let durable_sequence = self.durability.durable_sequence();
         let mut buf_position = a.newest().logical_len;
         let mut placement = Placement::at(
             offset_of(a.newest().id, a.newest().logical_len),
@@ -276,7 +285,7 @@ impl Wal {
             let offset = placement.place(r.payload.len());
             if segment_of(offset) != a.newest().id {
                 self.flush(a, buf_position)?;
-                self.rotate(a, sequence - 1, created)?;
+                self.rotate(a, kept, created)?;
                 buf_position = 0;
             }
             let newest = a.newest();
@@ -292,6 +301,7 @@ impl Wal {
                 sequence,
                 r.timestamp_ms,
                 unit(i),
+                record::unsynced_before(sequence, durable_sequence),
                 r.payload,
             );
             if let Some(n) = a.newest_mut() {
@@ -319,10 +329,16 @@ impl Wal {
 
     /// Syncs the full segment (so only the newest segment can ever be torn), then creates the
     /// next one and makes its directory entry durable.
+    ///
+    /// The sync also covers records of the append in progress, but durability advances only to
+    /// `kept` (offset, sequence), the end of the records before it: if the create or anything
+    /// later fails, the append is cut back to there, and a durable mark above the cut would let
+    /// the next record written below it be acknowledged without an fdatasync. The append's
+    /// records become durable with its own sync, which covers them.
     fn rotate(
         &self,
         a: &mut AppendState,
-        last_sequence: u64,
+        kept: (u64, u64),
         created: &mut Vec<(u64, Arc<dyn SegmentFile>)>,
     ) -> Result<(), WalError> {
         let old = a.newest();
@@ -335,11 +351,19 @@ impl Wal {
             return Err(WalError::SyncFailed { message });
         }
         let latency_us = started.elapsed().as_micros() as u64;
-        self.durability.advance(
-            offset_of(old.id, old.logical_len),
-            last_sequence,
-            latency_us,
-        );
+        let (kept_offset, kept_sequence) = kept;
+        debug_assert!(kept_offset <= offset_of(old.id, old.logical_len));
+        self.durability
+            .advance(kept_offset, kept_sequence, latency_us);
+        if old.id >= MAX_SEGMENT_ID {
+            // The next id's offsets would lose their id bits and go backwards. Permanent: no
+            // later append can rotate either, so the WAL stops with the remedy in its reason.
+            // (After the sync above, so the records before this append are still acknowledged.)
+            let exhausted = WalError::SegmentIdsExhausted { last_id: old.id };
+            let remedy = exhausted.hint().unwrap_or_default();
+            self.durability.fail(format!("{exhausted} ({remedy})"));
+            return Err(exhausted);
+        }
         let id = old.id + 1;
         let name = segment_file_name(id);
         let file = self

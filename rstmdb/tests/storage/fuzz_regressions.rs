@@ -102,7 +102,7 @@ fn a_checkpoint_ahead_of_the_records_it_covers_is_corruption() {
 #[test]
 fn a_record_sequence_without_a_successor_is_corruption() {
     let mut segment = Vec::new();
-    rstmdb::wal::record::encode_into(&mut segment, 1, u64::MAX, 0, None, b"{}");
+    rstmdb::wal::record::encode_into(&mut segment, 1, u64::MAX, 0, None, 0, b"{}");
     segment.extend_from_slice(&[0xff; 24]);
     let storage = FaultStorage::new();
     storage.put_synced(&segment_file_name(1), segment);
@@ -198,7 +198,11 @@ fn seed_wal() -> SeedWal {
         br#"{"op":"create"}"#,
         br#"{}"#,
     ] {
-        offsets.extend(wal.append(&[record(payload)]).unwrap().offsets);
+        // Waiting makes `unsynced_before` (which depends on what was durable when a record
+        // was written) the same on every run: 0 here, 1 for the unit's second record.
+        let appended = wal.append(&[record(payload)]).unwrap();
+        wal.wait_durable_blocking(appended.end_offset).unwrap();
+        offsets.extend(appended.offsets);
     }
     let unit = [record(br#"{"op":"apply"}"#), record(br#"{"op":"delete"}"#)];
     let appended = wal.append_unit(&unit).unwrap();

@@ -8,7 +8,7 @@ use rstmdb::engine::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, Engine, EngineConfig, InstanceIdChoice,
     PutMachine, Record,
 };
-use rstmdb::wal::fault::{CrashPlan, FaultStorage};
+use rstmdb::wal::fault::{CrashPlan, FaultStorage, PAGE_BYTES};
 use rstmdb::wal::{FsyncPolicy, WalConfig};
 use serde_json::json;
 use std::sync::Arc;
@@ -69,18 +69,25 @@ fn machine() -> Command {
     })
 }
 
-fn open(dir: &std::path::Path, storage: FaultStorage) -> Database {
-    open_with(dir, storage, FsyncPolicy::EveryWrite)
-}
+/// Small segments so crashes also hit rotations.
+const SEGMENT_BYTES: u64 = 2048;
 
 fn open_with(dir: &std::path::Path, storage: FaultStorage, fsync_policy: FsyncPolicy) -> Database {
+    open_sized(dir, storage, fsync_policy, SEGMENT_BYTES)
+}
+
+fn open_sized(
+    dir: &std::path::Path,
+    storage: FaultStorage,
+    fsync_policy: FsyncPolicy,
+    segment_size_bytes: u64,
+) -> Database {
     let options = DatabaseOptions {
         wal_storage: Some(Arc::new(storage)),
         ..DatabaseOptions::new(
             dir,
             WalConfig {
-                // Small segments so crashes also hit rotations.
-                segment_size_bytes: 2048,
+                segment_size_bytes,
                 fsync_policy,
             },
         )
@@ -88,9 +95,52 @@ fn open_with(dir: &std::path::Path, storage: FaultStorage, fsync_policy: FsyncPo
     Database::open(options).expect("open").0
 }
 
+/// What survives the crash of [`run_case`].
+#[derive(Debug, Clone)]
+enum Crash {
+    /// A prefix of the unsynced writes, the next one torn (segments of [`SEGMENT_BYTES`]).
+    Ops { kept_ops: usize, torn_bytes: usize },
+    /// Any subset of the unsynced pages, page `i` kept when `kept[i % kept.len()]`; segments of
+    /// three pages, so the unsynced tail can span pages and holes appear (issue 15, item 3).
+    Pages { kept: Vec<bool> },
+}
+
+impl Crash {
+    fn segment_size_bytes(&self) -> u64 {
+        match self {
+            Crash::Ops { .. } => SEGMENT_BYTES,
+            Crash::Pages { .. } => 3 * PAGE_BYTES,
+        }
+    }
+
+    fn apply(&self, storage: &FaultStorage) -> FaultStorage {
+        match self {
+            Crash::Ops {
+                kept_ops,
+                torn_bytes,
+            } => storage.crash(CrashPlan {
+                kept_ops: (*kept_ops)
+                    .min(storage.unsynced_ops().values().copied().max().unwrap_or(0)),
+                torn_bytes: *torn_bytes,
+            }),
+            Crash::Pages { kept } => {
+                storage.crash_keeping_pages(&|_, page| kept[page as usize % kept.len()])
+            }
+        }
+    }
+}
+
 /// One case: `acked` steps are awaited, then `in_flight` steps are issued behind a slow fsync
-/// and the disk is crashed with `plan` while they are written but not yet synced.
-fn run_case(acked: Vec<Step>, in_flight: Vec<Step>, kept_ops: usize, torn_bytes: usize) {
+/// and the disk is crashed as `crash` says while they are written but not yet synced.
+fn run_case(acked: Vec<Step>, in_flight: Vec<Step>, crash: Crash) {
+    let open = |dir: &std::path::Path, storage: FaultStorage| {
+        open_sized(
+            dir,
+            storage,
+            FsyncPolicy::EveryWrite,
+            crash.segment_size_bytes(),
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -117,11 +167,7 @@ fn run_case(acked: Vec<Step>, in_flight: Vec<Step>, kept_ops: usize, torn_bytes:
             .map(|(n, step)| tokio::spawn(db.write(command(step, 1000 + n))))
             .collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let kept = kept_ops.min(storage.unsynced_ops().values().copied().max().unwrap_or(0));
-        let crashed = storage.crash(CrashPlan {
-            kept_ops: kept,
-            torn_bytes,
-        });
+        let crashed = crash.apply(&storage);
         storage.set_sync_delay(Duration::ZERO);
         for task in pending {
             let _ = task.await;
@@ -181,7 +227,17 @@ proptest! {
         kept_ops in 0usize..6,
         torn_bytes in 0usize..200,
     ) {
-        run_case(acked, in_flight, kept_ops, torn_bytes);
+        run_case(acked, in_flight, Crash::Ops { kept_ops, torn_bytes });
+    }
+
+    #[test]
+    fn recovery_after_losing_any_subset_of_unsynced_pages_keeps_a_prefix_with_every_acknowledged_write(
+        acked in prop::collection::vec(step(), 0..40),
+        // Enough unsynced records to span a page boundary most of the time.
+        in_flight in prop::collection::vec(step(), 8..40),
+        kept in prop::collection::vec(any::<bool>(), 1..8),
+    ) {
+        run_case(acked, in_flight, Crash::Pages { kept });
     }
 }
 

@@ -22,7 +22,7 @@ fn write_segment(wal_dir: &Path, id: u64, records: &[(u64, Option<UnitMarker>)])
     std::fs::create_dir_all(wal_dir).expect("mkdir");
     let mut bytes = Vec::new();
     for (sequence, unit) in records {
-        encode_into(&mut bytes, 1, *sequence, 0, *unit, &payload(*sequence));
+        encode_into(&mut bytes, 1, *sequence, 0, *unit, 0, &payload(*sequence));
     }
     let path = wal_dir.join(format!("{id:016x}.wal"));
     std::fs::write(&path, bytes).expect("write segment");

@@ -51,6 +51,10 @@ impl Storage for OutOfDescriptors {
         self.check()?;
         self.inner.sync_dir()
     }
+    fn sync_parent_dir(&self) -> io::Result<()> {
+        self.check()?;
+        self.inner.sync_parent_dir()
+    }
 }
 
 fn record(payload: &[u8]) -> [NewRecord<'_>; 1] {
