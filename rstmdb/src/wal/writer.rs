@@ -529,7 +529,5 @@ impl Drop for Wal {
 
 /// EMFILE or ENFILE: the process or the system has no file descriptor to spare right now.
 fn is_out_of_descriptors(error: &std::io::Error) -> bool {
-    const ENFILE: i32 = 23;
-    const EMFILE: i32 = 24;
-    matches!(error.raw_os_error(), Some(EMFILE | ENFILE))
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
