@@ -19,3 +19,4 @@ mod wal_appends_and_rotates;
 mod wal_group_commit;
 mod wal_out_of_descriptors;
 mod wal_rotation_faults;
+mod wal_support;

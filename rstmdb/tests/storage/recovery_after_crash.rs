@@ -61,6 +61,17 @@ struct Appended {
     batch_ends: Vec<(usize, u64)>,
 }
 
+impl Appended {
+    /// How many records were acknowledged once the WAL was durable up to `durable`.
+    fn acknowledged(&self, durable: u64) -> usize {
+        self.batch_ends
+            .iter()
+            .take_while(|(_, end)| *end <= durable)
+            .last()
+            .map_or(0, |(records, _)| *records)
+    }
+}
+
 fn run(wal: &Wal, batches: &[Batch]) -> Appended {
     let mut out = Appended {
         payloads: Vec::new(),
@@ -114,13 +125,7 @@ proptest! {
         let storage = FaultStorage::new();
         let (wal, _) = recover(&storage);
         let appended = run(&wal, &batches);
-        let durable = wal.durable_offset();
-        let acknowledged = appended
-            .batch_ends
-            .iter()
-            .take_while(|(_, end)| *end <= durable)
-            .last()
-            .map_or(0, |(records, _)| *records);
+        let acknowledged = appended.acknowledged(wal.durable_offset());
         let crashed = storage.crash(CrashPlan { kept_ops: kept, torn_bytes: torn });
         drop(wal);
 
@@ -168,13 +173,7 @@ proptest! {
         let storage = FaultStorage::new();
         let (wal, _) = recover_with(&storage, config);
         let appended = run(&wal, &batches);
-        let durable = wal.durable_offset();
-        let acknowledged = appended
-            .batch_ends
-            .iter()
-            .take_while(|(_, end)| *end <= durable)
-            .last()
-            .map_or(0, |(records, _)| *records);
+        let acknowledged = appended.acknowledged(wal.durable_offset());
         let crashed = storage.crash_keeping_pages(&|_, page| kept_pages[page as usize % 64]);
         drop(wal);
 

@@ -3,10 +3,10 @@
 //! were never acknowledged. That is a torn tail, cut at the hole; a hole followed by a record
 //! written after the hole was already durable stays corruption.
 
+use super::wal_support::{rec, recover_payloads};
 use rstmdb::wal::fault::{CrashPlan, FaultStorage, PAGE_BYTES};
 use rstmdb::wal::segment::segment_file_name;
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig, WalError};
-use std::sync::Arc;
+use rstmdb::wal::{FsyncPolicy, WalConfig, WalError};
 
 fn config(fsync_policy: FsyncPolicy) -> WalConfig {
     WalConfig {
@@ -15,29 +15,11 @@ fn config(fsync_policy: FsyncPolicy) -> WalConfig {
     }
 }
 
-fn rec(payload: &[u8]) -> NewRecord<'_> {
-    NewRecord {
-        kind: 3,
-        timestamp_ms: 1,
-        payload,
-    }
-}
-
-fn open(storage: &FaultStorage, cfg: WalConfig) -> Result<(Wal, Vec<Vec<u8>>), WalError> {
-    let mut seen = Vec::new();
-    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
-    let (wal, _) = Wal::open(dyn_storage, cfg, None, &mut |r| {
-        seen.push(r.payload.to_vec());
-        Ok(())
-    })?;
-    Ok((wal, seen))
-}
-
 #[test]
 fn a_lost_page_followed_by_a_persisted_later_write_is_a_torn_tail() {
     let storage = FaultStorage::new();
     let cfg = config(FsyncPolicy::Never);
-    let (wal, _) = open(&storage, cfg).expect("fresh WAL");
+    let (wal, _) = recover_payloads(&storage, cfg).expect("fresh WAL");
     let acknowledged = vec![1u8; 200];
     wal.append(&[rec(&acknowledged)]).expect("append");
     wal.sync().expect("sync");
@@ -51,7 +33,8 @@ fn a_lost_page_followed_by_a_persisted_later_write_is_a_torn_tail() {
     // The disk wrote page 1 back but not page 0: a hole, then the second write whole.
     let crashed = storage.crash_keeping_pages(&|_, page| page == 1);
     drop(wal);
-    let (wal, seen) = open(&crashed, cfg).expect("a hole in unsynced writes is a torn tail");
+    let (wal, seen) =
+        recover_payloads(&crashed, cfg).expect("a hole in unsynced writes is a torn tail");
     assert_eq!(seen, vec![acknowledged]);
     let next = wal.append(&[rec(b"next")]).expect("append after the cut");
     assert_eq!(next.first_sequence, 2);
@@ -61,7 +44,7 @@ fn a_lost_page_followed_by_a_persisted_later_write_is_a_torn_tail() {
 fn a_hole_followed_by_a_record_written_after_it_was_durable_is_corruption() {
     let storage = FaultStorage::new();
     let cfg = config(FsyncPolicy::EveryWrite);
-    let (wal, _) = open(&storage, cfg).expect("fresh WAL");
+    let (wal, _) = recover_payloads(&storage, cfg).expect("fresh WAL");
     for n in 1..=3u8 {
         let appended = wal.append(&[rec(&[n; 200])]).expect("append");
         wal.wait_durable_blocking(appended.end_offset)
@@ -73,6 +56,6 @@ fn a_hole_followed_by_a_record_written_after_it_was_durable_is_corruption() {
     let mut bytes = storage.contents(&name).expect("segment");
     bytes[240..480].fill(0);
     storage.put_synced(&name, bytes);
-    let err = open(&storage.crash(CrashPlan::default()), cfg).expect_err("corruption");
+    let err = recover_payloads(&storage.crash(CrashPlan::default()), cfg).expect_err("corruption");
     assert!(matches!(err, WalError::Corrupt(_)), "{err:?}");
 }

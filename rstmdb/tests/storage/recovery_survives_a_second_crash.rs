@@ -2,12 +2,12 @@
 //! later segments go first, newest first, so the disk left behind is one the next start-up (or
 //! the next repair) decides about exactly as before.
 
+use super::wal_support::{rec, recover_payloads};
 use rstmdb::wal::fault::{CrashPlan, FaultStorage};
 use rstmdb::wal::repair::{self, RepairAction};
 use rstmdb::wal::segment::segment_file_name;
 use rstmdb::wal::stats::IoCounters;
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig, WalError};
-use std::sync::Arc;
+use rstmdb::wal::{FsyncPolicy, Storage, WalConfig, WalError};
 
 const PAYLOAD_BYTES: usize = 200;
 
@@ -19,31 +19,13 @@ fn config(segment_size_bytes: u64) -> WalConfig {
     }
 }
 
-fn rec(payload: &[u8]) -> NewRecord<'_> {
-    NewRecord {
-        kind: 3,
-        timestamp_ms: 1,
-        payload,
-    }
-}
-
-fn open(storage: &FaultStorage, cfg: WalConfig) -> Result<(Wal, Vec<Vec<u8>>), WalError> {
-    let mut seen = Vec::new();
-    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
-    let (wal, _) = Wal::open(dyn_storage, cfg, None, &mut |r| {
-        seen.push(r.payload.to_vec());
-        Ok(())
-    })?;
-    Ok((wal, seen))
-}
-
 /// A WAL after a power loss: one record in segment 1, then an atomic unit that begins in
 /// segment 1 and whose last record (in segment 3) was lost, so recovery must cut segment 1 and
 /// delete segments 2 and 3.
 fn wal_ending_in_an_incomplete_unit() -> (FaultStorage, Vec<u8>) {
     let storage = FaultStorage::new();
     let cfg = config(700);
-    let (wal, _) = open(&storage, cfg).expect("fresh WAL");
+    let (wal, _) = recover_payloads(&storage, cfg).expect("fresh WAL");
     let first = vec![1u8; PAYLOAD_BYTES];
     wal.append(&[rec(&first)]).expect("append");
     wal.sync().expect("sync");
@@ -62,11 +44,11 @@ fn a_crash_while_recovery_deletes_the_rest_of_an_incomplete_unit_leaves_a_wal_th
     let (crashed, first) = wal_ending_in_an_incomplete_unit();
     // The recovery "crashes" at its first deletion.
     crashed.fail_next_removes(1);
-    let err = open(&crashed, config(700)).expect_err("the deletion failed");
+    let err = recover_payloads(&crashed, config(700)).expect_err("the deletion failed");
     assert!(matches!(err, WalError::Io { .. }), "{err:?}");
 
     for disk in [crashed.clone(), crashed.crash(CrashPlan::default())] {
-        let (wal, seen) = open(&disk, config(700))
+        let (wal, seen) = recover_payloads(&disk, config(700))
             .expect("the next start-up makes the same cut instead of reporting corruption");
         assert_eq!(seen, vec![first.clone()]);
         assert_eq!(disk.list().expect("list"), vec![segment_file_name(1)]);
@@ -80,7 +62,7 @@ fn a_crash_while_recovery_deletes_the_rest_of_an_incomplete_unit_leaves_a_wal_th
 fn corrupt_wal() -> FaultStorage {
     let storage = FaultStorage::new();
     let cfg = config(750);
-    let (wal, _) = open(&storage, cfg).expect("fresh WAL");
+    let (wal, _) = recover_payloads(&storage, cfg).expect("fresh WAL");
     for n in 0..8u8 {
         wal.append(&[rec(&[n; PAYLOAD_BYTES])]).expect("append");
     }
@@ -158,7 +140,7 @@ fn a_second_repair_of_the_same_segments_keeps_the_first_repairs_cut_bytes() {
         .collect();
 
     // The WAL goes on (into segments 1 and 2 again), and is damaged again in segment 1.
-    let (wal, _) = open(&storage, config(750)).expect("repaired WAL opens");
+    let (wal, _) = recover_payloads(&storage, config(750)).expect("repaired WAL opens");
     for n in 10..14u8 {
         wal.append(&[rec(&[n; PAYLOAD_BYTES])]).expect("append");
     }

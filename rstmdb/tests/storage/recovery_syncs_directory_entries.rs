@@ -2,10 +2,10 @@
 //! recovery syncs the WAL directory (an empty newest segment left by a kill between its create
 //! and the directory fsync) and the WAL directory's own entry in the data directory.
 
+use super::wal_support::recover_payloads;
 use rstmdb::wal::fault::{CrashPlan, FaultStorage};
 use rstmdb::wal::segment::segment_file_name;
 use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig};
-use std::sync::Arc;
 
 fn config() -> WalConfig {
     WalConfig {
@@ -15,14 +15,7 @@ fn config() -> WalConfig {
 }
 
 fn open(storage: &FaultStorage) -> (Wal, Vec<Vec<u8>>) {
-    let mut seen = Vec::new();
-    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
-    let (wal, _) = Wal::open(dyn_storage, config(), None, &mut |r| {
-        seen.push(r.payload.to_vec());
-        Ok(())
-    })
-    .expect("recovery succeeds");
-    (wal, seen)
+    recover_payloads(storage, config()).expect("recovery succeeds")
 }
 
 fn append_durably(wal: &Wal, payload: &[u8]) {

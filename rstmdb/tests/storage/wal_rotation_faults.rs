@@ -2,9 +2,10 @@
 //! durable mark above the records that stayed, and the last segment id an offset can address is
 //! never rotated past.
 
+use super::wal_support::{rec, recover_payloads};
 use rstmdb::wal::fault::{CrashPlan, FaultStorage};
 use rstmdb::wal::segment::{MAX_SEGMENT_ID, segment_file_name};
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig, WalError};
+use rstmdb::wal::{FsyncPolicy, Storage, Wal, WalConfig, WalError};
 use std::sync::Arc;
 
 /// Three 240-byte records fill a segment; the fourth rotates.
@@ -18,23 +19,8 @@ fn config() -> WalConfig {
     }
 }
 
-fn rec(payload: &[u8]) -> NewRecord<'_> {
-    NewRecord {
-        kind: 3,
-        timestamp_ms: 1,
-        payload,
-    }
-}
-
 fn open(storage: &FaultStorage) -> (Wal, Vec<Vec<u8>>) {
-    let mut seen = Vec::new();
-    let dyn_storage: Arc<dyn Storage> = Arc::new(storage.clone());
-    let (wal, _) = Wal::open(dyn_storage, config(), None, &mut |r| {
-        seen.push(r.payload.to_vec());
-        Ok(())
-    })
-    .expect("recovery succeeds");
-    (wal, seen)
+    recover_payloads(storage, config()).expect("recovery succeeds")
 }
 
 fn append_durably(wal: &Wal, payload: &[u8]) {
