@@ -58,7 +58,7 @@ pub use client::{
 };
 pub use rstmdb_protocol::{
     AuthFailure, ErrorCode, Event, FrameCodec, FrameFault, JsonlCodec, MessageError, Op, OpParams,
-    Outcome, RcpError, Request, RequestError, Response, ResponseMeta, ResultError, ServerMessage,
+    Outcome, RawOutcome, RawResponse, RcpError, Request, RequestError, Response, ResponseMeta, ResultError, ServerMessage,
     StreamError, WireCodec, WireError, WireMode, encode_response,
 };
 pub use rstmdb_protocol::{

@@ -43,8 +43,8 @@ pub use fault::{FrameFault, WireError};
 pub use frame::FrameCodec;
 pub use jsonl::JsonlCodec;
 pub use message::{
-    Event, MessageError, Outcome, Response, ResponseMeta, ResultError, ServerMessage, StreamError,
-    encode_response,
+    Event, MessageError, Outcome, RawOutcome, RawResponse, Response, ResponseMeta, ResultError,
+    ServerMessage, StreamError, encode_response,
 };
 pub use ops::Op;
 pub use params::OpParams;

@@ -17,7 +17,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::MAX_PAYLOAD_BYTES;
-use crate::message::{Outcome, Response, ServerMessage};
+use crate::message::{RawOutcome, RawResponse, ServerMessage};
 use crate::ops::Op;
 use crate::request::Request;
 use crate::wire::{WireCodec, WireMode};
@@ -29,7 +29,7 @@ use super::subscription::SubEntry;
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
 
-type Reply = oneshot::Sender<Result<Response, ClientError>>;
+type Reply = oneshot::Sender<Result<RawResponse, ClientError>>;
 
 /// A request waiting for its response. A WATCH request also carries the subscription to
 /// route events to, so the reader can register the route before it reads the next message:
@@ -193,7 +193,7 @@ impl Connection {
         op: Op,
         params: Map<String, Value>,
         watch: Option<Arc<SubEntry>>,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<RawResponse, ClientError> {
         let slot: Slot = Arc::new(
             self.in_flight
                 .clone()
@@ -310,7 +310,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 break;
             }
         };
-        match ServerMessage::parse(&payload) {
+        match ServerMessage::parse_raw(&payload) {
             Ok(message) => route(&shared, message).await,
             Err(error) => {
                 shared.close(format!("protocol violation: {error}"));
@@ -321,7 +321,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared.fail_pending();
 }
 
-async fn route(shared: &Shared, message: ServerMessage) {
+async fn route(shared: &Shared, message: ServerMessage<RawResponse>) {
     match message {
         ServerMessage::Response(response) => deliver_response(shared, response),
         ServerMessage::Event(event) => {
@@ -346,12 +346,12 @@ async fn route(shared: &Shared, message: ServerMessage) {
     }
 }
 
-fn deliver_response(shared: &Shared, response: Response) {
+fn deliver_response(shared: &Shared, response: RawResponse) {
     let pending = lock(&shared.pending).by_id.remove(&response.id);
     let Some(pending) = pending else {
         // An error with id "" belongs to no request (§2.8): a framing fault report or the
         // connection-limit rejection. A close normally follows; keep it as the reason.
-        if let Outcome::Error { error } = &response.outcome {
+        if let RawOutcome::Error { error } = &response.outcome {
             let mut reason = lock(&shared.close_reason);
             if reason.is_none() {
                 *reason = Some(format!("server error {}: {}", error.code, error.message));
@@ -359,7 +359,7 @@ fn deliver_response(shared: &Shared, response: Response) {
         }
         return;
     };
-    if let (Some(entry), Outcome::Ok { result, .. }) = (&pending.watch, &response.outcome)
+    if let (Some(entry), RawOutcome::Ok { result, .. }) = (&pending.watch, &response.outcome)
         && let Some(server_id) = entry.on_subscribed(result)
     {
         lock(&shared.routes).insert(server_id, entry.clone());

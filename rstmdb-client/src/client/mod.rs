@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::message::{Response, ResultError};
+use crate::message::{RawResponse, ResultError};
 use crate::ops::Op;
 
 pub use error::ClientError;
@@ -218,7 +218,7 @@ impl Client {
         op: Op,
         params: Map<String, Value>,
         watch: Option<Arc<SubEntry>>,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<RawResponse, ClientError> {
         let timeout = self.request_timeout;
         let exchange = async {
             let connection = self.shared().connection().await?;
@@ -261,7 +261,7 @@ impl Client {
 }
 
 /// A response's typed result, or the server's error.
-pub(crate) fn typed<T: DeserializeOwned>(response: Response) -> Result<T, ClientError> {
+pub(crate) fn typed<T: DeserializeOwned>(response: RawResponse) -> Result<T, ClientError> {
     response.into_typed().map_err(|error| match error {
         ResultError::Server(error) => ClientError::Server(error),
         ResultError::UnexpectedShape(e) => {

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::message::{Outcome, ResponseMeta};
+use crate::message::{RawOutcome, ResponseMeta};
 use crate::ops::Op;
 use crate::params::{
     ApplyEventParams, BatchMode, BatchOp, BatchParams, CompactParams, CreateInstanceParams,
@@ -101,8 +101,13 @@ impl Client {
         params: Map<String, Value>,
     ) -> Result<RawResult, ClientError> {
         match self.send(op, params, None).await?.outcome {
-            Outcome::Ok { result, meta } => Ok(RawResult { result, meta }),
-            Outcome::Error { error } => Err(ClientError::Server(error)),
+            RawOutcome::Ok { result, meta } => {
+                let result = serde_json::from_str(result.get()).map_err(|e| {
+                    ClientError::Protocol(format!("{op} result is not a JSON object: {e}"))
+                })?;
+                Ok(RawResult { result, meta })
+            }
+            RawOutcome::Error { error } => Err(ClientError::Server(error)),
         }
     }
 

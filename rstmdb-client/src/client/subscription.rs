@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::Stream;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -63,6 +64,17 @@ struct SubState {
     /// The id on the current connection, once the server confirmed the WATCH.
     server_id: Option<String>,
     ended: bool,
+}
+
+/// The fields of a WATCH result that routing needs; the rest of the result is skipped. The
+/// offsets stay lenient: one of an unexpected type only loses its subscription point.
+#[derive(serde::Deserialize)]
+struct Subscribed {
+    subscription_id: String,
+    #[serde(default)]
+    wal_offset: Option<Value>,
+    #[serde(default)]
+    current_wal_offset: Option<Value>,
 }
 
 /// The client-side record of one subscription.
@@ -148,14 +160,16 @@ impl SubEntry {
 
     /// Called by the reader on the WATCH's ok response, before it reads anything else.
     /// Returns the server's subscription id to route by.
-    pub(crate) fn on_subscribed(&self, result: &Map<String, Value>) -> Option<String> {
-        let server_id = result.get("subscription_id")?.as_str()?.to_owned();
+    pub(crate) fn on_subscribed(&self, result: &RawValue) -> Option<String> {
+        let result: Subscribed = serde_json::from_str(result.get()).ok()?;
+        let server_id = result.subscription_id;
         let subscription_point = match self.request {
-            WatchRequest::All(_) => result.get("wal_offset").and_then(Value::as_u64),
+            WatchRequest::All(_) => result.wal_offset.as_ref().and_then(Value::as_u64),
             // The instance's last offset is already delivered state; the next transition
             // comes after it.
             WatchRequest::Instance(_) => result
-                .get("current_wal_offset")
+                .current_wal_offset
+                .as_ref()
                 .and_then(Value::as_u64)
                 .map(|offset| offset.saturating_add(1)),
         };

@@ -397,6 +397,36 @@ async fn a_malformed_server_message_breaks_the_connection_and_the_client_reconne
 }
 
 #[tokio::test]
+async fn a_result_that_is_not_an_object_fails_its_request_and_keeps_the_connection() {
+    let server = FakeServer::start(FakeConfig {
+        handler: Some(Arc::new(|request: &Request| {
+            (request.op == Op::GetInstance).then_some(Reply::Silent)
+        })),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = Client::connect(options(&server)).await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_instance("order-1").await }
+    });
+    let seen = wait_for(&server, Op::GetInstance, 1).await;
+    // A well-formed response whose result is an array: the envelope is fine, so only this
+    // request fails; the client keeps the result's text until the request's type reads it.
+    let id = &seen[0].request.id;
+    server.send_raw(&format!(
+        r#"{{"type":"response","id":"{id}","status":"ok","result":[1,2]}}"#
+    ));
+    let error = pending.await.unwrap().expect_err("an array is no GET_INSTANCE result");
+    assert!(
+        matches!(&error, ClientError::Protocol(reason) if reason.contains("unexpected result shape")),
+        "{error:?}"
+    );
+    client.ping().await.expect("the same connection still answers");
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
 async fn unknown_message_types_are_skipped() {
     let server = FakeServer::start(FakeConfig::default()).await;
     let client = Client::connect(options(&server)).await.unwrap();

@@ -108,6 +108,11 @@ fn every_example_response_parses_into_its_typed_result_and_back() {
             json(text),
             "{text}"
         );
+        // What the client keeps: the same response, its result decoded only when asked.
+        let ServerMessage::Response(raw) = ServerMessage::parse_raw(text).unwrap() else {
+            panic!("{text}: not a response");
+        };
+        assert_eq!(raw.into_response().unwrap(), response, "{text}");
         if let Outcome::Ok { result, .. } = &response.outcome {
             let op = op_of_id[&response.id];
             assert_eq!(
