@@ -13,6 +13,7 @@
 use rstmdb_protocol::RcpError;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// How much nicer the long-read thread is than the thread that starts it (Linux nice values run
@@ -83,9 +84,47 @@ fn lower_priority(increment: i32) {
     let _ = increment;
 }
 
+/// CPU time the calling thread has used so far. Long reads are paced by it rather than by the
+/// wall clock: a page built at a low priority is preempted often, and its wall time counts the
+/// time others ran, so long reads were held below their share of the CPU, most of all when
+/// the server was busy.
+pub(crate) fn thread_cpu_time() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No per-thread clock here: the time since the first call stands in for it.
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_pacing_clock_counts_work_not_waiting() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(50));
+        let slept = thread_cpu_time() - before;
+        let before = thread_cpu_time();
+        let spin_until = std::time::Instant::now() + Duration::from_millis(50);
+        while std::time::Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        let spun = thread_cpu_time() - before;
+        assert!(slept < Duration::from_millis(10), "sleeping cost {slept:?}");
+        // At least some of the 50 ms of spinning is this thread's, however busy the machine.
+        assert!(spun > Duration::from_millis(5), "spinning cost only {spun:?}");
+    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! durable, so every read is gated: it is answered only once the records it may reflect are
 //! committed (docs/commit-pipeline.md, "The durability gate").
 
+use super::long_reads::thread_cpu_time;
 use super::shared::Shared;
 use super::{Database, errors, wait_committed};
 use crate::checkpoint::InstanceSnapshot;
@@ -18,7 +19,6 @@ use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 /// The share of one core that long reads ([`Database::read_long`]) may take together.
 pub const LONG_READ_CPU_PERCENT: u32 = 25;
@@ -52,8 +52,8 @@ impl Database {
     ///
     /// The steps run on a thread of their own at a lower CPU priority (`long_reads`), not on a
     /// runtime worker that other connections' requests (a writer's among them) wait for, one
-    /// such read at a time, and paced to
-    /// [`LONG_READ_CPU_PERCENT`] of one core: on a server with few cores, a flood of long reads
+    /// such read at a time, and paced to [`LONG_READ_CPU_PERCENT`] of one core's CPU time
+    /// (the thread's own clock, not the wall clock): on a server with few cores, a flood of long reads
     /// must not take the CPU the writers need (measured in docs/benchmarks.md, "LIST_INSTANCES
     /// under write load"). So does `finish`, with the lock let go: what the answer costs past
     /// the engine (encoding a page of 1,000 instances, some 0.5 ms) stays off the workers too.
@@ -75,22 +75,19 @@ impl Database {
             let (value, gate, worked) = shared
                 .long_read_thread
                 .run(move || {
-                    let mut worked = Duration::ZERO;
+                    // CPU time: waiting for the lock or the sequencer costs no share.
+                    let started = thread_cpu_time();
                     let (value, gate) = loop {
                         {
                             let engine = reader.read_engine()?;
-                            let started = Instant::now();
-                            let answer = step(&engine);
-                            worked += started.elapsed();
-                            if let Some(value) = answer {
+                            if let Some(value) = step(&engine) {
                                 break (value, reader.applied_end.load(Ordering::Acquire));
                             }
                         }
                         runtime.block_on(after(&reader, reader.queue.issued()))?;
                     };
-                    let started = Instant::now();
                     let value = finish(value);
-                    worked += started.elapsed();
+                    let worked = thread_cpu_time().saturating_sub(started);
                     Ok::<_, RcpError>((value, gate, worked))
                 })
                 .await??;
