@@ -12,11 +12,10 @@ use crate::engine::{Command, Engine, ListLandmarks};
 use rstmdb_protocol::EncodedResponse;
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
-use rstmdb_protocol::message::{Response, to_object};
+use rstmdb_protocol::message::Response;
 use rstmdb_protocol::params::{BatchParams, ListInstancesParams, OpParams};
 use rstmdb_protocol::results::{BatchResult, ListInstancesResult};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -65,38 +64,17 @@ impl DatabaseHandler {
     }
 }
 
-type Answer = Pin<Box<dyn Future<Output = Result<Reply, RcpError>> + Send + 'static>>;
+/// The success response of a request, or the error to answer it with.
+type Answer = Pin<Box<dyn Future<Output = Result<EncodedResponse, RcpError>> + Send + 'static>>;
 
-/// A success.
-enum Reply {
-    /// The result object and, for requests that appended records, the first offset.
-    Object {
-        result: Map<String, Value>,
-        wal_offset: Option<u64>,
-    },
-    /// The whole response, encoded where the result was built (a large page, off the
-    /// runtime's workers).
-    Encoded(EncodedResponse),
-}
-
-impl Reply {
-    fn object(result: Map<String, Value>) -> Result<Reply, RcpError> {
-        Ok(Reply::Object {
-            result,
-            wal_offset: None,
-        })
-    }
-
-    fn of<T: Serialize>(value: &T) -> Result<Reply, RcpError> {
-        Reply::object(to_object(value)?)
-    }
-
-    fn written<T: Serialize>(value: &T, wal_offset: Option<u64>) -> Result<Reply, RcpError> {
-        Ok(Reply::Object {
-            result: to_object(value)?,
-            wal_offset,
-        })
-    }
+/// Answers `id` with the typed result `read` resolves to, serialised straight into the
+/// response's text: no JSON tree is built between the result and the wire.
+fn answer<T: Serialize>(
+    id: &str,
+    read: impl Future<Output = Result<T, RcpError>> + Send + 'static,
+) -> Answer {
+    let id = id.to_owned();
+    Box::pin(async move { Ok(EncodedResponse::ok_typed(&id, &read.await?, None)) })
 }
 
 impl OpHandler for DatabaseHandler {
@@ -109,16 +87,9 @@ impl OpHandler for DatabaseHandler {
             Err(err) => Box::pin(async move { Err(err) }),
         };
         Box::pin(async move {
-            let response = match answer.await {
-                Ok(Reply::Encoded(encoded)) => return encoded,
-                Ok(Reply::Object {
-                    result,
-                    wal_offset: Some(offset),
-                }) => Response::ok_with_offset(id, result, offset),
-                Ok(Reply::Object { result, .. }) => Response::ok(id, result),
-                Err(err) => Response::error(id, err),
-            };
-            EncodedResponse::new(&response)
+            answer
+                .await
+                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
         })
     }
 
@@ -139,26 +110,22 @@ impl DatabaseHandler {
     fn dispatch(&self, conn: &ConnectionContext, id: &str, params: OpParams) -> Answer {
         let db = &self.db;
         match params {
-            OpParams::PutMachine(p) => written(db.write(put_machine(p))),
-            OpParams::CreateInstance(p) => written(db.write(create_instance(p))),
-            OpParams::ApplyEvent(p) => written(db.write(apply_event(p))),
-            OpParams::DeleteInstance(p) => written(db.write(delete_instance(p))),
-            OpParams::FlushAll => written(db.write(Command::FlushAll)),
+            OpParams::PutMachine(p) => written(id, db.write(put_machine(p))),
+            OpParams::CreateInstance(p) => written(id, db.write(create_instance(p))),
+            OpParams::ApplyEvent(p) => written(id, db.write(apply_event(p))),
+            OpParams::DeleteInstance(p) => written(id, db.write(delete_instance(p))),
+            OpParams::FlushAll => written(id, db.write(Command::FlushAll)),
             OpParams::GetMachine(p) => {
                 let read = db.read(move |engine| engine.get_machine(&p.machine, p.version));
-                Box::pin(async move {
-                    read.await?
-                        .map_err(|err| crate::database::apply_error(&err))
-                        .and_then(|found| Reply::of(&found))
+                answer(id, async move {
+                    read.await?.map_err(|err| crate::database::apply_error(&err))
                 })
             }
             OpParams::ListMachines => {
-                let read = db.read(|engine| engine.list_machines());
-                Box::pin(async move { Reply::of(&read.await?) })
+                answer(id, db.read(|engine| engine.list_machines()))
             }
             OpParams::GetInstance(p) => {
-                let read = db.get_instance(p.instance_id);
-                Box::pin(async move { Reply::of(&read.await?) })
+                answer(id, db.get_instance(p.instance_id))
             }
             OpParams::ListInstances(p) if is_long_list(&p) => {
                 let landmarks = Arc::clone(&self.list_landmarks);
@@ -172,46 +139,41 @@ impl DatabaseHandler {
                     page
                 };
                 let id = id.to_owned();
-                Box::pin(db.read_long(step, move |page| Reply::Encoded(encode_page(&id, page))))
+                Box::pin(db.read_long(step, move |page| encode_page(&id, page)))
             }
             OpParams::ListInstances(p) => {
                 let read = db.read(move |engine| engine.list_instances(&p));
                 let id = id.to_owned();
-                Box::pin(async move { Ok(Reply::Encoded(encode_page(&id, read.await?))) })
+                Box::pin(async move { Ok(encode_page(&id, read.await?)) })
             }
-            OpParams::Batch(p) => self.batch(p),
+            OpParams::Batch(p) => self.batch(id, p),
             OpParams::SnapshotInstance(p) => {
                 let snapshot_id = format!("snap-{}", uuid::Uuid::new_v4());
-                let read = db.snapshot_instance(p.instance_id, snapshot_id);
-                Box::pin(async move { Reply::of(&read.await?) })
+                answer(id, db.snapshot_instance(p.instance_id, snapshot_id))
             }
             OpParams::WalRead(p) => {
-                let read = db.wal_read(p.from_offset, p.max_records());
-                Box::pin(async move { Reply::of(&read.await?) })
+                answer(id, db.wal_read(p.from_offset, p.max_records()))
             }
-            OpParams::WalStats => {
-                let read = db.wal_stats();
-                Box::pin(async move { Reply::of(&read.await?) })
-            }
+            OpParams::WalStats => answer(id, db.wal_stats()),
             OpParams::Stats => {
-                let read = stats(db, &self.watch, self.counters.as_ref(), self.started);
-                Box::pin(async move { Reply::of(&read.await?) })
+                answer(
+                    id,
+                    stats(db, &self.watch, self.counters.as_ref(), self.started),
+                )
             }
             OpParams::Compact(p) => {
                 let db = Arc::clone(db);
-                Box::pin(async move { Reply::of(&db.compact(p.force_snapshot).await?) })
+                answer(id, async move { db.compact(p.force_snapshot).await })
             }
             OpParams::WatchInstance(p) => {
-                let watch = watch_ops::watch_instance(db, &self.watch, conn, p);
-                Box::pin(async move { Reply::object(watch.await?) })
+                answer(id, watch_ops::watch_instance(db, &self.watch, conn, p))
             }
             OpParams::WatchAll(p) => {
-                let watch = watch_ops::watch_all(db, &self.watch, conn, p);
-                Box::pin(async move { Reply::object(watch.await?) })
+                answer(id, watch_ops::watch_all(db, &self.watch, conn, p))
             }
             OpParams::Unwatch(p) => {
-                let answer = watch_ops::unwatch(&self.watch, conn, p);
-                Box::pin(async move { Reply::object(answer?) })
+                let unwatched = watch_ops::unwatch(&self.watch, conn, p);
+                answer(id, std::future::ready(Ok(unwatched)))
             }
             // The session answers these itself and never hands them to the handler.
             OpParams::Hello(_)
@@ -229,7 +191,7 @@ impl DatabaseHandler {
         }
     }
 
-    fn batch(&self, params: BatchParams) -> Answer {
+    fn batch(&self, id: &str, params: BatchParams) -> Answer {
         let items = params
             .ops
             .into_iter()
@@ -245,20 +207,34 @@ impl DatabaseHandler {
             })
             .collect();
         let run = self.db.batch(params.mode, items);
+        let id = id.to_owned();
         Box::pin(async move {
             let output = run.await?;
             let result = BatchResult {
                 results: output.results,
             };
-            Reply::written(&result, output.first_wal_offset)
+            Ok(EncodedResponse::ok_typed(
+                &id,
+                &result,
+                output.first_wal_offset,
+            ))
         })
     }
 }
 
-fn written(write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static) -> Answer {
+/// [`answer`] for a write: `meta` carries the offset of the record it appended, if any.
+fn written(
+    id: &str,
+    write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static,
+) -> Answer {
+    let id = id.to_owned();
     Box::pin(async move {
         let output = write.await?;
-        Reply::written(&output.result, output.wal_offset)
+        Ok(EncodedResponse::ok_typed(
+            &id,
+            &output.result,
+            output.wal_offset,
+        ))
     })
 }
 

@@ -5,13 +5,9 @@ use super::hub::{WatchHub, WatchRequest};
 use crate::database::Database;
 use crate::service::handler::ConnectionContext;
 use rstmdb_protocol::RcpError;
-use rstmdb_protocol::message::to_object;
 use rstmdb_protocol::params::{UnwatchParams, WatchAllParams, WatchInstanceParams};
 use rstmdb_protocol::results::{UnwatchResult, WatchAllResult, WatchInstanceResult};
-use serde_json::{Map, Value};
 use std::future::Future;
-
-type Answer = Result<Map<String, Value>, RcpError>;
 
 /// WATCH_INSTANCE: the subscription point is queued now (request order, spec §3.7); the
 /// subscription starts once everything below it is committed.
@@ -20,7 +16,7 @@ pub fn watch_instance(
     hub: &WatchHub,
     conn: &ConnectionContext,
     params: WatchInstanceParams,
-) -> impl Future<Output = Answer> + Send + 'static {
+) -> impl Future<Output = Result<WatchInstanceResult, RcpError>> + Send + 'static {
     let point = db.watch_point(Some(params.instance_id.clone()), params.from_offset);
     let (hub, conn) = (hub.clone(), conn.clone());
     async move {
@@ -35,7 +31,7 @@ pub fn watch_instance(
             from_offset: params.from_offset,
         };
         let subscription_id = hub.start(&conn, request, &point)?;
-        to_object(&WatchInstanceResult {
+        Ok(WatchInstanceResult {
             subscription_id,
             instance_id: params.instance_id,
             current_state,
@@ -50,7 +46,7 @@ pub fn watch_all(
     hub: &WatchHub,
     conn: &ConnectionContext,
     params: WatchAllParams,
-) -> impl Future<Output = Answer> + Send + 'static {
+) -> impl Future<Output = Result<WatchAllResult, RcpError>> + Send + 'static {
     let point = db.watch_point(None, params.from_offset);
     let (hub, conn) = (hub.clone(), conn.clone());
     async move {
@@ -66,7 +62,7 @@ pub fn watch_all(
             from_offset: params.from_offset,
         };
         let subscription_id = hub.start(&conn, request, &point)?;
-        to_object(&WatchAllResult {
+        Ok(WatchAllResult {
             subscription_id,
             wal_offset: point.start_offset,
         })
@@ -74,10 +70,10 @@ pub fn watch_all(
 }
 
 /// UNWATCH, done synchronously so no event of the subscription follows the response.
-pub fn unwatch(hub: &WatchHub, conn: &ConnectionContext, params: UnwatchParams) -> Answer {
+pub fn unwatch(hub: &WatchHub, conn: &ConnectionContext, params: UnwatchParams) -> UnwatchResult {
     let removed = hub.unwatch(conn, &params.subscription_id);
-    to_object(&UnwatchResult {
+    UnwatchResult {
         subscription_id: params.subscription_id,
         removed,
-    })
+    }
 }
