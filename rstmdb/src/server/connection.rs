@@ -221,11 +221,19 @@ impl RequestLoop<'_> {
         reader: &mut Reader<R>,
         writer: &mut JoinHandle<WriterEnd>,
     ) -> ReadEnd {
+        // Created once, not per request: registering with the cancellation token or the
+        // timer takes a lock each time.
+        let env = self.env;
+        let shutdown = env.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let idle_check = self.next_idle_check(reader);
+        let idle = tokio::time::sleep_until(idle_check.unwrap_or_else(Instant::now));
+        tokio::pin!(idle);
         loop {
             let auth_deadline = self.auth_deadline();
             let permit = tokio::select! {
                 biased;
-                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut shutdown => return ReadEnd::Shutdown,
                 _ = &mut *writer => return ReadEnd::Broken,
                 _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
                 permit = self.in_flight.clone().acquire_owned() => match permit {
@@ -237,21 +245,24 @@ impl RequestLoop<'_> {
             // of requests and unwritten responses: the client has to read first.
             tokio::select! {
                 biased;
-                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut shutdown => return ReadEnd::Shutdown,
                 _ = &mut *writer => return ReadEnd::Broken,
                 _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
                 _ = self.budgets_below_limit() => {}
             }
-            let idle_at = self.next_idle_check(reader);
             let item = tokio::select! {
                 biased;
-                _ = self.env.shutdown.cancelled() => return ReadEnd::Shutdown,
+                _ = &mut shutdown => return ReadEnd::Shutdown,
                 _ = &mut *writer => return ReadEnd::Broken,
                 _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
                 item = reader.next() => item,
-                _ = sleep_until(idle_at) => {
+                // Bytes since the timer was set move the deadline only when it fires.
+                _ = &mut idle, if idle_check.is_some() => {
                     if self.is_idle(reader) {
                         return ReadEnd::Idle;
+                    }
+                    if let Some(next) = self.next_idle_check(reader) {
+                        idle.as_mut().reset(next);
                     }
                     continue;
                 }
