@@ -58,8 +58,8 @@ pub use client::{
 };
 pub use rstmdb_protocol::{
     AuthFailure, ErrorCode, Event, FrameCodec, FrameFault, JsonlCodec, MessageError, Op, OpParams,
-    Outcome, RawOutcome, RawResponse, RcpError, Request, RequestError, Response, ResponseMeta, ResultError, ServerMessage,
-    StreamError, WireCodec, WireError, WireMode, encode_response,
+    Outcome, RawOutcome, RawResponse, RcpError, Request, RequestError, Response, ResponseMeta,
+    ResultError, ServerMessage, StreamError, WireCodec, WireError, WireMode, encode_response,
 };
 pub use rstmdb_protocol::{
     error, error_code, fault, frame, jsonl, limits, message, ops, params, request, results, wire,

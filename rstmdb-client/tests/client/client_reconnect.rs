@@ -417,12 +417,18 @@ async fn a_result_that_is_not_an_object_fails_its_request_and_keeps_the_connecti
     server.send_raw(&format!(
         r#"{{"type":"response","id":"{id}","status":"ok","result":[1,2]}}"#
     ));
-    let error = pending.await.unwrap().expect_err("an array is no GET_INSTANCE result");
+    let error = pending
+        .await
+        .unwrap()
+        .expect_err("an array is no GET_INSTANCE result");
     assert!(
         matches!(&error, ClientError::Protocol(reason) if reason.contains("unexpected result shape")),
         "{error:?}"
     );
-    client.ping().await.expect("the same connection still answers");
+    client
+        .ping()
+        .await
+        .expect("the same connection still answers");
     assert_eq!(server.connections_accepted(), 1);
 }
 

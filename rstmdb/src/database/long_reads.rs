@@ -123,7 +123,10 @@ mod tests {
         let spun = thread_cpu_time() - before;
         assert!(slept < Duration::from_millis(10), "sleeping cost {slept:?}");
         // At least some of the 50 ms of spinning is this thread's, however busy the machine.
-        assert!(spun > Duration::from_millis(5), "spinning cost only {spun:?}");
+        assert!(
+            spun > Duration::from_millis(5),
+            "spinning cost only {spun:?}"
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -3,9 +3,11 @@
 use super::MetricsError;
 use crate::service::watch::{SubscriptionKind, WatchStats};
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use rstmdb_protocol::Op;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Spec §10: `rstmdb_request_duration_seconds` buckets.
@@ -24,6 +26,18 @@ pub(super) struct ServerMetrics {
     pub subscriptions_active: IntGaugeVec,
     pub events_forwarded_total: IntCounterVec,
     pub watch_stream_errors_total: IntCounterVec,
+    /// One op's series of `requests_total` and `request_duration`, looked up on its first
+    /// request only: `with_label_values` hashes the label and locks the family every call.
+    per_op: Arc<[OnceLock<OpSeries>; OP_COUNT]>,
+}
+
+/// Ops of the §4.0 table and this project's extensions.
+const OP_COUNT: usize = Op::ALL.len() + Op::EXTENSIONS.len();
+
+#[derive(Debug)]
+struct OpSeries {
+    requests: IntCounter,
+    duration: Histogram,
 }
 
 impl ServerMetrics {
@@ -92,6 +106,7 @@ impl ServerMetrics {
                 ),
                 &["reason"],
             )?,
+            per_op: Arc::new(std::array::from_fn(|_| OnceLock::new())),
         };
         registry.register(Box::new(metrics.connections_total.clone()))?;
         registry.register(Box::new(metrics.connections_active.clone()))?;
@@ -120,10 +135,13 @@ impl ServerMetrics {
     }
 
     pub fn request_finished(&self, op: Op, elapsed: Duration) {
-        self.requests_total.with_label_values(&[op.as_str()]).inc();
-        self.request_duration
-            .with_label_values(&[op.as_str()])
-            .observe(elapsed.as_secs_f64());
+        // A series appears with its op's first request, as before the cache.
+        let series = self.per_op[op as usize].get_or_init(|| OpSeries {
+            requests: self.requests_total.with_label_values(&[op.as_str()]),
+            duration: self.request_duration.with_label_values(&[op.as_str()]),
+        });
+        series.requests.inc();
+        series.duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn error(&self, code: &str) {
@@ -156,5 +174,32 @@ fn catch_up(counter: &prometheus::IntCounter, total: u64) {
     let delta = total.saturating_sub(counter.get());
     if delta > 0 {
         counter.inc_by(delta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_is_counted_under_its_own_label() {
+        let metrics = ServerMetrics::register(&Registry::new()).unwrap();
+        let ops = Op::ALL.into_iter().chain(Op::EXTENSIONS);
+        for (times, op) in ops.clone().enumerate() {
+            for _ in 0..=times {
+                metrics.request_finished(op, Duration::from_millis(2));
+            }
+        }
+        for (times, op) in ops.enumerate() {
+            let label = [op.as_str()];
+            let expected = times as u64 + 1;
+            assert_eq!(
+                metrics.requests_total.with_label_values(&label).get(),
+                expected,
+                "{op}"
+            );
+            let duration = metrics.request_duration.with_label_values(&label);
+            assert_eq!(duration.get_sample_count(), expected, "{op}");
+        }
     }
 }

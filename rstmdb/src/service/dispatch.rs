@@ -118,15 +118,12 @@ impl DatabaseHandler {
             OpParams::GetMachine(p) => {
                 let read = db.read(move |engine| engine.get_machine(&p.machine, p.version));
                 answer(id, async move {
-                    read.await?.map_err(|err| crate::database::apply_error(&err))
+                    read.await?
+                        .map_err(|err| crate::database::apply_error(&err))
                 })
             }
-            OpParams::ListMachines => {
-                answer(id, db.read(|engine| engine.list_machines()))
-            }
-            OpParams::GetInstance(p) => {
-                answer(id, db.get_instance(p.instance_id))
-            }
+            OpParams::ListMachines => answer(id, db.read(|engine| engine.list_machines())),
+            OpParams::GetInstance(p) => answer(id, db.get_instance(p.instance_id)),
             OpParams::ListInstances(p) if is_long_list(&p) => {
                 let landmarks = Arc::clone(&self.list_landmarks);
                 let mut walk = None;
@@ -151,16 +148,12 @@ impl DatabaseHandler {
                 let snapshot_id = format!("snap-{}", uuid::Uuid::new_v4());
                 answer(id, db.snapshot_instance(p.instance_id, snapshot_id))
             }
-            OpParams::WalRead(p) => {
-                answer(id, db.wal_read(p.from_offset, p.max_records()))
-            }
+            OpParams::WalRead(p) => answer(id, db.wal_read(p.from_offset, p.max_records())),
             OpParams::WalStats => answer(id, db.wal_stats()),
-            OpParams::Stats => {
-                answer(
-                    id,
-                    stats(db, &self.watch, self.counters.as_ref(), self.started),
-                )
-            }
+            OpParams::Stats => answer(
+                id,
+                stats(db, &self.watch, self.counters.as_ref(), self.started),
+            ),
             OpParams::Compact(p) => {
                 let db = Arc::clone(db);
                 answer(id, async move { db.compact(p.force_snapshot).await })
@@ -168,9 +161,7 @@ impl DatabaseHandler {
             OpParams::WatchInstance(p) => {
                 answer(id, watch_ops::watch_instance(db, &self.watch, conn, p))
             }
-            OpParams::WatchAll(p) => {
-                answer(id, watch_ops::watch_all(db, &self.watch, conn, p))
-            }
+            OpParams::WatchAll(p) => answer(id, watch_ops::watch_all(db, &self.watch, conn, p)),
             OpParams::Unwatch(p) => {
                 let unwatched = watch_ops::unwatch(&self.watch, conn, p);
                 answer(id, std::future::ready(Ok(unwatched)))
