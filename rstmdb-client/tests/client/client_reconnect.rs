@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::client_support::{FakeConfig, FakeServer, Reply, TOKEN};
 use futures::StreamExt;
 use rstmdb_client::params::WatchAllParams;
+use rstmdb_client::results::GetInstanceResult;
 use rstmdb_client::{
     Client, ClientError, ClientOptions, ErrorCode, Op, RcpError, ReconnectPolicy, Request,
     Subscription,
@@ -86,8 +87,12 @@ fn from_offset(seen: &crate::client_support::Seen) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-#[tokio::test]
-async fn a_dropped_connection_fails_pending_calls_with_connection_lost() {
+/// A fake that never answers GET_INSTANCE, a client connected to it, and such a GET in flight.
+async fn a_get_the_fake_never_answers() -> (
+    FakeServer,
+    Client,
+    tokio::task::JoinHandle<Result<GetInstanceResult, ClientError>>,
+) {
     let server = FakeServer::start(FakeConfig {
         handler: Some(Arc::new(|request: &Request| {
             (request.op == Op::GetInstance).then_some(Reply::Silent)
@@ -100,6 +105,12 @@ async fn a_dropped_connection_fails_pending_calls_with_connection_lost() {
         let client = client.clone();
         async move { client.get_instance("order-1").await }
     });
+    (server, client, pending)
+}
+
+#[tokio::test]
+async fn a_dropped_connection_fails_pending_calls_with_connection_lost() {
+    let (server, _client, pending) = a_get_the_fake_never_answers().await;
     wait_for(&server, Op::GetInstance, 1).await;
     let started = Instant::now();
     server.drop_connections();
@@ -371,18 +382,7 @@ async fn close_says_bye_ends_subscriptions_and_stops_reconnecting() {
 
 #[tokio::test]
 async fn a_malformed_server_message_breaks_the_connection_and_the_client_reconnects() {
-    let server = FakeServer::start(FakeConfig {
-        handler: Some(Arc::new(|request: &Request| {
-            (request.op == Op::GetInstance).then_some(Reply::Silent)
-        })),
-        ..FakeConfig::default()
-    })
-    .await;
-    let client = Client::connect(options(&server)).await.unwrap();
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.get_instance("order-1").await }
-    });
+    let (server, client, pending) = a_get_the_fake_never_answers().await;
     wait_for(&server, Op::GetInstance, 1).await;
     // An event without its required fields: the public clients stop reading on this (§1.2),
     // ours treats the connection as broken.
@@ -398,18 +398,7 @@ async fn a_malformed_server_message_breaks_the_connection_and_the_client_reconne
 
 #[tokio::test]
 async fn a_result_that_is_not_an_object_fails_its_request_and_keeps_the_connection() {
-    let server = FakeServer::start(FakeConfig {
-        handler: Some(Arc::new(|request: &Request| {
-            (request.op == Op::GetInstance).then_some(Reply::Silent)
-        })),
-        ..FakeConfig::default()
-    })
-    .await;
-    let client = Client::connect(options(&server)).await.unwrap();
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.get_instance("order-1").await }
-    });
+    let (server, client, pending) = a_get_the_fake_never_answers().await;
     let seen = wait_for(&server, Op::GetInstance, 1).await;
     // A well-formed response whose result is an array: the envelope is fine, so only this
     // request fails; the client keeps the result's text until the request's type reads it.
@@ -443,18 +432,7 @@ async fn unknown_message_types_are_skipped() {
 
 #[tokio::test]
 async fn an_error_for_no_request_becomes_the_reason_pending_calls_fail_with() {
-    let server = FakeServer::start(FakeConfig {
-        handler: Some(Arc::new(|request: &Request| {
-            (request.op == Op::GetInstance).then_some(Reply::Silent)
-        })),
-        ..FakeConfig::default()
-    })
-    .await;
-    let client = Client::connect(options(&server)).await.unwrap();
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.get_instance("order-1").await }
-    });
+    let (server, _client, pending) = a_get_the_fake_never_answers().await;
     wait_for(&server, Op::GetInstance, 1).await;
     server.send_raw(
         r#"{"type":"response","id":"","status":"error","error":{"code":"BAD_REQUEST","message":"frame error: CRC mismatch","retryable":false,"details":{"reason":"frame_error","fault":"crc_mismatch"}}}"#,
