@@ -135,13 +135,24 @@ impl ServerMetrics {
     }
 
     pub fn request_finished(&self, op: Op, elapsed: Duration) {
+        let label = [op.as_str()];
+        let seconds = elapsed.as_secs_f64();
+        // An op added to the enum but not to `Op::ALL` or `Op::EXTENSIONS` has no slot: it is
+        // still counted, the slow way, rather than panic.
+        let Some(slot) = self.per_op.get(op as usize) else {
+            self.requests_total.with_label_values(&label).inc();
+            self.request_duration
+                .with_label_values(&label)
+                .observe(seconds);
+            return;
+        };
         // A series appears with its op's first request, as before the cache.
-        let series = self.per_op[op as usize].get_or_init(|| OpSeries {
-            requests: self.requests_total.with_label_values(&[op.as_str()]),
-            duration: self.request_duration.with_label_values(&[op.as_str()]),
+        let series = slot.get_or_init(|| OpSeries {
+            requests: self.requests_total.with_label_values(&label),
+            duration: self.request_duration.with_label_values(&label),
         });
         series.requests.inc();
-        series.duration.observe(elapsed.as_secs_f64());
+        series.duration.observe(seconds);
     }
 
     pub fn error(&self, code: &str) {
