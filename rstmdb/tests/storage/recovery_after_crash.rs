@@ -62,6 +62,24 @@ struct Appended {
 }
 
 impl Appended {
+    /// What recovery kept is a prefix of what was appended: dense sequences, the same
+    /// payloads, and every atomic unit whole or absent.
+    fn check_prefix(&self, seen: &[(u64, Vec<u8>)]) -> Result<(), TestCaseError> {
+        for (i, (sequence, payload)) in seen.iter().enumerate() {
+            prop_assert_eq!(*sequence, i as u64 + 1);
+            prop_assert_eq!(payload, &self.payloads[i]);
+        }
+        let n = seen.len() as u64;
+        for (first, count) in &self.units {
+            let kept_of_unit = (*first..first + count).filter(|s| *s <= n).count() as u64;
+            prop_assert!(
+                kept_of_unit == 0 || kept_of_unit == *count,
+                "half a unit survived"
+            );
+        }
+        Ok(())
+    }
+
     /// How many records were acknowledged once the WAL was durable up to `durable`.
     fn acknowledged(&self, durable: u64) -> usize {
         self.batch_ends
@@ -133,14 +151,7 @@ proptest! {
         let n = seen.len();
         prop_assert!(n >= acknowledged, "lost acknowledged records: kept {n} of {acknowledged}");
         prop_assert!(n <= appended.payloads.len());
-        for (i, (sequence, payload)) in seen.iter().enumerate() {
-            prop_assert_eq!(*sequence, i as u64 + 1);
-            prop_assert_eq!(payload, &appended.payloads[i]);
-        }
-        for (first, count) in &appended.units {
-            let kept_of_unit = (*first..first + count).filter(|s| *s <= n as u64).count() as u64;
-            prop_assert!(kept_of_unit == 0 || kept_of_unit == *count, "half a unit survived");
-        }
+        appended.check_prefix(&seen)?;
         // The writer continues densely after what recovery kept.
         prop_assert_eq!(wal.durable_offset(), wal.latest_offset());
         let next = wal.append(&[NewRecord { kind: 1, timestamp_ms: 0, payload: b"next" }]).expect("append");
@@ -180,14 +191,7 @@ proptest! {
         let (wal, seen) = recover_with(&crashed, config);
         let n = seen.len();
         prop_assert!(n >= acknowledged, "lost acknowledged records: kept {n} of {acknowledged}");
-        for (i, (sequence, payload)) in seen.iter().enumerate() {
-            prop_assert_eq!(*sequence, i as u64 + 1);
-            prop_assert_eq!(payload, &appended.payloads[i]);
-        }
-        for (first, count) in &appended.units {
-            let kept_of_unit = (*first..first + count).filter(|s| *s <= n as u64).count() as u64;
-            prop_assert!(kept_of_unit == 0 || kept_of_unit == *count, "half a unit survived");
-        }
+        appended.check_prefix(&seen)?;
         let next = wal.append(&[NewRecord { kind: 1, timestamp_ms: 0, payload: b"next" }]).expect("append");
         prop_assert_eq!(next.first_sequence, n as u64 + 1);
     }
