@@ -216,10 +216,13 @@ impl WatchFeed {
         if let Some(err) = compacted(cursor) {
             return Err(err);
         }
+        // A reader that stopped at its bound would yield nothing more, even once later records
+        // are committed: only one with records left below its bound is worth keeping.
+        let more_below_bound = !exhausted && next_cursor < reader.until_offset();
         Ok(CatchUp {
             events,
             next_cursor,
-            reader: (!exhausted).then_some(CatchUpReader {
+            reader: more_below_bound.then_some(CatchUpReader {
                 reader,
                 next: next_cursor,
             }),

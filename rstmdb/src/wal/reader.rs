@@ -72,6 +72,12 @@ impl WalReader {
         }
     }
 
+    /// The bound it was created with: it yields nothing at or past it, even once later
+    /// records are committed.
+    pub fn until_offset(&self) -> u64 {
+        self.until_offset
+    }
+
     fn next_segment(&mut self) -> Result<bool, WalError> {
         let pending = match &mut self.pending_segments {
             Some(p) => p,

@@ -1,6 +1,7 @@
 //! Watch streams: filters, ordering, resuming from an offset, delivery pacing, and durability
 //! before publish (with the real binary killed mid-stream).
 
+mod watch_catch_up_reader;
 mod watch_delivery_budget;
 mod watch_filters;
 mod watch_ordering;
