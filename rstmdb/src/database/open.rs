@@ -128,6 +128,7 @@ impl Database {
             Ok(())
         };
         let (wal, recovery) = Wal::open(storage, options.wal, position, &mut replay)?;
+        engine.build_list_index();
         let instances = engine.live_instance_count();
         let machines = engine.machine_version_count();
 

@@ -158,6 +158,12 @@ impl Engine {
             .instances
             .drop_deleted_before(keep_tombstones, offset)
     }
+
+    /// Builds the LIST_INSTANCES index now rather than on the first filtered list, which would
+    /// hold the engine lock (and every writer) while it builds: call it once a replay is done.
+    pub fn build_list_index(&self) {
+        self.state.instances.index();
+    }
 }
 
 #[cfg(test)]
