@@ -9,6 +9,7 @@ use crate::engine::changes::{ChangeLog, KeyChange};
 use crate::engine::counts::{CountKey, StateCounts};
 use crate::engine::index::StateIndex;
 use crate::engine::machines::NameId;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
 use std::sync::{Arc, OnceLock};
@@ -110,15 +111,10 @@ impl Instances {
         }
         let (shared_id, old) = match new {
             Some(instance) => {
-                // An existing key stays in the map; only the value is swapped.
-                let shared_id = self
-                    .by_id
-                    .get_key_value(id)
-                    .map_or_else(|| Arc::from(id), |(shared_id, _)| Arc::clone(shared_id));
+                let (shared_id, old) = self.store(id, instance);
                 if let (Some(key), Some(index)) = (new_key, self.index.get_mut()) {
                     index.insert(key, Arc::clone(&shared_id));
                 }
-                let old = self.by_id.insert(Arc::clone(&shared_id), instance);
                 (Some(shared_id), old)
             }
             None => match self.by_id.remove_entry(id) {
@@ -153,6 +149,23 @@ impl Instances {
             });
         }
         old
+    }
+
+    /// Stores `instance` under `id` in one search of the map: at a million ids each search
+    /// is a chain of cache misses, which costs more than the key allocated up front and
+    /// dropped again when the id is already there (its key stays: the index shares it).
+    fn store(&mut self, id: &str, instance: Instance) -> (Arc<str>, Option<Instance>) {
+        match self.by_id.entry(Arc::from(id)) {
+            Entry::Vacant(vacant) => {
+                let shared_id = Arc::clone(vacant.key());
+                vacant.insert(instance);
+                (shared_id, None)
+            }
+            Entry::Occupied(mut occupied) => {
+                let shared_id = Arc::clone(occupied.key());
+                (shared_id, Some(occupied.insert(instance)))
+            }
+        }
     }
 
     /// Keeps `deleted` in step with a replacement under `id`.
