@@ -26,6 +26,7 @@
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::counts::StateCounts;
 use crate::engine::idempotency::{IdemEntry, IdemKey, IdempotencyTable, Recorded, RecordedApply};
+use crate::engine::instance_key::InstanceKey;
 use crate::engine::instances::{Instance, Instances};
 use crate::engine::machines::{Machines, StoredMachine};
 use crate::engine::{Engine, EngineConfig, State};
@@ -178,7 +179,7 @@ fn decode_machines(r: &mut Reader<'_>) -> Result<Machines, ImageError> {
 fn decode_instances(
     r: &mut Reader<'_>,
     machines: &Machines,
-) -> Result<(BTreeMap<Arc<str>, Instance>, StateCounts), ImageError> {
+) -> Result<(BTreeMap<InstanceKey, Instance>, StateCounts), ImageError> {
     let count = r.u64()?;
     let mut counts = StateCounts::default();
     let mut previous: Option<&str> = None;
@@ -225,7 +226,7 @@ fn decode_instances(
                 counts.add((machine, version, state));
             }
             (
-                Arc::<str>::from(id),
+                InstanceKey::new(Arc::from(id)),
                 Instance {
                     machine,
                     version,

@@ -8,6 +8,7 @@ use crate::dsl::definition::StateId;
 use crate::engine::changes::{ChangeLog, KeyChange};
 use crate::engine::counts::{CountKey, StateCounts};
 use crate::engine::index::StateIndex;
+use crate::engine::instance_key::{InstanceKey, KeyView, Probe};
 use crate::engine::machines::NameId;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,7 +56,7 @@ pub(crate) enum Lookup<'a> {
 pub(crate) struct Instances {
     /// Live and soft-deleted instances, in id byte order (LIST_INSTANCES pages in this order).
     /// The ids are shared with `index`, which would otherwise store each a second time.
-    by_id: BTreeMap<Arc<str>, Instance>,
+    by_id: BTreeMap<InstanceKey, Instance>,
     /// Ids of deleted instances whose state a checkpoint dropped while re-creation was
     /// disabled, with their delete offsets: the id stays reserved (§6.4).
     tombstones: BTreeMap<Box<str>, u64>,
@@ -87,7 +88,7 @@ impl Eq for Instances {}
 
 impl Instances {
     pub fn lookup(&self, id: &str) -> Lookup<'_> {
-        match self.by_id.get(id) {
+        match self.by_id.get(Probe::new(id).view()) {
             Some(instance) => match instance.deleted_at {
                 None => Lookup::Live(instance),
                 Some(offset) => Lookup::Deleted(offset.get()),
@@ -117,8 +118,8 @@ impl Instances {
                 }
                 (Some(shared_id), old)
             }
-            None => match self.by_id.remove_entry(id) {
-                Some((shared_id, old)) => (Some(shared_id), Some(old)),
+            None => match self.by_id.remove_entry(Probe::new(id).view()) {
+                Some((key, old)) => (Some(Arc::clone(key.id())), Some(old)),
                 None => (None, None),
             },
         };
@@ -155,14 +156,14 @@ impl Instances {
     /// is a chain of cache misses, which costs more than the key allocated up front and
     /// dropped again when the id is already there (its key stays: the index shares it).
     fn store(&mut self, id: &str, instance: Instance) -> (Arc<str>, Option<Instance>) {
-        match self.by_id.entry(Arc::from(id)) {
+        match self.by_id.entry(InstanceKey::new(Arc::from(id))) {
             Entry::Vacant(vacant) => {
-                let shared_id = Arc::clone(vacant.key());
+                let shared_id = Arc::clone(vacant.key().id());
                 vacant.insert(instance);
                 (shared_id, None)
             }
             Entry::Occupied(mut occupied) => {
-                let shared_id = Arc::clone(occupied.key());
+                let shared_id = Arc::clone(occupied.key().id());
                 (shared_id, Some(occupied.insert(instance)))
             }
         }
@@ -208,7 +209,7 @@ impl Instances {
         let dropped = std::mem::replace(&mut self.deleted, kept);
         let count = dropped.len();
         for (deleted_at, id) in dropped {
-            let removed = self.by_id.remove(&*id);
+            let removed = self.by_id.remove(Probe::new(&id).view());
             debug_assert!(
                 removed.is_some_and(|i| i.deleted_at.map(NonZeroU64::get) == Some(deleted_at)),
                 "the deleted set names only deleted instances in the map"
@@ -223,7 +224,7 @@ impl Instances {
 
     /// Every instance (live and deleted), in id byte order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Instance)> {
-        self.by_id.iter().map(|(id, i)| (&**id, i))
+        self.by_id.iter().map(|(key, i)| (&**key.id(), i))
     }
 
     /// Instances whose id is greater than `after` (all when `None`), in id byte order.
@@ -234,11 +235,14 @@ impl Instances {
         use std::ops::Bound;
         match after {
             None => Box::new(self.iter()),
-            Some(after) => Box::new(
-                self.by_id
-                    .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
-                    .map(|(id, i)| (&**id, i)),
-            ),
+            Some(after) => {
+                let after = Probe::new(after);
+                Box::new(
+                    self.by_id
+                        .range::<dyn KeyView, _>((Bound::Excluded(after.view()), Bound::Unbounded))
+                        .map(|(key, i)| (&**key.id(), i)),
+                )
+            }
         }
     }
 
@@ -270,19 +274,19 @@ impl Instances {
 
     /// The instance stored under `id`, live or deleted.
     pub fn get(&self, id: &str) -> Option<&Instance> {
-        self.by_id.get(id)
+        self.by_id.get(Probe::new(id).view())
     }
 
     /// Builds the table from decoded parts (engine image decode); `counts` must match `by_id`.
     /// The index is built on first use.
     pub fn from_parts(
-        by_id: BTreeMap<Arc<str>, Instance>,
+        by_id: BTreeMap<InstanceKey, Instance>,
         tombstones: BTreeMap<Box<str>, u64>,
         counts: StateCounts,
     ) -> Instances {
         let deleted = by_id
             .iter()
-            .filter_map(|(id, i)| i.deleted_at.map(|at| (at.get(), Arc::clone(id))))
+            .filter_map(|(key, i)| i.deleted_at.map(|at| (at.get(), Arc::clone(key.id()))))
             .collect();
         Instances {
             by_id,
@@ -301,13 +305,13 @@ impl Instances {
 
 /// The index of the live instances in `by_id`: one pass in id order, so every set is built in
 /// order.
-fn index_of(by_id: &BTreeMap<Arc<str>, Instance>) -> StateIndex {
+fn index_of(by_id: &BTreeMap<InstanceKey, Instance>) -> StateIndex {
     let mut grouped: BTreeMap<CountKey, Vec<Arc<str>>> = BTreeMap::new();
-    for (id, instance) in by_id.iter().filter(|(_, i)| i.is_live()) {
+    for (key, instance) in by_id.iter().filter(|(_, i)| i.is_live()) {
         grouped
             .entry(instance.count_key())
             .or_default()
-            .push(Arc::clone(id));
+            .push(Arc::clone(key.id()));
     }
     StateIndex::from_sorted(grouped)
 }
@@ -396,18 +400,19 @@ mod index_tests {
                     // What a scan of every instance drops (the code before the deleted set).
                     let mut expected_ids: Vec<Arc<str>> = Vec::new();
                     let mut expected_tombstones = instances.tombstones.clone();
-                    for (id, instance) in &instances.by_id {
+                    for (id, instance) in instances.iter() {
                         match instance.deleted_at {
                             Some(at) if at.get() < offset => {
                                 if keep_tombstones {
-                                    expected_tombstones.insert(Box::from(&**id), at.get());
+                                    expected_tombstones.insert(Box::from(id), at.get());
                                 }
                             }
-                            _ => expected_ids.push(Arc::clone(id)),
+                            _ => expected_ids.push(Arc::from(id)),
                         }
                     }
                     instances.drop_deleted_before(keep_tombstones, offset);
-                    let ids: Vec<Arc<str>> = instances.by_id.keys().cloned().collect();
+                    let ids: Vec<Arc<str>> =
+                        instances.iter().map(|(id, _)| Arc::from(id)).collect();
                     assert_eq!(ids, expected_ids, "seed {seed} step {step}");
                     assert_eq!(
                         instances.tombstones, expected_tombstones,
@@ -421,9 +426,8 @@ mod index_tests {
                 "seed {seed} step {step}"
             );
             let deleted_by_scan: BTreeSet<(u64, Arc<str>)> = instances
-                .by_id
                 .iter()
-                .filter_map(|(id, i)| i.deleted_at.map(|at| (at.get(), Arc::clone(id))))
+                .filter_map(|(id, i)| i.deleted_at.map(|at| (at.get(), Arc::from(id))))
                 .collect();
             assert_eq!(
                 instances.deleted, deleted_by_scan,

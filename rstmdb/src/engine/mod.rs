@@ -41,6 +41,7 @@ mod execute;
 mod idempotency;
 pub mod image;
 mod index;
+mod instance_key;
 mod instances;
 mod landmarks;
 mod listing;
