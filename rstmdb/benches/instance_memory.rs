@@ -23,6 +23,8 @@ fn ctx(i: u64) -> Map<String, Value> {
 
 fn main() {
     let mut engine = Engine::new(EngineConfig::default());
+    // As the server does once it has replayed: from then on every change keeps the index.
+    engine.build_list_index();
     let mut offset = 1u64 << 40;
     let mut assign = |size: u64| {
         let at = offset;
@@ -81,6 +83,9 @@ fn main() {
     let mut decoded = None;
     let info = allocation_counter::measure(|| {
         decoded = Engine::decode_image(EngineConfig::default(), &bytes).ok();
+        if let Some(engine) = &decoded {
+            engine.build_list_index();
+        }
     });
     let elapsed = started.elapsed();
     match decoded {
