@@ -1,8 +1,9 @@
 //! Instances by id (byte order), tombstones, and the counts and index that follow them.
 //!
 //! Every change goes through [`Instances::replace`], which keeps the counts, the
-//! (machine, version, state) index and the set of deleted instances exact and logs changes of
-//! live keys; nothing else touches the map.
+//! (machine, version, state) index (once something has read it: it is built on first use) and
+//! the set of deleted instances exact and logs changes of live keys; nothing else touches the
+//! map.
 
 use crate::dsl::definition::StateId;
 use crate::engine::changes::{ChangeLog, KeyChange};
