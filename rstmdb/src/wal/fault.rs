@@ -15,7 +15,7 @@ use super::storage::{SegmentFile, Storage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The unit in which [`FaultStorage::crash_keeping_pages`] keeps or loses unsynced data: a
@@ -72,6 +72,51 @@ struct Faults {
     failing_creates: AtomicU64,
     failing_removes: AtomicU64,
     failing_renames: AtomicU64,
+    removes_held: RemoveHold,
+}
+
+/// While held, every `remove` waits (a slow file system, frozen at the test's command).
+#[derive(Debug, Default)]
+struct RemoveHold {
+    state: Mutex<HoldState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct HoldState {
+    held: bool,
+    /// Removes waiting right now.
+    waiting: usize,
+}
+
+impl RemoveHold {
+    /// Waits while held.
+    fn pass(&self) {
+        let mut state = lock(&self.state);
+        state.waiting += 1;
+        self.changed.notify_all();
+        while state.held {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        state.waiting -= 1;
+    }
+
+    fn set(&self, held: bool) {
+        lock(&self.state).held = held;
+        self.changed.notify_all();
+    }
+
+    fn wait_for_waiter(&self, timeout: Duration) -> bool {
+        let state = lock(&self.state);
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, timeout, |state| state.waiting == 0)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.waiting > 0
+    }
 }
 
 /// Takes one failure off `counter`: true while injected failures remain.
@@ -377,6 +422,20 @@ impl FaultStorage {
         self.faults.failing_removes.store(count, Ordering::SeqCst);
     }
 
+    /// Makes every `remove` wait until [`FaultStorage::release_removes`].
+    pub fn hold_removes(&self) {
+        self.faults.removes_held.set(true);
+    }
+
+    pub fn release_removes(&self) {
+        self.faults.removes_held.set(false);
+    }
+
+    /// Waits up to `timeout` for a `remove` to be waiting on the hold; true if one is.
+    pub fn wait_for_held_remove(&self, timeout: Duration) -> bool {
+        self.faults.removes_held.wait_for_waiter(timeout)
+    }
+
     /// The next `count` calls of `rename` fail, renaming nothing.
     pub fn fail_next_renames(&self, count: u64) {
         self.faults.failing_renames.store(count, Ordering::SeqCst);
@@ -418,6 +477,7 @@ impl Storage for FaultStorage {
         }
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.faults.removes_held.pass();
         if take_failure(&self.faults.failing_removes) {
             return Err(injected(&format!("remove {name}")));
         }

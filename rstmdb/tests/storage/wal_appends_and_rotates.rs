@@ -6,6 +6,8 @@ use rstmdb::wal::{
     FsyncPolicy, MAX_RECORD_PAYLOAD_BYTES, NewRecord, Storage, Wal, WalConfig, WalError,
 };
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
 
 const SEG: u64 = 1 << 40;
 
@@ -196,6 +198,62 @@ fn deleting_old_segments_reclaims_their_bytes_and_survives_restart_as_oldest_off
     assert_eq!(report.records_replayed, 1);
     assert_eq!(wal.oldest_offset(), 3 * SEG);
     assert_eq!(wal.append(&[rec(b"x")]).expect("append").first_sequence, 6);
+}
+
+/// Five 100-byte records, two per 250-byte segment: segments 1 and 2 full, 3 the newest.
+fn three_segments(storage: &FaultStorage) -> Wal {
+    let (wal, _) = open(storage, config(250, FsyncPolicy::EveryWrite));
+    for i in 0..5u8 {
+        wal.append(&[rec(&[i; 60])]).expect("append");
+    }
+    wal.sync().expect("sync");
+    wal
+}
+
+#[test]
+fn appends_go_on_while_compaction_deletes_old_segments() {
+    let storage = FaultStorage::new();
+    let wal = three_segments(&storage);
+    storage.hold_removes();
+    std::thread::scope(|scope| {
+        let deleting = scope.spawn(|| wal.delete_segments_below(3));
+        assert!(
+            storage.wait_for_held_remove(Duration::from_secs(30)),
+            "the deletion reached its first file"
+        );
+        // The file system is stuck inside that removal: an append must not wait for it.
+        let (appended, append_done) = mpsc::channel();
+        let wal = &wal;
+        scope.spawn(move || appended.send(wal.append(&[rec(b"during")]).is_ok()));
+        let during = append_done.recv_timeout(Duration::from_secs(30));
+        storage.release_removes();
+        assert_eq!(during, Ok(true), "the append finished during the deletion");
+        let deleted = deleting.join().expect("joins").expect("delete");
+        assert_eq!((deleted.segments, deleted.bytes_reclaimed), (2, 400));
+    });
+    assert_eq!(wal.oldest_offset(), 3 * SEG);
+    wal.sync().expect("sync");
+    let sequences: Vec<u64> = wal.reader(0).map(|r| r.expect("read").sequence).collect();
+    assert_eq!(sequences, vec![5, 6]);
+}
+
+#[test]
+fn a_failed_deletion_keeps_the_segments_it_could_not_remove() {
+    let storage = FaultStorage::new();
+    let wal = three_segments(&storage);
+    storage.fail_next_removes(1);
+    let err = wal
+        .delete_segments_below(3)
+        .expect_err("the first removal fails");
+    assert!(matches!(err, WalError::Io { .. }), "{err:?}");
+    // Nothing was removed: every segment is still listed and readable from the oldest.
+    assert_eq!(wal.oldest_offset(), 0);
+    assert_eq!(wal.segments().len(), 3);
+    let sequences: Vec<u64> = wal.reader(0).map(|r| r.expect("read").sequence).collect();
+    assert_eq!(sequences, vec![1, 2, 3, 4, 5]);
+    // A retry deletes them.
+    assert_eq!(wal.delete_segments_below(3).expect("retry").segments, 2);
+    assert_eq!(wal.oldest_offset(), 3 * SEG);
 }
 
 #[test]
