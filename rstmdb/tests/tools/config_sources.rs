@@ -34,6 +34,35 @@ fn documented_default_file_equals_built_in_defaults() {
 }
 
 #[test]
+fn the_protocol_documents_the_built_in_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+    let doc = std::fs::read_to_string(path).expect("docs/protocol.md");
+    let keys = doc.find("### 9.2 Keys").expect("§9.2 is there");
+    let block = doc[keys..]
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("§9.2 opens with a TOML block");
+    let config = Config::from_toml(block, "docs/protocol.md §9.2").expect("the block parses");
+    assert_eq!(config, Config::default(), "§9.2 shows every default");
+    // A table left out would parse to its defaults too: §9.2 must show every table the shipped
+    // file has.
+    let tables = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with('['))
+            .filter_map(|line| line.split(']').next())
+            .map(|header| header.trim_start_matches('[').to_owned())
+            .collect()
+    };
+    let shipped = std::fs::read_to_string(config_dir().join("rstmdb.toml")).expect("rstmdb.toml");
+    assert_eq!(
+        tables(block),
+        tables(&shipped),
+        "the tables of §9.2 and rstmdb.toml"
+    );
+}
+
+#[test]
 fn shipped_example_files_parse_and_resolve() {
     let tls = Config::from_file(&config_dir().join("dev-tls.toml")).expect("dev-tls.toml parses");
     assert!(tls.tls.enabled && tls.tls.require_client_cert);
