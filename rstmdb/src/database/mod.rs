@@ -29,6 +29,7 @@ mod queue;
 mod reads;
 mod rebuild;
 mod recent_events;
+mod replay;
 mod sequencer;
 mod shared;
 

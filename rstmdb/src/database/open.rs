@@ -5,14 +5,14 @@ use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
 use super::shared::{Clock, Shared};
-use super::{Database, sequencer};
+use super::{Database, replay, sequencer};
 use crate::checkpoint::{
     CheckpointError, CheckpointInfo, CheckpointStore, SkippedCheckpoint, SnapshotError,
     SnapshotRetention, SnapshotStore,
 };
-use crate::engine::{Engine, EngineConfig, Record};
+use crate::engine::{Engine, EngineConfig};
 use crate::wal::{
-    CheckpointPosition, DataDirLock, DirStorage, RecoveryReport, Storage, Wal, WalConfig, WalError,
+    CheckpointPosition, DataDirLock, DirStorage, RecoveryReport, Storage, WalConfig, WalError,
     wal_dir,
 };
 use std::path::PathBuf;
@@ -118,16 +118,8 @@ impl Database {
                 )
             }
         };
-        let mut records_replayed = 0u64;
-        let mut progress = ReplayProgress::new();
-        let mut replay = |view: crate::wal::RecordView<'_>| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let record: Record = serde_json::from_slice(view.payload)?;
-            engine.apply_record(&record, view.offset)?;
-            records_replayed += 1;
-            progress.tick(records_replayed, view.offset);
-            Ok(())
-        };
-        let (wal, recovery) = Wal::open(storage, options.wal, position, &mut replay)?;
+        let (wal, recovery, records_replayed) =
+            replay::open_replaying(&mut engine, storage, options.wal, position)?;
         engine.build_list_index();
         let instances = engine.live_instance_count();
         let machines = engine.machine_version_count();
@@ -177,7 +169,7 @@ impl Database {
 
 /// Start-up progress for long replays: a log line every few seconds (terminal or not, so a
 /// service manager's journal shows it too).
-struct ReplayProgress {
+pub(super) struct ReplayProgress {
     started: Instant,
     last_report: Instant,
 }
@@ -185,7 +177,7 @@ struct ReplayProgress {
 impl ReplayProgress {
     const EVERY: Duration = Duration::from_secs(2);
 
-    fn new() -> ReplayProgress {
+    pub(super) fn new() -> ReplayProgress {
         let now = Instant::now();
         ReplayProgress {
             started: now,
@@ -193,7 +185,7 @@ impl ReplayProgress {
         }
     }
 
-    fn tick(&mut self, records: u64, offset: u64) {
+    pub(super) fn tick(&mut self, records: u64, offset: u64) {
         // Checking the clock on every record would cost more than applying many of them.
         if !records.is_multiple_of(16_384) || self.last_report.elapsed() < Self::EVERY {
             return;

@@ -41,8 +41,10 @@ pub(crate) fn recover(
     counters: &IoCounters,
     checkpoint: Option<CheckpointPosition>,
     replay: &mut ReplayFn<'_>,
+    replayed: &mut dyn FnMut() -> Result<(), WalError>,
 ) -> Result<(RecoveredState, RecoveryReport), WalError> {
     let analysis = analyze::analyze(storage, counters, checkpoint, StartRule::FromOne, replay)?;
+    replayed()?;
     let mut report = RecoveryReport {
         records_replayed: analysis.records_delivered,
         last_sequence: analysis.last_sequence,

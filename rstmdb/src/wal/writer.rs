@@ -110,9 +110,23 @@ impl Wal {
         checkpoint: Option<CheckpointPosition>,
         replay: &mut ReplayFn<'_>,
     ) -> Result<(Wal, RecoveryReport), WalError> {
+        Wal::open_then(storage, config, checkpoint, replay, &mut || Ok(()))
+    }
+
+    /// [`Wal::open`] for a caller that finishes its replay elsewhere (on another thread):
+    /// `replayed` is called once every record was handed to `replay` and before recovery cuts
+    /// anything, so a record that fails there still leaves the WAL as it found it.
+    pub fn open_then(
+        storage: Arc<dyn Storage>,
+        config: WalConfig,
+        checkpoint: Option<CheckpointPosition>,
+        replay: &mut ReplayFn<'_>,
+        replayed: &mut dyn FnMut() -> Result<(), WalError>,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
         config.validate()?;
         let counters = Arc::new(IoCounters::default());
-        let (state, report) = recovery::recover(storage.as_ref(), &counters, checkpoint, replay)?;
+        let (state, report) =
+            recovery::recover(storage.as_ref(), &counters, checkpoint, replay, replayed)?;
         Ok((Wal::start(storage, config, counters, state)?, report))
     }
 

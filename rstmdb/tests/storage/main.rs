@@ -12,6 +12,7 @@ mod recovery_after_crash;
 mod recovery_holes_in_the_unsynced_tail;
 mod recovery_keeps_every_acknowledged_write;
 mod recovery_real_files;
+mod recovery_replay_failures;
 mod recovery_survives_a_second_crash;
 mod recovery_syncs_directory_entries;
 mod snapshot_store;
