@@ -73,8 +73,20 @@ fn answer<T: Serialize>(
     id: &str,
     read: impl Future<Output = Result<T, RcpError>> + Send + 'static,
 ) -> Answer {
+    answer_with_offset(id, async move { Ok((read.await?, None)) })
+}
+
+/// [`answer`] for a result that may come with `meta.wal_offset`, the first offset of the
+/// records its request appended.
+fn answer_with_offset<T: Serialize>(
+    id: &str,
+    outcome: impl Future<Output = Result<(T, Option<u64>), RcpError>> + Send + 'static,
+) -> Answer {
     let id = id.to_owned();
-    Box::pin(async move { Ok(EncodedResponse::ok_typed(&id, &read.await?, None)) })
+    Box::pin(async move {
+        let (result, wal_offset) = outcome.await?;
+        Ok(EncodedResponse::ok_typed(&id, &result, wal_offset))
+    })
 }
 
 impl OpHandler for DatabaseHandler {
@@ -198,17 +210,12 @@ impl DatabaseHandler {
             })
             .collect();
         let run = self.db.batch(params.mode, items);
-        let id = id.to_owned();
-        Box::pin(async move {
+        answer_with_offset(id, async move {
             let output = run.await?;
             let result = BatchResult {
                 results: output.results,
             };
-            Ok(EncodedResponse::ok_typed(
-                &id,
-                &result,
-                output.first_wal_offset,
-            ))
+            Ok((result, output.first_wal_offset))
         })
     }
 }
@@ -218,14 +225,9 @@ fn written(
     id: &str,
     write: impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static,
 ) -> Answer {
-    let id = id.to_owned();
-    Box::pin(async move {
+    answer_with_offset(id, async move {
         let output = write.await?;
-        Ok(EncodedResponse::ok_typed(
-            &id,
-            &output.result,
-            output.wal_offset,
-        ))
+        Ok((output.result, output.wal_offset))
     })
 }
 
