@@ -135,24 +135,28 @@ impl ServerMetrics {
     }
 
     pub fn request_finished(&self, op: Op, elapsed: Duration) {
-        let label = [op.as_str()];
-        let seconds = elapsed.as_secs_f64();
-        // An op added to the enum but not to `Op::ALL` or `Op::EXTENSIONS` has no slot: it is
-        // still counted, the slow way, rather than panic.
-        let Some(slot) = self.per_op.get(op as usize) else {
-            self.requests_total.with_label_values(&label).inc();
-            self.request_duration
-                .with_label_values(&label)
-                .observe(seconds);
-            return;
+        let uncached;
+        let series = match self.per_op.get(op as usize) {
+            // A series appears with its op's first request, as before the cache.
+            Some(slot) => slot.get_or_init(|| self.series_of(op)),
+            // An op added to the enum but not to `Op::ALL` or `Op::EXTENSIONS` has no slot: it
+            // is still counted, the slow way, rather than panic.
+            None => {
+                uncached = self.series_of(op);
+                &uncached
+            }
         };
-        // A series appears with its op's first request, as before the cache.
-        let series = slot.get_or_init(|| OpSeries {
+        series.requests.inc();
+        series.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// `op`'s series, looked up by label.
+    fn series_of(&self, op: Op) -> OpSeries {
+        let label = [op.as_str()];
+        OpSeries {
             requests: self.requests_total.with_label_values(&label),
             duration: self.request_duration.with_label_values(&label),
-        });
-        series.requests.inc();
-        series.duration.observe(seconds);
+        }
     }
 
     pub fn error(&self, code: &str) {
