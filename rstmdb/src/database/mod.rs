@@ -73,7 +73,7 @@ impl Database {
         command: Command,
     ) -> impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let queued = self.shared.queue.submit(Job::Write { command, reply });
+        let queued = sequencer::submit(&self.shared, Job::Write { command, reply });
         let shared = Arc::clone(&self.shared);
         async move {
             queued.map_err(|_| stopped())?;
@@ -95,7 +95,7 @@ impl Database {
         items: Vec<BatchItem>,
     ) -> impl Future<Output = Result<BatchOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let queued = self.shared.queue.submit(Job::Batch { mode, items, reply });
+        let queued = sequencer::submit(&self.shared, Job::Batch { mode, items, reply });
         let shared = Arc::clone(&self.shared);
         async move {
             queued.map_err(|_| stopped())?;

@@ -125,7 +125,7 @@ impl Database {
         let machines = engine.machine_version_count();
 
         let latest = wal.latest_offset();
-        let (queue, receiver) = JobQueue::new();
+        let queue = JobQueue::new();
         let shared = Arc::new(Shared {
             data_dir: options.data_dir.clone(),
             engine: RwLock::new(engine),
@@ -147,7 +147,7 @@ impl Database {
         let for_thread = Arc::clone(&shared);
         let sequencer = std::thread::Builder::new()
             .name("sequencer".to_owned())
-            .spawn(move || sequencer::run(for_thread, receiver))
+            .spawn(move || sequencer::run(for_thread))
             .map_err(|err| WalError::Config(format!("cannot start the sequencer thread: {err}")))?;
         Ok((
             Database {

@@ -1,16 +1,19 @@
-//! The sequencer: the one thread that executes write commands against the engine and appends
-//! their records to the WAL, a group at a time (docs/commit-pipeline.md).
+//! The sequencer: the one runner at a time that executes write commands against the engine and
+//! appends their records to the WAL, a group at a time (docs/commit-pipeline.md). It is a
+//! thread of its own, or for one small job while that thread is idle, the submitting thread
+//! (`queue` decides which).
 
 use super::batch;
 use super::errors;
 use super::group::Group;
 use super::jobs::{BatchOutput, Completion, Job, WriteOutput};
+use super::queue::{Admitted, JobQueue, Stopped};
 use super::shared::Shared;
 use crate::engine::{Command, Engine, ExecuteError, Record, Undo};
 use rstmdb_protocol::RcpError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Most jobs taken into one group. Bounds the time the engine's write lock is held and the
 /// memory of one group; a burst larger than this becomes several groups back to back.
@@ -44,45 +47,67 @@ impl Finished {
     }
 }
 
-/// Runs until every job sender is gone.
-/// Runs until a `Stop` job (or until every job sender is gone).
-pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut stopping = false;
-    while !stopping {
-        let Some(first) = jobs.blocking_recv() else {
-            break;
+/// The sequencer thread: runs the groups handed to it until a `Stop` job (or until a runner
+/// panicked).
+pub(crate) fn run(shared: Arc<Shared>) {
+    while let Some(taken) = shared.queue.take_group(MAX_GROUP_JOBS) {
+        let count = taken.jobs.len() as u64 + u64::from(taken.stopping);
+        let _poison = PoisonOnPanic {
+            queue: &shared.queue,
+            unfinished: count,
         };
-        let mut group = Vec::new();
-        let mut next = Some(first);
-        while let Some(job) = next {
-            if matches!(job, Job::Stop) {
-                stopping = true;
-                break;
-            }
-            group.push(job);
-            next = if group.len() < MAX_GROUP_JOBS {
-                jobs.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        let count = group.len() as u64 + u64::from(stopping);
-        if !group.is_empty() {
-            run_group(&shared, group);
+        if !taken.jobs.is_empty() {
+            run_group(&shared, taken.jobs);
         }
         shared.queue.mark_processed(count);
+        if taken.stopping {
+            // Jobs queued after the stop were refused: the queue closed with it.
+            break;
+        }
     }
-    // Jobs queued after the stop are dropped with the receiver: their senders see the
-    // database as stopped.
 }
 
-fn run_group(shared: &Shared, jobs: Vec<Job>) {
+/// Queues a job for the sequencer, or, when it is idle and the job is small, runs it right here
+/// as a group of one (the caller's thread holds the sequencer role meanwhile, so there is still
+/// one writer). Either way the job's reply is sent by the time its group is done.
+pub(crate) fn submit(shared: &Shared, job: Job) -> Result<(), Stopped> {
+    match shared.queue.admit(job)? {
+        Admitted::Queued => {}
+        Admitted::RunHere(job) => {
+            let _poison = PoisonOnPanic {
+                queue: &shared.queue,
+                unfinished: 1,
+            };
+            run_group(shared, std::iter::once(job));
+            shared.queue.inline_done();
+        }
+    }
+    Ok(())
+}
+
+/// Poisons the queue if a runner unwinds through a group: the engine may hold half of it, so
+/// no later job may run (the engine's lock is poisoned too; a restart recovers from disk).
+struct PoisonOnPanic<'a> {
+    queue: &'a JobQueue,
+    unfinished: u64,
+}
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.queue.poison(self.unfinished);
+        }
+    }
+}
+
+fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>) {
+    let jobs = jobs.into_iter();
     let now_ms = shared.clock.now_ms();
     let mut engine = shared.write_engine();
     let placement = shared.wal.placement();
     let mut group = Group::new(placement);
     let mut undos = Vec::new();
-    let mut finished = Vec::with_capacity(jobs.len());
+    let mut finished = Vec::with_capacity(jobs.size_hint().0);
     for job in jobs {
         match job {
             Job::Write { command, reply } => {
@@ -97,7 +122,7 @@ fn run_group(shared: &Shared, jobs: Vec<Job>) {
                 let outcome = batch::run(&mut engine, &mut group, mode, &items, now_ms, &mut undos);
                 finished.push(Finished::Batch(reply, outcome));
             }
-            // `run` never puts a stop into a group.
+            // `take_group` never puts a stop into a group.
             Job::Stop => {}
         }
     }
