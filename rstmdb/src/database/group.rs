@@ -3,7 +3,7 @@
 use super::errors;
 use crate::engine::Record;
 use crate::wal::Placement;
-use crate::wal::{MAX_RECORD_PAYLOAD_BYTES, NewRecord, UnitMarker, Wal, WalError};
+use crate::wal::{MAX_RECORD_PAYLOAD_BYTES, NewRecord, SyncBy, UnitMarker, Wal, WalError};
 use rstmdb_protocol::RcpError;
 
 /// An encoded record waiting for the group's append.
@@ -96,7 +96,7 @@ impl Group {
     /// Appends the whole group in ONE WAL append (each atomic BATCH marked as a unit), so an
     /// append that fails leaves none of the group on disk and the sequencer can undo all of it.
     /// Checks that the WAL put every record where the engine was told it would be.
-    pub(crate) fn write(&self, wal: &Wal) -> Result<(), WalError> {
+    pub(crate) fn write(&self, wal: &Wal, sync_by: SyncBy) -> Result<(), WalError> {
         let new: Vec<NewRecord<'_>> = self
             .records
             .iter()
@@ -106,7 +106,7 @@ impl Group {
                 payload: &r.payload,
             })
             .collect();
-        let appended = wal.append_mixed(&new, &self.unit_markers())?;
+        let appended = wal.append_mixed_synced_by(&new, &self.unit_markers(), sync_by)?;
         // Invariant: the engine already applied these records at the planned offsets. A
         // disagreement is a bug that must stop the writer before anything is acknowledged.
         let planned: Vec<u64> = self.records.iter().map(|r| r.offset).collect();

@@ -48,6 +48,7 @@ use crate::engine::Command;
 use jobs::{Completion, Job};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::params::BatchMode;
+use sequencer::InFlightWrite;
 use shared::Shared;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -73,9 +74,10 @@ impl Database {
         command: Command,
     ) -> impl Future<Output = Result<WriteOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
+        let in_flight = InFlightWrite::start(&self.shared);
         let queued = sequencer::submit(&self.shared, Job::Write { command, reply });
-        let shared = Arc::clone(&self.shared);
         async move {
+            let shared = in_flight.shared();
             queued.map_err(|_| stopped())?;
             let Completion { outcome, gate } = answer.await.map_err(|_| stopped())?;
             // The outcome waits for the durability gate on the heap: held inline, it made this
@@ -83,7 +85,7 @@ impl Database {
             // allocation of that size consolidates the allocator's fast bins (~5% of server
             // CPU under `rstmdb bench -w apply`, see docs/benchmarks.md).
             let outcome = Box::new(outcome);
-            wait_committed(&shared, gate).await?;
+            wait_committed(shared, gate).await?;
             *outcome
         }
     }
@@ -95,11 +97,11 @@ impl Database {
         items: Vec<BatchItem>,
     ) -> impl Future<Output = Result<BatchOutput, RcpError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
+        let in_flight = InFlightWrite::start(&self.shared);
         let queued = sequencer::submit(&self.shared, Job::Batch { mode, items, reply });
-        let shared = Arc::clone(&self.shared);
         async move {
             queued.map_err(|_| stopped())?;
-            release(&shared, answer.await.map_err(|_| stopped())?).await
+            release(in_flight.shared(), answer.await.map_err(|_| stopped())?).await
         }
     }
 

@@ -16,7 +16,7 @@ use crate::wal::{
     wal_dir,
 };
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,7 @@ impl Database {
             wal,
             applied_end: AtomicU64::new(latest),
             queue,
+            writes_in_flight: AtomicUsize::new(0),
             recent_events: RecentEvents::new(latest),
             clock: Clock,
             checkpoints,

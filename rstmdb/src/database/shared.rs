@@ -8,7 +8,7 @@ use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
 use rstmdb_protocol::RcpError;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// held, so a reader holding the read lock sees the position of the state it reads.
     pub(crate) applied_end: AtomicU64,
     pub(crate) queue: JobQueue,
+    /// Writes submitted and not yet answered (`sequencer::InFlightWrite`).
+    pub(crate) writes_in_flight: AtomicUsize,
     /// The last groups' transitions, for watch subscriptions (docs/watch-streams.md).
     pub(crate) recent_events: RecentEvents,
     pub(crate) clock: Clock,

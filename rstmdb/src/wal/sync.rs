@@ -22,6 +22,15 @@ pub trait FsyncObserver: Send + Sync + std::fmt::Debug {
     fn fsync_completed(&self, latency: Duration, records: u64);
 }
 
+/// Who syncs what an append wrote, under `every_write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncBy {
+    /// The sync thread, woken by the append.
+    Thread,
+    /// The appender, right after the append ([`crate::wal::Wal::sync_here`]).
+    Caller,
+}
+
 /// What async waiters see: the durable offset, or the failure that stopped the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -43,6 +52,9 @@ pub(crate) struct SyncState {
     pub unsynced_records: u64,
     /// An explicit `sync()` wants durability up to here.
     pub requested_offset: u64,
+    /// An fdatasync is running (the sync thread's, or an appender's own: [`Durability::sync_here`]).
+    /// One at a time: the other waits for it rather than sync the same file twice.
+    pub syncing: bool,
     pub failure: Option<String>,
     pub shutdown: bool,
 }
@@ -87,13 +99,16 @@ impl Durability {
         }
     }
 
-    /// Called by the appender after a successful write.
+    /// Called by the appender after a successful write. `SyncBy::Caller`: under `every_write`
+    /// the appender syncs itself next ([`Durability::sync_here`]), so the sync thread is not
+    /// woken for it.
     pub fn written(
         &self,
         file: &Arc<dyn SegmentFile>,
         end_offset: u64,
         last_sequence: u64,
         records: u64,
+        sync_by: SyncBy,
     ) {
         let mut st = lock(&self.state);
         st.written_offset = end_offset;
@@ -101,7 +116,7 @@ impl Durability {
         st.file = Arc::clone(file);
         st.unsynced_records += records;
         let wake = match self.policy {
-            FsyncPolicy::EveryWrite => true,
+            FsyncPolicy::EveryWrite => sync_by == SyncBy::Thread,
             FsyncPolicy::EveryN(n) => st.unsynced_records >= u64::from(n),
             FsyncPolicy::EveryMs(_) => st.unsynced_records == records,
             FsyncPolicy::Never => false,
@@ -109,6 +124,65 @@ impl Durability {
         drop(st);
         if wake {
             self.work.notify_one();
+        }
+    }
+
+    /// Under `every_write`, makes everything written so far durable on the calling thread when
+    /// no fdatasync is running: one request at a time then needs no hand-off to the sync
+    /// thread and back. When one is running, wakes the sync thread to follow it up instead.
+    /// Returns once this thread's fdatasync (if any) is done; waiters are told as usual.
+    pub fn sync_here(&self) {
+        if self.policy != FsyncPolicy::EveryWrite {
+            return;
+        }
+        let mut st = lock(&self.state);
+        if st.failure.is_some() || st.written_offset <= st.durable_offset {
+            return;
+        }
+        if st.syncing {
+            drop(st);
+            self.work.notify_one();
+            return;
+        }
+        st.syncing = true;
+        st.unsynced_records = 0;
+        let (offset, sequence, file) =
+            (st.written_offset, st.written_sequence, Arc::clone(&st.file));
+        drop(st);
+        let started = Instant::now();
+        let result = file.sync_data();
+        self.synced(result, offset, sequence, started);
+        let mut st = lock(&self.state);
+        st.syncing = false;
+        // The thread waits while this ran: it must look again if there is more to sync, or
+        // if it is shutting down.
+        let wake = st.written_offset > st.durable_offset || st.shutdown;
+        drop(st);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Accounts for a finished fdatasync: advances the durable offset, or stops the WAL.
+    /// Returns whether it succeeded.
+    fn synced(
+        &self,
+        result: std::io::Result<()>,
+        offset: u64,
+        sequence: u64,
+        started: Instant,
+    ) -> bool {
+        let latency_us = started.elapsed().as_micros() as u64;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                self.advance(offset, sequence, latency_us);
+                true
+            }
+            Err(e) => {
+                self.fail(format!("fdatasync up to offset {offset} failed: {e}"));
+                false
+            }
         }
     }
 
@@ -211,10 +285,12 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
                 FsyncPolicy::EveryMs(_) => dirty && (requested || now >= next_tick),
                 FsyncPolicy::Never => dirty && requested,
             };
-            if due || (st.shutdown && dirty) {
+            // An appender's own fdatasync is running: it wakes this thread when it is done
+            // if anything is left.
+            if !st.syncing && (due || (st.shutdown && dirty)) {
                 break (st.written_offset, st.written_sequence, Arc::clone(&st.file));
             }
-            if st.shutdown {
+            if st.shutdown && !st.syncing {
                 return;
             }
             st = match d.policy {
@@ -229,22 +305,17 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
             };
         };
         st.unsynced_records = 0;
+        st.syncing = true;
         drop(st);
         let started = Instant::now();
         let result = file.sync_data();
-        let latency_us = started.elapsed().as_micros() as u64;
-        d.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let FsyncPolicy::EveryMs(ms) = d.policy {
             next_tick = started + Duration::from_millis(u64::from(ms));
         }
-        match result {
-            Ok(()) => d.advance(target_offset, target_sequence, latency_us),
-            Err(e) => {
-                d.fail(format!(
-                    "fdatasync up to offset {target_offset} failed: {e}"
-                ));
-                return;
-            }
+        let ok = d.synced(result, target_offset, target_sequence, started);
+        lock(&d.state).syncing = false;
+        if !ok {
+            return;
         }
     }
 }

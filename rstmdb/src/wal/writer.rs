@@ -10,7 +10,7 @@ use super::recovery::{self, RecoveryReport};
 use super::segment::{MAX_SEGMENT_ID, offset_of, segment_file_name, segment_of};
 use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
-use super::sync::{self, Durability, SyncState, SyncStatus, lock};
+use super::sync::{self, Durability, SyncBy, SyncState, SyncStatus, lock};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -148,6 +148,7 @@ impl Wal {
             durable_sequence: state.last_sequence,
             file: Arc::clone(&state.newest_file),
             unsynced_records: 0,
+            syncing: false,
             requested_offset: 0,
             failure: None,
             shutdown: false,
@@ -180,7 +181,7 @@ impl Wal {
 
     /// Appends independent records with one write call (per segment touched).
     pub fn append(&self, records: &[NewRecord<'_>]) -> Result<Appended, WalError> {
-        self.append_records(records, |_| None)
+        self.append_records(records, |_| None, SyncBy::Thread)
     }
 
     /// Appends an atomic unit (spec §6.8): record i carries `{index: i, count: n}` and no other
@@ -188,12 +189,16 @@ impl Wal {
     pub fn append_unit(&self, records: &[NewRecord<'_>]) -> Result<Appended, WalError> {
         let count = u32::try_from(records.len())
             .map_err(|_| WalError::Config("too many records in one unit".to_owned()))?;
-        self.append_records(records, |i| {
-            Some(UnitMarker {
-                index: i as u32,
-                count,
-            })
-        })
+        self.append_records(
+            records,
+            |i| {
+                Some(UnitMarker {
+                    index: i as u32,
+                    count,
+                })
+            },
+            SyncBy::Thread,
+        )
     }
 
     /// Appends records some of which belong to atomic units, all in ONE append: if it fails,
@@ -204,6 +209,17 @@ impl Wal {
         records: &[NewRecord<'_>],
         units: &[Option<UnitMarker>],
     ) -> Result<Appended, WalError> {
+        self.append_mixed_synced_by(records, units, SyncBy::Thread)
+    }
+
+    /// [`Wal::append_mixed`], saying who makes the records durable under `every_write`: with
+    /// `SyncBy::Caller` the caller must call [`Wal::sync_here`] next.
+    pub fn append_mixed_synced_by(
+        &self,
+        records: &[NewRecord<'_>],
+        units: &[Option<UnitMarker>],
+        sync_by: SyncBy,
+    ) -> Result<Appended, WalError> {
         if units.len() != records.len() {
             return Err(WalError::Config(format!(
                 "{} unit markers for {} records",
@@ -211,13 +227,20 @@ impl Wal {
                 records.len()
             )));
         }
-        self.append_records(records, |i| units[i])
+        self.append_records(records, |i| units[i], sync_by)
+    }
+
+    /// Under `every_write`, syncs what was written so far on this thread unless an fdatasync
+    /// is already running (then the sync thread follows it up). A no-op under other policies.
+    pub fn sync_here(&self) {
+        self.durability.sync_here();
     }
 
     fn append_records(
         &self,
         records: &[NewRecord<'_>],
         unit: impl Fn(usize) -> Option<UnitMarker>,
+        sync_by: SyncBy,
     ) -> Result<Appended, WalError> {
         for r in records {
             record::check_payload_size(r.payload.len())?;
@@ -261,6 +284,7 @@ impl Wal {
                     appended.end_offset,
                     last_sequence,
                     records.len() as u64,
+                    sync_by,
                 );
                 Ok(appended)
             }

@@ -2,7 +2,7 @@
 
 use rstmdb::wal::fault::FaultStorage;
 use rstmdb::wal::segment::position_of;
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, Wal, WalConfig};
+use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, SyncBy, Wal, WalConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,101 @@ fn a_lone_writer_pays_one_fdatasync_per_write() {
     let stats = wal.stats();
     assert_eq!(stats.io.fsyncs, 20);
     assert_eq!(stats.records_per_fsync, 1.0);
+}
+
+/// Appends a record the caller then syncs itself (the sequencer's inline path).
+fn append_and_sync_here(wal: &Wal) -> u64 {
+    let appended = wal
+        .append_mixed_synced_by(&[rec()], &[None], SyncBy::Caller)
+        .expect("append");
+    wal.sync_here();
+    appended.end_offset
+}
+
+#[test]
+fn an_appender_that_syncs_itself_is_durable_when_the_call_returns() {
+    let storage = FaultStorage::new();
+    let wal = open(&storage, FsyncPolicy::EveryWrite);
+    for _ in 0..20 {
+        let end = append_and_sync_here(&wal);
+        assert_eq!(wal.stats().durable_offset, end, "durable without any wait");
+        assert_eq!(
+            storage.durable_len("0000000000000001.wal"),
+            position_of(end)
+        );
+    }
+    assert_eq!(wal.stats().io.fsyncs, 20);
+
+    // Under the other policies it changes nothing: a write is committed once written.
+    let storage = FaultStorage::new();
+    let wal = open(&storage, FsyncPolicy::Never);
+    append_and_sync_here(&wal);
+    assert_eq!(wal.stats().io.fsyncs, 0);
+}
+
+#[test]
+fn appenders_that_sync_themselves_share_fdatasyncs_with_the_sync_thread() {
+    let storage = FaultStorage::new();
+    storage.set_sync_delay(Duration::from_millis(2));
+    let wal = Arc::new(open(&storage, FsyncPolicy::EveryWrite));
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    // Half sync themselves when no fdatasync runs; the others leave it to the
+                    // sync thread. Every one of them must become durable either way.
+                    let end = if t % 2 == 0 {
+                        append_and_sync_here(&wal)
+                    } else {
+                        wal.append(&[rec()]).expect("append").end_offset
+                    };
+                    wal.wait_durable_blocking(end).expect("durable");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("appender thread");
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.io.writes, 640);
+    assert!(
+        stats.io.fsyncs * 4 < 640,
+        "{} fsyncs for 640 records",
+        stats.io.fsyncs
+    );
+    assert_eq!(stats.durable_offset, stats.latest_offset);
+}
+
+#[test]
+fn shutdown_waits_for_an_appenders_own_fdatasync_and_syncs_what_follows() {
+    for write_after in [false, true] {
+        let storage = FaultStorage::new();
+        storage.set_sync_delay(Duration::from_millis(200));
+        let wal = Arc::new(open(&storage, FsyncPolicy::EveryWrite));
+        let syncing = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || append_and_sync_here(&wal))
+        };
+        assert!(wait_until(Duration::from_secs(5), || wal.stats().io.writes == 1));
+        // Written while the appender's fdatasync runs: the sync thread must follow it up.
+        let later = write_after.then(|| wal.append(&[rec()]).expect("append").end_offset);
+        // Returns only once the sync thread has stopped, which it may do only after the
+        // appender's fdatasync.
+        wal.shutdown().expect("shutdown");
+        let first = syncing.join().expect("appender");
+        let last = later.unwrap_or(first);
+        assert_eq!(
+            wal.stats().durable_offset,
+            last,
+            "write after: {write_after}"
+        );
+        assert_eq!(
+            storage.durable_len("0000000000000001.wal"),
+            position_of(last)
+        );
+    }
 }
 
 #[test]
