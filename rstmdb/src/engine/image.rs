@@ -213,6 +213,17 @@ fn decode_instances(
 
 /// The image of `state` into `out` (see [`Engine::encode_image`]).
 fn encode_state<S: Sink>(out: &mut S, state: &State) {
+    encode_head(out, state);
+    out.u64(state.instances.len() as u64);
+    for (id, instance) in state.instances.iter() {
+        encode_instance(out, &state.machines, id, instance);
+    }
+    encode_tombstones(out, state.instances.tombstones());
+    encode_keys(out, state);
+}
+
+/// The magic, the last timestamp and the machines: what comes before the instance count.
+pub(super) fn encode_head<S: Sink>(out: &mut S, state: &State) {
     out.bytes(MAGIC);
     out.i64(state.last_timestamp_ms);
     let names: Vec<_> = state.machines.names().collect();
@@ -226,29 +237,43 @@ fn encode_state<S: Sink>(out: &mut S, state: &State) {
             out.str(&stored.received.to_string());
         }
     }
-    out.u64(state.instances.len() as u64);
-    for (id, instance) in state.instances.iter() {
-        out.str(id);
-        out.u32(instance.machine);
-        out.u32(instance.version);
-        let state_name = state
-            .machines
-            .get(instance.machine, instance.version)
-            .map_or("", |m| m.definition.state_name(instance.state));
-        out.str(state_name);
-        out.opt(instance.deleted_at.map(NonZeroU64::get), S::u64);
-        out.i64(instance.created_at);
-        out.i64(instance.updated_at);
-        out.u64(instance.last_wal_offset);
-        out.opt(instance.last_event_id.as_deref(), S::str);
-        out.str(&instance.ctx);
-    }
-    let tombstones: Vec<_> = state.instances.tombstones().collect();
+}
+
+pub(super) fn encode_instance<S: Sink>(
+    out: &mut S,
+    machines: &Machines,
+    id: &str,
+    instance: &Instance,
+) {
+    out.str(id);
+    out.u32(instance.machine);
+    out.u32(instance.version);
+    let state_name = machines
+        .get(instance.machine, instance.version)
+        .map_or("", |m| m.definition.state_name(instance.state));
+    out.str(state_name);
+    out.opt(instance.deleted_at.map(NonZeroU64::get), S::u64);
+    out.i64(instance.created_at);
+    out.i64(instance.updated_at);
+    out.u64(instance.last_wal_offset);
+    out.opt(instance.last_event_id.as_deref(), S::str);
+    out.str(&instance.ctx);
+}
+
+/// The tombstones, in id order: what follows the instances.
+pub(super) fn encode_tombstones<'a, S: Sink>(
+    out: &mut S,
+    tombstones: impl ExactSizeIterator<Item = (&'a str, u64)>,
+) {
     out.u64(tombstones.len() as u64);
     for (id, offset) in tombstones {
         out.str(id);
         out.u64(offset);
     }
+}
+
+/// The idempotency keys, oldest first: the end of the image.
+pub(super) fn encode_keys<S: Sink>(out: &mut S, state: &State) {
     out.u64(state.idempotency.len() as u64);
     for (key, entry) in state.idempotency.iter() {
         encode_key(out, key, entry);
@@ -357,7 +382,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<(IdemKey, IdemEntry), ImageError> {
 /// Where encoded bytes go: [`Writer`] keeps them, [`Counter`] only counts them (the idempotency
 /// table's byte budget is what its entries take in this image, counted without encoding; and
 /// the image's size, to allocate its buffer once).
-trait Sink {
+pub(super) trait Sink {
     fn bytes(&mut self, v: &[u8]);
     fn u8(&mut self, v: u8) {
         self.bytes(&[v]);
@@ -389,7 +414,7 @@ trait Sink {
     }
 }
 
-struct Writer(Vec<u8>);
+pub(super) struct Writer(pub(super) Vec<u8>);
 
 impl Sink for Writer {
     fn bytes(&mut self, v: &[u8]) {

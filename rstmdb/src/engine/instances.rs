@@ -8,6 +8,7 @@
 use crate::dsl::definition::StateId;
 use crate::engine::changes::{ChangeLog, KeyChange};
 use crate::engine::counts::{CountKey, StateCounts};
+use crate::engine::cut_log::CutLog;
 use crate::engine::index::StateIndex;
 use crate::engine::instance_key::{InstanceKey, KeyView, Probe};
 use crate::engine::machines::NameId;
@@ -72,10 +73,13 @@ pub(crate) struct Instances {
     index: OnceLock<StateIndex>,
     /// The latest changes of live keys, for LIST_INSTANCES walks done in chunks.
     changes: ChangeLog,
+    /// The cut a checkpoint is being encoded from, if any (`engine/cut.rs`).
+    cut: Option<CutLog>,
 }
 
 /// The index and the change log are derived from the rest (or, for the log, not state at all):
-/// equal maps make equal tables, whether or not either has built its index yet.
+/// equal maps make equal tables, whether or not either has built its index yet. A cut in
+/// progress is not state either.
 impl PartialEq for Instances {
     fn eq(&self, other: &Instances) -> bool {
         self.by_id == other.by_id
@@ -126,6 +130,9 @@ impl Instances {
         };
         if let Some(id) = &shared_id {
             self.track_deleted(id, old.as_ref(), new_deleted_at);
+            if let Some(cut) = &mut self.cut {
+                cut.remember(id, old.as_ref());
+            }
         }
         let old_key = old
             .as_ref()
@@ -205,6 +212,8 @@ impl Instances {
     /// Drops the instances whose delete record lies below `offset` (a checkpoint's bound);
     /// returns how many. Costs O(dropped × log n), whatever the number of instances.
     pub fn drop_deleted_before(&mut self, keep_tombstones: bool, offset: u64) -> usize {
+        // Only a compaction drops, and it does so after its cut ended.
+        debug_assert!(self.cut.is_none(), "dropping instances during a cut");
         // "" is the least id: everything from (offset, "") on stays.
         let kept = self.deleted.split_off(&(offset, Arc::from("")));
         let dropped = std::mem::replace(&mut self.deleted, kept);
@@ -247,7 +256,7 @@ impl Instances {
         }
     }
 
-    pub fn tombstones(&self) -> impl Iterator<Item = (&str, u64)> {
+    pub fn tombstones(&self) -> impl ExactSizeIterator<Item = (&str, u64)> {
         self.tombstones.iter().map(|(id, o)| (&**id, *o))
     }
 
@@ -268,9 +277,43 @@ impl Instances {
 
     /// After the whole table was swapped for another (FLUSH_ALL, or its undo): the change log
     /// goes on from `previous`'s position with nothing kept, so walks in progress start over.
+    /// A cut in progress ends: its log described the table that was swapped.
     pub fn continue_changes_of(&mut self, previous: &mut Instances) {
         self.changes = std::mem::take(&mut previous.changes);
         self.changes.forget();
+        previous.cut = None;
+        self.cut = None;
+    }
+
+    /// Starts logging before-images for cut `cut_id` (one cut at a time).
+    pub fn begin_cut(&mut self, cut_id: u64) {
+        debug_assert!(self.cut.is_none(), "a cut is already in progress");
+        self.cut = Some(CutLog::new(cut_id));
+    }
+
+    /// Stops logging for cut `cut_id` (nothing if another cut, or none, is in progress).
+    pub fn end_cut(&mut self, cut_id: u64) {
+        if self.cut.as_ref().is_some_and(|cut| cut.cut_id() == cut_id) {
+            self.cut = None;
+        }
+    }
+
+    /// Visits the next `max` instances as they were at cut `cut_id`, in id order (see
+    /// [`CutLog::walk`]). `None` when that cut is no longer in progress (FLUSH_ALL ended it);
+    /// otherwise whether the walk is done.
+    pub fn walk_cut(
+        &mut self,
+        cut_id: u64,
+        max: usize,
+        visit: impl FnMut(&str, &Instance),
+    ) -> Option<bool> {
+        let cut = self.cut.as_mut().filter(|cut| cut.cut_id() == cut_id)?;
+        Some(cut.walk(&self.by_id, max, visit))
+    }
+
+    /// Before-images the cut in progress keeps (0 without one).
+    pub fn cut_saved(&self) -> usize {
+        self.cut.as_ref().map_or(0, CutLog::saved)
     }
 
     /// The instance stored under `id`, live or deleted.
@@ -296,6 +339,7 @@ impl Instances {
             counts,
             index: OnceLock::new(),
             changes: ChangeLog::default(),
+            cut: None,
         }
     }
 

@@ -36,6 +36,8 @@ mod changes;
 mod command;
 mod config;
 mod counts;
+mod cut;
+mod cut_log;
 mod error;
 mod execute;
 mod idempotency;
@@ -55,6 +57,7 @@ pub use command::{
     ApplyEvent, Command, CreateInstance, DeleteInstance, InstanceIdChoice, PutMachine,
 };
 pub use config::EngineConfig;
+pub use cut::{CutImage, CutStep};
 pub use error::{ApplyError, ExecuteError, ReplayError};
 pub use image::ImageError;
 pub use landmarks::ListLandmarks;

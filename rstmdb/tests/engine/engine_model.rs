@@ -1,18 +1,67 @@
 //! Property test: random command sequences against the engine and a deliberately simple model
 //! (HashMaps of serde_json Values that follow the spec text), comparing every result and error;
 //! then replay (from the last checkpoint) must rebuild the same state, undoing the last k
-//! commands must restore the earlier state, and a snapshot must round-trip.
+//! commands must restore the earlier state, and a snapshot must round-trip. A cut started at
+//! any point and walked between later commands must encode exactly the state of its moment.
 
 use crate::engine_model_support::{Model, Outcome, def_json, defs};
 use crate::engine_support::{FIRST_OFFSET, Harness};
 use proptest::prelude::*;
 use rstmdb::dsl::definition::MachineDefinition;
 use rstmdb::engine::{
-    ApplyEvent, Command, CreateInstance, DeleteInstance, Engine, EngineConfig, Executed,
-    InstanceIdChoice, PutMachine,
+    ApplyEvent, Command, CreateInstance, CutImage, CutStep, DeleteInstance, Engine, EngineConfig,
+    Executed, InstanceIdChoice, PutMachine,
 };
 use rstmdb_client::params::ListInstancesParams;
 use serde_json::{Map, Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// A cut in progress and what it must encode.
+
+struct Cut {
+    image: CutImage,
+    /// The state at the cut as a checkpoint holds it: deleted instances dropped.
+    expected: Vec<u8>,
+    /// A FLUSH_ALL ran since the cut: the walk must say it was cancelled.
+    flushed: bool,
+}
+
+impl Cut {
+    fn begin(engine: &mut Engine) -> Cut {
+        let mut at_the_cut = engine.clone();
+        at_the_cut.drop_deleted();
+        Cut {
+            expected: at_the_cut.encode_image(),
+            image: engine.begin_cut(),
+            flushed: false,
+        }
+    }
+
+    /// One step; `None` once the walk ended (checked against the expected image).
+    fn step(mut self, engine: &mut Engine, max: usize) -> Result<Option<Cut>, TestCaseError> {
+        match engine.cut_step(&mut self.image, max) {
+            CutStep::More => Ok(Some(self)),
+            CutStep::Done => {
+                prop_assert!(!self.flushed, "a FLUSH_ALL ran, yet the cut finished");
+                engine.end_cut(&self.image);
+                prop_assert_eq!(self.image.finish(), self.expected, "the image of the cut");
+                Ok(None)
+            }
+            CutStep::Cancelled => {
+                prop_assert!(self.flushed, "the cut was cancelled without a FLUSH_ALL");
+                Ok(None)
+            }
+        }
+    }
+
+    fn walk_to_the_end(self, engine: &mut Engine) -> Result<(), TestCaseError> {
+        let mut walk = Some(self);
+        while let Some(cut) = walk {
+            walk = cut.step(engine, 2)?;
+        }
+        Ok(())
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Random operations.
@@ -47,6 +96,10 @@ enum Op {
     },
     Flush,
     Checkpoint,
+    /// Starts a cut (COMPACT's image of this moment) unless one is in progress.
+    Cut,
+    /// Encodes the next few instances of the cut in progress, between commands.
+    CutStep(usize),
     Clock(i64),
     /// Sends an earlier command again, verbatim: idempotent replays and key conflicts.
     Repeat(prop::sample::Index),
@@ -83,6 +136,8 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0u8..5, key).prop_map(|(id, key)| Op::Delete { id, key }),
         1 => Just(Op::Flush),
         2 => Just(Op::Checkpoint),
+        2 => Just(Op::Cut),
+        10 => (1usize..4).prop_map(Op::CutStep),
         12 => any::<prop::sample::Index>().prop_map(Op::Repeat),
         // Small steps around the 40 ms TTL hit its exact boundary often; a negative step is
         // the clock going back (§6.5).
@@ -216,7 +271,7 @@ fn command(op: &Op, model: &Model, generated: &mut u32) -> Option<Command> {
             idempotency_key: key(k),
         }),
         Op::Flush => Command::FlushAll,
-        Op::Checkpoint | Op::Clock(_) | Op::Repeat(_) => return None,
+        Op::Checkpoint | Op::Cut | Op::CutStep(_) | Op::Clock(_) | Op::Repeat(_) => return None,
     })
 }
 
@@ -328,11 +383,28 @@ proptest! {
         let mut base: (Vec<u8>, usize) = (Engine::new(config.clone()).encode_image(), 0);
         // Since the last checkpoint: (state before, executed) for the undo check.
         let mut undoable: Vec<(Vec<u8>, Executed)> = Vec::new();
+        let mut cut: Option<Cut> = None;
 
         for op in prelude().iter().chain(&ops) {
             match op {
                 Op::Clock(delta) => { h.now_ms += delta; continue; }
+                Op::Cut => {
+                    if cut.is_none() {
+                        cut = Some(Cut::begin(&mut h.engine));
+                    }
+                    continue;
+                }
+                Op::CutStep(max) => {
+                    if let Some(walk) = cut.take() {
+                        cut = walk.step(&mut h.engine, *max)?;
+                    }
+                    continue;
+                }
                 Op::Checkpoint => {
+                    // A compaction drops deleted instances after its cut is done.
+                    if let Some(walk) = cut.take() {
+                        walk.walk_to_the_end(&mut h.engine)?;
+                    }
                     h.engine.drop_deleted();
                     model.checkpoint();
                     base = (h.engine.encode_image(), h.records.len());
@@ -358,6 +430,9 @@ proptest! {
             let (expected, writes) = model.run(&cmd, now, offset, &defs, &checksums);
             let (actual, executed) = engine_outcome(&mut h, cmd.clone(), now);
             prop_assert_eq!(&actual, &expected, "command {:?}", cmd);
+            if let (Some(walk), Some(Command::FlushAll)) = (&mut cut, executed.as_ref().map(|_| &cmd)) {
+                walk.flushed = true;
+            }
             if let Some(executed) = executed {
                 prop_assert_eq!(executed.wal_offset.is_some(), writes);
                 if writes {
@@ -368,6 +443,10 @@ proptest! {
             compare_reads(&h, &model, &ids);
             let counts: u64 = h.engine.state_counts().iter().map(|c| c.count).sum();
             prop_assert_eq!(counts, h.engine.live_instance_count());
+        }
+
+        if let Some(walk) = cut.take() {
+            walk.walk_to_the_end(&mut h.engine)?;
         }
 
         // Replay: the last checkpoint plus the records after it.

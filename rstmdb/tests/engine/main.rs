@@ -8,6 +8,7 @@ mod definition_json_span;
 mod definition_properties;
 mod definition_validation;
 mod engine_apply;
+mod engine_cut;
 mod engine_idempotency;
 mod engine_image;
 mod engine_instances;
