@@ -86,13 +86,17 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn new(name: CheckpointName, meta: &CheckpointMeta, payload: &[u8]) -> Self {
+    /// The header of a payload given as consecutive parts (one part or many: the same bytes
+    /// give the same header).
+    pub fn for_parts(name: CheckpointName, meta: &CheckpointMeta, payload: &[&[u8]]) -> Self {
         Self {
             name,
             last_sequence: meta.last_sequence,
             created_at_ms: meta.created_at_ms,
-            payload_len: payload.len() as u64,
-            payload_crc32c: crc32c::crc32c(payload),
+            payload_len: payload.iter().map(|part| part.len() as u64).sum(),
+            payload_crc32c: payload
+                .iter()
+                .fold(0, |crc, part| crc32c::crc32c_append(crc, part)),
         }
     }
 
@@ -206,7 +210,22 @@ mod tests {
             last_sequence: 41,
             created_at_ms: 1_767_225_600_000,
         };
-        Header::new(NAME, &meta, payload).encode()
+        Header::for_parts(NAME, &meta, &[payload]).encode()
+    }
+
+    #[test]
+    fn a_payload_written_in_parts_gets_the_header_of_the_whole() {
+        let meta = CheckpointMeta {
+            checkpoint_offset: NAME.checkpoint_offset,
+            last_sequence: 41,
+            created_at_ms: 1_767_225_600_000,
+        };
+        let whole = b"an engine image, encoded a step at a time".as_slice();
+        for at in [0, 1, 17, whole.len()] {
+            let (first, second) = whole.split_at(at);
+            let parts = Header::for_parts(NAME, &meta, &[first, &[], second]);
+            assert_eq!(parts.encode(), header_for(whole), "split at {at}");
+        }
     }
 
     #[test]

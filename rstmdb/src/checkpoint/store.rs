@@ -153,6 +153,12 @@ impl CheckpointStore {
     /// The caller must have made the WAL durable up to `meta.checkpoint_offset` first (§4.19).
     /// A `checkpoint_offset` below the newest existing checkpoint's is refused: offsets only grow.
     pub fn write(&self, meta: CheckpointMeta, payload: &[u8]) -> Result<CheckpointInfo> {
+        self.write_parts(meta, &[payload])
+    }
+
+    /// [`CheckpointStore::write`] for a payload given as consecutive parts (an image encoded a
+    /// step at a time), written without first copying them into one buffer.
+    pub fn write_parts(&self, meta: CheckpointMeta, payload: &[&[u8]]) -> Result<CheckpointInfo> {
         if self.files.read_only {
             return Err(CheckpointError::ReadOnly);
         }
@@ -178,15 +184,14 @@ impl CheckpointStore {
             checkpoint_offset: meta.checkpoint_offset,
             generation,
         };
-        let header = Header::new(name, &meta, payload);
+        let header = Header::for_parts(name, &meta, payload);
         let file_name = name.file_name();
-        publish_durably(
-            &*self.files.fs,
-            &self.files.dir,
-            &file_name,
-            &[&header.encode(), payload],
-        )
-        .map_err(|(path, source)| CheckpointError::Io { path, source })?;
+        let encoded = header.encode();
+        let parts: Vec<&[u8]> = std::iter::once(&encoded[..])
+            .chain(payload.iter().copied())
+            .collect();
+        publish_durably(&*self.files.fs, &self.files.dir, &file_name, &parts)
+            .map_err(|(path, source)| CheckpointError::Io { path, source })?;
         Ok(CheckpointInfo::from_header(&header))
     }
 
