@@ -7,8 +7,8 @@
 //!   come from the WAL's `Placement`, the one owner of the rotation rule);
 //! - `reads`: reads ordered after earlier requests and gated on durability; WAL_READ,
 //!   WAL_STATS, SNAPSHOT_INSTANCE; `long_reads`: the low-priority thread long reads run on;
-//! - `compact`, `rebuild`: checkpoints built off the write path (refused when the rebuild
-//!   would miss a record), and segment deletion (COMPACT);
+//! - `compact`: checkpoints encoded from the live state a step at a time (a cut, off the write
+//!   path), and segment deletion (COMPACT);
 //! - `committed_event`, `recent_events`, `feed`: what watch subscriptions read (one committed
 //!   event, the ring of recent ones, the subscription point, WAL catch-up).
 //!
@@ -27,7 +27,6 @@ mod long_reads;
 mod open;
 mod queue;
 mod reads;
-mod rebuild;
 mod recent_events;
 mod replay;
 mod sequencer;

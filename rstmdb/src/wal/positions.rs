@@ -42,6 +42,14 @@ impl Wal {
         Placement::at(self.latest_offset(), self.config.segment_size_bytes)
     }
 
+    /// [`Wal::latest_offset`] and [`Wal::last_sequence`] read together: the end of the log and
+    /// the sequence of the record that ends there.
+    pub fn end_position(&self) -> (u64, u64) {
+        let a = lock(&self.append);
+        let n = a.newest();
+        (offset_of(n.id, n.logical_len), a.next_sequence - 1)
+    }
+
     /// The sequence of the newest record (0 when none).
     pub fn last_sequence(&self) -> u64 {
         lock(&self.append).next_sequence - 1

@@ -4,7 +4,7 @@
 mod checkpoint_crash_points;
 mod checkpoint_large_payload;
 mod checkpoint_store;
-mod compaction_rebuild;
+mod compaction_checkpoints;
 mod database_commit_pipeline;
 mod full_disk;
 mod fuzz_regressions;

@@ -1,7 +1,6 @@
-//! The off-path checkpoint rebuild behind COMPACT (spec §4.19): it starts from the checkpoint the
-//! live state came from, or from an older one only when every record after it is still in the
-//! WAL, and refuses to write a checkpoint that would miss records; deleted instances are gone
-//! after a compaction and after the restart that follows it (§6.4).
+//! COMPACT's checkpoints (spec §4.19): encoded from the live state, they hold every record even
+//! when the newest checkpoint file is damaged; a FLUSH_ALL during the encoding starts it again;
+//! deleted instances are gone after a compaction and after the restart that follows it (§6.4).
 
 use rstmdb::database::{Database, DatabaseOptions};
 use rstmdb::engine::{Command, CreateInstance, DeleteInstance, EngineConfig, InstanceIdChoice};
@@ -81,8 +80,11 @@ fn damage(checkpoint: &Path) {
     std::fs::write(checkpoint, bytes).expect("write checkpoint");
 }
 
+/// Before checkpoints were encoded from the live state, this case had to be refused: a rebuild
+/// from the older checkpoint would have missed the records of the deleted segments. The live
+/// state holds them all, so the checkpoint is written, and it is complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_refuses_to_rebuild_across_segments_an_older_checkpoint_does_not_cover() {
+async fn a_damaged_newest_checkpoint_does_not_stop_compaction_and_nothing_is_missed() {
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = Database::open(options(dir.path(), 4096)).unwrap();
     put_order_machine(&db).await;
@@ -98,38 +100,68 @@ async fn compaction_refuses_to_rebuild_across_segments_an_older_checkpoint_does_
     // but the segments between the two were deleted by the second compaction.
     damage(&files[1]);
 
-    let refused = db
+    let third = db
         .compact(false)
         .await
-        .expect_err("a rebuild from the older checkpoint misses the deleted segments");
-    assert_eq!(refused.code, ErrorCode::InternalError, "{refused:?}");
-    assert!(
-        refused.message.contains("would miss records"),
-        "{}",
-        refused.message
-    );
-    assert!(
-        refused
-            .message
-            .contains(&*files[1].file_name().unwrap().to_string_lossy()),
-        "names the checkpoint the live state came from: {}",
-        refused.message
-    );
+        .expect("COMPACT from the live state");
+    assert_eq!(third.snapshots_created, 1);
+    close(db).await;
+    let (db, report) = Database::open(options(dir.path(), 4096)).unwrap();
     assert_eq!(
-        checkpoint_files(dir.path()),
-        files,
-        "no checkpoint written, none removed"
+        report.instances, 130,
+        "every instance, the deleted segments' too"
     );
-    let b = db
-        .get_instance("b030".into())
-        .await
-        .expect("live state intact");
-    assert_eq!(b.state, "created");
+    for id in ["a000", "b030", "c009"] {
+        db.get_instance(id.into()).await.expect(id);
+    }
+    close(db).await;
+}
+
+/// A FLUSH_ALL that lands while COMPACT encodes its cut cancels the cut, and a new cut starts
+/// after it. Either way the checkpoint holds the state as of its bound: a restart shows what
+/// the live server showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_all_racing_a_compaction_leaves_a_checkpoint_that_restarts_to_the_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        allow_flush_all: true,
+        ..EngineConfig::default()
+    };
+    let open = || {
+        let mut options = options(dir.path(), 1 << 20);
+        options.engine = config.clone();
+        Database::open(options).unwrap().0
+    };
+    let db = std::sync::Arc::new(open());
+    for round in 0..3 {
+        put_order_machine(&db).await;
+        create_all(&db, &format!("r{round}-"), 300).await;
+        let compaction = {
+            let db = std::sync::Arc::clone(&db);
+            tokio::spawn(async move { db.compact(false).await })
+        };
+        db.write(Command::FlushAll).await.expect("FLUSH_ALL");
+        compaction.await.unwrap().expect("COMPACT");
+    }
+    put_order_machine(&db).await;
+    create_all(&db, "after-", 5).await;
+    db.compact(false).await.expect("COMPACT");
+    let db = std::sync::Arc::into_inner(db).unwrap();
+    close(db).await;
+    let db = open();
+    for id in ["after-000", "after-004"] {
+        db.get_instance(id.into()).await.expect(id);
+    }
+    assert_eq!(
+        db.get_instance("r2-000".into()).await.unwrap_err().code,
+        ErrorCode::InstanceNotFound,
+        "flushed"
+    );
     close(db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_rebuilds_from_an_older_checkpoint_whose_records_are_all_retained() {
+async fn a_compaction_after_a_damaged_checkpoint_covers_everything_so_a_restart_replays_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // One large segment: compaction deletes no segment, so the older checkpoint still has
     // every record after it.
@@ -143,7 +175,7 @@ async fn compaction_rebuilds_from_an_older_checkpoint_whose_records_are_all_reta
     let files = checkpoint_files(dir.path());
     damage(&files[1]);
 
-    let third = db.compact(false).await.expect("rebuilt from the older one");
+    let third = db.compact(false).await.expect("COMPACT");
     assert_eq!(third.snapshots_created, 1);
     close(db).await;
     let (db, report) = Database::open(options(dir.path(), 64 << 20)).unwrap();
