@@ -45,6 +45,10 @@ impl Instance {
     }
 }
 
+/// [`Instances::create`] refused: a live instance holds the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdIsLive;
+
 /// What an id refers to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Lookup<'a> {
@@ -112,15 +116,9 @@ impl Instances {
             .filter(|i| i.is_live())
             .map(Instance::count_key);
         let new_deleted_at = new.as_ref().and_then(|i| i.deleted_at);
-        if let Some(key) = new_key {
-            self.counts.add(key);
-        }
         let (shared_id, old) = match new {
             Some(instance) => {
                 let (shared_id, old) = self.store(id, instance);
-                if let (Some(key), Some(index)) = (new_key, self.index.get_mut()) {
-                    index.insert(key, Arc::clone(&shared_id));
-                }
                 (Some(shared_id), old)
             }
             None => match self.by_id.remove_entry(Probe::new(id).view()) {
@@ -128,16 +126,56 @@ impl Instances {
                 None => (None, None),
             },
         };
-        if let Some(id) = &shared_id {
-            self.track_deleted(id, old.as_ref(), new_deleted_at);
-            if let Some(cut) = &mut self.cut {
-                cut.remember(id, old.as_ref());
+        self.account(id, shared_id, old.as_ref(), new_key, new_deleted_at);
+        old
+    }
+
+    /// Stores a new live instance under `id` unless a live one holds it (then nothing
+    /// changes): CREATE_INSTANCE's change in one search of the map, where a lookup and then
+    /// [`Instances::replace`] took two. Returns the deleted instance it replaced, if any.
+    pub fn create(&mut self, id: &str, instance: Instance) -> Result<Option<Instance>, IdIsLive> {
+        debug_assert!(instance.is_live(), "a created instance is live");
+        let new_key = Some(instance.count_key());
+        let (shared_id, old) = match self.by_id.entry(InstanceKey::new(Arc::from(id))) {
+            Entry::Vacant(vacant) => {
+                let shared_id = Arc::clone(vacant.key().id());
+                vacant.insert(instance);
+                (shared_id, None)
+            }
+            Entry::Occupied(occupied) if occupied.get().is_live() => return Err(IdIsLive),
+            Entry::Occupied(mut occupied) => {
+                let shared_id = Arc::clone(occupied.key().id());
+                (shared_id, Some(occupied.insert(instance)))
+            }
+        };
+        self.account(id, Some(shared_id), old.as_ref(), new_key, None);
+        Ok(old)
+    }
+
+    /// Brings the counts, the index, the deleted set, a cut in progress and the change log in
+    /// step with a change of `id` from `old` to an instance with `new_key` (`None`: not live)
+    /// and `new_deleted_at`. `shared_id` is the map's key for `id`, `None` if nothing changed.
+    fn account(
+        &mut self,
+        id: &str,
+        shared_id: Option<Arc<str>>,
+        old: Option<&Instance>,
+        new_key: Option<CountKey>,
+        new_deleted_at: Option<NonZeroU64>,
+    ) {
+        if let Some(key) = new_key {
+            self.counts.add(key);
+            if let (Some(shared_id), Some(index)) = (&shared_id, self.index.get_mut()) {
+                index.insert(key, Arc::clone(shared_id));
             }
         }
-        let old_key = old
-            .as_ref()
-            .filter(|i| i.is_live())
-            .map(Instance::count_key);
+        if let Some(id) = &shared_id {
+            self.track_deleted(id, old, new_deleted_at);
+            if let Some(cut) = &mut self.cut {
+                cut.remember(id, old);
+            }
+        }
+        let old_key = old.filter(|i| i.is_live()).map(Instance::count_key);
         if let Some(old_key) = old_key {
             self.counts.remove(old_key);
             // Unless the new instance sits under the same key (then the insert above was the
@@ -157,7 +195,6 @@ impl Instances {
                 new: new_key,
             });
         }
-        old
     }
 
     /// Stores `instance` under `id` in one search of the map: at a million ids each search

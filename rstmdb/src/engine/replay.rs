@@ -7,7 +7,7 @@
 use crate::dsl::definition::MachineDefinition;
 use crate::engine::error::ReplayError;
 use crate::engine::idempotency::{IdemChange, IdemEntry, IdemKey, Recorded, RecordedApply};
-use crate::engine::instances::{Instance, Lookup};
+use crate::engine::instances::{IdIsLive, Instance, Lookup};
 use crate::engine::machines::StoredMachine;
 use crate::engine::record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, PutMachineRecord, Record,
@@ -158,13 +158,6 @@ impl Engine {
                 version: r.version,
                 state: r.initial_state.clone(),
             })?;
-        // A deleted id may be re-created whatever the current setting: the record was
-        // acknowledged under the setting in force when it was written.
-        if let Lookup::Live(_) = self.state.instances.lookup(&r.instance_id) {
-            return Err(ReplayError::InstanceLive {
-                instance_id: r.instance_id.clone(),
-            });
-        }
         let instance = Instance {
             machine: name,
             version: r.version,
@@ -176,6 +169,16 @@ impl Engine {
             last_event_id: None,
             ctx: r.initial_ctx.get().into(),
         };
+        // A deleted id may be re-created whatever the current setting: the record was
+        // acknowledged under the setting in force when it was written. Refused before anything
+        // else changes.
+        let instances = &mut self.state.instances;
+        let previous = instances
+            .create(&r.instance_id, instance)
+            .map_err(|IdIsLive| ReplayError::InstanceLive {
+                instance_id: r.instance_id.clone(),
+            })?;
+        let previous_tombstone = instances.replace_tombstone(&r.instance_id, None);
         let recorded = r.idempotency_key.as_deref().map(|key| {
             (
                 IdemKey::Create(key.into()),
@@ -189,9 +192,6 @@ impl Engine {
             )
         });
         let idempotency = self.record_key(recorded, r.timestamp, offset);
-        let instances = &mut self.state.instances;
-        let previous = instances.replace(&r.instance_id, Some(instance));
-        let previous_tombstone = instances.replace_tombstone(&r.instance_id, None);
         Ok(Change::Instance {
             id: r.instance_id.as_str().into(),
             previous,
