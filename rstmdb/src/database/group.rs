@@ -106,7 +106,7 @@ impl Group {
                 payload: &r.payload,
             })
             .collect();
-        let appended = wal.append_mixed_synced_by(&new, &self.unit_markers(), sync_by)?;
+        let appended = wal.append_mixed(&new, &self.unit_markers(), sync_by)?;
         // Invariant: the engine already applied these records at the planned offsets. A
         // disagreement is a bug that must stop the writer before anything is acknowledged.
         let planned: Vec<u64> = self.records.iter().map(|r| r.offset).collect();

@@ -203,18 +203,10 @@ impl Wal {
 
     /// Appends records some of which belong to atomic units, all in ONE append: if it fails,
     /// none of them stays, so a caller that applied them all can undo them all. `units[i]` is
-    /// record i's marker; a unit's records must be consecutive and complete.
+    /// record i's marker; a unit's records must be consecutive and complete. `sync_by` says who
+    /// makes the records durable under `every_write`: with `SyncBy::Caller` the caller must call
+    /// [`Wal::sync_here`] next.
     pub fn append_mixed(
-        &self,
-        records: &[NewRecord<'_>],
-        units: &[Option<UnitMarker>],
-    ) -> Result<Appended, WalError> {
-        self.append_mixed_synced_by(records, units, SyncBy::Thread)
-    }
-
-    /// [`Wal::append_mixed`], saying who makes the records durable under `every_write`: with
-    /// `SyncBy::Caller` the caller must call [`Wal::sync_here`] next.
-    pub fn append_mixed_synced_by(
         &self,
         records: &[NewRecord<'_>],
         units: &[Option<UnitMarker>],

@@ -54,7 +54,7 @@ fn a_lone_writer_pays_one_fdatasync_per_write() {
 /// Appends a record the caller then syncs itself (the sequencer's inline path).
 fn append_and_sync_here(wal: &Wal) -> u64 {
     let appended = wal
-        .append_mixed_synced_by(&[rec()], &[None], SyncBy::Caller)
+        .append_mixed(&[rec()], &[None], SyncBy::Caller)
         .expect("append");
     wal.sync_here();
     appended.end_offset
