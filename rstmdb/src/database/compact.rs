@@ -217,10 +217,6 @@ fn sync_through(shared: &Shared, bound: u64) -> Result<(), RcpError> {
 /// 5 ms; docs/benchmarks.md).
 const CUT_STEP_INSTANCES: usize = 256;
 
-/// How long the walk leaves the engine's lock alone between two steps. The lock is not fair:
-/// without a pause the walk could take it again before a woken writer runs.
-const CUT_STEP_PAUSE: std::time::Duration = std::time::Duration::from_micros(50);
-
 /// Encodes the cut's instances step by step and ends the cut; the image in parts, or `None` if
 /// a FLUSH_ALL cancelled the cut (which ended it).
 fn walk_cut(shared: &Shared, mut image: CutImage) -> Option<Vec<Vec<u8>>> {
@@ -249,8 +245,8 @@ fn walk_cut(shared: &Shared, mut image: CutImage) -> Option<Vec<Vec<u8>>> {
             }
             CutStep::Cancelled => return None,
         }
-        drop(engine);
-        std::thread::sleep(CUT_STEP_PAUSE);
+        // Whoever waited during the step (the sequencer, readers) runs before the next one.
+        engine.unlock_fair();
     }
 }
 

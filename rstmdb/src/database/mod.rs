@@ -19,6 +19,7 @@
 mod batch;
 mod committed_event;
 mod compact;
+mod engine_lock;
 mod errors;
 mod feed;
 mod group;

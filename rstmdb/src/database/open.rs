@@ -1,6 +1,7 @@
 //! Opening a data directory: lock it, load the newest valid checkpoint, recover and replay the
 //! WAL (spec §6.1), then start the sequencer.
 
+use super::engine_lock::EngineLock;
 use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
@@ -17,7 +18,7 @@ use crate::wal::{
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a database needs to open.
@@ -128,7 +129,7 @@ impl Database {
         let queue = JobQueue::new();
         let shared = Arc::new(Shared {
             data_dir: options.data_dir.clone(),
-            engine: RwLock::new(engine),
+            engine: EngineLock::new(engine),
             wal,
             applied_end: AtomicU64::new(latest),
             queue,

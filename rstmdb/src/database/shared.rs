@@ -1,5 +1,6 @@
 //! State shared by the sequencer, the connection tasks and the compactor.
 
+use super::engine_lock::{EngineLock, EngineWriteGuard};
 use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
@@ -8,8 +9,8 @@ use crate::engine::Engine;
 use crate::wal::{DataDirLock, Wal};
 use rstmdb_protocol::RcpError;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The wall clock the records are stamped with (spec §6.5; the engine keeps stamps monotonic).
@@ -28,7 +29,7 @@ impl Clock {
 pub(crate) struct Shared {
     pub(crate) data_dir: PathBuf,
     /// Written only by the sequencer (one group at a time) and the compactor; read by requests.
-    pub(crate) engine: RwLock<Engine>,
+    pub(crate) engine: EngineLock,
     pub(crate) wal: Wal,
     /// The end of the last record applied to the engine. Stored while the engine's write lock is
     /// held, so a reader holding the read lock sees the position of the state it reads.
@@ -56,17 +57,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// The engine for the sequencer. A poisoned lock means a write panicked half-way: the
     /// state can no longer be trusted, so the process must restart and recover from disk.
-    pub(crate) fn write_engine(&self) -> RwLockWriteGuard<'_, Engine> {
-        match self.engine.write() {
-            Ok(guard) => guard,
-            Err(_) => panic!("the engine lock is poisoned: a write panicked; restart to recover"),
-        }
+    pub(crate) fn write_engine(&self) -> EngineWriteGuard<'_> {
+        self.engine.write()
     }
 
-    pub(crate) fn read_engine(&self) -> Result<RwLockReadGuard<'_, Engine>, RcpError> {
-        self.engine
-            .read()
-            .map_err(|_| RcpError::internal("the database stopped after an internal error"))
+    pub(crate) fn read_engine(&self) -> Result<parking_lot::RwLockReadGuard<'_, Engine>, RcpError> {
+        self.engine.read()
     }
 
     pub(crate) fn newest_checkpoint(&self) -> Option<CheckpointInfo> {
