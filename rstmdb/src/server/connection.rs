@@ -21,7 +21,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -231,24 +231,33 @@ impl RequestLoop<'_> {
         tokio::pin!(idle);
         loop {
             let auth_deadline = self.auth_deadline();
-            let permit = tokio::select! {
-                biased;
-                _ = &mut shutdown => return ReadEnd::Shutdown,
-                _ = &mut *writer => return ReadEnd::Broken,
-                _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
-                permit = self.in_flight.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return ReadEnd::Broken,
+            // The waits below are skipped when there is room, which is nearly always: each
+            // costs a registration with the shutdown token and the budgets' wakers. The
+            // select on the next frame still watches shutdown, the writer and the deadline.
+            let permit = match Arc::clone(&self.in_flight).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return ReadEnd::Broken,
+                Err(TryAcquireError::NoPermits) => tokio::select! {
+                    biased;
+                    _ = &mut shutdown => return ReadEnd::Shutdown,
+                    _ = &mut *writer => return ReadEnd::Broken,
+                    _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
+                    permit = self.in_flight.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return ReadEnd::Broken,
+                    },
                 },
             };
             // Not a byte more is read while the connection (or the server) holds its budget
             // of requests and unwritten responses: the client has to read first.
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => return ReadEnd::Shutdown,
-                _ = &mut *writer => return ReadEnd::Broken,
-                _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
-                _ = self.budgets_below_limit() => {}
+            if self.a_budget_is_exhausted() {
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => return ReadEnd::Shutdown,
+                    _ = &mut *writer => return ReadEnd::Broken,
+                    _ = sleep_until(auth_deadline) => return ReadEnd::AuthTimeout,
+                    _ = self.budgets_below_limit() => {}
+                }
             }
             let item = tokio::select! {
                 biased;
@@ -406,6 +415,15 @@ impl RequestLoop<'_> {
     /// The frame limit before AUTH, while it applies.
     fn pre_auth_limit(&self) -> Option<usize> {
         Some(self.unauthenticated.as_ref()?.max_frame_bytes)
+    }
+
+    fn a_budget_is_exhausted(&self) -> bool {
+        self.budget.is_exhausted()
+            || self
+                .env
+                .inflight
+                .as_ref()
+                .is_some_and(|inflight| inflight.is_exhausted())
     }
 
     async fn budgets_below_limit(&self) {
