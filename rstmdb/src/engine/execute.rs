@@ -12,13 +12,14 @@ use crate::engine::idempotency::{IdemEntry, IdemKey, Recorded};
 use crate::engine::instances::Lookup;
 use crate::engine::record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
-    Record, raw_from_printed,
+    Record, empty_object, raw_from_printed, raw_json,
 };
 use crate::engine::result::OpResult;
 use crate::engine::{Change, Engine, Executed, Undo};
 use rstmdb_protocol::results::{
     ApplyEventResult, CreateInstanceResult, DeleteInstanceResult, FlushAllResult, PutMachineResult,
 };
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// What a command will do.
@@ -138,7 +139,7 @@ impl Engine {
                     initial_state,
                 } if **machine == *create.machine
                     && *version == create.version
-                    && **recorded_ctx == *initial_ctx
+                    && **recorded_ctx == *initial_ctx.get()
                     && match &create.instance_id {
                         InstanceIdChoice::Given(id) => **instance_id == **id,
                         InstanceIdChoice::Generated(_) => true,
@@ -180,7 +181,7 @@ impl Engine {
                 machine: create.machine.clone(),
                 version: create.version,
                 initial_state: machine.definition.initial.clone(),
-                initial_ctx: raw_from_printed(initial_ctx),
+                initial_ctx,
                 idempotency_key: create.idempotency_key.clone(),
                 timestamp: now_ms,
             }),
@@ -192,7 +193,7 @@ impl Engine {
     /// §4.14.
     fn plan_apply(&self, apply: &ApplyEvent, now_ms: i64) -> Planned {
         let payload = apply.payload.as_ref().map(|p| Value::Object(p.clone()));
-        let payload_text = payload.as_ref().map(Value::to_string);
+        let payload_text = apply.payload.as_ref().map(raw_json);
         if let Some(key) = &apply.idempotency_key
             && let Some(entry) =
                 self.idempotency_entry(instance_key(&apply.instance_id, key), now_ms)
@@ -200,7 +201,8 @@ impl Engine {
             return match &entry.recorded {
                 Recorded::Apply(recorded)
                     if *recorded.event == *apply.event
-                        && recorded.payload.as_deref() == payload_text.as_deref()
+                        && recorded.payload.as_deref()
+                            == payload_text.as_deref().map(RawValue::get)
                         && recorded.expected_state.as_deref()
                             == apply.expected_state.as_deref()
                         && recorded.expected_wal_offset == apply.expected_wal_offset
@@ -298,10 +300,10 @@ impl Engine {
             Some(Value::Object(payload)) => {
                 let mut ctx = ctx.unwrap_or_else(|| parse_ctx(&instance.ctx));
                 ctx.extend(payload);
-                Value::Object(ctx).to_string()
+                raw_json(&ctx)
             }
-            // A null or missing payload leaves ctx unchanged (§6.6): no parse, no print.
-            _ => instance.ctx.to_string(),
+            // A null or missing payload leaves ctx unchanged (§6.6): no merge, no print.
+            _ => raw_from_printed(instance.ctx.to_string()),
         };
         Ok(Plan::Write {
             record: Record::ApplyEvent(ApplyEventRecord {
@@ -311,8 +313,8 @@ impl Engine {
                 event: apply.event.clone(),
                 from_state: state.to_owned(),
                 to_state: transition.to.clone(),
-                payload: payload_text.map(raw_from_printed),
-                ctx: raw_from_printed(new_ctx),
+                payload: payload_text,
+                ctx: new_ctx,
                 event_id: apply.event_id.clone(),
                 idempotency_key: apply.idempotency_key.clone(),
                 expected_state: apply.expected_state.clone(),
@@ -422,8 +424,8 @@ fn deleted(instance_id: &str, wal_offset: u64, applied: bool) -> OpResult {
 
 /// Compact JSON with keys sorted: serde_json's map is a BTreeMap (`preserve_order` is off,
 /// see the workspace Cargo.toml), so printing is canonical. `None` is `{}`.
-pub(crate) fn canonical_object(map: Option<&Map<String, Value>>) -> String {
-    map.map_or_else(|| "{}".to_owned(), |m| Value::Object(m.clone()).to_string())
+pub(crate) fn canonical_object(map: Option<&Map<String, Value>>) -> Box<RawValue> {
+    map.map_or_else(empty_object, raw_json)
 }
 
 /// Parses a stored ctx. The text was printed by serde_json or checked as a record's object,

@@ -209,10 +209,18 @@ impl<'de> Deserialize<'de> for Record {
     }
 }
 
-/// Turns JSON text that the engine printed itself into a raw value without re-validating it.
+/// Turns JSON text that the engine printed itself into a raw value. `RawValue::from_string`
+/// parses the text again to check it; prefer [`raw_json`] where the value is at hand.
 pub(crate) fn raw_from_printed(text: String) -> Box<RawValue> {
     // serde_json printed this text, so it is valid JSON; the fallback keeps the type total.
     RawValue::from_string(text).unwrap_or_else(|_| empty_object())
+}
+
+/// Prints `value` straight into a raw value, with no second parse.
+pub(crate) fn raw_json<T: serde::Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    // Maps and values of serde_json always print (their keys are strings); the fallback keeps
+    // the type total.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| empty_object())
 }
 
 /// `{}` as a raw value.
