@@ -42,7 +42,7 @@ pub use recovery::{Cut, RecoveryReport};
 pub use scan::RecordView;
 pub use stats::{IoStats, WalStats};
 pub use storage::{DirStorage, SegmentFile, Storage};
-pub use sync::SyncBy;
+pub use sync::{SyncBy, WRITEBACK_BYTES};
 pub use writer::{Appended, DeletedSegments, NewRecord, SegmentInfo, Wal};
 
 /// The WAL directory inside a data directory.

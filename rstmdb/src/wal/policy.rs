@@ -20,7 +20,8 @@ pub enum FsyncPolicy {
     /// Committed once written; a timer syncs every N ms while unsynced records exist. Power loss
     /// can lose the acknowledged records of roughly the last N ms.
     EveryMs(u32),
-    /// Committed once written; synced only at rotation, on an explicit `sync()` and at shutdown.
+    /// Committed once written; synced at rotation, on an explicit `sync()`, at shutdown and by
+    /// the writeback (`WRITEBACK_BYTES`) that every policy has.
     /// A process crash loses nothing (the page cache survives); power loss can lose everything
     /// written since the last sync.
     Never,

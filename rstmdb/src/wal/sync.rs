@@ -31,6 +31,20 @@ pub enum SyncBy {
     Caller,
 }
 
+/// What one append wrote, for the sync thread's triggers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unsynced {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Under every policy, the sync thread syncs once this many bytes are unsynced. A rotation
+/// syncs the full segment while the appender (and so every writer) waits; without this, under
+/// `never` that was up to 64 MiB of dirty pages, 40–48 ms on the benchmark machine, every
+/// 64 MiB. Synced in the background as they accumulate, the same bytes reach the disk (the
+/// kernel would write them back anyway) and a rotation finds at most about this much left.
+pub const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
+
 /// What async waiters see: the durable offset, or the failure that stopped the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -50,6 +64,8 @@ pub(crate) struct SyncState {
     pub file: Arc<dyn SegmentFile>,
     /// Records written since the sync thread last took a target (for `EveryN`).
     pub unsynced_records: u64,
+    /// Bytes written since the sync thread last took a target ([`WRITEBACK_BYTES`]).
+    pub unsynced_bytes: u64,
     /// An explicit `sync()` wants durability up to here.
     pub requested_offset: u64,
     /// An fdatasync is running (the sync thread's, or an appender's own: [`Durability::sync_here`]).
@@ -107,20 +123,24 @@ impl Durability {
         file: &Arc<dyn SegmentFile>,
         end_offset: u64,
         last_sequence: u64,
-        records: u64,
+        unsynced: Unsynced,
         sync_by: SyncBy,
     ) {
         let mut st = lock(&self.state);
         st.written_offset = end_offset;
         st.written_sequence = last_sequence;
         st.file = Arc::clone(file);
-        st.unsynced_records += records;
-        let wake = match self.policy {
-            FsyncPolicy::EveryWrite => sync_by == SyncBy::Thread,
-            FsyncPolicy::EveryN(n) => st.unsynced_records >= u64::from(n),
-            FsyncPolicy::EveryMs(_) => st.unsynced_records == records,
-            FsyncPolicy::Never => false,
-        };
+        st.unsynced_records += unsynced.records;
+        st.unsynced_bytes += unsynced.bytes;
+        let writeback = st.unsynced_bytes >= WRITEBACK_BYTES
+            && st.unsynced_bytes - unsynced.bytes < WRITEBACK_BYTES;
+        let wake = writeback
+            || match self.policy {
+                FsyncPolicy::EveryWrite => sync_by == SyncBy::Thread,
+                FsyncPolicy::EveryN(n) => st.unsynced_records >= u64::from(n),
+                FsyncPolicy::EveryMs(_) => st.unsynced_records == unsynced.records,
+                FsyncPolicy::Never => false,
+            };
         drop(st);
         if wake {
             self.work.notify_one();
@@ -146,6 +166,7 @@ impl Durability {
         }
         st.syncing = true;
         st.unsynced_records = 0;
+        st.unsynced_bytes = 0;
         let (offset, sequence, file) =
             (st.written_offset, st.written_sequence, Arc::clone(&st.file));
         drop(st);
@@ -193,6 +214,10 @@ impl Durability {
             let records = sequence.saturating_sub(st.durable_sequence);
             st.durable_offset = offset;
             st.durable_sequence = sequence;
+            if offset >= st.written_offset {
+                // A rotation's sync: nothing written is left for the writeback to cover.
+                st.unsynced_bytes = 0;
+            }
             records
         } else {
             0
@@ -277,14 +302,16 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
             let dirty = st.written_offset > st.durable_offset;
             let requested = st.requested_offset > st.durable_offset;
             let now = Instant::now();
-            let due = match d.policy {
-                FsyncPolicy::EveryWrite => dirty,
-                FsyncPolicy::EveryN(n) => {
-                    dirty && (requested || st.unsynced_records >= u64::from(n))
-                }
-                FsyncPolicy::EveryMs(_) => dirty && (requested || now >= next_tick),
-                FsyncPolicy::Never => dirty && requested,
-            };
+            let writeback = dirty && st.unsynced_bytes >= WRITEBACK_BYTES;
+            let due = writeback
+                || match d.policy {
+                    FsyncPolicy::EveryWrite => dirty,
+                    FsyncPolicy::EveryN(n) => {
+                        dirty && (requested || st.unsynced_records >= u64::from(n))
+                    }
+                    FsyncPolicy::EveryMs(_) => dirty && (requested || now >= next_tick),
+                    FsyncPolicy::Never => dirty && requested,
+                };
             // An appender's own fdatasync is running: it wakes this thread when it is done
             // if anything is left.
             if !st.syncing && (due || (st.shutdown && dirty)) {
@@ -305,6 +332,7 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
             };
         };
         st.unsynced_records = 0;
+        st.unsynced_bytes = 0;
         st.syncing = true;
         drop(st);
         let started = Instant::now();

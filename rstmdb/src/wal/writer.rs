@@ -10,7 +10,7 @@ use super::recovery::{self, RecoveryReport};
 use super::segment::{MAX_SEGMENT_ID, offset_of, segment_file_name, segment_of};
 use super::stats::IoCounters;
 use super::storage::{SegmentFile, Storage};
-use super::sync::{self, Durability, SyncBy, SyncState, SyncStatus, lock};
+use super::sync::{self, Durability, SyncBy, SyncState, SyncStatus, Unsynced, lock};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -148,6 +148,7 @@ impl Wal {
             durable_sequence: state.last_sequence,
             file: Arc::clone(&state.newest_file),
             unsynced_records: 0,
+            unsynced_bytes: 0,
             syncing: false,
             requested_offset: 0,
             failure: None,
@@ -275,7 +276,10 @@ impl Wal {
                     &a.file,
                     appended.end_offset,
                     last_sequence,
-                    records.len() as u64,
+                    Unsynced {
+                        records: records.len() as u64,
+                        bytes,
+                    },
                     sync_by,
                 );
                 Ok(appended)

@@ -2,7 +2,7 @@
 
 use rstmdb::wal::fault::FaultStorage;
 use rstmdb::wal::segment::position_of;
-use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, SyncBy, Wal, WalConfig};
+use rstmdb::wal::{FsyncPolicy, NewRecord, Storage, SyncBy, WRITEBACK_BYTES, Wal, WalConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -264,7 +264,7 @@ fn every_ms_timer_syncs_without_further_appends() {
 }
 
 #[test]
-fn never_syncs_only_on_request_or_shutdown_but_commits_on_write() {
+fn never_syncs_small_writes_only_on_request_or_shutdown_but_commits_on_write() {
     let storage = FaultStorage::new();
     let wal = open(&storage, FsyncPolicy::Never);
     let a = wal.append(&[rec()]).expect("append");
@@ -281,4 +281,40 @@ fn never_syncs_only_on_request_or_shutdown_but_commits_on_write() {
     wal.shutdown().expect("shutdown syncs");
     assert_eq!(storage.durable_len("0000000000000001.wal"), 400);
     assert_eq!(wal.durable_offset(), b.end_offset);
+}
+
+/// A rotation syncs the whole segment while every writer waits: the sync thread keeps what is
+/// left for it small by syncing each `WRITEBACK_BYTES` as they accumulate, whatever the policy.
+#[test]
+fn bytes_past_the_writeback_mark_are_synced_in_the_background_under_lax_policies() {
+    const RECORD_BYTES: usize = 64 * 1024;
+    let payload = vec![b'w'; RECORD_BYTES - 40];
+    let record = NewRecord {
+        kind: 2,
+        timestamp_ms: 0,
+        payload: &payload,
+    };
+    let below_the_mark = WRITEBACK_BYTES as usize / RECORD_BYTES - 1;
+    for policy in [FsyncPolicy::Never, FsyncPolicy::EveryN(1_000_000)] {
+        let storage = FaultStorage::new();
+        let wal = open(&storage, policy);
+        for _ in 0..below_the_mark {
+            wal.append(&[record]).expect("append");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(wal.stats().io.fsyncs, 0, "{policy}: synced below the mark");
+        let last = wal.append(&[record]).expect("append");
+        assert!(
+            wait_until(Duration::from_secs(5), || wal.durable_offset()
+                >= last.end_offset),
+            "{policy}: {} bytes written, none synced",
+            WRITEBACK_BYTES
+        );
+        assert_eq!(wal.stats().io.fsyncs, 1, "{policy}");
+        assert_eq!(
+            storage.durable_len("0000000000000001.wal"),
+            WRITEBACK_BYTES,
+            "{policy}"
+        );
+    }
 }
