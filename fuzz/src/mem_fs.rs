@@ -1,7 +1,7 @@
 //! An in-memory [`StorageFs`]: a map from path to bytes. No faults; the fuzzer supplies the
 //! damage through the file contents.
 
-use rstmdb::checkpoint::StorageFs;
+use rstmdb::checkpoint::{NewFile, StorageFs};
 use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,14 @@ impl StorageFs for MemFs {
         Ok(())
     }
 
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn NewFile + '_>> {
+        self.write_new_synced(path, &[])?;
+        Ok(Box::new(MemNewFile {
+            fs: self,
+            path: path.to_owned(),
+        }))
+    }
+
     fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.files()
             .entry(path.to_owned())
@@ -95,5 +103,35 @@ impl StorageFs for MemFs {
             .remove(path)
             .map(drop)
             .ok_or_else(|| not_found(path))
+    }
+}
+
+/// A file of [`MemFs`] written a piece at a time.
+struct MemNewFile<'a> {
+    fs: &'a MemFs,
+    path: PathBuf,
+}
+
+impl NewFile for MemNewFile<'_> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.fs.append_synced(&self.path, bytes)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut files = self.fs.files();
+        let file = files
+            .get_mut(&self.path)
+            .ok_or_else(|| not_found(&self.path))?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(bytes.len());
+        if file.len() < end {
+            file.resize(end, 0);
+        }
+        file[start..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

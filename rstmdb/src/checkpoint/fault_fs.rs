@@ -4,7 +4,7 @@
 //! the process were gone. Tests then reopen the directory with [`super::RealFs`] and check
 //! recovery.
 
-use super::fs::{RealFs, StorageFs};
+use super::fs::{NewFile, RealFs, StorageFs};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -107,6 +107,15 @@ impl StorageFs for FaultFs {
         self.real.write_new_synced(path, parts)
     }
 
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn NewFile + '_>> {
+        let _plan = self.alive()?;
+        Ok(Box::new(FaultNewFile {
+            fs: self,
+            real: self.real.create_new(path)?,
+            written: 0,
+        }))
+    }
+
     fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut plan = self.alive()?;
         if let Some(CrashPoint::MidAppend { bytes_written }) = plan.crash_at {
@@ -156,5 +165,55 @@ impl StorageFs for FaultFs {
         self.real.remove_file(path)?;
         plan.removals_done += 1;
         Ok(())
+    }
+}
+
+/// A file written a piece at a time; [`CrashPoint::MidTempWrite`] counts every byte written to
+/// it, appended or written over.
+struct FaultNewFile<'a> {
+    fs: &'a FaultFs,
+    real: Box<dyn NewFile + 'a>,
+    written: usize,
+}
+
+impl FaultNewFile<'_> {
+    /// How many of `len` more bytes may reach the disk, and whether the crash comes with them.
+    fn allowance(&self, plan: &Plan, len: usize) -> (usize, bool) {
+        match plan.crash_at {
+            Some(CrashPoint::MidTempWrite { bytes_written }) => {
+                let left = bytes_written.saturating_sub(self.written);
+                (left.min(len), left < len)
+            }
+            _ => (len, false),
+        }
+    }
+}
+
+impl NewFile for FaultNewFile<'_> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut plan = self.fs.alive()?;
+        let (allowed, crashes) = self.allowance(&plan, bytes.len());
+        self.real.append(&bytes[..allowed])?;
+        self.written += allowed;
+        if crashes {
+            return Err(crash(&mut plan));
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut plan = self.fs.alive()?;
+        let (allowed, crashes) = self.allowance(&plan, bytes.len());
+        self.real.write_at(offset, &bytes[..allowed])?;
+        self.written += allowed;
+        if crashes {
+            return Err(crash(&mut plan));
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let _plan = self.fs.alive()?;
+        self.real.sync()
     }
 }

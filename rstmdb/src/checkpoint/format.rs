@@ -89,14 +89,29 @@ impl Header {
     /// The header of a payload given as consecutive parts (one part or many: the same bytes
     /// give the same header).
     pub fn for_parts(name: CheckpointName, meta: &CheckpointMeta, payload: &[&[u8]]) -> Self {
+        Self::new(
+            name,
+            meta,
+            payload.iter().map(|part| part.len() as u64).sum(),
+            payload
+                .iter()
+                .fold(0, |crc, part| crc32c::crc32c_append(crc, part)),
+        )
+    }
+
+    /// The header of a payload of `payload_len` bytes whose CRC-32C is `payload_crc32c`.
+    pub fn new(
+        name: CheckpointName,
+        meta: &CheckpointMeta,
+        payload_len: u64,
+        payload_crc32c: u32,
+    ) -> Self {
         Self {
             name,
             last_sequence: meta.last_sequence,
             created_at_ms: meta.created_at_ms,
-            payload_len: payload.iter().map(|part| part.len() as u64).sum(),
-            payload_crc32c: payload
-                .iter()
-                .fold(0, |crc, part| crc32c::crc32c_append(crc, part)),
+            payload_len,
+            payload_crc32c,
         }
     }
 

@@ -25,6 +25,10 @@ pub trait StorageFs: fmt::Debug + Send + Sync {
     /// Creates `path`, which must not exist, writes `parts` back to back and fsyncs the file.
     fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()>;
 
+    /// Creates `path`, which must not exist, to be written a piece at a time: a file whose
+    /// content is produced while it is written (a checkpoint encoded from a cut).
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn NewFile + '_>>;
+
     /// Appends `bytes` to `path` (creating it if missing) and fsyncs the file.
     fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
 
@@ -39,6 +43,18 @@ pub trait StorageFs: fmt::Debug + Send + Sync {
 
     /// Removes the file `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// A file being written a piece at a time ([`StorageFs::create_new`]).
+pub trait NewFile: Send {
+    /// Writes `bytes` after everything appended so far.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// Writes `bytes` at `offset`, over bytes already appended.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+
+    /// Fsyncs the file.
+    fn sync(&mut self) -> io::Result<()>;
 }
 
 /// The directory a store keeps its files in and how it may touch them: what the checkpoint and
@@ -135,6 +151,14 @@ impl StorageFs for RealFs {
         file.sync_all()
     }
 
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn NewFile + '_>> {
+        let file = open(
+            path,
+            data_files::open_options().write(true).create_new(true),
+        )?;
+        Ok(Box::new(RealNewFile(file)))
+    }
+
     fn append_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut file = open(path, data_files::open_options().append(true).create(true))?;
         file.write_all(bytes)?;
@@ -203,13 +227,50 @@ pub(crate) fn publish_durably(
     let temp_was_ours =
         !matches!(&published, Err((_, e)) if e.kind() == io::ErrorKind::AlreadyExists);
     if published.is_err() && temp_was_ours {
-        // Best effort: a failed write (ENOSPC, say) should not keep its space until the next
-        // open. The error that matters is the original one; a temp file that survives this is
-        // never read and is deleted by the next read-write open.
-        let _ = fs.remove_file(&temp_path);
+        remove_failed_temp(fs, &temp_path);
     }
     published?;
     fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e))
+}
+
+/// Publishes a temp file that is complete and fsynced, as [`publish_durably`] does after its
+/// write: renames it to `file_name`, then makes the rename durable.
+pub(crate) fn publish_temp(
+    fs: &dyn StorageFs,
+    dir: &Path,
+    temp_path: &Path,
+    file_name: &str,
+) -> Result<(), (PathBuf, io::Error)> {
+    let final_path = dir.join(file_name);
+    if let Err(e) = fs.rename(temp_path, &final_path) {
+        remove_failed_temp(fs, temp_path);
+        return Err((final_path, e));
+    }
+    fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e))
+}
+
+/// Best effort: a failed write (ENOSPC, say) should not keep its space until the next open.
+/// The error that matters is the original one; a temp file that survives this is never read
+/// and is deleted by the next read-write open.
+pub(crate) fn remove_failed_temp(fs: &dyn StorageFs, temp_path: &Path) {
+    let _ = fs.remove_file(temp_path);
+}
+
+#[derive(Debug)]
+struct RealNewFile(File);
+
+impl NewFile for RealNewFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, bytes, offset)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
 }
 
 /// Like [`StorageFs::file_names`], but a directory that does not exist is empty (read-only opens

@@ -20,12 +20,13 @@ mod fs;
 mod snapshot;
 mod snapshot_index;
 mod store;
+mod streamed;
 
 pub use error::{CheckpointError, CheckpointFault, SnapshotError, SnapshotFault};
 #[cfg(any(test, feature = "testing"))]
 pub use fault_fs::{CrashPoint, FaultFs};
 pub use format::{CheckpointMeta, CheckpointName, FORMAT_VERSION, HEADER_LEN, MAGIC};
-pub use fs::{RealFs, StorageFs};
+pub use fs::{NewFile, RealFs, StorageFs};
 pub use snapshot::{
     InstanceSnapshot, SNAPSHOT_DIR, SnapshotReport, SnapshotRetention, SnapshotStore,
     StoredSnapshot, checksum_hex, validate_snapshot_id,
@@ -35,6 +36,7 @@ pub use store::{
     CHECKPOINT_DIR, CheckpointEntry, CheckpointInfo, CheckpointStore, LoadOutcome,
     LoadedCheckpoint, SkippedCheckpoint,
 };
+pub use streamed::CheckpointWriter;
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,7 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
-    fn from_header(header: &Header) -> Self {
+    pub(super) fn from_header(header: &Header) -> Self {
         Self {
             file_name: header.name.file_name(),
             generation: header.name.generation,
@@ -78,7 +78,7 @@ pub struct LoadOutcome {
 /// Whole-state checkpoints. Writes are serialised inside the store and durable when they return.
 #[derive(Debug)]
 pub struct CheckpointStore {
-    files: StoreDir,
+    pub(super) files: StoreDir,
     cleaned_temp_files: Vec<String>,
 }
 
@@ -152,23 +152,31 @@ impl CheckpointStore {
     ///
     /// The caller must have made the WAL durable up to `meta.checkpoint_offset` first (§4.19).
     /// A `checkpoint_offset` below the newest existing checkpoint's is refused: offsets only grow.
+    /// A payload produced while it is written goes through
+    /// [`CheckpointStore::begin_streamed`] instead.
     pub fn write(&self, meta: CheckpointMeta, payload: &[u8]) -> Result<CheckpointInfo> {
-        self.write_parts(meta, &[payload])
-    }
-
-    /// [`CheckpointStore::write`] for a payload given as consecutive parts (an image encoded a
-    /// step at a time), written without first copying them into one buffer.
-    pub fn write_parts(&self, meta: CheckpointMeta, payload: &[&[u8]]) -> Result<CheckpointInfo> {
         if self.files.read_only {
             return Err(CheckpointError::ReadOnly);
         }
         let _serialised = self.files.lock_writes();
+        let name = self.next_name(meta.checkpoint_offset)?;
+        let header = Header::for_parts(name, &meta, &[payload]);
+        let file_name = name.file_name();
+        let encoded = header.encode();
+        let parts = [&encoded[..], payload];
+        publish_durably(&*self.files.fs, &self.files.dir, &file_name, &parts)
+            .map_err(|(path, source)| CheckpointError::Io { path, source })?;
+        Ok(CheckpointInfo::from_header(&header))
+    }
+
+    /// The name the next checkpoint at `checkpoint_offset` gets. Call it holding the write lock.
+    pub(super) fn next_name(&self, checkpoint_offset: u64) -> Result<CheckpointName> {
         let names = self.names()?;
         if let Some(newest) = names.last()
-            && meta.checkpoint_offset < newest.checkpoint_offset
+            && checkpoint_offset < newest.checkpoint_offset
         {
             return Err(CheckpointError::OffsetWentBackwards {
-                new: meta.checkpoint_offset,
+                new: checkpoint_offset,
                 newest: newest.checkpoint_offset,
                 newest_file: newest.file_name(),
             });
@@ -180,19 +188,10 @@ impl CheckpointStore {
                 names.last().map(|n| n.file_name()).unwrap_or_default(),
             )
         })?;
-        let name = CheckpointName {
-            checkpoint_offset: meta.checkpoint_offset,
+        Ok(CheckpointName {
+            checkpoint_offset,
             generation,
-        };
-        let header = Header::for_parts(name, &meta, payload);
-        let file_name = name.file_name();
-        let encoded = header.encode();
-        let parts: Vec<&[u8]> = std::iter::once(&encoded[..])
-            .chain(payload.iter().copied())
-            .collect();
-        publish_durably(&*self.files.fs, &self.files.dir, &file_name, &parts)
-            .map_err(|(path, source)| CheckpointError::Io { path, source })?;
-        Ok(CheckpointInfo::from_header(&header))
+        })
     }
 
     /// The newest valid checkpoint and its payload, plus the newer files that were invalid.

@@ -8,7 +8,7 @@
 
 use super::shared::Shared;
 use super::{Database, errors};
-use crate::checkpoint::CheckpointMeta;
+use crate::checkpoint::{CheckpointMeta, CheckpointWriter};
 use crate::engine::{CutImage, CutStep};
 use crate::wal::segment::segment_of;
 use rstmdb_protocol::RcpError;
@@ -92,7 +92,7 @@ impl Database {
 /// the walk cancels the cut, and a new one starts after it.
 fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, RcpError> {
     let mut cancelled = 0;
-    let (bound, last_sequence, payload) = loop {
+    let (bound, last_sequence, writer, first_part) = loop {
         let (bound, last_sequence, image) = match start_cut(shared, force)? {
             Start::NotNeeded(newest) => {
                 return Ok(CheckpointWritten {
@@ -106,13 +106,22 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
                 image,
             } => (bound, last_sequence, image),
         };
-        if let Err(err) = sync_through(shared, bound) {
-            // Writers must not go on saving before-images for a cut nobody walks.
-            shared.write_engine().end_cut(&image);
-            return Err(err);
-        }
-        if let Some(payload) = walk_cut(shared, image) {
-            break (bound, last_sequence, payload);
+        let mut writer = match sync_through(shared, bound).and_then(|()| {
+            shared
+                .checkpoints
+                .begin_streamed(bound, image.first_part_len())
+                .map_err(write_error)
+        }) {
+            Ok(writer) => writer,
+            Err(err) => {
+                // Writers must not go on saving before-images for a cut nobody walks.
+                shared.write_engine().end_cut(&image);
+                return Err(err);
+            }
+        };
+        // A cancelled walk drops its writer, and with it the temp file.
+        if let Some(first_part) = walk_cut(shared, image, &mut writer)? {
+            break (bound, last_sequence, writer, first_part);
         }
         cancelled += 1;
         if cancelled == MAX_CANCELLED_CUTS {
@@ -131,11 +140,7 @@ fn write_checkpoint(shared: &Shared, force: bool) -> Result<CheckpointWritten, R
         last_sequence,
         created_at_ms: shared.clock.now_ms(),
     };
-    let parts: Vec<&[u8]> = payload.iter().map(Vec::as_slice).collect();
-    let info = shared
-        .checkpoints
-        .write_parts(meta, &parts)
-        .map_err(|err| errors::internal(format!("cannot write the checkpoint: {err}")))?;
+    let info = writer.finish(meta, &first_part).map_err(write_error)?;
     if let Ok(mut newest) = shared.newest_checkpoint.lock() {
         *newest = Some(info);
     }
@@ -217,9 +222,18 @@ fn sync_through(shared: &Shared, bound: u64) -> Result<(), RcpError> {
 /// 5 ms; docs/benchmarks.md).
 const CUT_STEP_INSTANCES: usize = 256;
 
-/// Encodes the cut's instances step by step and ends the cut; the image in parts, or `None` if
-/// a FLUSH_ALL cancelled the cut (which ended it).
-fn walk_cut(shared: &Shared, mut image: CutImage) -> Option<Vec<Vec<u8>>> {
+fn write_error(err: crate::checkpoint::CheckpointError) -> RcpError {
+    errors::internal(format!("cannot write the checkpoint: {err}"))
+}
+
+/// Encodes the cut's instances step by step, writing each step to `writer` between steps, and
+/// ends the cut. Returns the image's first part, which the writer takes last, or `None` if a
+/// FLUSH_ALL cancelled the cut (which ended it).
+fn walk_cut(
+    shared: &Shared,
+    mut image: CutImage,
+    writer: &mut CheckpointWriter<'_>,
+) -> Result<Option<Vec<u8>>, RcpError> {
     let started = std::time::Instant::now();
     let mut steps = 0u64;
     let mut most_saved = 0;
@@ -241,12 +255,23 @@ fn walk_cut(shared: &Shared, mut image: CutImage) -> Option<Vec<Vec<u8>>> {
                     walk_ms = started.elapsed().as_millis() as u64,
                     "checkpoint encoded from a cut"
                 );
-                return Some(image.into_parts());
+                let (first_part, rest) = image.into_first_and_rest();
+                for part in rest {
+                    writer.append(&part).map_err(write_error)?;
+                }
+                return Ok(Some(first_part));
             }
-            CutStep::Cancelled => return None,
+            CutStep::Cancelled => return Ok(None),
         }
         // Whoever waited during the step (the sequencer, readers) runs before the next one.
         engine.unlock_fair();
+        for chunk in image.take_chunks() {
+            if let Err(err) = writer.append(&chunk) {
+                shared.write_engine().end_cut(&image);
+                return Err(write_error(err));
+            }
+            image.recycle(chunk);
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub struct CutImage {
     last_chunk_len: usize,
     /// The next step's buffer, allocated and touched beforehand ([`CutImage::prepare_step`]).
     next_chunk: Vec<u8>,
+    /// A step's buffer given back once written ([`CutImage::recycle`]), for a later step.
+    spare_chunk: Option<Vec<u8>>,
     /// The tombstones at the cut, plus the deleted instances the walk drops when ids stay
     /// reserved.
     tombstones: BTreeMap<Box<str>, u64>,
@@ -79,6 +81,7 @@ impl Engine {
             instances: 0,
             last_chunk_len: 0,
             next_chunk: Vec::new(),
+            spare_chunk: None,
             tombstones,
             keep_tombstones: !self.config.allow_instance_recreate,
             keys: keys.0,
@@ -143,6 +146,14 @@ impl CutImage {
         } else {
             self.last_chunk_len * 9 / 8
         };
+        // A buffer given back was touched in full when it was allocated.
+        if let Some(mut spare) = self.spare_chunk.take()
+            && spare.capacity() >= size
+        {
+            spare.clear();
+            self.next_chunk = spare;
+            return;
+        }
         // Written, not `vec![0; size]`: a zeroed allocation may come straight from the kernel
         // untouched, and then the step would fault its pages in under the lock after all.
         #[expect(
@@ -163,10 +174,33 @@ impl CutImage {
         self.instances
     }
 
-    /// The image, once a step answered [`CutStep::Done`], as consecutive parts: the head
-    /// with the instance count, one part per step, the tombstones and the keys. Writing them
-    /// one after the other saves copying a large image into one buffer.
-    pub fn into_parts(self) -> Vec<Vec<u8>> {
+    /// The length of the image's first part (see [`CutImage::into_first_and_rest`]), known
+    /// from the start: the head with the instance count.
+    pub fn first_part_len(&self) -> usize {
+        self.head.len() + std::mem::size_of::<u64>()
+    }
+
+    /// The steps' encoded instances so far, in order, taken out of the image: to be written
+    /// while the walk goes on. Give each buffer back with [`CutImage::recycle`].
+    pub fn take_chunks(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.chunks)
+    }
+
+    /// Gives a written step's buffer back, so a later step needs no fresh memory.
+    pub fn recycle(&mut self, chunk: Vec<u8>) {
+        if self
+            .spare_chunk
+            .as_ref()
+            .is_none_or(|spare| spare.capacity() < chunk.capacity())
+        {
+            self.spare_chunk = Some(chunk);
+        }
+    }
+
+    /// The image, once a step answered [`CutStep::Done`]: its first part (the head with the
+    /// instance count), and the parts after it (the steps not taken yet, the tombstones and
+    /// the keys).
+    pub fn into_first_and_rest(self) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut head = Writer(self.head);
         head.u64(self.instances);
         let mut tail = Writer(Vec::new());
@@ -175,10 +209,19 @@ impl CutImage {
             self.tombstones.iter().map(|(id, offset)| (&**id, *offset)),
         );
         tail.bytes(&self.keys);
-        let mut parts = Vec::with_capacity(self.chunks.len() + 2);
-        parts.push(head.0);
-        parts.extend(self.chunks);
-        parts.push(tail.0);
+        let mut rest = self.chunks;
+        rest.push(tail.0);
+        (head.0, rest)
+    }
+
+    /// The image, once a step answered [`CutStep::Done`], as consecutive parts: the head
+    /// with the instance count, one part per step, the tombstones and the keys. Writing them
+    /// one after the other saves copying a large image into one buffer.
+    pub fn into_parts(self) -> Vec<Vec<u8>> {
+        let (first, rest) = self.into_first_and_rest();
+        let mut parts = Vec::with_capacity(rest.len() + 1);
+        parts.push(first);
+        parts.extend(rest);
         parts
     }
 

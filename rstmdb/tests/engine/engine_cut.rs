@@ -140,3 +140,47 @@ fn an_empty_engine_and_a_step_larger_than_the_table_finish_at_once() {
     h.engine.end_cut(&image);
     assert_eq!(image.finish(), expected);
 }
+
+/// COMPACT writes each step's instances to the checkpoint file between steps and hands the
+/// buffer back for a later step: what it writes, first part last, is still the image.
+#[test]
+fn steps_taken_out_between_steps_with_their_buffers_reused_make_the_same_image() {
+    let mut h = harness(EngineConfig::default(), 100);
+    h.ok(delete("i042"));
+    let expected = checkpoint_of(&h.engine);
+    let mut image = h.engine.begin_cut();
+    let first_part_len = image.first_part_len();
+    let mut written = Vec::new();
+    for steps in 0.. {
+        image.prepare_step();
+        let step = h.engine.cut_step(&mut image, 9);
+        // A write between two steps, ahead of the walk at first, later behind it: after the
+        // cut either way, so it stays out of the image.
+        h.ok(Command::ApplyEvent(apply(
+            &format!("i{:03}", 99 - steps),
+            "PAY",
+        )));
+        for chunk in image.take_chunks() {
+            written.extend_from_slice(&chunk);
+            image.recycle(chunk);
+        }
+        match step {
+            CutStep::More => {}
+            CutStep::Done => break,
+            CutStep::Cancelled => panic!("no FLUSH_ALL ran"),
+        }
+    }
+    h.engine.end_cut(&image);
+    let (first, rest) = image.into_first_and_rest();
+    assert_eq!(
+        first.len(),
+        first_part_len,
+        "the first part's length was known at the cut"
+    );
+    let mut encoded = first;
+    encoded.extend_from_slice(&written);
+    for part in rest {
+        encoded.extend_from_slice(&part);
+    }
+    assert_eq!(encoded, expected);
+}
