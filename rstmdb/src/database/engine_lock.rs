@@ -3,6 +3,9 @@
 //! A `parking_lot` lock rather than std's for one reason: `unlock_fair`, which hands the lock
 //! straight to the threads waiting for it. A compaction's walk holds the engine a step at a
 //! time, and without a fair hand-off it could take the lock again before a woken writer runs.
+//! The hand-off has no unit test: parking_lot also hands the lock over by itself once a waiter
+//! has waited about half a millisecond, so no timing a test can arrange tells the two apart.
+//! `docs/benchmarks.md` measures it (the walk under load).
 //!
 //! `parking_lot` locks are not poisoned by a panic, so this one keeps std's rule itself: a
 //! write that unwinds may have left the engine half-changed, and then no one may use it again
@@ -128,29 +131,5 @@ mod tests {
                 .join()
                 .is_err()
         );
-    }
-
-    #[test]
-    fn a_fair_unlock_hands_the_engine_to_a_waiting_writer_first() {
-        let lock = std::sync::Arc::new(EngineLock::new(Engine::new(Default::default())));
-        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let walk = lock.write();
-        let (waiting, waits) = std::sync::mpsc::channel();
-        let writer = {
-            let (lock, order) = (std::sync::Arc::clone(&lock), std::sync::Arc::clone(&order));
-            std::thread::spawn(move || {
-                waiting.send(()).unwrap();
-                let _engine = lock.write();
-                order.lock().unwrap().push("writer");
-            })
-        };
-        waits.recv().unwrap();
-        // Long enough for the writer to park on the lock.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        walk.unlock_fair();
-        drop(lock.write());
-        order.lock().unwrap().push("walk");
-        writer.join().unwrap();
-        assert_eq!(*order.lock().unwrap(), ["writer", "walk"]);
     }
 }
