@@ -216,25 +216,18 @@ pub(crate) fn publish_durably(
     parts: &[&[u8]],
 ) -> Result<(), (std::path::PathBuf, io::Error)> {
     let temp_path = dir.join(format!("{file_name}{}", super::format::TEMP_SUFFIX));
-    let final_path = dir.join(file_name);
-    let published = fs
-        .write_new_synced(&temp_path, parts)
-        .map_err(|e| (temp_path.clone(), e))
-        .and_then(|()| {
-            fs.rename(&temp_path, &final_path)
-                .map_err(|e| (final_path.clone(), e))
-        });
-    let temp_was_ours =
-        !matches!(&published, Err((_, e)) if e.kind() == io::ErrorKind::AlreadyExists);
-    if published.is_err() && temp_was_ours {
-        remove_failed_temp(fs, &temp_path);
+    if let Err(e) = fs.write_new_synced(&temp_path, parts) {
+        // A temp file that was already there is not ours to remove.
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            remove_failed_temp(fs, &temp_path);
+        }
+        return Err((temp_path, e));
     }
-    published?;
-    fs.sync_dir(dir).map_err(|e| (dir.to_path_buf(), e))
+    publish_temp(fs, dir, &temp_path, file_name)
 }
 
-/// Publishes a temp file that is complete and fsynced, as [`publish_durably`] does after its
-/// write: renames it to `file_name`, then makes the rename durable.
+/// Publishes a temp file that is complete and fsynced: renames it to `file_name`, then makes
+/// the rename durable. [`publish_durably`]'s second half, and the end of a streamed write.
 pub(crate) fn publish_temp(
     fs: &dyn StorageFs,
     dir: &Path,

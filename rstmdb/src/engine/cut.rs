@@ -113,7 +113,10 @@ impl Engine {
                 }
             }
         });
-        if !chunk.0.is_empty() {
+        if chunk.0.is_empty() {
+            // Every id of the step was deleted: the buffer, touched already, serves a later one.
+            image.recycle(chunk.0);
+        } else {
             image.last_chunk_len = chunk.0.len();
             image.chunks.push(chunk.0);
         }
@@ -214,19 +217,12 @@ impl CutImage {
         (head.0, rest)
     }
 
-    /// The image, once a step answered [`CutStep::Done`], as consecutive parts: the head
-    /// with the instance count, one part per step, the tombstones and the keys. Writing them
-    /// one after the other saves copying a large image into one buffer.
-    pub fn into_parts(self) -> Vec<Vec<u8>> {
-        let (first, rest) = self.into_first_and_rest();
-        let mut parts = Vec::with_capacity(rest.len() + 1);
-        parts.push(first);
-        parts.extend(rest);
-        parts
-    }
-
     /// The image as one buffer.
     pub fn finish(self) -> Vec<u8> {
-        self.into_parts().concat()
+        let (mut image, rest) = self.into_first_and_rest();
+        for part in rest {
+            image.extend_from_slice(&part);
+        }
+        image
     }
 }

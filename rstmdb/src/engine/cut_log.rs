@@ -102,8 +102,7 @@ impl CutLog {
         let done = live.peek().is_none() && saved.peek().is_none();
         if let Some(last) = last {
             // What is at or below the walk is never read again.
-            let rest = self.before.split_off(&*last);
-            self.before = rest;
+            self.before = self.before.split_off(&*last);
             self.before.remove(&*last);
             self.walked = Some(last);
         }
