@@ -9,7 +9,8 @@
 //!   `verify` and `repair`); [`recovery`]: the cuts and the start-up sync.
 //! - [`writer`] (appends, rotation, failures), [`positions`] (offsets, stats, readers, segment
 //!   deletion) and [`sync`] (group commit, the sync thread).
-//! - [`reader`]: iterating records from an offset; [`repair`]: cutting a corrupt WAL.
+//! - [`reader`]: iterating records from an offset; [`repair`]: cutting a corrupt WAL;
+//!   [`truncate`]: cutting the tail of a running WAL (cluster mode).
 //! - [`lock`]: one process per data directory.
 
 pub mod analyze;
@@ -29,6 +30,7 @@ pub mod segment;
 pub mod stats;
 pub mod storage;
 pub mod sync;
+pub mod truncate;
 pub mod writer;
 
 pub use analyze::{CheckpointPosition, ReplayFn};
@@ -43,6 +45,7 @@ pub use scan::RecordView;
 pub use stats::{IoStats, WalStats};
 pub use storage::{DirStorage, SegmentFile, Storage};
 pub use sync::{SyncBy, WRITEBACK_BYTES};
+pub use truncate::CutTail;
 pub use writer::{Appended, DeletedSegments, NewRecord, SegmentInfo, Wal};
 
 /// The WAL directory inside a data directory.

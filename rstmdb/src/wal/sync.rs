@@ -73,6 +73,10 @@ pub(crate) struct SyncState {
     pub syncing: bool,
     pub failure: Option<String>,
     pub shutdown: bool,
+    /// Bumped by every cut of the tail ([`crate::wal::Wal::truncate_to`]). An fdatasync taken
+    /// before a cut covered bytes that are gone: its result must not move the durable offset,
+    /// or records appended at the same offsets after the cut would read as durable.
+    pub epoch: u64,
 }
 
 /// State shared by the appender, the sync thread and waiters.
@@ -167,12 +171,11 @@ impl Durability {
         st.syncing = true;
         st.unsynced_records = 0;
         st.unsynced_bytes = 0;
-        let (offset, sequence, file) =
-            (st.written_offset, st.written_sequence, Arc::clone(&st.file));
+        let target = SyncTarget::of(&st);
         drop(st);
         let started = Instant::now();
-        let result = file.sync_data();
-        self.synced(result, offset, sequence, started);
+        let result = target.file.sync_data();
+        self.synced(result, &target, started);
         let mut st = lock(&self.state);
         st.syncing = false;
         // The thread waits while this ran: it must look again if there is more to sync, or
@@ -186,31 +189,34 @@ impl Durability {
 
     /// Accounts for a finished fdatasync: advances the durable offset, or stops the WAL.
     /// Returns whether it succeeded.
-    fn synced(
-        &self,
-        result: std::io::Result<()>,
-        offset: u64,
-        sequence: u64,
-        started: Instant,
-    ) -> bool {
+    fn synced(&self, result: std::io::Result<()>, target: &SyncTarget, started: Instant) -> bool {
         let latency_us = started.elapsed().as_micros() as u64;
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(()) => {
-                self.advance(offset, sequence, latency_us);
+                self.advance_from(target.epoch, target.offset, target.sequence, latency_us);
                 true
             }
             Err(e) => {
+                let offset = target.offset;
                 self.fail(format!("fdatasync up to offset {offset} failed: {e}"));
                 false
             }
         }
     }
 
-    /// Records a completed fdatasync covering everything up to `(offset, sequence)`.
+    /// Records a completed fdatasync covering everything up to `(offset, sequence)`. For the
+    /// appender, whose lock keeps the tail from being cut meanwhile.
     pub fn advance(&self, offset: u64, sequence: u64, latency_us: u64) {
+        let epoch = lock(&self.state).epoch;
+        self.advance_from(epoch, offset, sequence, latency_us);
+    }
+
+    /// [`Durability::advance`] for an fdatasync that started in `epoch`: ignored when the tail
+    /// was cut since.
+    fn advance_from(&self, epoch: u64, offset: u64, sequence: u64, latency_us: u64) {
         let mut st = lock(&self.state);
-        let records = if offset > st.durable_offset {
+        let records = if epoch == st.epoch && offset > st.durable_offset {
             let records = sequence.saturating_sub(st.durable_sequence);
             st.durable_offset = offset;
             st.durable_sequence = sequence;
@@ -232,6 +238,25 @@ impl Durability {
         if let Some(observer) = observer.as_ref() {
             observer.fsync_completed(Duration::from_micros(latency_us), records);
         }
+    }
+
+    /// The tail was cut back to `offset` (the end of the record of `sequence`) and the cut
+    /// synced: everything written is durable again, and fdatasyncs in flight no longer count.
+    /// The durable offset may go down here, and only here.
+    pub fn cut_back(&self, file: &Arc<dyn SegmentFile>, offset: u64, sequence: u64) {
+        let mut st = lock(&self.state);
+        st.epoch += 1;
+        st.written_offset = offset;
+        st.written_sequence = sequence;
+        st.durable_offset = offset;
+        st.durable_sequence = sequence;
+        st.file = Arc::clone(file);
+        st.unsynced_records = 0;
+        st.unsynced_bytes = 0;
+        st.requested_offset = st.requested_offset.min(offset);
+        drop(st);
+        self.watch.send_modify(|s| s.durable_offset = offset);
+        self.advanced.notify_all();
     }
 
     /// Stops the WAL after a failed fdatasync: every waiter gets the error.
@@ -290,12 +315,31 @@ impl Durability {
     }
 }
 
+/// What one fdatasync covers, taken under the state lock before it starts.
+struct SyncTarget {
+    offset: u64,
+    sequence: u64,
+    file: Arc<dyn SegmentFile>,
+    epoch: u64,
+}
+
+impl SyncTarget {
+    fn of(st: &SyncState) -> Self {
+        Self {
+            offset: st.written_offset,
+            sequence: st.written_sequence,
+            file: Arc::clone(&st.file),
+            epoch: st.epoch,
+        }
+    }
+}
+
 /// The sync thread's loop; returns at shutdown (after a final sync) or after a failure.
 pub(crate) fn run_sync_thread(d: Arc<Durability>) {
     let mut next_tick = Instant::now();
     loop {
         let mut st = lock(&d.state);
-        let (target_offset, target_sequence, file) = loop {
+        let target = loop {
             if st.failure.is_some() {
                 return;
             }
@@ -315,7 +359,7 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
             // An appender's own fdatasync is running: it wakes this thread when it is done
             // if anything is left.
             if !st.syncing && (due || (st.shutdown && dirty)) {
-                break (st.written_offset, st.written_sequence, Arc::clone(&st.file));
+                break SyncTarget::of(&st);
             }
             if st.shutdown && !st.syncing {
                 return;
@@ -336,11 +380,11 @@ pub(crate) fn run_sync_thread(d: Arc<Durability>) {
         st.syncing = true;
         drop(st);
         let started = Instant::now();
-        let result = file.sync_data();
+        let result = target.file.sync_data();
         if let FsyncPolicy::EveryMs(ms) = d.policy {
             next_tick = started + Duration::from_millis(u64::from(ms));
         }
-        let ok = d.synced(result, target_offset, target_sequence, started);
+        let ok = d.synced(result, &target, started);
         lock(&d.state).syncing = false;
         if !ok {
             return;

@@ -153,6 +153,7 @@ impl Wal {
             requested_offset: 0,
             failure: None,
             shutdown: false,
+            epoch: 0,
         };
         let durability = Arc::new(Durability::new(
             config.fsync_policy,

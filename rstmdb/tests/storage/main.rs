@@ -21,3 +21,4 @@ mod wal_group_commit;
 mod wal_out_of_descriptors;
 mod wal_rotation_faults;
 mod wal_support;
+mod wal_truncate;
