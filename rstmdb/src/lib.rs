@@ -34,6 +34,8 @@
 //!   never through a symlink.
 //! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance
 //!   snapshots; opaque payloads, durable writes. See `docs/checkpoint-format.md`.
+//! - [`cluster`]: cluster mode, being built (`docs/cluster.md`); so far the durable files of
+//!   `raft/`, over the checkpoint layer's file seam.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
 //!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
 //! - [`service`]: what handles a request — the `OpHandler` boundary, op dispatch, the watch
@@ -55,6 +57,7 @@
 // The storage core, its configuration model and its assembly.
 pub mod assemble;
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod data_files;
 pub mod database;

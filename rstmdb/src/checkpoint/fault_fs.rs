@@ -31,7 +31,15 @@ struct Plan {
     crashed: bool,
     removals_done: usize,
     /// The last rename, so a crash before the directory fsync can undo it.
-    last_rename: Option<(PathBuf, PathBuf)>,
+    last_rename: Option<Rename>,
+}
+
+#[derive(Debug)]
+struct Rename {
+    from: PathBuf,
+    to: PathBuf,
+    /// What `to` held before, if it existed.
+    replaced: Option<Vec<u8>>,
 }
 
 /// A fault-injecting file system over the real one.
@@ -136,8 +144,15 @@ impl StorageFs for FaultFs {
         if plan.crash_at == Some(CrashPoint::BeforeRename) {
             return Err(crash(&mut plan));
         }
+        // A rename over a file (the raft files are replaced whole) that is lost brings the
+        // replaced file back, as the old directory entry would.
+        let replaced = std::fs::read(to).ok();
         self.real.rename(from, to)?;
-        plan.last_rename = Some((from.to_path_buf(), to.to_path_buf()));
+        plan.last_rename = Some(Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            replaced,
+        });
         Ok(())
     }
 
@@ -145,10 +160,13 @@ impl StorageFs for FaultFs {
         let mut plan = self.alive()?;
         // Only the sync that follows a rename is the protocol step this crash point names.
         if let Some(CrashPoint::BeforeDirSync { rename_survives }) = plan.crash_at
-            && let Some((from, to)) = plan.last_rename.take()
+            && let Some(rename) = plan.last_rename.take()
         {
             if !rename_survives {
-                self.real.rename(&to, &from)?;
+                self.real.rename(&rename.to, &rename.from)?;
+                if let Some(bytes) = rename.replaced {
+                    std::fs::write(&rename.to, bytes)?;
+                }
             }
             return Err(crash(&mut plan));
         }

@@ -27,6 +27,9 @@ pub use error::{CheckpointError, CheckpointFault, SnapshotError, SnapshotFault};
 pub use fault_fs::{CrashPoint, FaultFs};
 pub use format::{CheckpointMeta, CheckpointName, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use fs::{NewFile, RealFs, StorageFs};
+// The durable replace of a small file, for the cluster's `raft/` files.
+pub(crate) use format::TEMP_SUFFIX;
+pub(crate) use fs::{publish_durably, remove_failed_temp};
 pub use snapshot::{
     InstanceSnapshot, SNAPSHOT_DIR, SnapshotReport, SnapshotRetention, SnapshotStore,
     StoredSnapshot, checksum_hex, validate_snapshot_id,
