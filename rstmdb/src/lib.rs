@@ -35,7 +35,7 @@
 //! - [`checkpoint`]: whole-state checkpoint files (COMPACT, recovery) and per-instance
 //!   snapshots; opaque payloads, durable writes. See `docs/checkpoint-format.md`.
 //! - [`cluster`]: cluster mode, being built (`docs/cluster.md`); so far the durable files of
-//!   `raft/`, over the checkpoint layer's file seam.
+//!   `raft/` and openraft's log storage on the WAL.
 //! - [`database`]: the commit pipeline tying engine, WAL and checkpoints together (sequencer,
 //!   group commit, durability-gated reads, compaction). See `docs/commit-pipeline.md`.
 //! - [`service`]: what handles a request — the `OpHandler` boundary, op dispatch, the watch

@@ -2,7 +2,19 @@
 //! through openraft. Being built piece by piece; a server does not accept `[cluster]` yet.
 //!
 //! - [`raft_files`]: the small durable files of `<data_dir>/raft/` (identity, vote, state).
+//! - [`types`]: what an entry carries, and openraft's type configuration.
+//! - [`entry_record`]: an entry as a unit of WAL records (a header record, kind 6, then data).
+//! - [`log_index`]: where each retained entry starts in the WAL.
+//! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
 
+#[cfg(feature = "server")]
+pub mod entry_record;
+#[cfg(feature = "server")]
+pub mod log_index;
+#[cfg(feature = "server")]
+pub mod log_store;
 pub mod raft_files;
+#[cfg(feature = "server")]
+pub mod types;
 
 pub use raft_files::{RaftFile, RaftFiles, RaftFilesError};

@@ -131,6 +131,17 @@ impl Wal {
         )
     }
 
+    /// Reads every record written with offset >= `from_offset`, committed or not: the Raft
+    /// log reads its own tail before it is durable (cluster mode, `docs/cluster.md` section 5).
+    pub fn reader_written(&self, from_offset: u64) -> WalReader {
+        WalReader::new(
+            Arc::clone(&self.storage),
+            Arc::clone(&self.counters),
+            from_offset,
+            self.latest_offset(),
+        )
+    }
+
     /// Compaction (spec §4.19 step 2): deletes every segment with an id below `id`, never the
     /// newest, and makes the deletions durable.
     ///

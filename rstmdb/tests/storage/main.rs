@@ -9,6 +9,7 @@ mod database_commit_pipeline;
 mod full_disk;
 mod fuzz_regressions;
 mod raft_files;
+mod raft_log_store;
 mod recovery_after_crash;
 mod recovery_holes_in_the_unsynced_tail;
 mod recovery_keeps_every_acknowledged_write;
