@@ -6,8 +6,8 @@ use super::types::{CommandRecord, Entry, LogId, Membership, NodeId, RaftCommand}
 use openraft::{CommittedLeaderId, EntryPayload};
 use serde::{Deserialize, Serialize};
 
-/// The record kind of an entry header.
-pub const ENTRY_KIND: u8 = 6;
+/// The record kind of an entry header, reserved by the engine's record codes.
+pub use crate::engine::RAFT_ENTRY_KIND as ENTRY_KIND;
 
 /// Why records are not an entry.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 //! for the applying thread ([`Wal::open_then`]) before it trims a torn tail.
 
 use super::open::ReplayProgress;
-use crate::engine::{Engine, Record};
+use crate::engine::{Engine, RAFT_ENTRY_KIND, Record};
 use crate::wal::{
     CheckpointPosition, RecordView, RecoveryReport, Storage, Wal, WalConfig, WalError,
 };
@@ -72,6 +72,13 @@ impl Feed<'_> {
         &mut self,
         view: RecordView<'_>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if view.header.kind == RAFT_ENTRY_KIND {
+            return Err(format!(
+                "a Raft log entry (record kind {RAFT_ENTRY_KIND}): this data directory belongs \
+                 to a cluster node, which a standalone server does not open"
+            )
+            .into());
+        }
         let record: Record = serde_json::from_slice(view.payload)?;
         self.pending.push((view.offset, record));
         if self.pending.len() >= BATCH_RECORDS {

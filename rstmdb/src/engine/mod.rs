@@ -64,7 +64,7 @@ pub use landmarks::ListLandmarks;
 pub use listing::{ListWalk, MAX_RESTARTS};
 pub use record::{
     ApplyEventRecord, CreateInstanceRecord, DeleteInstanceRecord, FlushAllRecord, PutMachineRecord,
-    Record,
+    RAFT_ENTRY_KIND, Record,
 };
 pub use result::{OpResult, RawCtx};
 

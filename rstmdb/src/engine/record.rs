@@ -11,6 +11,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+/// The WAL record kind of a Raft entry's header (cluster mode, `docs/cluster.md` section 2).
+/// Reserved here, beside the engine's codes 1 to 5, so that no record kind takes it.
+pub const RAFT_ENTRY_KIND: u8 = 6;
+
 /// One WAL entry.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -111,3 +111,30 @@ fn a_failure_early_in_a_long_replay_is_reported_at_its_record() {
 fn a_failure_at_the_last_record_is_reported_before_anything_is_cut() {
     assert_fails_at(3_000, 2_999);
 }
+
+#[test]
+fn a_cluster_nodes_data_directory_is_refused_naming_what_it_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage: Arc<dyn Storage> =
+        Arc::new(DirStorage::open(wal_dir(dir.path())).expect("wal dir"));
+    let (wal, _) = Wal::open(storage, options(dir.path()).wal, None, &mut |_| Ok(())).expect("wal");
+    let header = br#"{"term":1,"leader":1,"index":0,"payload":"blank","records":0}"#;
+    let appended = wal
+        .append_unit(&[NewRecord {
+            kind: rstmdb::engine::RAFT_ENTRY_KIND,
+            timestamp_ms: 0,
+            payload: header,
+        }])
+        .expect("append");
+    wal.shutdown().expect("shutdown");
+    drop(wal);
+
+    match Database::open(options(dir.path())) {
+        Err(OpenError::Wal(WalError::Replay { offset, source })) => {
+            assert_eq!(offset, appended.offsets[0]);
+            assert!(source.to_string().contains("cluster node"), "{source}");
+        }
+        Err(other) => panic!("expected a replay error, got {other}"),
+        Ok(_) => panic!("a standalone server opened a cluster node's Raft log"),
+    }
+}
