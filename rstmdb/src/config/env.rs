@@ -1,6 +1,7 @@
 //! `RSTMDB_*` environment-variable overrides (spec §9.2, §9.3). A value that does not parse is an
 //! error naming the variable; it is never silently ignored.
 
+use super::cluster::ClusterConfig;
 use super::error::ConfigError;
 use super::fsync::FsyncPolicySetting;
 use super::model::{
@@ -177,6 +178,39 @@ pub fn apply_env(
         0,
         100,
     )?;
+    apply_cluster_env(config, &env)
+}
+
+/// `RSTMDB_CLUSTER_*` (spec §12.4). Any of them makes the server a cluster node, as a
+/// `[cluster]` table does; the rules of `Config::resolve` then say what is missing.
+fn apply_cluster_env(config: &mut Config, env: &Env<'_>) -> Result<(), ConfigError> {
+    const VARS: [&str; 5] = [
+        "RSTMDB_CLUSTER_NODE_ID",
+        "RSTMDB_CLUSTER_RAFT_ADDR",
+        "RSTMDB_CLUSTER_CLIENT_ADDR",
+        "RSTMDB_CLUSTER_MEMBERS",
+        "RSTMDB_CLUSTER_SECRET_FILE",
+    ];
+    if VARS.iter().all(|var| env.get(var).is_none()) {
+        return Ok(());
+    }
+    let cluster = config.cluster.get_or_insert_with(ClusterConfig::default);
+    env.parse("RSTMDB_CLUSTER_NODE_ID", &mut cluster.node_id)?;
+    if let Some(addr) = env.get("RSTMDB_CLUSTER_RAFT_ADDR") {
+        cluster.raft_addr = addr;
+    }
+    if let Some(addr) = env.get("RSTMDB_CLUSTER_CLIENT_ADDR") {
+        cluster.client_addr = Some(addr);
+    }
+    if let Some(members) = env.get("RSTMDB_CLUSTER_MEMBERS") {
+        cluster.members = members
+            .split(',')
+            .map(str::trim)
+            .filter(|member| !member.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    env.optional_path("RSTMDB_CLUSTER_SECRET_FILE", &mut cluster.secret_file);
     Ok(())
 }
 

@@ -4,16 +4,19 @@
 //! - [`model`]: the typed configuration tree, its defaults and the value checks that run while the
 //!   TOML file is read (so errors point at the key);
 //! - [`fsync`]: the `storage.fsync_policy` value forms;
+//! - [`cluster`]: the `[cluster]` table (spec §12.4) and its rules;
 //! - [`env`]: environment-variable overrides, each error naming its variable;
 //! - [`resolve`]: cross-field rules and the auth token hashes (config, env, secrets file);
 //! - [`error`]: `ConfigError`, rendered by miette in the binary.
 
+mod cluster;
 mod env;
 mod error;
 mod fsync;
 mod model;
 mod resolve;
 
+pub use cluster::{ClusterConfig, ReadConsistency};
 pub use env::apply_env;
 pub use error::{ConfigError, TomlError};
 pub use fsync::FsyncPolicySetting;

@@ -30,6 +30,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub replication: ReplicationConfig,
     pub watch: WatchConfig,
+    /// Present: cluster mode (spec §12); absent: standalone.
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -25,6 +25,7 @@ impl Config {
         }
         self.check_tls()?;
         self.check_unauthenticated_frames()?;
+        self.check_cluster()?;
         let token_hashes = self.load_token_hashes()?;
         if self.auth.required && token_hashes.is_empty() {
             return Err(ConfigError::rule(

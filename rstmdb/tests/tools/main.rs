@@ -6,6 +6,7 @@
 mod bench_reports_errors;
 mod bench_workloads;
 mod check_cli;
+mod cluster_config;
 mod config_sources;
 mod container_files;
 mod crash_loop;
