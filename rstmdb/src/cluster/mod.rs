@@ -6,6 +6,8 @@
 //! - [`entry_record`]: an entry as a unit of WAL records (a header record, kind 6, then data).
 //! - [`log_index`]: where each retained entry starts in the WAL.
 //! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
+//! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
+//!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it).
 
 #[cfg(feature = "server")]
 pub mod entry_record;
@@ -13,7 +15,15 @@ pub mod entry_record;
 pub mod log_index;
 #[cfg(feature = "server")]
 pub mod log_store;
+#[cfg(feature = "server")]
+pub mod peer_client;
+#[cfg(feature = "server")]
+pub mod peer_connection;
+#[cfg(feature = "server")]
+pub mod peer_server;
 pub mod raft_files;
+#[cfg(feature = "server")]
+pub mod rpc;
 #[cfg(feature = "server")]
 pub mod types;
 

@@ -3,6 +3,7 @@
 //! restart, and the Python client against the real binary.
 
 mod client_resumes_after_server_restart;
+mod cluster_replication;
 mod hostile_auth_flood;
 mod hostile_before_auth;
 mod hostile_disk_and_logs;

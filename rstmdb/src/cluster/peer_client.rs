@@ -1,0 +1,148 @@
+//! The calling side of node-to-node RPC: openraft's `RaftNetworkFactory` (`docs/cluster.md`
+//! section 9). One connection per openraft client, opened on first use with a hello, dropped on
+//! any error and opened again on the next call.
+
+use super::peer_connection::{PeerConnection, PeerError};
+use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, RaftRequest, RaftResponse};
+use super::types::{NodeAddr, NodeId, RaftTypes, Vote};
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{OptionalSend, Snapshot};
+use std::future::Future;
+use tokio::net::TcpStream;
+
+type RpcError = RPCError<NodeId, NodeAddr, RaftError<NodeId>>;
+
+/// Makes a client for each peer openraft talks to.
+#[derive(Debug, Clone)]
+pub struct PeerNetwork {
+    pub me: NodeId,
+    pub segment_size_bytes: u64,
+}
+
+impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> PeerClient {
+        PeerClient {
+            hello: Hello {
+                protocol: PROTOCOL_VERSION,
+                from: self.me,
+                to: target,
+                segment_size_bytes: self.segment_size_bytes,
+            },
+            addr: node.raft_addr.clone(),
+            connection: None,
+        }
+    }
+}
+
+/// One peer, as openraft sees it.
+#[derive(Debug)]
+pub struct PeerClient {
+    hello: Hello,
+    addr: String,
+    connection: Option<PeerConnection>,
+}
+
+impl PeerClient {
+    async fn connect(&self) -> Result<PeerConnection, PeerError> {
+        let stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|source| PeerError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let mut connection = PeerConnection::new(stream);
+        connection.send(&self.hello).await?;
+        match connection.receive::<HelloReply>().await? {
+            HelloReply::Welcome { node_id } if node_id == self.hello.to => Ok(connection),
+            HelloReply::Welcome { node_id } => Err(PeerError::Refused(format!(
+                "{} is node {node_id}, not node {}",
+                self.addr, self.hello.to
+            ))),
+            HelloReply::Refused { reason } => Err(PeerError::Refused(reason)),
+        }
+    }
+
+    /// One request and its response. The connection is taken out while the call runs: if
+    /// openraft drops the call at its deadline, a half-written exchange is never reused.
+    async fn call(&mut self, request: RaftRequest) -> Result<RaftResponse, RpcError> {
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            // A peer that is down or refuses is unreachable: openraft backs off.
+            None => self
+                .connect()
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
+        };
+        let exchange = async {
+            connection.send(&request).await?;
+            connection.receive::<RaftResponse>().await
+        };
+        let response = exchange
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.connection = Some(connection);
+        Ok(response)
+    }
+
+    fn remote(&self, error: RaftError<NodeId>) -> RpcError {
+        RPCError::RemoteError(RemoteError::new(self.hello.to, error))
+    }
+}
+
+fn unexpected(response: RaftResponse) -> RpcError {
+    let reason = match response {
+        RaftResponse::Refused { reason } => reason,
+        other => format!("{other:?}"),
+    };
+    RPCError::Network(NetworkError::new(&PeerError::Unexpected(reason)))
+}
+
+impl RaftNetwork<RaftTypes> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<RaftTypes>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        match self.call(RaftRequest::AppendEntries(request)).await? {
+            RaftResponse::AppendEntries(Ok(response)) => Ok(response),
+            RaftResponse::AppendEntries(Err(error)) => Err(self.remote(error)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        match self.call(RaftRequest::Vote(request)).await? {
+            RaftResponse::Vote(Ok(response)) => Ok(response),
+            RaftResponse::Vote(Err(error)) => Err(self.remote(error)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Snapshots are checkpoints streamed in frames (`docs/cluster.md` section 7), which are
+    /// not built yet: until then a peer that needs one is reported unreachable, and keeps
+    /// being retried, rather than handed something incomplete.
+    async fn full_snapshot(
+        &mut self,
+        _vote: Vote,
+        _snapshot: Snapshot<RaftTypes>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<RaftTypes, Fatal<NodeId>>> {
+        Err(StreamingError::Unreachable(Unreachable::new(
+            &PeerError::Unexpected("snapshot transfer is not built yet".to_owned()),
+        )))
+    }
+}

@@ -1,0 +1,100 @@
+//! The answering side of node-to-node RPC (`docs/cluster.md` section 9): a listener on
+//! `cluster.raft_addr` that checks each caller's hello, then hands its requests to the local
+//! openraft node and sends back whatever it answers.
+
+use super::peer_connection::{PeerConnection, PeerError};
+use super::rpc::{Hello, HelloReply, RaftRequest, RaftResponse};
+use super::types::{NodeId, RaftTypes};
+use openraft::Raft;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// Connections from peers served at once; more wait in the listen backlog. A cluster has a
+/// handful of nodes, each opening a few connections (one per replication stream and vote).
+pub const MAX_PEER_CONNECTIONS: usize = 64;
+
+/// A caller that has not said hello by then is dropped: a stranger cannot hold a connection.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every peer connection of a node needs.
+#[derive(Clone)]
+pub struct PeerService {
+    pub raft: Raft<RaftTypes>,
+    pub me: NodeId,
+    pub segment_size_bytes: u64,
+}
+
+impl std::fmt::Debug for PeerService {
+    // openraft's handle has no Debug of its own.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerService")
+            .field("me", &self.me)
+            .field("segment_size_bytes", &self.segment_size_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerService {
+    /// Serves `listener` until the returned future is dropped, which ends every connection.
+    pub async fn serve(self, listener: TcpListener) {
+        let mut connections = JoinSet::new();
+        loop {
+            while connections.len() >= MAX_PEER_CONNECTIONS {
+                connections.join_next().await;
+            }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let service = self.clone();
+                        connections.spawn(async move {
+                            if let Err(err) = service.serve_connection(stream).await {
+                                tracing::debug!(%peer, %err, "peer connection ended");
+                            }
+                        });
+                    }
+                    Err(err) => {
+                        // Out of descriptors, say: wait rather than spin.
+                        tracing::warn!(%err, "cannot accept a peer connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }
+
+    async fn serve_connection(&self, stream: TcpStream) -> Result<(), PeerError> {
+        let mut connection = PeerConnection::new(stream);
+        let hello: Hello = tokio::time::timeout(HELLO_TIMEOUT, connection.receive())
+            .await
+            .map_err(|_| PeerError::Unexpected("no hello in time".to_owned()))??;
+        if let Some(reason) = hello.refusal(self.me, self.segment_size_bytes) {
+            tracing::warn!(from = hello.from, %reason, "refused a peer");
+            connection.send(&HelloReply::Refused { reason }).await?;
+            return Ok(());
+        }
+        connection
+            .send(&HelloReply::Welcome { node_id: self.me })
+            .await?;
+        loop {
+            let request = match connection.receive::<RaftRequest>().await {
+                Ok(request) => request,
+                Err(PeerError::Closed) => return Ok(()),
+                Err(PeerError::Decode(err)) => {
+                    let reason = format!("not a request: {err}");
+                    connection.send(&RaftResponse::Refused { reason }).await?;
+                    return Err(PeerError::Decode(err));
+                }
+                Err(err) => return Err(err),
+            };
+            let response = match request {
+                RaftRequest::AppendEntries(request) => {
+                    RaftResponse::AppendEntries(self.raft.append_entries(request).await)
+                }
+                RaftRequest::Vote(request) => RaftResponse::Vote(self.raft.vote(request).await),
+            };
+            connection.send(&response).await?;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What nodes say to each other (`docs/cluster.md` section 9): JSON messages in RCP frames
+//! (`docs/protocol.md` §2, CRC-checked, size-limited), on a connection that opens with a
+//! [`Hello`] each way.
+
+use super::types::{NodeId, RaftTypes};
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use serde::{Deserialize, Serialize};
+
+/// The version of these messages; a node refuses a peer that speaks another.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The first frame on every node-to-node connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    pub protocol: u32,
+    /// Who is calling.
+    pub from: NodeId,
+    /// Whom the caller means to reach: a node reached at another node's address refuses.
+    pub to: NodeId,
+    /// Offsets are only the same on every node when segments are the same size (section 3).
+    pub segment_size_bytes: u64,
+}
+
+/// The answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelloReply {
+    Welcome { node_id: NodeId },
+    Refused { reason: String },
+}
+
+impl Hello {
+    /// Why `self`, received by node `me` with `segment_size_bytes`, must be refused.
+    pub fn refusal(&self, me: NodeId, segment_size_bytes: u64) -> Option<String> {
+        if self.protocol != PROTOCOL_VERSION {
+            return Some(format!(
+                "node {} speaks node protocol {}, this node {PROTOCOL_VERSION}",
+                self.from, self.protocol
+            ));
+        }
+        if self.to != me {
+            return Some(format!(
+                "node {} meant to reach node {}, but this address is node {me}'s",
+                self.from, self.to
+            ));
+        }
+        if self.segment_size_bytes != segment_size_bytes {
+            return Some(format!(
+                "node {} writes WAL segments of {} bytes, this node {segment_size_bytes}: \
+                 offsets would differ between them (set the same storage.wal_segment_size_mb \
+                 on every node)",
+                self.from, self.segment_size_bytes
+            ));
+        }
+        None
+    }
+}
+
+/// A request after the hello.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<RaftTypes>),
+    Vote(VoteRequest<NodeId>),
+}
+
+/// Its answer: openraft's result, passed back whole.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaftResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// The request could not be read or is not one this node serves.
+    Refused {
+        reason: String,
+    },
+}

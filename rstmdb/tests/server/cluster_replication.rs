@@ -1,0 +1,377 @@
+//! Three openraft nodes in this process, each with its own WAL-backed log and node-to-node
+//! listener on 127.0.0.1 (cluster mode's log and network, `docs/cluster.md` sections 5 and 9):
+//! they elect a leader, replicate writes into byte-identical WALs (same records at the same
+//! offsets with the same sequences), elect another leader when the first stops, and refuse a
+//! peer that reaches the wrong node or writes other segment sizes.
+//!
+//! The state machine is a stand-in that records what it applies: the engine's is not built.
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Config, EntryPayload, LogId, Raft, RaftSnapshotBuilder, ServerState, Snapshot, SnapshotMeta,
+    SnapshotPolicy, StoredMembership,
+};
+use rstmdb::cluster::RaftFiles;
+use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
+use rstmdb::cluster::peer_client::PeerNetwork;
+use rstmdb::cluster::peer_connection::PeerConnection;
+use rstmdb::cluster::peer_server::PeerService;
+use rstmdb::cluster::rpc::{Hello, HelloReply, PROTOCOL_VERSION};
+use rstmdb::cluster::types::{
+    CommandRecord, Entry, NodeAddr, NodeId, RaftCommand, RaftReply, RaftTypes, SnapshotFile,
+    StorageError,
+};
+use rstmdb::wal::{DirStorage, FsyncPolicy, Storage, Wal, WalConfig};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Small segments, so replication crosses segment boundaries.
+const SEGMENT_BYTES: u64 = 4096;
+
+struct Node {
+    id: NodeId,
+    raft: Raft<RaftTypes>,
+    wal: Arc<Wal>,
+    applied: Arc<Mutex<Vec<Entry>>>,
+    listener: JoinHandle<()>,
+    _purge_gate: watch::Sender<Option<LogId<NodeId>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn stop(self) {
+        self.raft.shutdown().await.expect("shutdown");
+        self.listener.abort();
+    }
+}
+
+fn raft_config() -> Arc<Config> {
+    let config = Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 200,
+        election_timeout_max: 400,
+        // The stand-in state machine cannot build snapshots.
+        snapshot_policy: SnapshotPolicy::Never,
+        ..Config::default()
+    };
+    Arc::new(config.validate().expect("valid raft config"))
+}
+
+async fn start_node(id: NodeId, listener: TcpListener) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = RaftFiles::open(dir.path()).expect("raft files");
+    let mut index = IndexBuilder::new(&files).expect("index");
+    let storage: Arc<dyn Storage> =
+        Arc::new(DirStorage::open(dir.path().join("wal")).expect("wal dir"));
+    let config = WalConfig {
+        segment_size_bytes: SEGMENT_BYTES,
+        fsync_policy: FsyncPolicy::EveryWrite,
+    };
+    let (wal, _) = Wal::open(storage, config, None, &mut |record| {
+        Ok(index.observe(&record)?)
+    })
+    .expect("wal");
+    let wal = Arc::new(wal);
+    let (purge_gate, gate) = watch::channel(None);
+    let log = WalLogStore::open(Arc::clone(&wal), files, index, gate).expect("log");
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let state_machine = RecordingStateMachine {
+        applied: Arc::clone(&applied),
+        last: None,
+        membership: StoredMembership::default(),
+    };
+    let network = PeerNetwork {
+        me: id,
+        segment_size_bytes: SEGMENT_BYTES,
+    };
+    let raft = Raft::new(id, raft_config(), network, log, state_machine)
+        .await
+        .expect("raft");
+    let service = PeerService {
+        raft: raft.clone(),
+        me: id,
+        segment_size_bytes: SEGMENT_BYTES,
+    };
+    let listener = tokio::spawn(service.serve(listener));
+    Node {
+        id,
+        raft,
+        wal,
+        applied,
+        listener,
+        _purge_gate: purge_gate,
+        _dir: dir,
+    }
+}
+
+async fn start_cluster(size: u64) -> Vec<Node> {
+    let mut listeners = Vec::new();
+    for _ in 0..size {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let members: BTreeMap<NodeId, NodeAddr> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, listener)| {
+            let addr = listener.local_addr().expect("addr").to_string();
+            let node = NodeAddr {
+                raft_addr: addr,
+                client_addr: String::new(),
+            };
+            (i as u64 + 1, node)
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        nodes.push(start_node(i as u64 + 1, listener).await);
+    }
+    nodes[0].raft.initialize(members).await.expect("initialize");
+    nodes
+}
+
+async fn leader_of(nodes: &[Node]) -> NodeId {
+    let metrics = nodes[0]
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| {
+                m.current_leader
+                    .is_some_and(|leader| nodes.iter().any(|node| node.id == leader))
+            },
+            "a leader among the running nodes",
+        )
+        .await
+        .expect("a leader is elected");
+    metrics.current_leader.expect("leader")
+}
+
+fn command(n: u64) -> RaftCommand {
+    let payload = format!(r#"{{"type":"create_instance","instance_id":"i-{n}","n":{n}}}"#);
+    RaftCommand {
+        origin: n,
+        records: vec![CommandRecord {
+            kind: 2,
+            timestamp_ms: 1_767_225_600_000 + n as i64,
+            payload: RawValue::from_string(payload).expect("json"),
+        }],
+    }
+}
+
+/// Every record of a node's WAL: (offset, sequence, kind, payload).
+fn wal_records(wal: &Wal) -> Vec<(u64, u64, u8, Vec<u8>)> {
+    wal.reader_written(0)
+        .map(|record| {
+            let record = record.expect("record");
+            (record.offset, record.sequence, record.kind, record.payload)
+        })
+        .collect()
+}
+
+async fn wait_applied(nodes: &[&Node], index: u64) {
+    for node in nodes {
+        node.raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(index), "caught up")
+            .await
+            .unwrap_or_else(|e| panic!("node {} did not apply {index}: {e}", node.id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_into_identical_wals_and_survive_the_loss_of_the_leader() {
+    let nodes = start_cluster(3).await;
+    let leader = leader_of(&nodes).await;
+    let leader_node = &nodes[(leader - 1) as usize];
+    let mut last = None;
+    for n in 0..40 {
+        let written = leader_node
+            .raft
+            .client_write(command(n))
+            .await
+            .expect("write through the leader");
+        last = Some(written.log_id.index);
+    }
+    let last = last.expect("writes");
+    wait_applied(&nodes.iter().collect::<Vec<_>>(), last).await;
+
+    let reference = wal_records(&nodes[0].wal);
+    assert!(
+        reference.iter().filter(|r| r.2 == 2).count() == 40,
+        "every write is in the WAL once"
+    );
+    assert!(
+        nodes[0].wal.stats().segment_count > 1,
+        "the records span several segments"
+    );
+    for node in &nodes[1..] {
+        assert_eq!(
+            wal_records(&node.wal),
+            reference,
+            "node {} has the same records at the same offsets",
+            node.id
+        );
+    }
+    for node in &nodes {
+        let applied = node.applied.lock().expect("applied");
+        let commands: Vec<u64> = applied
+            .iter()
+            .filter_map(|entry| match &entry.payload {
+                EntryPayload::Normal(command) => Some(command.origin),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commands, (0..40).collect::<Vec<_>>(), "node {}", node.id);
+    }
+
+    // The leader stops; the two others elect one of themselves and go on.
+    let mut nodes = nodes;
+    let stopped = nodes.remove((leader - 1) as usize);
+    stopped.stop().await;
+    let survivors: Vec<&Node> = nodes.iter().collect();
+    let new_leader = leader_of(&nodes).await;
+    assert_ne!(new_leader, leader);
+    let new_leader_node = survivors
+        .iter()
+        .find(|node| node.id == new_leader)
+        .expect("the new leader runs");
+    let written = new_leader_node
+        .raft
+        .client_write(command(40))
+        .await
+        .expect("a write after the failover");
+    wait_applied(&survivors, written.log_id.index).await;
+    assert_eq!(
+        wal_records(&survivors[0].wal),
+        wal_records(&survivors[1].wal)
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segments() {
+    let nodes = start_cluster(1).await;
+    leader_of(&nodes).await;
+    let addr = nodes[0]
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&1)
+        .expect("node 1")
+        .raft_addr
+        .clone();
+    for (hello, expected) in [
+        (
+            Hello {
+                protocol: PROTOCOL_VERSION,
+                from: 9,
+                to: 2,
+                segment_size_bytes: SEGMENT_BYTES,
+            },
+            "meant to reach node 2",
+        ),
+        (
+            Hello {
+                protocol: PROTOCOL_VERSION,
+                from: 9,
+                to: 1,
+                segment_size_bytes: 64 << 20,
+            },
+            "offsets would differ",
+        ),
+        (
+            Hello {
+                protocol: PROTOCOL_VERSION + 1,
+                from: 9,
+                to: 1,
+                segment_size_bytes: SEGMENT_BYTES,
+            },
+            "node protocol",
+        ),
+    ] {
+        let mut connection = PeerConnection::new(TcpStream::connect(&addr).await.expect("connect"));
+        connection.send(&hello).await.expect("hello");
+        match connection.receive::<HelloReply>().await.expect("reply") {
+            HelloReply::Refused { reason } => assert!(reason.contains(expected), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        nodes[0].raft.metrics().borrow().state,
+        ServerState::Leader,
+        "the refused peers changed nothing"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Records the entries it applies, in order; the engine's state machine is not built yet.
+struct RecordingStateMachine {
+    applied: Arc<Mutex<Vec<Entry>>>,
+    last: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeAddr>,
+}
+
+const NO_SNAPSHOTS: &str = "the stand-in state machine builds no snapshots (policy Never)";
+
+impl RaftSnapshotBuilder<RaftTypes> for RecordingStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<RaftTypes>, StorageError> {
+        unreachable!("{NO_SNAPSHOTS}")
+    }
+}
+
+impl RaftStateMachine<RaftTypes> for RecordingStateMachine {
+    type SnapshotBuilder = RecordingStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeAddr>), StorageError> {
+        Ok((self.last, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<RaftReply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut replies = Vec::new();
+        for entry in entries {
+            self.last = Some(entry.log_id);
+            if let EntryPayload::Membership(membership) = &entry.payload {
+                self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+            }
+            self.applied.lock().expect("applied").push(entry);
+            replies.push(RaftReply::default());
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        unreachable!("{NO_SNAPSHOTS}")
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        unreachable!("{NO_SNAPSHOTS}")
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta<NodeId, NodeAddr>,
+        _snapshot: Box<SnapshotFile>,
+    ) -> Result<(), StorageError> {
+        unreachable!("{NO_SNAPSHOTS}")
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<RaftTypes>>, StorageError> {
+        Ok(None)
+    }
+}
