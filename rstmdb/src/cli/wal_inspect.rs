@@ -6,6 +6,7 @@
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use rstmdb::engine::RAFT_ENTRY_KIND;
 use rstmdb::wal::repair::{self, RepairAction};
 use rstmdb::wal::scan::{self, Tail};
 use rstmdb::wal::segment::{offset_of, segment_file_name, segment_ids};
@@ -303,6 +304,19 @@ fn json_line(record: &WalRecord, entry: Value) -> String {
 }
 
 fn table_line(record: &WalRecord, entry: &Value) -> String {
+    if record.kind == RAFT_ENTRY_KIND {
+        // A cluster node's Raft entry header (docs/cluster.md section 2): its data records,
+        // if any, follow as rows of their own.
+        return format!(
+            "{:>16} {:>8} {:<16} term {} index {}, {} records",
+            record.offset,
+            record.sequence,
+            format!("raft_{}", text(entry, "payload")),
+            text(entry, "term"),
+            text(entry, "index"),
+            text(entry, "records"),
+        );
+    }
     let transition = match (field(entry, "from_state"), field(entry, "to_state")) {
         (None, None) => String::new(),
         _ => format!(

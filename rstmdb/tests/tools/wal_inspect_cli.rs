@@ -185,3 +185,46 @@ fn every_command_refuses_a_locked_data_dir() {
             .stderr(predicate::str::contains("locked by another process"));
     }
 }
+
+#[test]
+fn dump_shows_a_cluster_nodes_raft_entries_by_term_and_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage: Arc<dyn Storage> =
+        Arc::new(DirStorage::open(wal_dir(dir.path())).expect("storage"));
+    let (wal, _) = Wal::open(storage, WalConfig::default(), None, &mut |_| Ok(())).expect("open");
+    let header = br#"{"term":3,"leader":1,"index":17,"payload":"normal","records":1,"origin":9}"#;
+    let data =
+        br#"{"type":"create_instance","instance_id":"order-9","machine":"order","version":1}"#;
+    wal.append_unit(&[
+        NewRecord {
+            kind: rstmdb::engine::RAFT_ENTRY_KIND,
+            timestamp_ms: 1,
+            payload: header,
+        },
+        NewRecord {
+            kind: 2,
+            timestamp_ms: 1,
+            payload: data,
+        },
+    ])
+    .expect("append");
+    wal.shutdown().expect("shutdown");
+    drop(wal);
+
+    let out = inspect(dir.path())
+        .arg("dump")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf8");
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].contains("raft_normal") && rows[0].contains("term 3 index 17, 1 records"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[1].contains("order-9"), "{}", rows[1]);
+}
