@@ -7,7 +7,8 @@
 //! - [`log_index`]: where each retained entry starts in the WAL.
 //! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
-//!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it).
+//!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it); [`secret`]:
+//!   the shared secret nodes prove to each other.
 
 #[cfg(feature = "server")]
 pub mod entry_record;
@@ -24,6 +25,8 @@ pub mod peer_server;
 pub mod raft_files;
 #[cfg(feature = "server")]
 pub mod rpc;
+#[cfg(feature = "server")]
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod types;
 

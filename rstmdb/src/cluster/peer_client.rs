@@ -3,7 +3,8 @@
 //! any error and opened again on the next call.
 
 use super::peer_connection::{PeerConnection, PeerError};
-use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, RaftRequest, RaftResponse};
+use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
+use super::secret::ClusterSecret;
 use super::types::{NodeAddr, NodeId, RaftTypes, Vote};
 use openraft::error::{
     Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
@@ -24,6 +25,8 @@ type RpcError = RPCError<NodeId, NodeAddr, RaftError<NodeId>>;
 pub struct PeerNetwork {
     pub me: NodeId,
     pub segment_size_bytes: u64,
+    /// `cluster.secret_file`: proved to every peer, and required of it.
+    pub secret: Option<ClusterSecret>,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -36,7 +39,9 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 from: self.me,
                 to: target,
                 segment_size_bytes: self.segment_size_bytes,
+                nonce: None,
             },
+            secret: self.secret.clone(),
             addr: node.raft_addr.clone(),
             connection: None,
         }
@@ -46,7 +51,9 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
 /// One peer, as openraft sees it.
 #[derive(Debug)]
 pub struct PeerClient {
+    /// Sent on each new connection, with a fresh nonce when there is a secret.
     hello: Hello,
+    secret: Option<ClusterSecret>,
     addr: String,
     connection: Option<PeerConnection>,
 }
@@ -60,15 +67,54 @@ impl PeerClient {
                 source,
             })?;
         let mut connection = PeerConnection::new(stream);
-        connection.send(&self.hello).await?;
-        match connection.receive::<HelloReply>().await? {
-            HelloReply::Welcome { node_id } if node_id == self.hello.to => Ok(connection),
+        let nonce = self.secret.as_ref().map(|_| ClusterSecret::nonce());
+        let hello = Hello {
+            nonce: nonce.clone(),
+            ..self.hello.clone()
+        };
+        connection.send(&hello).await?;
+        let mut reply = connection.receive::<HelloReply>().await?;
+        if let HelloReply::Challenge {
+            node_id,
+            proof,
+            nonce: theirs,
+        } = &reply
+        {
+            let (Some(secret), Some(ours)) = (&self.secret, &nonce) else {
+                return Err(PeerError::Unexpected(
+                    "a challenge, though this node offered no secret".to_owned(),
+                ));
+            };
+            if !secret.verify(*node_id, ours, proof) {
+                return Err(self.unproved());
+            }
+            let proof = Proof {
+                proof: secret.prove(hello.from, theirs),
+            };
+            connection.send(&proof).await?;
+            reply = connection.receive::<HelloReply>().await?;
+        } else if self.secret.is_some() && matches!(reply, HelloReply::Welcome { .. }) {
+            // A node that lets us in without proving the secret is not one of ours.
+            return Err(self.unproved());
+        }
+        match reply {
+            HelloReply::Welcome { node_id } if node_id == hello.to => Ok(connection),
             HelloReply::Welcome { node_id } => Err(PeerError::Refused(format!(
                 "{} is node {node_id}, not node {}",
-                self.addr, self.hello.to
+                self.addr, hello.to
             ))),
+            HelloReply::Challenge { .. } => {
+                Err(PeerError::Unexpected("a second challenge".to_owned()))
+            }
             HelloReply::Refused { reason } => Err(PeerError::Refused(reason)),
         }
+    }
+
+    fn unproved(&self) -> PeerError {
+        PeerError::Refused(format!(
+            "{} (node {}) did not prove the shared secret",
+            self.addr, self.hello.to
+        ))
     }
 
     /// One request and its response. The connection is taken out while the call runs: if

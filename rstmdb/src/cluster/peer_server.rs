@@ -3,7 +3,8 @@
 //! openraft node and sends back whatever it answers.
 
 use super::peer_connection::{PeerConnection, PeerError};
-use super::rpc::{Hello, HelloReply, RaftRequest, RaftResponse};
+use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
+use super::secret::ClusterSecret;
 use super::types::{NodeId, RaftTypes};
 use openraft::Raft;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct PeerService {
     pub raft: Raft<RaftTypes>,
     pub me: NodeId,
     pub segment_size_bytes: u64,
+    /// `cluster.secret_file`: callers must prove it.
+    pub secret: Option<ClusterSecret>,
 }
 
 impl std::fmt::Debug for PeerService {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for PeerService {
         f.debug_struct("PeerService")
             .field("me", &self.me)
             .field("segment_size_bytes", &self.segment_size_bytes)
+            .field("secret", &self.secret)
             .finish_non_exhaustive()
     }
 }
@@ -69,10 +73,29 @@ impl PeerService {
         let hello: Hello = tokio::time::timeout(HELLO_TIMEOUT, connection.receive())
             .await
             .map_err(|_| PeerError::Unexpected("no hello in time".to_owned()))??;
-        if let Some(reason) = hello.refusal(self.me, self.segment_size_bytes) {
+        let refusal = hello.refusal(self.me, self.segment_size_bytes, self.secret.is_some());
+        if let Some(reason) = refusal {
             tracing::warn!(from = hello.from, %reason, "refused a peer");
             connection.send(&HelloReply::Refused { reason }).await?;
             return Ok(());
+        }
+        if let (Some(secret), Some(caller_nonce)) = (&self.secret, &hello.nonce) {
+            let nonce = ClusterSecret::nonce();
+            let challenge = HelloReply::Challenge {
+                node_id: self.me,
+                proof: secret.prove(self.me, caller_nonce),
+                nonce: nonce.clone(),
+            };
+            connection.send(&challenge).await?;
+            let proof: Proof = tokio::time::timeout(HELLO_TIMEOUT, connection.receive())
+                .await
+                .map_err(|_| PeerError::Unexpected("no proof in time".to_owned()))??;
+            if !secret.verify(hello.from, &nonce, &proof.proof) {
+                let reason = format!("node {} did not prove the shared secret", hello.from);
+                tracing::warn!(from = hello.from, %reason, "refused a peer");
+                connection.send(&HelloReply::Refused { reason }).await?;
+                return Ok(());
+            }
         }
         connection
             .send(&HelloReply::Welcome { node_id: self.me })

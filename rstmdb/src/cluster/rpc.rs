@@ -21,19 +21,42 @@ pub struct Hello {
     pub to: NodeId,
     /// Offsets are only the same on every node when segments are the same size (section 3).
     pub segment_size_bytes: u64,
+    /// The caller's challenge, when it holds the cluster's shared secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// The caller's answer to a [`HelloReply::Challenge`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    pub proof: String,
 }
 
 /// The answer to a [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HelloReply {
-    Welcome { node_id: NodeId },
-    Refused { reason: String },
+    /// Requests may follow.
+    Welcome {
+        node_id: NodeId,
+    },
+    /// The callee holds the shared secret: its answer to the caller's nonce, and its own
+    /// nonce for the caller to answer with a [`Proof`]; `Welcome` or `Refused` follows.
+    Challenge {
+        node_id: NodeId,
+        proof: String,
+        nonce: String,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 impl Hello {
-    /// Why `self`, received by node `me` with `segment_size_bytes`, must be refused.
-    pub fn refusal(&self, me: NodeId, segment_size_bytes: u64) -> Option<String> {
+    /// Why `self`, received by node `me` with `segment_size_bytes` (and a shared secret or
+    /// not), must be refused.
+    pub fn refusal(&self, me: NodeId, segment_size_bytes: u64, has_secret: bool) -> Option<String> {
         if self.protocol != PROTOCOL_VERSION {
             return Some(format!(
                 "node {} speaks node protocol {}, this node {PROTOCOL_VERSION}",
@@ -54,7 +77,19 @@ impl Hello {
                 self.from, self.segment_size_bytes
             ));
         }
-        None
+        match (has_secret, self.nonce.is_some()) {
+            (true, false) => Some(format!(
+                "node {} offers no proof of the shared secret this node requires \
+                 (set the same cluster.secret_file on every node)",
+                self.from
+            )),
+            (false, true) => Some(format!(
+                "node {} uses a shared secret and this node has none \
+                 (set the same cluster.secret_file on every node)",
+                self.from
+            )),
+            _ => None,
+        }
     }
 }
 

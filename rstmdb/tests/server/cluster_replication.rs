@@ -16,7 +16,8 @@ use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
 use rstmdb::cluster::peer_client::PeerNetwork;
 use rstmdb::cluster::peer_connection::PeerConnection;
 use rstmdb::cluster::peer_server::PeerService;
-use rstmdb::cluster::rpc::{Hello, HelloReply, PROTOCOL_VERSION};
+use rstmdb::cluster::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof};
+use rstmdb::cluster::secret::ClusterSecret;
 use rstmdb::cluster::types::{
     CommandRecord, Entry, NodeAddr, NodeId, RaftCommand, RaftReply, RaftTypes, SnapshotFile,
     StorageError,
@@ -62,7 +63,7 @@ fn raft_config() -> Arc<Config> {
     Arc::new(config.validate().expect("valid raft config"))
 }
 
-async fn start_node(id: NodeId, listener: TcpListener) -> Node {
+async fn start_node(id: NodeId, listener: TcpListener, secret: Option<ClusterSecret>) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = RaftFiles::open(dir.path()).expect("raft files");
     let mut index = IndexBuilder::new(&files).expect("index");
@@ -88,6 +89,7 @@ async fn start_node(id: NodeId, listener: TcpListener) -> Node {
     let network = PeerNetwork {
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
+        secret: secret.clone(),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -96,6 +98,7 @@ async fn start_node(id: NodeId, listener: TcpListener) -> Node {
         raft: raft.clone(),
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
+        secret,
     };
     let listener = tokio::spawn(service.serve(listener));
     Node {
@@ -109,7 +112,7 @@ async fn start_node(id: NodeId, listener: TcpListener) -> Node {
     }
 }
 
-async fn start_cluster(size: u64) -> Vec<Node> {
+async fn start_cluster(size: u64, secret: Option<ClusterSecret>) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..size {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -128,7 +131,7 @@ async fn start_cluster(size: u64) -> Vec<Node> {
         .collect();
     let mut nodes = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        nodes.push(start_node(i as u64 + 1, listener).await);
+        nodes.push(start_node(i as u64 + 1, listener, secret.clone()).await);
     }
     nodes[0].raft.initialize(members).await.expect("initialize");
     nodes
@@ -184,7 +187,8 @@ async fn wait_applied(nodes: &[&Node], index: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_into_identical_wals_and_survive_the_loss_of_the_leader() {
-    let nodes = start_cluster(3).await;
+    // The nodes prove a shared secret to each other on every connection.
+    let nodes = start_cluster(3, Some(secret())).await;
     let leader = leader_of(&nodes).await;
     let leader_node = &nodes[(leader - 1) as usize];
     let mut last = None;
@@ -254,55 +258,58 @@ async fn three_nodes_replicate_into_identical_wals_and_survive_the_loss_of_the_l
     }
 }
 
+fn secret() -> ClusterSecret {
+    ClusterSecret::from_bytes(b"the cluster's shared secret")
+}
+
+fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        from: 9,
+        to,
+        segment_size_bytes,
+        nonce,
+    }
+}
+
+/// The raft address of the one node of `nodes`, once it leads.
+async fn single_node_addr(nodes: &[Node]) -> String {
+    leader_of(nodes).await;
+    let metrics = nodes[0].raft.metrics().borrow().clone();
+    let node = metrics.membership_config.membership().get_node(&1).cloned();
+    node.expect("node 1").raft_addr
+}
+
+async fn say_hello(addr: &str, hello: &Hello) -> (PeerConnection, HelloReply) {
+    let mut connection = PeerConnection::new(TcpStream::connect(addr).await.expect("connect"));
+    connection.send(hello).await.expect("hello");
+    let reply = connection.receive::<HelloReply>().await.expect("reply");
+    (connection, reply)
+}
+
+fn assert_refused(reply: HelloReply, expected: &str) {
+    match reply {
+        HelloReply::Refused { reason } => assert!(reason.contains(expected), "{reason}"),
+        other => panic!("expected a refusal ({expected}), got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segments() {
-    let nodes = start_cluster(1).await;
-    leader_of(&nodes).await;
-    let addr = nodes[0]
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .get_node(&1)
-        .expect("node 1")
-        .raft_addr
-        .clone();
+    let nodes = start_cluster(1, None).await;
+    let addr = single_node_addr(&nodes).await;
+    let mut wrong_protocol = hello(1, SEGMENT_BYTES, None);
+    wrong_protocol.protocol += 1;
     for (hello, expected) in [
+        (hello(2, SEGMENT_BYTES, None), "meant to reach node 2"),
+        (hello(1, 64 << 20, None), "offsets would differ"),
+        (wrong_protocol, "node protocol"),
         (
-            Hello {
-                protocol: PROTOCOL_VERSION,
-                from: 9,
-                to: 2,
-                segment_size_bytes: SEGMENT_BYTES,
-            },
-            "meant to reach node 2",
-        ),
-        (
-            Hello {
-                protocol: PROTOCOL_VERSION,
-                from: 9,
-                to: 1,
-                segment_size_bytes: 64 << 20,
-            },
-            "offsets would differ",
-        ),
-        (
-            Hello {
-                protocol: PROTOCOL_VERSION + 1,
-                from: 9,
-                to: 1,
-                segment_size_bytes: SEGMENT_BYTES,
-            },
-            "node protocol",
+            hello(1, SEGMENT_BYTES, Some(ClusterSecret::nonce())),
+            "this node has none",
         ),
     ] {
-        let mut connection = PeerConnection::new(TcpStream::connect(&addr).await.expect("connect"));
-        connection.send(&hello).await.expect("hello");
-        match connection.receive::<HelloReply>().await.expect("reply") {
-            HelloReply::Refused { reason } => assert!(reason.contains(expected), "{reason}"),
-            other => panic!("expected a refusal, got {other:?}"),
-        }
+        assert_refused(say_hello(&addr, &hello).await.1, expected);
     }
     assert_eq!(
         nodes[0].raft.metrics().borrow().state,
@@ -312,6 +319,107 @@ async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segmen
     for node in nodes {
         node.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
+    let nodes = start_cluster(1, Some(secret())).await;
+    let addr = single_node_addr(&nodes).await;
+
+    let (_, reply) = say_hello(&addr, &hello(1, SEGMENT_BYTES, None)).await;
+    assert_refused(reply, "offers no proof of the shared secret");
+
+    for (answer_with, welcomed) in [
+        (
+            ClusterSecret::from_bytes(b"a guess at the shared secret"),
+            false,
+        ),
+        (secret(), true),
+    ] {
+        let ours = ClusterSecret::nonce();
+        let (mut connection, reply) =
+            say_hello(&addr, &hello(1, SEGMENT_BYTES, Some(ours.clone()))).await;
+        let HelloReply::Challenge {
+            node_id,
+            proof,
+            nonce,
+        } = reply
+        else {
+            panic!("expected a challenge, got {reply:?}");
+        };
+        assert!(
+            secret().verify(node_id, &ours, &proof),
+            "the node proves the secret"
+        );
+        let answer = Proof {
+            proof: answer_with.prove(9, &nonce),
+        };
+        connection.send(&answer).await.expect("proof");
+        let reply = connection.receive::<HelloReply>().await.expect("reply");
+        if welcomed {
+            assert_eq!(reply, HelloReply::Welcome { node_id: 1 });
+        } else {
+            assert_refused(reply, "node 9 did not prove the shared secret");
+        }
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_proof() {
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::VoteRequest;
+
+    // An impostor on a node's address: it welcomes anyone, and records what it is sent.
+    let impostor = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = impostor.local_addr().expect("addr").to_string();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&received);
+    let serving = tokio::spawn(async move {
+        loop {
+            let (stream, _) = impostor.accept().await.expect("accept");
+            let mut connection = PeerConnection::new(stream);
+            let hello: Hello = connection.receive().await.expect("hello");
+            connection
+                .send(&HelloReply::Welcome { node_id: hello.to })
+                .await
+                .expect("welcome");
+            while let Ok(message) = connection.receive::<serde_json::Value>().await {
+                seen.lock().expect("seen").push(message);
+            }
+        }
+    });
+    let mut network = PeerNetwork {
+        me: 1,
+        segment_size_bytes: SEGMENT_BYTES,
+        secret: Some(secret()),
+    };
+    let node = NodeAddr {
+        raft_addr: addr,
+        client_addr: String::new(),
+    };
+    let mut client = network.new_client(2, &node).await;
+    let vote = VoteRequest::new(openraft::Vote::new(5, 1), None);
+
+    // The impostor never answers a request: a client that sent one would wait forever.
+    let call = client.vote(vote, RPCOption::new(Duration::from_secs(1)));
+    let err = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the client gave up at the hello")
+        .expect_err("refused");
+
+    assert!(
+        err.to_string().contains("did not prove the shared secret"),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        received.lock().expect("seen").is_empty(),
+        "the vote was never sent"
+    );
+    serving.abort();
 }
 
 /// Records the entries it applies, in order; the engine's state machine is not built yet.
