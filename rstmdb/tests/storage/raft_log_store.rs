@@ -14,6 +14,7 @@ use rstmdb::cluster::types::{
     StorageError, Vote,
 };
 use rstmdb::cluster::{RaftFile, RaftFiles};
+use rstmdb::wal::fault::{CrashPlan, FaultStorage};
 use rstmdb::wal::{DirStorage, FsyncPolicy, Storage, Wal, WalConfig};
 use serde_json::value::RawValue;
 use std::collections::BTreeSet;
@@ -22,19 +23,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+type Opened = (WalLogStore, Arc<Wal>, watch::Sender<Option<LogId<NodeId>>>);
+
 /// Opens the log of `data_dir` as a node does: WAL recovery feeds the entry index.
-fn open_log(
-    data_dir: &Path,
-    segment_size_bytes: u64,
-) -> (WalLogStore, Arc<Wal>, watch::Sender<Option<LogId<NodeId>>>) {
-    let files = RaftFiles::open(data_dir).expect("raft files");
-    let mut index = IndexBuilder::new(&files).expect("index");
+fn open_log(data_dir: &Path, segment_size_bytes: u64) -> Opened {
     let storage: Arc<dyn Storage> =
         Arc::new(DirStorage::open(data_dir.join("wal")).expect("wal dir"));
     let config = WalConfig {
         segment_size_bytes,
         fsync_policy: FsyncPolicy::EveryWrite,
     };
+    open_log_on(data_dir, storage, config)
+}
+
+/// [`open_log`] with the WAL's segments in `storage`.
+fn open_log_on(data_dir: &Path, storage: Arc<dyn Storage>, config: WalConfig) -> Opened {
+    let files = RaftFiles::open(data_dir).expect("raft files");
+    let mut index = IndexBuilder::new(&files).expect("index");
     let (wal, _) = Wal::open(storage, config, None, &mut |record| {
         Ok(index.observe(&record)?)
     })
@@ -247,6 +252,51 @@ async fn an_entry_that_does_not_follow_the_last_is_refused() {
 
     assert!(err.to_string().contains("entry 3"), "{err}");
     assert_eq!(wal.latest_offset(), end, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_appends_leaves_whole_entries_only() {
+    let records = [
+        r#"{"n":1}"#,
+        r#"{"n":2,"pad":"................................"}"#,
+        r#"[3]"#,
+    ];
+    let written: Vec<Entry> = (0..4).map(|i| command(1, i, &records)).collect();
+    let config = WalConfig {
+        segment_size_bytes: 64 << 20,
+        fsync_policy: FsyncPolicy::Never,
+    };
+    for kept_ops in 0..=4 {
+        for torn_bytes in [0, 30, 100, 200] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let storage = FaultStorage::new();
+            let (mut store, _wal, _gate) =
+                open_log_on(dir.path(), Arc::new(storage.clone()), config);
+            // One append, one write call, per entry; under `never` nothing is synced.
+            for entry in &written {
+                append(&mut store, vec![entry.clone()]).await;
+            }
+            // The power fails now: dropping the WAL would sync it.
+            let crashed = storage.crash(CrashPlan {
+                kept_ops,
+                torn_bytes,
+            });
+            drop(store);
+            let (mut store, _wal, _gate) = open_log_on(dir.path(), Arc::new(crashed), config);
+
+            let recovered = all_entries(&mut store).await;
+            let case = format!("{kept_ops} writes kept, the next torn at {torn_bytes} bytes");
+            assert_eq!(recovered, written[..kept_ops], "{case}");
+            let state = store.get_log_state().await.expect("state");
+            assert_eq!(
+                state.last_log_id,
+                recovered.last().map(|e| e.log_id),
+                "{case}"
+            );
+            // The log goes on from there.
+            append(&mut store, vec![command(2, kept_ops as u64, &records)]).await;
+        }
+    }
 }
 
 // openraft's own conformance tests of a log storage. The state machine half of its suite needs
