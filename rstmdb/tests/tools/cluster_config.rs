@@ -2,6 +2,7 @@
 //! every bad value stops start-up naming its key, the `RSTMDB_CLUSTER_*` variables build the
 //! table, and a valid table is still refused because cluster mode is not built yet.
 
+use crate::config_sources::protocol_toml_block;
 use rstmdb::config::{ClusterConfig, Config, ConfigError, ReadConsistency, apply_env};
 use std::collections::HashMap;
 
@@ -29,15 +30,8 @@ fn rule_key(config: &Config) -> (&'static str, String) {
 
 #[test]
 fn the_protocols_example_parses_to_the_documented_values() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
-    let doc = std::fs::read_to_string(path).expect("docs/protocol.md");
-    let section = doc.find("### 12.4 Configuration").expect("§12.4 is there");
-    let block = doc[section..]
-        .split("```toml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("§12.4 opens with a TOML block");
-    let config = Config::from_toml(block, "docs/protocol.md §12.4").expect("the block parses");
+    let block = protocol_toml_block("### 12.4 Configuration");
+    let config = Config::from_toml(&block, "docs/protocol.md §12.4").expect("the block parses");
     let cluster = config.cluster.expect("a [cluster] table");
     assert_eq!(
         cluster,

@@ -33,16 +33,25 @@ fn documented_default_file_equals_built_in_defaults() {
     assert_eq!(config.storage.fsync_policy, FsyncPolicySetting::EveryWrite);
 }
 
-#[test]
-fn the_protocol_documents_the_built_in_defaults() {
+/// The first TOML block after `heading` in docs/protocol.md.
+pub fn protocol_toml_block(heading: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
     let doc = std::fs::read_to_string(path).expect("docs/protocol.md");
-    let keys = doc.find("### 9.2 Keys").expect("§9.2 is there");
-    let block = doc[keys..]
+    let section = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} is there"));
+    doc[section..]
         .split("```toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("§9.2 opens with a TOML block");
+        .unwrap_or_else(|| panic!("{heading} has a TOML block"))
+        .to_owned()
+}
+
+#[test]
+fn the_protocol_documents_the_built_in_defaults() {
+    let block = protocol_toml_block("### 9.2 Keys");
+    let block = block.as_str();
     let config = Config::from_toml(block, "docs/protocol.md §9.2").expect("the block parses");
     assert_eq!(config, Config::default(), "§9.2 shows every default");
     // A table left out would parse to its defaults too: §9.2 must show every table the shipped
