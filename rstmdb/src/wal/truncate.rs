@@ -33,6 +33,10 @@ impl Wal {
     /// Appends wait meanwhile. An fdatasync that started before the cut no longer counts once
     /// it ends (its bytes are gone). A failure half-way stops the WAL, as a failed fdatasync
     /// does: what is on disk is no longer known.
+    ///
+    /// Nobody may still wait for the durability of a record being cut: such a wait would end
+    /// once new records pass its offset, as if the cut record had been made durable. The Raft
+    /// log cuts only entries whose flush openraft has already seen (`docs/cluster.md` section 5).
     pub fn truncate_to(&self, offset: u64) -> Result<CutTail, WalError> {
         self.durability.check_failure()?;
         let mut a = lock(&self.append);
