@@ -34,6 +34,8 @@ pub enum LogStoreError {
     Entry(#[from] EntryRecordError),
     #[error(transparent)]
     Gap(#[from] IndexGap),
+    #[error("entry {index} was appended where entry {expected} belongs (the log must be dense)")]
+    OutOfOrder { index: u64, expected: u64 },
     #[error("the Raft log in the WAL is damaged: {0}")]
     Damaged(String),
 }
@@ -293,10 +295,9 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
         let mut headers = Vec::with_capacity(entries.len());
         for (expected, entry) in (self.next_index()..).zip(&entries) {
             if entry.log_id.index != expected {
-                return Err(write_error(IndexGap {
+                return Err(write_error(LogStoreError::OutOfOrder {
                     index: entry.log_id.index,
-                    offset: 0,
-                    last: expected.wrapping_sub(1),
+                    expected,
                 }));
             }
             headers.push(encode_header(entry).map_err(write_error)?);
