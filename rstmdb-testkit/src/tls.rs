@@ -61,13 +61,29 @@ impl TestCa {
     /// A certificate for `names` (DNS names or IP addresses; the first is also the subject's
     /// common name), for `usage`, signed by this CA with a fresh key.
     pub fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+        self.leaf_for(names, vec![usage])
+    }
+
+    /// A cluster node's certificate for `names`: it serves its raft address and calls its peers
+    /// with the same certificate (mutual TLS between nodes).
+    pub fn node_leaf(&self, names: &[&str]) -> Leaf {
+        self.leaf_for(
+            names,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn leaf_for(&self, names: &[&str], usages: Vec<ExtendedKeyUsagePurpose>) -> Leaf {
         let owned: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = CertificateParams::new(owned)
             .unwrap_or_else(|err| panic!("certificate parameters for {names:?}: {err}"));
         if let Some(first) = names.first() {
             params.distinguished_name.push(DnType::CommonName, *first);
         }
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages;
         let key = KeyPair::generate().expect("generate a certificate key");
         let cert = params
             .signed_by(&key, &self.issuer)

@@ -8,7 +8,7 @@
 //! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it); [`secret`]:
-//!   the shared secret nodes prove to each other.
+//!   the shared secret nodes prove to each other; [`peer_tls`]: mutual TLS between nodes.
 
 #[cfg(feature = "server")]
 pub mod entry_record;
@@ -22,6 +22,8 @@ pub mod peer_client;
 pub mod peer_connection;
 #[cfg(feature = "server")]
 pub mod peer_server;
+#[cfg(feature = "server")]
+pub mod peer_tls;
 pub mod raft_files;
 #[cfg(feature = "server")]
 pub mod rpc;

@@ -2,7 +2,8 @@
 //! section 9). One connection per openraft client, opened on first use with a hello, dropped on
 //! any error and opened again on the next call.
 
-use super::peer_connection::{PeerConnection, PeerError};
+use super::peer_connection::{PeerConnection, PeerError, tuned};
+use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
 use super::secret::ClusterSecret;
 use super::types::{NodeAddr, NodeId, RaftTypes, Vote};
@@ -27,6 +28,8 @@ pub struct PeerNetwork {
     pub segment_size_bytes: u64,
     /// `cluster.secret_file`: proved to every peer, and required of it.
     pub secret: Option<ClusterSecret>,
+    /// Mutual TLS to every peer, when `[tls]` is on.
+    pub tls: Option<PeerTls>,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -42,6 +45,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 nonce: None,
             },
             secret: self.secret.clone(),
+            tls: self.tls.clone(),
             addr: node.raft_addr.clone(),
             connection: None,
         }
@@ -54,6 +58,7 @@ pub struct PeerClient {
     /// Sent on each new connection, with a fresh nonce when there is a secret.
     hello: Hello,
     secret: Option<ClusterSecret>,
+    tls: Option<PeerTls>,
     addr: String,
     connection: Option<PeerConnection>,
 }
@@ -66,7 +71,20 @@ impl PeerClient {
                 addr: self.addr.clone(),
                 source,
             })?;
-        let mut connection = PeerConnection::new(stream);
+        let stream = tuned(stream);
+        let mut connection = match &self.tls {
+            None => PeerConnection::new(stream),
+            Some(tls) => {
+                let stream =
+                    tls.connect(&self.addr, stream)
+                        .await
+                        .map_err(|source| PeerError::Tls {
+                            addr: self.addr.clone(),
+                            source,
+                        })?;
+                PeerConnection::over(stream)
+            }
+        };
         let nonce = self.secret.as_ref().map(|_| ClusterSecret::nonce());
         let hello = Hello {
             nonce: nonce.clone(),

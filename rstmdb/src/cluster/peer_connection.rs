@@ -6,6 +6,7 @@ use rstmdb_protocol::frame::FrameCodec;
 use rstmdb_protocol::limits::MAX_PAYLOAD_BYTES;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -19,6 +20,14 @@ pub enum PeerError {
     },
     #[error("the peer refused this node: {0}")]
     Refused(String),
+    #[error(
+        "TLS handshake with {addr} failed: {source} (cluster nodes use TLS all or none: is one \
+         of them running without it?)"
+    )]
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the peer closed the connection")]
     Closed,
     #[error(transparent)]
@@ -29,17 +38,32 @@ pub enum PeerError {
     Unexpected(String),
 }
 
-#[derive(Debug)]
+/// The transport under a connection: plain TCP, or TLS over it.
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for T {}
+
 pub struct PeerConnection {
-    framed: Framed<TcpStream, FrameCodec>,
+    framed: Framed<Box<dyn PeerIo>, FrameCodec>,
+}
+
+impl std::fmt::Debug for PeerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerConnection(..)")
+    }
 }
 
 impl PeerConnection {
+    /// A plain TCP connection.
     pub fn new(stream: TcpStream) -> Self {
-        // Replication is request-response: Nagle would hold each small frame for an ACK.
-        let _ = stream.set_nodelay(true);
+        Self::over(tuned(stream))
+    }
+
+    /// A connection over `io` (TLS over a [`tuned`] stream, say).
+    pub fn over(io: impl PeerIo + 'static) -> Self {
+        let io: Box<dyn PeerIo> = Box::new(io);
         Self {
-            framed: Framed::new(stream, FrameCodec::new(MAX_PAYLOAD_BYTES)),
+            framed: Framed::new(io, FrameCodec::new(MAX_PAYLOAD_BYTES)),
         }
     }
 
@@ -55,4 +79,10 @@ impl PeerConnection {
             None => Err(PeerError::Closed),
         }
     }
+}
+
+/// Replication is request-response: Nagle would hold each small frame for an ACK.
+pub fn tuned(stream: TcpStream) -> TcpStream {
+    let _ = stream.set_nodelay(true);
+    stream
 }

@@ -2,7 +2,8 @@
 //! `cluster.raft_addr` that checks each caller's hello, then hands its requests to the local
 //! openraft node and sends back whatever it answers.
 
-use super::peer_connection::{PeerConnection, PeerError};
+use super::peer_connection::{PeerConnection, PeerError, tuned};
+use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
 use super::secret::ClusterSecret;
 use super::types::{NodeId, RaftTypes};
@@ -15,7 +16,8 @@ use tokio::task::JoinSet;
 /// handful of nodes, each opening a few connections (one per replication stream and vote).
 pub const MAX_PEER_CONNECTIONS: usize = 64;
 
-/// A caller that has not said hello by then is dropped: a stranger cannot hold a connection.
+/// A caller that has not finished TLS and said hello by then is dropped: a stranger cannot hold
+/// a connection.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every peer connection of a node needs.
@@ -26,6 +28,8 @@ pub struct PeerService {
     pub segment_size_bytes: u64,
     /// `cluster.secret_file`: callers must prove it.
     pub secret: Option<ClusterSecret>,
+    /// Mutual TLS with every caller, when `[tls]` is on.
+    pub tls: Option<PeerTls>,
 }
 
 impl std::fmt::Debug for PeerService {
@@ -35,6 +39,7 @@ impl std::fmt::Debug for PeerService {
             .field("me", &self.me)
             .field("segment_size_bytes", &self.segment_size_bytes)
             .field("secret", &self.secret)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -69,8 +74,33 @@ impl PeerService {
     }
 
     async fn serve_connection(&self, stream: TcpStream) -> Result<(), PeerError> {
-        let mut connection = PeerConnection::new(stream);
-        let hello: Hello = tokio::time::timeout(HELLO_TIMEOUT, connection.receive())
+        let opening = async {
+            let stream = tuned(stream);
+            let mut connection = match &self.tls {
+                None => PeerConnection::new(stream),
+                Some(tls) => {
+                    let addr = stream
+                        .peer_addr()
+                        .map_or_else(|_| "a peer".to_owned(), |addr| addr.to_string());
+                    let stream = tls.accept(stream).await.map_err(|source| {
+                        tracing::warn!(peer = %addr, %source, "a peer failed the TLS handshake");
+                        PeerError::Tls { addr, source }
+                    })?;
+                    PeerConnection::over(stream)
+                }
+            };
+            let hello = connection.receive::<Hello>().await;
+            if let Err(PeerError::Wire(_)) = &hello
+                && self.tls.is_none()
+            {
+                tracing::warn!(
+                    "a peer sent something other than a node hello: a node with TLS on? \
+                     (cluster nodes use TLS all or none)"
+                );
+            }
+            Ok::<_, PeerError>((connection, hello?))
+        };
+        let (mut connection, hello) = tokio::time::timeout(HELLO_TIMEOUT, opening)
             .await
             .map_err(|_| PeerError::Unexpected("no hello in time".to_owned()))??;
         let refusal = hello.refusal(self.me, self.segment_size_bytes, self.secret.is_some());

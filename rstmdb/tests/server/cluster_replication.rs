@@ -16,6 +16,7 @@ use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
 use rstmdb::cluster::peer_client::PeerNetwork;
 use rstmdb::cluster::peer_connection::PeerConnection;
 use rstmdb::cluster::peer_server::PeerService;
+use rstmdb::cluster::peer_tls::PeerTls;
 use rstmdb::cluster::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof};
 use rstmdb::cluster::secret::ClusterSecret;
 use rstmdb::cluster::types::{
@@ -23,6 +24,7 @@ use rstmdb::cluster::types::{
     StorageError,
 };
 use rstmdb::wal::{DirStorage, FsyncPolicy, Storage, Wal, WalConfig};
+use rstmdb_testkit::tls::TestCa;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -63,7 +65,30 @@ fn raft_config() -> Arc<Config> {
     Arc::new(config.validate().expect("valid raft config"))
 }
 
-async fn start_node(id: NodeId, listener: TcpListener, secret: Option<ClusterSecret>) -> Node {
+/// How the nodes of a test cluster reach each other.
+#[derive(Clone, Default)]
+struct Links {
+    secret: Option<ClusterSecret>,
+    tls: Option<Arc<TestCa>>,
+}
+
+impl Links {
+    /// A node's TLS: its own certificate for 127.0.0.1, from the cluster's CA.
+    fn node_tls(&self) -> Option<PeerTls> {
+        let ca = self.tls.as_ref()?;
+        let leaf = ca.node_leaf(&["127.0.0.1"]);
+        let tls = PeerTls::new(
+            vec![leaf.cert_der.clone()],
+            leaf.private_key_der(),
+            vec![ca.der()],
+        );
+        Some(tls.expect("node TLS"))
+    }
+}
+
+async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
+    let secret = links.secret.clone();
+    let tls = links.node_tls();
     let dir = tempfile::tempdir().expect("tempdir");
     let files = RaftFiles::open(dir.path()).expect("raft files");
     let mut index = IndexBuilder::new(&files).expect("index");
@@ -90,6 +115,7 @@ async fn start_node(id: NodeId, listener: TcpListener, secret: Option<ClusterSec
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
+        tls: tls.clone(),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -99,6 +125,7 @@ async fn start_node(id: NodeId, listener: TcpListener, secret: Option<ClusterSec
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
         secret,
+        tls,
     };
     let listener = tokio::spawn(service.serve(listener));
     Node {
@@ -112,7 +139,7 @@ async fn start_node(id: NodeId, listener: TcpListener, secret: Option<ClusterSec
     }
 }
 
-async fn start_cluster(size: u64, secret: Option<ClusterSecret>) -> Vec<Node> {
+async fn start_cluster(size: u64, links: Links) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..size {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -131,7 +158,7 @@ async fn start_cluster(size: u64, secret: Option<ClusterSecret>) -> Vec<Node> {
         .collect();
     let mut nodes = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        nodes.push(start_node(i as u64 + 1, listener, secret.clone()).await);
+        nodes.push(start_node(i as u64 + 1, listener, &links).await);
     }
     nodes[0].raft.initialize(members).await.expect("initialize");
     nodes
@@ -188,7 +215,11 @@ async fn wait_applied(nodes: &[&Node], index: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_into_identical_wals_and_survive_the_loss_of_the_leader() {
     // The nodes prove a shared secret to each other on every connection.
-    let nodes = start_cluster(3, Some(secret())).await;
+    let links = Links {
+        secret: Some(secret()),
+        tls: None,
+    };
+    let nodes = start_cluster(3, links).await;
     let leader = leader_of(&nodes).await;
     let leader_node = &nodes[(leader - 1) as usize];
     let mut last = None;
@@ -296,7 +327,7 @@ fn assert_refused(reply: HelloReply, expected: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segments() {
-    let nodes = start_cluster(1, None).await;
+    let nodes = start_cluster(1, Links::default()).await;
     let addr = single_node_addr(&nodes).await;
     let mut wrong_protocol = hello(1, SEGMENT_BYTES, None);
     wrong_protocol.protocol += 1;
@@ -323,7 +354,11 @@ async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segmen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
-    let nodes = start_cluster(1, Some(secret())).await;
+    let links = Links {
+        secret: Some(secret()),
+        tls: None,
+    };
+    let nodes = start_cluster(1, links).await;
     let addr = single_node_addr(&nodes).await;
 
     let (_, reply) = say_hello(&addr, &hello(1, SEGMENT_BYTES, None)).await;
@@ -395,6 +430,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         me: 1,
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
+        tls: None,
     };
     let node = NodeAddr {
         raft_addr: addr,
@@ -420,6 +456,82 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         "the vote was never sent"
     );
     serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_mutual_tls_replicate_into_identical_wals() {
+    let links = Links {
+        secret: Some(secret()),
+        tls: Some(Arc::new(TestCa::new("cluster CA"))),
+    };
+    let nodes = start_cluster(3, links).await;
+    let leader = leader_of(&nodes).await;
+    let mut last = 0;
+    for n in 0..10 {
+        let written = nodes[(leader - 1) as usize]
+            .raft
+            .client_write(command(n))
+            .await
+            .expect("write through the leader");
+        last = written.log_id.index;
+    }
+    wait_applied(&nodes.iter().collect::<Vec<_>>(), last).await;
+    let reference = wal_records(&nodes[0].wal);
+    assert_eq!(reference.iter().filter(|r| r.2 == 2).count(), 10);
+    for node in &nodes[1..] {
+        assert_eq!(wal_records(&node.wal), reference, "node {}", node.id);
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::VoteRequest;
+
+    let ca = Arc::new(TestCa::new("cluster CA"));
+    let tls_links = Links {
+        secret: None,
+        tls: Some(Arc::clone(&ca)),
+    };
+    let tls_node = start_cluster(1, tls_links.clone()).await;
+    let plain_node = start_cluster(1, Links::default()).await;
+    let tls_addr = single_node_addr(&tls_node).await;
+    let plain_addr = single_node_addr(&plain_node).await;
+
+    for (links, addr, expected) in [
+        (Links::default(), tls_addr, "closed"),
+        (tls_links, plain_addr, "TLS handshake"),
+    ] {
+        let mut network = PeerNetwork {
+            me: 7,
+            segment_size_bytes: SEGMENT_BYTES,
+            secret: None,
+            tls: links.node_tls(),
+        };
+        let node = NodeAddr {
+            raft_addr: addr,
+            client_addr: String::new(),
+        };
+        let mut client = network.new_client(1, &node).await;
+        let vote = VoteRequest::new(openraft::Vote::new(9, 7), None);
+        let call = client.vote(vote, RPCOption::new(Duration::from_secs(1)));
+        let err = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call ends")
+            .expect_err("no vote across TLS and plain");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    for node in tls_node.into_iter().chain(plain_node) {
+        assert_eq!(
+            node.raft.metrics().borrow().current_term,
+            1,
+            "no vote reached it"
+        );
+        node.stop().await;
+    }
 }
 
 /// Records the entries it applies, in order; the engine's state machine is not built yet.
