@@ -116,7 +116,10 @@ impl PeerClient {
             return Err(self.unproved());
         }
         match reply {
-            HelloReply::Welcome { node_id } if node_id == hello.to => Ok(connection),
+            HelloReply::Welcome { node_id } if node_id == hello.to => {
+                connection.handshake_done();
+                Ok(connection)
+            }
             HelloReply::Welcome { node_id } => Err(PeerError::Refused(format!(
                 "{} is node {node_id}, not node {}",
                 self.addr, hello.to

@@ -38,6 +38,10 @@ pub enum PeerError {
     Unexpected(String),
 }
 
+/// Frames before the hello is accepted are small: a stranger who connects to the raft port
+/// makes the node buffer at most this much per connection, not 16 MiB.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 64 * 1024;
+
 /// The transport under a connection: plain TCP, or TLS over it.
 pub trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
 
@@ -59,12 +63,21 @@ impl PeerConnection {
         Self::over(tuned(stream))
     }
 
-    /// A connection over `io` (TLS over a [`tuned`] stream, say).
+    /// A connection over `io` (TLS over a [`tuned`] stream, say). Frames are limited to
+    /// [`MAX_HANDSHAKE_FRAME_BYTES`] until [`PeerConnection::handshake_done`].
     pub fn over(io: impl PeerIo + 'static) -> Self {
         let io: Box<dyn PeerIo> = Box::new(io);
         Self {
-            framed: Framed::new(io, FrameCodec::new(MAX_PAYLOAD_BYTES)),
+            framed: Framed::new(io, FrameCodec::new(MAX_HANDSHAKE_FRAME_BYTES)),
         }
+    }
+
+    /// The peer is a node of this cluster: its frames may now carry entries, up to the
+    /// protocol's 16 MiB.
+    pub fn handshake_done(&mut self) {
+        self.framed
+            .codec_mut()
+            .set_max_frame_bytes(MAX_PAYLOAD_BYTES);
     }
 
     pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), PeerError> {

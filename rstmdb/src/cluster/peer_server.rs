@@ -130,6 +130,7 @@ impl PeerService {
         connection
             .send(&HelloReply::Welcome { node_id: self.me })
             .await?;
+        connection.handshake_done();
         loop {
             let request = match connection.receive::<RaftRequest>().await {
                 Ok(request) => request,

@@ -353,6 +353,31 @@ async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segmen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_larger_than_the_handshake_limit_is_dropped_unread() {
+    use rstmdb::cluster::peer_connection::MAX_HANDSHAKE_FRAME_BYTES;
+    use rstmdb_testkit::raw::{Client, frame};
+
+    let nodes = start_cluster(1, Links::default()).await;
+    let addr = single_node_addr(&nodes).await;
+    let valid = serde_json::to_string(&hello(1, SEGMENT_BYTES, None)).expect("hello");
+    // A valid hello, padded with JSON whitespace: only its size is wrong.
+    for (padding, answered) in [(1_000, true), (MAX_HANDSHAKE_FRAME_BYTES, false)] {
+        let padded = format!("{valid}{}", " ".repeat(padding));
+        let mut stranger = Client::new(TcpStream::connect(&addr).await.expect("connect"));
+        stranger.send_raw(&frame(padded.as_bytes())).await;
+        if answered {
+            let reply = stranger.read_frame().await;
+            assert_eq!(reply["welcome"]["node_id"], 1, "{reply}");
+        } else {
+            stranger.expect_closed().await;
+        }
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
     let links = Links {
         secret: Some(secret()),
