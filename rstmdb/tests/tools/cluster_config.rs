@@ -2,17 +2,8 @@
 //! every bad value stops start-up naming its key, the `RSTMDB_CLUSTER_*` variables build the
 //! table, and a valid table is still refused because cluster mode is not built yet.
 
-use crate::config_sources::protocol_toml_block;
+use crate::config_sources::{env_of, protocol_toml_block};
 use rstmdb::config::{ClusterConfig, Config, ConfigError, ReadConsistency, apply_env};
-use std::collections::HashMap;
-
-fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| map.get(name).cloned()
-}
 
 const VALID: &str = r#"
 [cluster]
