@@ -3,6 +3,7 @@
 //! not Raft skip kind 6.
 
 use super::types::{CommandRecord, Entry, LogId, Membership, NodeId, RaftCommand};
+use crate::wal::WalRecord;
 use openraft::{CommittedLeaderId, EntryPayload};
 use serde::{Deserialize, Serialize};
 
@@ -77,10 +78,10 @@ impl EntryHeader {
             .map_err(|source| EntryRecordError::BadHeader { offset, source })
     }
 
-    /// The entry, given its data records (kind, timestamp, payload, offset) in order.
+    /// The entry, given its data records as read back from the WAL, in order.
     pub fn into_entry(
         self,
-        data: impl IntoIterator<Item = (u8, i64, Vec<u8>, u64)>,
+        data: impl IntoIterator<Item = WalRecord>,
     ) -> Result<Entry, EntryRecordError> {
         let log_id = self.log_id();
         let payload = match (self.payload, self.membership) {
@@ -93,7 +94,14 @@ impl EntryHeader {
             }
             (PayloadKind::Normal, _) => {
                 let mut records = Vec::with_capacity(self.records as usize);
-                for (kind, timestamp_ms, bytes, offset) in data {
+                for WalRecord {
+                    kind,
+                    timestamp_ms,
+                    payload: bytes,
+                    offset,
+                    ..
+                } in data
+                {
                     if kind == ENTRY_KIND {
                         return Err(EntryRecordError::UnexpectedKind {
                             offset,
@@ -190,6 +198,18 @@ pub fn encode_header(entry: &Entry) -> Result<EncodedEntry, EntryRecordError> {
 mod tests {
     use super::*;
 
+    /// A data record read back at `offset`.
+    fn data(payload: &[u8], offset: u64) -> WalRecord {
+        WalRecord {
+            offset,
+            sequence: 1,
+            kind: 2,
+            timestamp_ms: 0,
+            unit: None,
+            payload: payload.to_vec(),
+        }
+    }
+
     fn header(json: &str) -> Result<EntryHeader, EntryRecordError> {
         EntryHeader::decode(4096, json.as_bytes())
     }
@@ -225,11 +245,11 @@ mod tests {
                 .expect("header");
         let err = normal
             .clone()
-            .into_entry([(2, 0, b"{not json".to_vec(), 8192)])
+            .into_entry([data(b"{not json", 8192)])
             .expect_err("not JSON");
         assert!(err.to_string().contains("offset 8192"), "{err}");
         let err = normal
-            .into_entry([(2, 0, vec![0xff, 0xfe], 8192)])
+            .into_entry([data(&[0xff, 0xfe], 8192)])
             .expect_err("not UTF-8");
         assert!(err.to_string().contains("offset 8192"), "{err}");
     }

@@ -50,16 +50,17 @@ struct LogStateFile {
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
     index: LogIndex,
-    purged: Option<u64>,
+    /// The purge point in `raft/state`, read once for recovery and for the store.
+    last_purged: Option<LogId>,
 }
 
 impl IndexBuilder {
     /// Entries up to `last_purged` are skipped: the WAL may still hold them.
     pub fn new(files: &RaftFiles) -> Result<Self, RaftFilesError> {
-        let state = load_state(files)?;
+        let state: LogStateFile = files.load(RaftFile::State)?.unwrap_or_default();
         Ok(Self {
             index: LogIndex::default(),
-            purged: state.last_purged.map(|id| id.index),
+            last_purged: state.last_purged,
         })
     }
 
@@ -70,7 +71,10 @@ impl IndexBuilder {
             return Ok(());
         }
         let log_id = EntryHeader::decode(record.offset, record.payload)?.log_id();
-        if self.purged.is_some_and(|purged| log_id.index <= purged) {
+        if self
+            .last_purged
+            .is_some_and(|purged| log_id.index <= purged.index)
+        {
             return Ok(());
         }
         Ok(self.index.push(log_id, record.offset)?)
@@ -139,12 +143,7 @@ impl Shared {
                 let record = records.next().ok_or_else(|| {
                     LogStoreError::Damaged(format!("the WAL ends inside entry {expected}"))
                 })??;
-                data.push((
-                    record.kind,
-                    record.timestamp_ms,
-                    record.payload,
-                    record.offset,
-                ));
+                data.push(record);
             }
             entries.push(header.into_entry(data)?);
         }
@@ -168,25 +167,24 @@ pub struct WalLogReader {
 }
 
 impl WalLogStore {
-    /// The log over `wal`, whose recovery fed `index`; `files` holds the vote and the purge
-    /// point.
+    /// The log over `wal`, whose recovery fed `index` (which read the purge point from
+    /// `files`); `files` also holds the vote.
     pub fn open(
         wal: Arc<Wal>,
         files: RaftFiles,
         index: IndexBuilder,
         purge_gate: watch::Receiver<Option<LogId>>,
-    ) -> Result<Self, RaftFilesError> {
-        let state = load_state(&files)?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 wal,
                 files,
                 index: Mutex::new(index.index),
-                last_purged: Mutex::new(state.last_purged),
+                last_purged: Mutex::new(index.last_purged),
                 removal: RwLock::new(()),
             }),
             purge_gate,
-        })
+        }
     }
 
     /// The index the next appended entry must have.
@@ -197,10 +195,6 @@ impl WalLogStore {
             (None, None) => 0,
         }
     }
-}
-
-fn load_state(files: &RaftFiles) -> Result<LogStateFile, RaftFilesError> {
-    files.load(RaftFile::State).map(Option::unwrap_or_default)
 }
 
 fn write_error(e: impl Into<LogStoreError>) -> StorageError {

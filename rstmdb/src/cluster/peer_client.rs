@@ -71,17 +71,16 @@ impl PeerClient {
                 addr: self.addr.clone(),
                 source,
             })?;
-        let stream = tuned(stream);
         let mut connection = match &self.tls {
             None => PeerConnection::new(stream),
             Some(tls) => {
-                let stream =
-                    tls.connect(&self.addr, stream)
-                        .await
-                        .map_err(|source| PeerError::Tls {
-                            addr: self.addr.clone(),
-                            source,
-                        })?;
+                let stream = tls
+                    .connect(&self.addr, tuned(stream))
+                    .await
+                    .map_err(|source| PeerError::Tls {
+                        addr: self.addr.clone(),
+                        source,
+                    })?;
                 PeerConnection::over(stream)
             }
         };

@@ -8,6 +8,7 @@ use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
 use super::secret::ClusterSecret;
 use super::types::{NodeId, RaftTypes};
 use openraft::Raft;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -57,7 +58,7 @@ impl PeerService {
                     Ok((stream, peer)) => {
                         let service = self.clone();
                         connections.spawn(async move {
-                            if let Err(err) = service.serve_connection(stream).await {
+                            if let Err(err) = service.serve_connection(stream, peer).await {
                                 tracing::debug!(%peer, %err, "peer connection ended");
                             }
                         });
@@ -73,18 +74,17 @@ impl PeerService {
         }
     }
 
-    async fn serve_connection(&self, stream: TcpStream) -> Result<(), PeerError> {
+    async fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), PeerError> {
         let opening = async {
-            let stream = tuned(stream);
             let mut connection = match &self.tls {
                 None => PeerConnection::new(stream),
                 Some(tls) => {
-                    let addr = stream
-                        .peer_addr()
-                        .map_or_else(|_| "a peer".to_owned(), |addr| addr.to_string());
-                    let stream = tls.accept(stream).await.map_err(|source| {
-                        tracing::warn!(peer = %addr, %source, "a peer failed the TLS handshake");
-                        PeerError::Tls { addr, source }
+                    let stream = tls.accept(tuned(stream)).await.map_err(|source| {
+                        tracing::warn!(%peer, %source, "a peer failed the TLS handshake");
+                        PeerError::Tls {
+                            addr: peer.to_string(),
+                            source,
+                        }
                     })?;
                     PeerConnection::over(stream)
                 }

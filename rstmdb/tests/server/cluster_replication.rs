@@ -104,7 +104,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     .expect("wal");
     let wal = Arc::new(wal);
     let (purge_gate, gate) = watch::channel(None);
-    let log = WalLogStore::open(Arc::clone(&wal), files, index, gate).expect("log");
+    let log = WalLogStore::open(Arc::clone(&wal), files, index, gate);
     let applied = Arc::new(Mutex::new(Vec::new()));
     let state_machine = RecordingStateMachine {
         applied: Arc::clone(&applied),
