@@ -97,6 +97,31 @@ impl RcpError {
         )
     }
 
+    /// A cluster write that was not handed to a leader in time (§12.2): it was not applied.
+    pub fn no_leader(message: impl Into<String>) -> Self {
+        Self::with_reason(ErrorCode::ReplicationTimeout, "no_leader", message)
+    }
+
+    /// A cluster write handed to the leader whose commit was not confirmed (§12.2): it may
+    /// still commit; a retry with the same idempotency key resolves it.
+    pub fn commit_unknown(message: impl Into<String>) -> Self {
+        Self::with_reason(ErrorCode::ReplicationTimeout, "commit_unknown", message)
+    }
+
+    /// A write on a node that does not forward writes (§12.2), with the leader's client
+    /// address when one is known.
+    pub fn not_leader(leader: Option<&str>) -> Self {
+        Self::with_reason(
+            ErrorCode::ReadOnlyMode,
+            "not_leader",
+            match leader {
+                Some(leader) => format!("this node is not the leader; the leader is {leader}"),
+                None => "this node is not the leader, and no leader is known".to_owned(),
+            },
+        )
+        .with_detail("leader", leader.map_or(Value::Null, Value::from))
+    }
+
     /// The error of a failed atomic BATCH (§4.15): the sub-op's error with `index` and `op`
     /// added to its details.
     pub fn in_batch(self, index: usize, op: Op) -> Self {

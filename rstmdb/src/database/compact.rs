@@ -23,6 +23,15 @@ impl Database {
     /// COMPACT: writes a checkpoint when anything was committed since the newest one (or when
     /// forced), then deletes the segments it makes unnecessary and the older checkpoints.
     pub async fn compact(&self, force_snapshot: bool) -> Result<CompactOutcome, RcpError> {
+        if self.shared.replication.is_some() {
+            // Segments hold the Raft log there: they go with Raft snapshots, not built yet
+            // (docs/cluster.md section 7).
+            return Err(RcpError::bad_request(
+                "not_available_in_cluster",
+                "COMPACT is not available in cluster mode yet: a node keeps its whole log \
+                 until checkpoints become Raft snapshots",
+            ));
+        }
         let _one_at_a_time = self.shared.compaction.lock().await;
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || compact_blocking(&shared, force_snapshot))

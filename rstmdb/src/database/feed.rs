@@ -6,13 +6,13 @@ use super::committed_event::CommittedEvent;
 use super::recent_events::{RecentRead, RingLimits};
 use super::shared::Shared;
 use super::{Database, errors, wait_committed};
+use crate::engine::RAFT_ENTRY_KIND;
 use crate::wal::segment::{offset_of, position_of, segment_of};
 use crate::wal::sync::SyncStatus;
 use crate::wal::{FsyncPolicy, WalReader};
 use rstmdb_protocol::RcpError;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 /// Where a new subscription starts (spec §6.9).
@@ -110,9 +110,10 @@ impl Database {
                     None => None,
                 };
                 // Read under the engine lock, so S is the position of the state just read.
-                (instance, shared.applied_end.load(Ordering::Acquire))
+                (instance, shared.gate_now())
             };
             wait_committed(&shared, start_offset).await?;
+            let start_offset = start_offset.offset;
             if let Some(from_offset) = from_offset {
                 let oldest_offset = shared.wal.oldest_offset();
                 if from_offset < oldest_offset {
@@ -143,7 +144,7 @@ impl WatchFeed {
 
     /// The end of the last committed record: nothing at or above it may be delivered.
     pub fn committed_offset(&self) -> u64 {
-        self.shared.wal.committed_offset()
+        self.shared.committed_offset()
     }
 
     /// Changes when the sequencer publishes a group.
@@ -154,7 +155,9 @@ impl WatchFeed {
     /// Changes when the durable offset moves; only needed under `every_write`, where the
     /// commit position follows the syncs rather than the writes.
     pub fn durable(&self) -> Option<watch::Receiver<SyncStatus>> {
-        matches!(self.shared.wal.fsync_policy(), FsyncPolicy::EveryWrite)
+        // In cluster mode the commit position moves with Raft's applies, which publish.
+        let local_commit = self.shared.replication.is_none();
+        (local_commit && matches!(self.shared.wal.fsync_policy(), FsyncPolicy::EveryWrite))
             .then(|| self.shared.wal.durable_watch())
     }
 
@@ -188,7 +191,7 @@ impl WatchFeed {
         }
         let mut reader = match previous {
             Some(previous) if previous.next == cursor => previous.reader,
-            _ => wal.reader(cursor),
+            _ => self.shared.committed_reader(cursor),
         };
         let mut events = Vec::new();
         let mut next_cursor = cursor;
@@ -201,9 +204,14 @@ impl WatchFeed {
                 )))
             })?;
             next_cursor = record.end();
-            if let Some(event) = CommittedEvent::from_wal(record.offset, &record.payload)
-                .map_err(CatchUpError::ReadFailed)?
-            {
+            // A Raft entry's header (cluster mode) is log bookkeeping: no event.
+            let event = if record.kind == RAFT_ENTRY_KIND {
+                None
+            } else {
+                CommittedEvent::from_wal(record.offset, &record.payload)
+                    .map_err(CatchUpError::ReadFailed)?
+            };
+            if let Some(event) = event {
                 events.push(Arc::new(event));
             }
             if events.len() >= max_events || scanned == CATCH_UP_SCAN_RECORDS {

@@ -17,6 +17,16 @@ struct PendingRecord {
     unit: Option<usize>,
 }
 
+/// A record of a group handed to a Raft log (cluster mode): the entry's unit covers the whole
+/// group, so an atomic BATCH needs no unit of its own (`docs/cluster.md` section 2).
+#[derive(Debug)]
+pub struct GroupRecord {
+    pub kind: u8,
+    pub timestamp_ms: i64,
+    /// JSON text, as `serde_json` encoded the engine's record.
+    pub payload: Vec<u8>,
+}
+
 /// A position in the group to cut back to when an atomic batch fails.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mark {
@@ -60,6 +70,25 @@ impl Group {
             unit: None,
         });
         Ok(offset)
+    }
+
+    /// Places the header record a Raft entry starts with (cluster mode), before any record of
+    /// the group; returns its offset.
+    pub(crate) fn place_header(&mut self, payload_len: usize) -> u64 {
+        assert!(self.records.is_empty(), "the header goes first");
+        self.placement.place(payload_len)
+    }
+
+    /// The records, for a Raft entry.
+    pub(crate) fn into_records(self) -> Vec<GroupRecord> {
+        self.records
+            .into_iter()
+            .map(|r| GroupRecord {
+                kind: r.kind,
+                timestamp_ms: r.timestamp_ms,
+                payload: r.payload,
+            })
+            .collect()
     }
 
     pub(crate) fn mark(&self) -> Mark {

@@ -1,5 +1,6 @@
 //! What connection tasks send to the sequencer, and what comes back.
 
+use super::shared::Gate;
 use crate::engine::{Command, OpResult, RawCtx, Record};
 use rstmdb_protocol::params::BatchMode;
 use rstmdb_protocol::results::{BatchItemResult, GetInstanceResult, GetMachineResult};
@@ -12,7 +13,7 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub(crate) struct Completion<T> {
     pub(crate) outcome: Result<T, RcpError>,
-    pub(crate) gate: u64,
+    pub(crate) gate: Gate,
 }
 
 /// A write op's answer.

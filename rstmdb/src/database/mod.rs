@@ -30,6 +30,7 @@ mod queue;
 mod reads;
 mod recent_events;
 mod replay;
+mod replication;
 mod sequencer;
 mod shared;
 
@@ -40,16 +41,18 @@ pub use feed::{
     CATCH_UP_SCAN_RECORDS, CatchUp, CatchUpError, CatchUpReader, WatchFeed, WatchPoint,
     WatcherGuard,
 };
+pub use group::GroupRecord;
 pub use jobs::{BatchItem, BatchOpResult, BatchOutput, WriteOutput};
-pub use open::{DatabaseOptions, OpenError, OpenReport};
+pub use open::{ClusterOpen, DatabaseOptions, OpenError, OpenReport, ReplayFilter, ReplayStep};
 pub use recent_events::{RecentRead, RingLimits};
+pub use replication::{ApplyCommittedError, CommittedEntry, GroupLog, ReplicateError};
 
 use crate::engine::Command;
 use jobs::{Completion, Job};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::params::BatchMode;
 use sequencer::InFlightWrite;
-use shared::Shared;
+use shared::{Gate, Shared};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -79,7 +82,7 @@ impl Database {
         async move {
             let shared = in_flight.shared();
             queued.map_err(|_| stopped())?;
-            let Completion { outcome, gate } = answer.await.map_err(|_| stopped())?;
+            let Completion { outcome, gate } = answered(shared, answer).await?;
             // The outcome waits for the durability gate on the heap: held inline, it made this
             // future (which the server boxes per request) over 1 KiB, and with glibc every
             // allocation of that size consolidates the allocator's fast bins (~5% of server
@@ -101,7 +104,8 @@ impl Database {
         let queued = sequencer::submit(&self.shared, Job::Batch { mode, items, reply });
         async move {
             queued.map_err(|_| stopped())?;
-            release(in_flight.shared(), answer.await.map_err(|_| stopped())?).await
+            let shared = in_flight.shared();
+            release(shared, answered(shared, answer).await?).await
         }
     }
 
@@ -132,6 +136,26 @@ impl Database {
     }
 }
 
+/// The sequencer's answer. In cluster mode, a group may wait for a quorum that is not there
+/// (a leader cut off from the others): after `write_timeout` the write answers
+/// `commit_unknown`, since its group may still commit.
+async fn answered<T>(
+    shared: &Shared,
+    answer: oneshot::Receiver<Completion<T>>,
+) -> Result<Completion<T>, RcpError> {
+    let Some(timeout) = shared.replication.as_ref().map(|r| r.write_timeout) else {
+        return answer.await.map_err(|_| stopped());
+    };
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(answer) => answer.map_err(|_| stopped()),
+        Err(_) => Err(RcpError::commit_unknown(format!(
+            "the write was not committed within {} ms; it may still commit, and a retry with \
+             its idempotency key resolves it",
+            timeout.as_millis()
+        ))),
+    }
+}
+
 /// Waits until everything the reply depends on is committed (the durability gate), then
 /// hands out the outcome.
 async fn release<T>(shared: &Shared, completion: Completion<T>) -> Result<T, RcpError> {
@@ -139,10 +163,13 @@ async fn release<T>(shared: &Shared, completion: Completion<T>) -> Result<T, Rcp
     completion.outcome
 }
 
-async fn wait_committed(shared: &Shared, gate: u64) -> Result<(), RcpError> {
-    shared
-        .wal
-        .wait_committed(gate)
-        .await
-        .map_err(|err| errors::from_wal(&err))
+async fn wait_committed(shared: &Shared, gate: Gate) -> Result<(), RcpError> {
+    match &shared.replication {
+        Some(replication) => replication.wait_committed(gate).await,
+        None => shared
+            .wal
+            .wait_committed(gate.offset)
+            .await
+            .map_err(|err| errors::from_wal(&err)),
+    }
 }

@@ -5,6 +5,7 @@ use super::engine_lock::EngineLock;
 use super::long_reads::LongReadThread;
 use super::queue::JobQueue;
 use super::recent_events::RecentEvents;
+use super::replication::Replication;
 use super::shared::{Clock, Shared};
 use super::{Database, replay, sequencer};
 use crate::checkpoint::{
@@ -13,8 +14,8 @@ use crate::checkpoint::{
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::wal::{
-    CheckpointPosition, DataDirLock, DirStorage, RecoveryReport, Storage, WalConfig, WalError,
-    wal_dir,
+    CheckpointPosition, DataDirLock, DirStorage, RecordView, RecoveryReport, Storage, WalConfig,
+    WalError, wal_dir,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -71,6 +72,11 @@ pub enum OpenError {
     Snapshots(#[from] SnapshotError),
     #[error("checkpoint {file} holds an undecodable state: {message}")]
     CheckpointState { file: String, message: String },
+    #[error(
+        "checkpoint {file} is in the data directory, but a cluster node keeps its state in the \
+         Raft log only (checkpoints in cluster mode are not built yet)"
+    )]
+    ClusterCheckpoint { file: String },
     #[error("cannot create {}: {source}", path.display())]
     CreateDir {
         path: PathBuf,
@@ -79,11 +85,60 @@ pub enum OpenError {
     },
 }
 
+/// What start-up does with a record in cluster mode (`docs/cluster.md` section 5: the engine
+/// starts from committed entries only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// A data record of a committed entry: into the engine.
+    Apply,
+    /// A record of a committed entry that is not engine state (an entry header).
+    Pass,
+    /// A record past the last entry known to be committed: left to Raft, which applies it
+    /// once it is committed.
+    Beyond,
+}
+
+/// Decides each recovered record's [`ReplayStep`], in WAL order.
+pub type ReplayFilter<'a> =
+    dyn FnMut(&RecordView<'_>) -> Result<ReplayStep, Box<dyn std::error::Error + Send + Sync>> + 'a;
+
+/// Cluster mode's part of opening a database.
+pub struct ClusterOpen<'a> {
+    pub filter: &'a mut ReplayFilter<'a>,
+    /// How long a write waits for its group to commit (`cluster.write_timeout_ms`).
+    pub write_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClusterOpen<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOpen")
+            .field("write_timeout", &self.write_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the data directory and recovers its state. Blocking: call it
     /// before the runtime serves requests, or from a blocking thread. Must be called within a
     /// tokio runtime context only for the async methods; the sequencer is an OS thread.
     pub fn open(options: DatabaseOptions) -> Result<(Database, OpenReport), OpenError> {
+        Database::open_with(options, None)
+    }
+
+    /// Opens a cluster node's data directory: replays the records `cluster.filter` lets
+    /// through, and sends every write to the group log attached later
+    /// (`attach_group_log`). A checkpoint is refused: cluster mode does not write them yet.
+    pub fn open_for_cluster(
+        options: DatabaseOptions,
+        cluster: ClusterOpen<'_>,
+    ) -> Result<(Database, OpenReport), OpenError> {
+        Database::open_with(options, Some(cluster))
+    }
+
+    fn open_with(
+        options: DatabaseOptions,
+        mut cluster: Option<ClusterOpen<'_>>,
+    ) -> Result<(Database, OpenReport), OpenError> {
         let started = Instant::now();
         let lock = DataDirLock::acquire(&options.data_dir)?;
         let checkpoints = CheckpointStore::open(&options.data_dir)?;
@@ -119,18 +174,28 @@ impl Database {
                 )
             }
         };
-        let (wal, recovery, records_replayed) =
-            replay::open_replaying(&mut engine, storage, options.wal, position)?;
+        if cluster.is_some()
+            && let Some(found) = &checkpoint
+        {
+            return Err(OpenError::ClusterCheckpoint {
+                file: found.file_name.clone(),
+            });
+        }
+        let filter = cluster.as_mut().map(|c| &mut *c.filter);
+        let (wal, recovery, replayed) =
+            replay::open_replaying(&mut engine, storage, options.wal, position, filter)?;
+        let records_replayed = replayed.applied;
         engine.build_list_index();
         let instances = engine.live_instance_count();
         let machines = engine.machine_version_count();
 
-        let latest = wal.latest_offset();
-        let queue = JobQueue::new();
+        let latest = replayed.applied_end.unwrap_or_else(|| wal.latest_offset());
+        let queue = JobQueue::with_inline(cluster.is_none());
+        let replication = cluster.map(|c| Replication::new(latest, c.write_timeout));
         let shared = Arc::new(Shared {
             data_dir: options.data_dir.clone(),
             engine: EngineLock::new(engine),
-            wal,
+            wal: Arc::new(wal),
             applied_end: AtomicU64::new(latest),
             queue,
             writes_in_flight: AtomicUsize::new(0),
@@ -144,6 +209,7 @@ impl Database {
                 WalError::Config(format!("cannot start the long-read thread: {err}"))
             })?,
             compaction: tokio::sync::Mutex::new(()),
+            replication,
             _lock: lock,
         });
         let for_thread = Arc::clone(&shared);

@@ -50,6 +50,9 @@ pub(crate) struct JobQueue {
     wake: Condvar,
     issued: AtomicU64,
     processed: watch::Sender<u64>,
+    /// Whether a small job may run on its submitter's thread. Not in cluster mode, where a
+    /// group blocks until a quorum has it, and the submitter is a runtime worker.
+    inline: bool,
 }
 
 /// Why a job could not be queued.
@@ -77,7 +80,14 @@ pub(crate) struct Taken {
 impl JobQueue {
     /// The queue is unbounded in type but bounded in effect: the server allows each connection a
     /// fixed number of requests in flight and a fixed number of connections.
+    #[cfg(test)]
     pub(crate) fn new() -> JobQueue {
+        JobQueue::with_inline(true)
+    }
+
+    /// A queue whose jobs all run on the sequencer thread (`inline = false`), or may run on
+    /// their submitter's when it is idle.
+    pub(crate) fn with_inline(inline: bool) -> JobQueue {
         JobQueue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
@@ -88,6 +98,7 @@ impl JobQueue {
             wake: Condvar::new(),
             issued: AtomicU64::new(0),
             processed: watch::Sender::new(0),
+            inline,
         }
     }
 
@@ -104,7 +115,7 @@ impl JobQueue {
             return Err(Stopped);
         }
         self.issued.fetch_add(1, Ordering::AcqRel);
-        if state.runner == Runner::Idle && runs_inline(&job) {
+        if self.inline && state.runner == Runner::Idle && runs_inline(&job) {
             // Invariant: the role is released only with an empty queue.
             assert!(state.jobs.is_empty(), "an idle sequencer with queued jobs");
             state.runner = Runner::Inline;

@@ -6,7 +6,7 @@ use super::long_reads::thread_cpu_time;
 use super::shared::Shared;
 use super::{Database, errors, wait_committed};
 use crate::checkpoint::InstanceSnapshot;
-use crate::engine::{Engine, RawCtx};
+use crate::engine::{Engine, RAFT_ENTRY_KIND, RawCtx};
 use crate::wal::{WalReader, WalRecord};
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
@@ -18,7 +18,6 @@ use rstmdb_protocol::results::{
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// The share of one core that long reads ([`Database::read_long`]) may take together.
 pub const LONG_READ_CPU_PERCENT: u32 = 25;
@@ -36,7 +35,7 @@ impl Database {
             after(&shared, barrier).await?;
             let (value, gate) = {
                 let engine = shared.read_engine()?;
-                (read(&engine), shared.applied_end.load(Ordering::Acquire))
+                (read(&engine), shared.gate_now())
             };
             wait_committed(&shared, gate).await?;
             Ok(value)
@@ -81,7 +80,7 @@ impl Database {
                         {
                             let engine = reader.read_engine()?;
                             if let Some(value) = step(&engine) {
-                                break (value, reader.applied_end.load(Ordering::Acquire));
+                                break (value, reader.gate_now());
                             }
                         }
                         runtime.block_on(after(&reader, reader.queue.issued()))?;
@@ -116,12 +115,12 @@ impl Database {
         let shared = Arc::clone(&self.shared);
         async move {
             after(&shared, barrier).await?;
-            let (value, applied_end) = {
+            let (value, gate) = {
                 let engine = shared.read_engine()?;
-                (read(&engine), shared.applied_end.load(Ordering::Acquire))
+                (read(&engine), shared.gate_now())
             };
-            wait_committed(&shared, applied_end).await?;
-            Ok((value, applied_end))
+            wait_committed(&shared, gate).await?;
+            Ok((value, gate.offset))
         }
     }
 
@@ -148,8 +147,9 @@ impl Database {
         let shared = Arc::clone(&self.shared);
         async move {
             after(&shared, barrier).await?;
-            wait_committed(&shared, shared.applied_end.load(Ordering::Acquire)).await?;
-            let reader = shared.wal.reader(from_offset);
+            let gate = shared.read_engine().map(|_engine| shared.gate_now())?;
+            wait_committed(&shared, gate).await?;
+            let reader = shared.committed_reader(from_offset);
             tokio::task::spawn_blocking(move || read_records(reader, limit))
                 .await
                 .map_err(errors::internal)?
@@ -221,12 +221,12 @@ async fn get_instance_now(
     let (found, gate) = {
         let engine = shared.read_engine()?;
         let found = engine.get_instance(instance_id);
-        let gate = match &found {
+        let mut gate = shared.gate_now();
+        if let Ok(view) = &found {
             // Durable positions are record ends, so "durable >= offset + 1" means the record
             // starting at `offset` is durable.
-            Ok(view) => view.last_wal_offset + 1,
-            Err(_) => shared.applied_end.load(Ordering::Acquire),
-        };
+            gate.offset = view.last_wal_offset + 1;
+        }
         (found, gate)
     };
     wait_committed(shared, gate).await?;
@@ -244,6 +244,10 @@ fn read_records(mut reader: WalReader, limit: u64) -> Result<WalReadResult, RcpE
         };
         // The same situation as a record that does not decode (spec §5.3, `wal_read_failed`).
         let record = record.map_err(|err| RcpError::wal_read_failed(format!("WAL read: {err}")))?;
+        if record.kind == RAFT_ENTRY_KIND {
+            // A Raft entry's header (cluster mode): log bookkeeping, not a database record.
+            continue;
+        }
         let entry = entry_of(&record)?;
         // Serialised once more to keep the response bounded; WAL reads are rare next to
         // writes, so simplicity wins over speed here.

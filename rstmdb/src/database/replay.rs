@@ -5,7 +5,7 @@
 //! A record that fails still fails the start-up before recovery cuts anything: the WAL waits
 //! for the applying thread ([`Wal::open_then`]) before it trims a torn tail.
 
-use super::open::ReplayProgress;
+use super::open::{ReplayFilter, ReplayProgress, ReplayStep};
 use crate::engine::{Engine, RAFT_ENTRY_KIND, Record};
 use crate::wal::{
     CheckpointPosition, RecordView, RecoveryReport, Storage, Wal, WalConfig, WalError,
@@ -24,13 +24,24 @@ const BATCHES_AHEAD: usize = 4;
 type Batch = Vec<(u64, Record)>;
 type ApplyFailure = (u64, Box<dyn std::error::Error + Send + Sync>);
 
-/// Recovers the WAL into `engine`; returns the WAL, its report and the records applied.
-pub(super) fn open_replaying(
+/// What a replay applied.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Replayed {
+    pub(super) applied: u64,
+    /// Cluster mode: where the first record left to Raft starts, if there is one. The engine
+    /// holds the records below it.
+    pub(super) applied_end: Option<u64>,
+}
+
+/// Recovers the WAL into `engine`; returns the WAL, its report and what was applied. With a
+/// `filter` (cluster mode), only the records it lets through reach the engine.
+pub(super) fn open_replaying<'f, 'g>(
     engine: &mut Engine,
     storage: Arc<dyn Storage>,
     config: WalConfig,
     checkpoint: Option<CheckpointPosition>,
-) -> Result<(Wal, RecoveryReport, u64), WalError> {
+    filter: Option<&'f mut ReplayFilter<'g>>,
+) -> Result<(Wal, RecoveryReport, Replayed), WalError> {
     std::thread::scope(|scope| {
         let (sender, batches) = sync_channel::<Batch>(BATCHES_AHEAD);
         let applier = std::thread::Builder::new()
@@ -42,6 +53,8 @@ pub(super) fn open_replaying(
             sender: Some(sender),
             applier: Some(applier),
             applied: 0,
+            filter,
+            beyond_from: None,
         });
         let mut replay = |view: RecordView<'_>| feed.borrow_mut().parse(view);
         let mut replayed = || feed.borrow_mut().finish();
@@ -53,26 +66,41 @@ pub(super) fn open_replaying(
             (_, Err(applying)) => return Err(applying),
             (opened, Ok(())) => opened?,
         };
-        let applied = feed.borrow().applied;
-        Ok((wal, report, applied))
+        let feed = feed.borrow();
+        let replayed = Replayed {
+            applied: feed.applied,
+            applied_end: feed.beyond_from,
+        };
+        Ok((wal, report, replayed))
     })
 }
 
 /// The recovering thread's end of the pipeline.
-struct Feed<'scope> {
+struct Feed<'scope, 'f, 'g> {
     pending: Batch,
     /// `None` once finished: the applying thread then ends when it has applied everything.
     sender: Option<SyncSender<Batch>>,
     applier: Option<ScopedJoinHandle<'scope, Result<u64, ApplyFailure>>>,
     applied: u64,
+    filter: Option<&'f mut ReplayFilter<'g>>,
+    beyond_from: Option<u64>,
 }
 
-impl Feed<'_> {
+impl Feed<'_, '_, '_> {
     fn parse(
         &mut self,
         view: RecordView<'_>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if view.header.kind == RAFT_ENTRY_KIND {
+        if let Some(filter) = self.filter.as_mut() {
+            match filter(&view)? {
+                ReplayStep::Apply => {}
+                ReplayStep::Pass => return Ok(()),
+                ReplayStep::Beyond => {
+                    self.beyond_from.get_or_insert(view.offset);
+                    return Ok(());
+                }
+            }
+        } else if view.header.kind == RAFT_ENTRY_KIND {
             return Err(format!(
                 "a Raft log entry (record kind {RAFT_ENTRY_KIND}): this data directory belongs \
                  to a cluster node, which a standalone server does not open"

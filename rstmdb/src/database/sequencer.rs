@@ -8,7 +8,8 @@ use super::errors;
 use super::group::Group;
 use super::jobs::{BatchOutput, Completion, Job, WriteOutput};
 use super::queue::{Admitted, JobQueue, Stopped};
-use super::shared::Shared;
+use super::replication;
+use super::shared::{Gate, Shared};
 use crate::engine::{Command, Engine, ExecuteError, Record, Undo};
 use crate::wal::SyncBy;
 use rstmdb_protocol::RcpError;
@@ -23,7 +24,7 @@ pub(crate) const MAX_GROUP_JOBS: usize = 512;
 /// A job that finished executing and waits for its group's append. Short-lived, one per job
 /// of a group, so the size difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Finished {
+pub(super) enum Finished {
     Write(
         oneshot::Sender<Completion<WriteOutput>>,
         Result<WriteOutput, RcpError>,
@@ -36,7 +37,7 @@ enum Finished {
 
 impl Finished {
     /// Copies of the records the job wrote, with their offsets, in WAL order.
-    fn records(&self) -> Vec<(u64, Record)> {
+    pub(super) fn records(&self) -> Vec<(u64, Record)> {
         match self {
             Finished::Write(_, Ok(output)) => match (output.wal_offset, &output.record) {
                 (Some(offset), Some(record)) => vec![(offset, record.clone())],
@@ -145,6 +146,9 @@ impl Drop for PoisonOnPanic<'_> {
 }
 
 fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: SyncBy) {
+    if let Some(replication) = &shared.replication {
+        return replication::run_group(shared, replication, jobs.into_iter().collect());
+    }
     let jobs = jobs.into_iter();
     let now_ms = shared.clock.now_ms();
     let mut engine = shared.write_engine();
@@ -180,7 +184,10 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
         Ok(()) => {
             let end = group.end().max(shared.applied_end.load(Ordering::Acquire));
             shared.applied_end.store(end, Ordering::Release);
-            Ok(end)
+            Ok(Gate {
+                offset: end,
+                epoch: 0,
+            })
         }
         Err(err) => {
             // Nothing of the group is on disk (the WAL cut back to its last complete record):
@@ -202,13 +209,13 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
         match (job, &gate) {
             (Finished::Write(reply, outcome), Ok(gate)) => send(reply, outcome, *gate),
             (Finished::Batch(reply, outcome), Ok(gate)) => send(reply, outcome, *gate),
-            (Finished::Write(reply, _), Err(err)) => send(reply, Err(err.clone()), 0),
-            (Finished::Batch(reply, _), Err(err)) => send(reply, Err(err.clone()), 0),
+            (Finished::Write(reply, _), Err(err)) => send(reply, Err(err.clone()), Gate::NOTHING),
+            (Finished::Batch(reply, _), Err(err)) => send(reply, Err(err.clone()), Gate::NOTHING),
         }
     }
 }
 
-fn send<T>(reply: oneshot::Sender<Completion<T>>, outcome: Result<T, RcpError>, gate: u64) {
+fn send<T>(reply: oneshot::Sender<Completion<T>>, outcome: Result<T, RcpError>, gate: Gate) {
     // The requester may have gone (connection closed); its write stands regardless.
     let _ = reply.send(Completion { outcome, gate });
 }

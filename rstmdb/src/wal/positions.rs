@@ -131,6 +131,17 @@ impl Wal {
         )
     }
 
+    /// Reads the records with `from_offset <= offset < end_offset` (cluster mode, where
+    /// commit is Raft's: the caller knows the end).
+    pub fn reader_to(&self, from_offset: u64, end_offset: u64) -> WalReader {
+        WalReader::new(
+            Arc::clone(&self.storage),
+            Arc::clone(&self.counters),
+            from_offset,
+            end_offset.min(self.latest_offset()),
+        )
+    }
+
     /// Reads every record written with offset >= `from_offset`, committed or not: the Raft
     /// log reads its own tail before it is durable (cluster mode, `docs/cluster.md` section 5).
     pub fn reader_written(&self, from_offset: u64) -> WalReader {

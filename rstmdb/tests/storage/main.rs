@@ -4,6 +4,7 @@
 mod checkpoint_crash_points;
 mod checkpoint_large_payload;
 mod checkpoint_store;
+mod cluster_commit_path;
 mod compaction_checkpoints;
 mod database_commit_pipeline;
 mod full_disk;
