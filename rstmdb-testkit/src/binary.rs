@@ -135,7 +135,10 @@ impl Drop for RunningBinary {
 }
 
 /// Sends each line `stream` yields to `send` until the end of the stream.
-fn forward_lines(stream: impl std::io::Read + Send + 'static, send: mpsc::Sender<String>) {
+pub(crate) fn forward_lines(
+    stream: impl std::io::Read + Send + 'static,
+    send: mpsc::Sender<String>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if send.send(line).is_err() {

@@ -32,6 +32,8 @@ pub mod tmux;
 #[cfg(feature = "rstmdb")]
 pub mod binary;
 #[cfg(feature = "rstmdb")]
+pub mod cluster;
+#[cfg(feature = "rstmdb")]
 pub mod echo;
 #[cfg(feature = "rstmdb")]
 pub mod hostile;

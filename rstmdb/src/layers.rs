@@ -16,12 +16,12 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("checkpoint", &["data_files"]),
     ("database", &["dsl", "engine", "wal", "checkpoint"]),
     ("cluster", &["data_files", "dsl", "engine", "wal", "checkpoint", "database"]),
-    ("service", &["dsl", "engine", "wal", "checkpoint", "database"]),
+    ("service", &["dsl", "engine", "wal", "checkpoint", "database", "cluster"]),
     ("server", &["dsl", "engine", "wal", "checkpoint", "database", "service"]),
     ("metrics", &["dsl", "engine", "wal", "checkpoint", "database", "service", "server"]),
     ("config", &[]),
-    ("assemble", &["dsl", "engine", "wal", "checkpoint", "database", "service", "server",
-                   "metrics", "config"]),
+    ("assemble", &["dsl", "engine", "wal", "checkpoint", "database", "cluster", "service",
+                   "server", "metrics", "config"]),
 ];
 
 /// Crates a module must not use, and why.

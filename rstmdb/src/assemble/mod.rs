@@ -10,7 +10,11 @@
 //! network layer.
 
 #[cfg(feature = "server")]
+mod cluster;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub use cluster::{NodeSettingsError, node_settings};
 #[cfg(feature = "server")]
 pub use server::{server_settings, watch_limits};
 

@@ -5,6 +5,7 @@
 
 use clap::{Args, ValueEnum};
 use rstmdb::assemble;
+use rstmdb::cluster::node::ClusterNode;
 use rstmdb::config::{Config, ConfigError, FsyncPolicySetting, ResolvedAuth, apply_env};
 use rstmdb::database::{Database, OpenError, OpenReport};
 use rstmdb::metrics::{Health, HealthState, Metrics, MetricsServer};
@@ -109,16 +110,33 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         None
     };
     let options = assemble::database_options(&config);
-    let (db, report) = match tokio::task::spawn_blocking(move || Database::open(options)).await {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(err)) => return open_failed(&config, err),
+    let node_settings = match assemble::node_settings(&config) {
+        Ok(settings) => settings,
         Err(err) => {
-            eprintln!("error: opening the data directory panicked: {err}");
+            tracing::error!(%err, "cannot start the cluster node");
+            eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
     };
+    let (db, report, node) = match node_settings {
+        Some(settings) => match ClusterNode::start(options, settings).await {
+            Ok((db, report, node)) => (db, report, Some(node)),
+            Err(err) => {
+                tracing::error!(%err, "cannot start the cluster node");
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match tokio::task::spawn_blocking(move || Database::open(options)).await {
+            Ok(Ok((db, report))) => (Arc::new(db), report, None),
+            Ok(Err(err)) => return open_failed(&config, err),
+            Err(err) => {
+                eprintln!("error: opening the data directory panicked: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     log_recovery(&report);
-    let db = Arc::new(db);
     if let Some(metrics) = &metrics {
         metrics.record_recovery(&report);
         metrics.attach_database(Arc::clone(&db));
@@ -126,6 +144,9 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
     let settings = assemble::server_settings(&config, auth);
     let mut handler =
         DatabaseHandler::with_watch_limits(Arc::clone(&db), assemble::watch_limits(&config.watch));
+    if let Some(node) = node {
+        handler = handler.with_cluster(node);
+    }
     if let Some(metrics) = &metrics {
         metrics.attach_watch(handler.watch_hub().clone());
         handler = handler.with_counters(Arc::clone(metrics) as _);
@@ -143,10 +164,14 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
     if let Some(metrics) = metrics {
         server = server.with_observer(metrics);
     }
-    tokio::spawn(Database::run_auto_compaction(
-        Arc::clone(&db),
-        assemble::auto_compaction(&config.compaction),
-    ));
+    // A cluster node keeps its log whole until checkpoints are Raft snapshots
+    // (docs/cluster.md section 7): deleting segments would delete entries.
+    if config.cluster.is_none() {
+        tokio::spawn(Database::run_auto_compaction(
+            Arc::clone(&db),
+            assemble::auto_compaction(&config.compaction),
+        ));
+    }
     // Before the "listening" line, so whoever waits for that line finds /health at 200; the
     // socket is bound, and connections made now wait in its backlog for the accept loop.
     health.set(HealthState::Serving);
@@ -212,10 +237,11 @@ fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// `RUST_LOG` controls the level (default `info`, spec §9.1).
+/// `RUST_LOG` controls the level (default `info`, spec §9.1; openraft's own at `warn`).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // openraft narrates every election and replication step at INFO.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

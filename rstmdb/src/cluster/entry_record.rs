@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 /// The record kind of an entry header, reserved by the engine's record codes.
 pub use crate::engine::RAFT_ENTRY_KIND as ENTRY_KIND;
 
+/// The payload size of a normal entry's header: every one is padded to it with spaces (JSON
+/// allows trailing whitespace), so the leader's sequencer knows where the group's records
+/// will land before Raft has given the entry its term and index (`docs/cluster.md` section 4).
+/// The longest header, every number at its maximum, is 158 bytes.
+pub const NORMAL_HEADER_BYTES: usize = 160;
+
 /// Why records are not an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryRecordError {
@@ -66,6 +72,16 @@ pub struct EntryHeader {
 impl EntryHeader {
     pub fn log_id(&self) -> LogId {
         LogId::new(CommittedLeaderId::new(self.term, self.leader), self.index)
+    }
+
+    /// The origin of a normal entry's group.
+    pub fn origin(&self) -> Option<u64> {
+        self.origin
+    }
+
+    /// The membership a membership entry carries.
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// Data records that follow the header in its unit.
@@ -185,8 +201,16 @@ pub fn encode_header(entry: &Entry) -> Result<EncodedEntry, EntryRecordError> {
         membership,
         origin,
     };
-    let header = serde_json::to_vec(&header)
+    let mut header = serde_json::to_vec(&header)
         .map_err(|source| EntryRecordError::BadHeader { offset: 0, source })?;
+    if payload == PayloadKind::Normal {
+        assert!(
+            header.len() <= NORMAL_HEADER_BYTES,
+            "a normal entry's header is {} bytes",
+            header.len()
+        );
+        header.resize(NORMAL_HEADER_BYTES, b' ');
+    }
     Ok(EncodedEntry {
         log_id,
         header,
@@ -252,6 +276,31 @@ mod tests {
             .into_entry([data(&[0xff, 0xfe], 8192)])
             .expect_err("not UTF-8");
         assert!(err.to_string().contains("offset 8192"), "{err}");
+    }
+
+    #[test]
+    fn every_normal_header_has_the_same_size_and_decodes() {
+        for (term, index, count, origin) in [(0, 0, 0, 0), (u64::MAX, u64::MAX, 1, u64::MAX)] {
+            let entry = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(term, u64::MAX), index),
+                payload: EntryPayload::Normal(RaftCommand {
+                    origin,
+                    records: (0..count)
+                        .map(|_| CommandRecord {
+                            kind: 2,
+                            timestamp_ms: 0,
+                            payload: serde_json::value::RawValue::from_string("{}".to_owned())
+                                .expect("json"),
+                        })
+                        .collect(),
+                }),
+            };
+            let encoded = encode_header(&entry).expect("encode");
+            assert_eq!(encoded.header.len(), NORMAL_HEADER_BYTES);
+            let decoded = EntryHeader::decode(0, &encoded.header).expect("decode");
+            assert_eq!(decoded.log_id(), entry.log_id);
+            assert_eq!(decoded.origin(), Some(origin));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// What went wrong in the log; openraft gets it as a `StorageError`, which stops the node.
@@ -40,18 +41,25 @@ pub enum LogStoreError {
     Damaged(String),
 }
 
-/// The purge point, kept in `raft/state`: it must survive an empty log.
+/// `raft/state`: the purge point, which must survive an empty log, and a hint of the
+/// committed entry, from which start-up replays no further.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LogStateFile {
     last_purged: Option<LogId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    committed: Option<LogId>,
 }
+
+/// How often the committed hint is written at most. It is a hint: a stale one only means that
+/// start-up replays fewer entries, and Raft applies the others once a leader confirms them.
+const COMMITTED_HINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Rebuilds the entry index from the records the WAL's recovery replays.
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
     index: LogIndex,
-    /// The purge point in `raft/state`, read once for recovery and for the store.
-    last_purged: Option<LogId>,
+    /// `raft/state`, read once for recovery and for the store.
+    state: LogStateFile,
 }
 
 impl IndexBuilder {
@@ -60,8 +68,13 @@ impl IndexBuilder {
         let state: LogStateFile = files.load(RaftFile::State)?.unwrap_or_default();
         Ok(Self {
             index: LogIndex::default(),
-            last_purged: state.last_purged,
+            state,
         })
+    }
+
+    /// The committed entry `raft/state` last recorded: start-up replays up to it.
+    pub fn committed_hint(&self) -> Option<LogId> {
+        self.state.committed
     }
 
     /// Call for every record recovery replays; records that are not entry headers are
@@ -72,6 +85,7 @@ impl IndexBuilder {
         }
         let log_id = EntryHeader::decode(record.offset, record.payload)?.log_id();
         if self
+            .state
             .last_purged
             .is_some_and(|purged| log_id.index <= purged.index)
         {
@@ -81,12 +95,19 @@ impl IndexBuilder {
     }
 }
 
+/// `raft/state` in memory, and when the committed hint was last written.
+#[derive(Debug)]
+struct StateFileCopy {
+    file: LogStateFile,
+    hint_written: Instant,
+}
+
 #[derive(Debug)]
 struct Shared {
     wal: Arc<Wal>,
     files: RaftFiles,
     index: Mutex<LogIndex>,
-    last_purged: Mutex<Option<LogId>>,
+    state: Mutex<StateFileCopy>,
     /// Held to read entries, taken exclusively to remove them (truncate, purge): a replication
     /// stream of a leader that is stepping down may still read while the node truncates.
     removal: RwLock<()>,
@@ -97,8 +118,12 @@ impl Shared {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn state(&self) -> MutexGuard<'_, StateFileCopy> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn last_purged(&self) -> Option<LogId> {
-        *self.last_purged.lock().unwrap_or_else(|e| e.into_inner())
+        self.state().file.last_purged
     }
 
     /// Entries `range` (indexes present in the index), read back from the WAL.
@@ -158,6 +183,21 @@ pub struct WalLogStore {
     /// The newest log id the state machine can rebuild without the log (a durable
     /// checkpoint covers it): a purge waits for it.
     purge_gate: watch::Receiver<Option<LogId>>,
+    /// The last entry start-up applied: what `read_committed` answers.
+    replayed_to: Option<LogId>,
+}
+
+/// Where each retained entry starts in the WAL, for the state machine.
+#[derive(Debug, Clone)]
+pub struct EntryOffsets {
+    shared: Arc<Shared>,
+}
+
+impl EntryOffsets {
+    /// The offset of entry `index`'s header record, if the log holds it.
+    pub fn header_offset(&self, index: u64) -> Option<u64> {
+        self.shared.index().get(index).map(|entry| entry.offset)
+    }
 }
 
 /// Reads entries for openraft's replication streams.
@@ -168,22 +208,35 @@ pub struct WalLogReader {
 
 impl WalLogStore {
     /// The log over `wal`, whose recovery fed `index` (which read the purge point from
-    /// `files`); `files` also holds the vote.
+    /// `files`); `files` also holds the vote. `replayed_to` is the last entry start-up
+    /// applied to the state machine (none when it applied nothing).
     pub fn open(
         wal: Arc<Wal>,
         files: RaftFiles,
         index: IndexBuilder,
         purge_gate: watch::Receiver<Option<LogId>>,
+        replayed_to: Option<LogId>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 wal,
                 files,
                 index: Mutex::new(index.index),
-                last_purged: Mutex::new(index.last_purged),
+                state: Mutex::new(StateFileCopy {
+                    file: index.state,
+                    hint_written: Instant::now(),
+                }),
                 removal: RwLock::new(()),
             }),
             purge_gate,
+            replayed_to,
+        }
+    }
+
+    /// For the state machine: where the entries are.
+    pub fn entry_offsets(&self) -> EntryOffsets {
+        EntryOffsets {
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -274,6 +327,23 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
             .files
             .load(RaftFile::Vote)
             .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let mut state = self.shared.state();
+        state.file.committed = committed;
+        if state.hint_written.elapsed() < COMMITTED_HINT_EVERY {
+            return Ok(());
+        }
+        state.hint_written = Instant::now();
+        self.shared
+            .files
+            .save(RaftFile::State, &state.file)
+            .map_err(write_error)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.replayed_to)
     }
 
     async fn append<I>(
@@ -374,8 +444,10 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
                     "the state machine stopped before the purge".to_owned(),
                 ))
             })?;
-        let state = LogStateFile {
-            last_purged: Some(log_id),
+        let state = {
+            let mut state = self.shared.state();
+            state.file.last_purged = Some(log_id);
+            state.file
         };
         self.shared
             .files
@@ -386,11 +458,6 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
             .removal
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        *self
-            .shared
-            .last_purged
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(log_id);
         let keep_from = {
             let mut index = self.shared.index();
             index.purge_through(log_id.index);

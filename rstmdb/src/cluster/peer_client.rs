@@ -30,6 +30,8 @@ pub struct PeerNetwork {
     pub secret: Option<ClusterSecret>,
     /// Mutual TLS to every peer, when `[tls]` is on.
     pub tls: Option<PeerTls>,
+    /// Told to every peer in the hello (`cluster.client_addr`).
+    pub client_addr: Option<String>,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -43,6 +45,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 to: target,
                 segment_size_bytes: self.segment_size_bytes,
                 nonce: None,
+                client_addr: self.client_addr.clone(),
             },
             secret: self.secret.clone(),
             tls: self.tls.clone(),

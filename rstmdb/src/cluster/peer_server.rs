@@ -2,6 +2,7 @@
 //! `cluster.raft_addr` that checks each caller's hello, then hands its requests to the local
 //! openraft node and sends back whatever it answers.
 
+use super::client_addrs::ClientAddrs;
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
@@ -31,6 +32,8 @@ pub struct PeerService {
     pub secret: Option<ClusterSecret>,
     /// Mutual TLS with every caller, when `[tls]` is on.
     pub tls: Option<PeerTls>,
+    /// Where the callers said clients reach them.
+    pub client_addrs: ClientAddrs,
 }
 
 impl std::fmt::Debug for PeerService {
@@ -126,6 +129,9 @@ impl PeerService {
                 connection.send(&HelloReply::Refused { reason }).await?;
                 return Ok(());
             }
+        }
+        if let Some(client_addr) = &hello.client_addr {
+            self.client_addrs.record(hello.from, client_addr);
         }
         connection
             .send(&HelloReply::Welcome { node_id: self.me })

@@ -24,6 +24,9 @@ pub struct Hello {
     /// The caller's challenge, when it holds the cluster's shared secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Where clients reach the caller (`cluster.client_addr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr: Option<String>,
 }
 
 /// The caller's answer to a [`HelloReply::Challenge`].

@@ -75,7 +75,11 @@ impl TlsSettings {
     }
 }
 
-fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// Every certificate of a PEM file (`what` names it in errors); none is an error.
+pub fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem_error = |source| TlsError::Pem {
         what,
         path: path.to_path_buf(),
@@ -95,7 +99,7 @@ fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 }
 
 /// The first private key in the file, whatever its PEM form.
-fn load_first_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub fn load_first_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|source| match source {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::Empty {
             what: "private key",

@@ -7,6 +7,7 @@ use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
 use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
+use crate::cluster::node::ClusterNode;
 use crate::database::{BatchItem, Database, WriteOutput};
 use crate::engine::{Command, Engine, ListLandmarks};
 use rstmdb_protocol::EncodedResponse;
@@ -33,6 +34,8 @@ pub struct DatabaseHandler {
     started: Instant,
     /// Where recent large-offset LIST_INSTANCES walks stood, for the next walk of the same ids.
     list_landmarks: Arc<Mutex<ListLandmarks>>,
+    /// Cluster mode: the node, stopped before the database closes.
+    cluster: Mutex<Option<ClusterNode>>,
 }
 
 impl DatabaseHandler {
@@ -49,7 +52,15 @@ impl DatabaseHandler {
             counters: None,
             started: Instant::now(),
             list_landmarks: Arc::default(),
+            cluster: Mutex::new(None),
         }
+    }
+
+    /// Cluster mode: the node whose database this is; stopped at shutdown, before the
+    /// database.
+    pub fn with_cluster(self, node: ClusterNode) -> DatabaseHandler {
+        *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+        self
     }
 
     /// STATS reports the server totals these counters keep (the metrics the server reports to).
@@ -107,7 +118,15 @@ impl OpHandler for DatabaseHandler {
 
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let db = Arc::clone(&self.db);
+        let node = self
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         Box::pin(async move {
+            if let Some(node) = node {
+                node.shutdown().await;
+            }
             match tokio::task::spawn_blocking(move || db.shutdown()).await {
                 Ok(Ok(())) => tracing::info!("WAL synced; database closed"),
                 Ok(Err(err)) => tracing::error!(%err, "closing the database failed"),

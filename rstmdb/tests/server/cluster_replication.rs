@@ -104,7 +104,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     .expect("wal");
     let wal = Arc::new(wal);
     let (purge_gate, gate) = watch::channel(None);
-    let log = WalLogStore::open(Arc::clone(&wal), files, index, gate);
+    let log = WalLogStore::open(Arc::clone(&wal), files, index, gate, None);
     let applied = Arc::new(Mutex::new(Vec::new()));
     let state_machine = RecordingStateMachine {
         applied: Arc::clone(&applied),
@@ -113,6 +113,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     };
     let network = PeerNetwork {
         me: id,
+        client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
         tls: tls.clone(),
@@ -122,6 +123,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         .expect("raft");
     let service = PeerService {
         raft: raft.clone(),
+        client_addrs: Default::default(),
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
         secret,
@@ -295,6 +297,7 @@ fn secret() -> ClusterSecret {
 
 fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
     Hello {
+        client_addr: None,
         protocol: PROTOCOL_VERSION,
         from: 9,
         to,
@@ -453,6 +456,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
     });
     let mut network = PeerNetwork {
         me: 1,
+        client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
         tls: None,
@@ -532,6 +536,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
     ] {
         let mut network = PeerNetwork {
             me: 7,
+            client_addr: None,
             segment_size_bytes: SEGMENT_BYTES,
             secret: None,
             tls: links.node_tls(),

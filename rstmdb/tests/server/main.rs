@@ -4,6 +4,7 @@
 
 mod client_resumes_after_server_restart;
 mod cluster_replication;
+mod cluster_serve;
 mod hostile_auth_flood;
 mod hostile_before_auth;
 mod hostile_disk_and_logs;

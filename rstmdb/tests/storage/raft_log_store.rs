@@ -46,7 +46,7 @@ fn open_log_on(data_dir: &Path, storage: Arc<dyn Storage>, config: WalConfig) ->
     .expect("recovery");
     let wal = Arc::new(wal);
     let (gate, gate_rx) = watch::channel(None);
-    let store = WalLogStore::open(Arc::clone(&wal), files, index, gate_rx);
+    let store = WalLogStore::open(Arc::clone(&wal), files, index, gate_rx, None);
     (store, wal, gate)
 }
 

@@ -1,6 +1,7 @@
 //! The `[cluster]` table of spec §12.4: the spec's own example parses to the documented values,
 //! every bad value stops start-up naming its key, the `RSTMDB_CLUSTER_*` variables build the
-//! table, and a valid table is still refused because cluster mode is not built yet.
+//! table, and the parts of cluster mode not built yet are refused by key: forwarding and
+//! linearizable reads, both on by default.
 
 use crate::config_sources::{env_of, protocol_toml_block};
 use rstmdb::config::{ClusterConfig, Config, ConfigError, ReadConsistency, apply_env};
@@ -52,18 +53,40 @@ fn the_protocols_example_parses_to_the_documented_values() {
 }
 
 #[test]
-fn a_valid_table_is_refused_because_cluster_mode_is_not_built_yet() {
+fn forwarding_and_linearizable_reads_are_refused_until_they_are_built() {
     let config = Config::from_toml(VALID, "t").expect("parses");
     let (key, message) = rule_key(&config);
-    assert_eq!(key, "cluster");
-    assert!(
-        message.contains("not available in this build yet"),
-        "{message}"
-    );
+    assert_eq!(key, "cluster.forward_writes");
+    assert!(message.contains("not built yet"), "{message}");
+    let config =
+        Config::from_toml(&format!("{VALID}forward_writes = false\n"), "t").expect("parses");
+    let (key, message) = rule_key(&config);
+    assert_eq!(key, "cluster.read_consistency");
+    assert!(message.contains("not built yet"), "{message}");
+    let config = Config::from_toml(
+        &format!("{VALID}forward_writes = false\nread_consistency = \"local\"\n"),
+        "t",
+    )
+    .expect("parses");
+    assert!(config.resolve().is_ok(), "what is built is accepted");
     assert!(
         Config::default().resolve().is_ok(),
         "standalone is untouched"
     );
+}
+
+#[test]
+fn a_tls_cluster_needs_the_ca_its_nodes_check_each_other_against() {
+    let config = Config::from_toml(
+        &format!(
+            "[tls]\nenabled = true\ncert_path = \"c.pem\"\nkey_path = \"k.pem\"\n{VALID}\
+             forward_writes = false\nread_consistency = \"local\"\n"
+        ),
+        "t",
+    )
+    .expect("parses");
+    let (key, _) = rule_key(&config);
+    assert_eq!(key, "tls.client_ca_path");
 }
 
 #[test]

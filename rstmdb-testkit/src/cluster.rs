@@ -1,0 +1,231 @@
+//! Several `rstmdb serve` processes forming one cluster on 127.0.0.1 (spec §12): each node has
+//! its own data directory and configuration file, can be killed with SIGKILL (by its pid) and
+//! started again on the same directory and ports.
+
+use crate::binary::{clear_rstmdb_env, forward_lines};
+use crate::net::free_port;
+use rstmdb_client::{Client, ClientError, ClientOptions, ErrorCode, Op, ReconnectPolicy};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The timeouts the test clusters run with: elections settle quickly on loopback.
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+
+/// One node: its addresses and configuration, and its process while it runs.
+#[derive(Debug)]
+pub struct TestNode {
+    pub id: u64,
+    pub client_addr: String,
+    pub raft_addr: String,
+    config: PathBuf,
+    process: Option<NodeProcess>,
+}
+
+#[derive(Debug)]
+struct NodeProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for NodeProcess {
+    /// A test that fails leaves no node behind (SIGKILL to this child's pid).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cluster of `rstmdb serve` processes.
+#[derive(Debug)]
+pub struct TestCluster {
+    binary: PathBuf,
+    pub nodes: Vec<TestNode>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// `size` nodes, every one a voter of the initial membership, with `extra` appended to
+    /// each node's `[cluster]` table. Returns once every node listens for clients.
+    pub fn start(binary: &Path, size: u64, extra: &str) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let members: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, raft))| format!("\"{}=127.0.0.1:{raft}\"", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (client, raft)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let data_dir = dir.path().join(format!("node{id}"));
+            let config = dir.path().join(format!("node{id}.toml"));
+            let toml = format!(
+                "[network]\nbind_addr = \"127.0.0.1:{client}\"\n\
+                 [storage]\ndata_dir = \"{}\"\nfsync_policy = \"every_write\"\n\
+                 [cluster]\nnode_id = {id}\nraft_addr = \"127.0.0.1:{raft}\"\n\
+                 members = [{}]\n\
+                 election_timeout_min_ms = 300\nelection_timeout_max_ms = {ELECTION_TIMEOUT_MAX_MS}\n\
+                 heartbeat_interval_ms = 100\n\
+                 forward_writes = false\nread_consistency = \"local\"\n{extra}\n",
+                data_dir.display(),
+                members.join(", "),
+            );
+            std::fs::write(&config, toml).expect("write the node's configuration");
+            nodes.push(TestNode {
+                id,
+                client_addr: format!("127.0.0.1:{client}"),
+                raft_addr: format!("127.0.0.1:{raft}"),
+                config,
+                process: None,
+            });
+        }
+        let mut cluster = TestCluster {
+            binary: binary.to_path_buf(),
+            nodes,
+            dir,
+        };
+        for id in 1..=size {
+            cluster.spawn(id);
+        }
+        for id in 1..=size {
+            cluster.wait_listening(id);
+        }
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        &self.nodes[usize::try_from(id - 1).expect("a node id")]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        &mut self.nodes[usize::try_from(id - 1).expect("a node id")]
+    }
+
+    /// Where node `id` keeps its data.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let binary = self.binary.clone();
+        let node = self.node_mut(id);
+        assert!(node.process.is_none(), "node {id} is already running");
+        let mut command = Command::new(&binary);
+        command.arg("serve").arg("--config").arg(&node.config);
+        clear_rstmdb_env(&mut command);
+        let mut child = command
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+        let (send, lines) = mpsc::channel();
+        forward_lines(child.stderr.take().expect("stderr is piped"), send.clone());
+        forward_lines(child.stdout.take().expect("stdout is piped"), send);
+        node.process = Some(NodeProcess {
+            child,
+            lines,
+            seen: Vec::new(),
+        });
+    }
+
+    fn wait_listening(&mut self, id: u64) {
+        let process = self.node_mut(id).process.as_mut().expect("the node runs");
+        loop {
+            let line = process
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| {
+                    panic!("node {id} never listened; it said {:#?}", process.seen)
+                });
+            let listening = line.contains("rstmdb listening");
+            process.seen.push(line);
+            if listening {
+                return;
+            }
+        }
+    }
+
+    /// Kills node `id` with SIGKILL (by its pid): no shutdown, no final sync.
+    pub fn kill(&mut self, id: u64) {
+        let process = self.node_mut(id).process.take().expect("the node runs");
+        drop(process);
+    }
+
+    /// Starts node `id` again on its data directory and ports; returns once it listens.
+    pub fn restart(&mut self, id: u64) {
+        self.spawn(id);
+        self.wait_listening(id);
+    }
+
+    /// A client of node `id` that does not reconnect on its own.
+    pub async fn client(&self, id: u64) -> Client {
+        let options = ClientOptions::new(self.node(id).client_addr.clone())
+            .reconnect(ReconnectPolicy::disabled())
+            .request_timeout(Duration::from_secs(20));
+        Client::connect(options).await.expect("client connects")
+    }
+
+    /// The node that takes writes, found by asking each running node to write: followers
+    /// answer `READ_ONLY_MODE` naming the leader. Waits up to `within` for one.
+    pub async fn leader(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+                let Ok(client) = Client::connect(
+                    ClientOptions::new(node.client_addr.clone())
+                        .reconnect(ReconnectPolicy::disabled())
+                        .request_timeout(Duration::from_secs(5)),
+                )
+                .await
+                else {
+                    continue;
+                };
+                match leader_probe(&client).await {
+                    Probe::Leader => return node.id,
+                    Probe::NotLeader | Probe::NoLeader => {}
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+enum Probe {
+    Leader,
+    NotLeader,
+    NoLeader,
+}
+
+/// Registers the probe machine: only the leader takes a write, and the same definition again
+/// changes nothing.
+async fn leader_probe(client: &Client) -> Probe {
+    let definition = serde_json::json!({
+        "states": ["probed"],
+        "initial": "probed",
+        "transitions": []
+    });
+    let mut params = Map::new();
+    params.insert("machine".to_owned(), Value::from("leader-probe"));
+    params.insert("version".to_owned(), Value::from(1));
+    params.insert("definition".to_owned(), definition);
+    match client.request(Op::PutMachine, params).await {
+        Ok(_) => Probe::Leader,
+        Err(ClientError::Server(error)) if error.code == ErrorCode::ReadOnlyMode => {
+            Probe::NotLeader
+        }
+        Err(ClientError::Server(error)) if error.code == ErrorCode::ReplicationTimeout => {
+            Probe::NoLeader
+        }
+        Err(ClientError::Server(error)) => {
+            panic!("unexpected answer to the leader probe: {error:?}")
+        }
+        // The node went away meanwhile (a test killed it).
+        Err(_) => Probe::NoLeader,
+    }
+}

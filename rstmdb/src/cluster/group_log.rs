@@ -1,0 +1,126 @@
+//! The sequencer's groups as Raft entries (`docs/cluster.md` section 4): the database's
+//! [`GroupLog`] on openraft's `client_write`.
+
+use super::client_addrs::ClientAddrs;
+use super::entry_record::NORMAL_HEADER_BYTES;
+use super::types::{CommandRecord, NodeId, RaftCommand, RaftTypes};
+use crate::database::{GroupLog, GroupRecord, ReplicateError};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, ServerState};
+use rstmdb_protocol::RcpError;
+use serde_json::value::RawValue;
+
+/// A leader's sequencer hands its groups to openraft through this.
+pub struct RaftGroupLog {
+    raft: Raft<RaftTypes>,
+    me: NodeId,
+    /// The runtime openraft runs on: the sequencer thread blocks on it.
+    runtime: tokio::runtime::Handle,
+    client_addrs: ClientAddrs,
+}
+
+impl RaftGroupLog {
+    pub fn new(
+        raft: Raft<RaftTypes>,
+        me: NodeId,
+        runtime: tokio::runtime::Handle,
+        client_addrs: ClientAddrs,
+    ) -> Self {
+        Self {
+            raft,
+            me,
+            runtime,
+            client_addrs,
+        }
+    }
+
+    /// The client address of the leader, if another node leads.
+    fn leader_client_addr(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|node| node.client_addr.clone())
+            .filter(|addr| !addr.is_empty())
+            .or_else(|| self.client_addrs.get(leader))
+    }
+}
+
+impl std::fmt::Debug for RaftGroupLog {
+    // openraft's handle has no Debug of its own.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftGroupLog")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn command_record(record: GroupRecord) -> Result<CommandRecord, RcpError> {
+    let text = String::from_utf8(record.payload)
+        .map_err(|err| RcpError::internal(format!("a record is not UTF-8: {err}")))?;
+    let payload = RawValue::from_string(text)
+        .map_err(|err| RcpError::internal(format!("a record is not JSON: {err}")))?;
+    Ok(CommandRecord {
+        kind: record.kind,
+        timestamp_ms: record.timestamp_ms,
+        payload,
+    })
+}
+
+impl GroupLog for RaftGroupLog {
+    fn header_bytes(&self) -> usize {
+        NORMAL_HEADER_BYTES
+    }
+
+    fn may_write(&self) -> Result<(), RcpError> {
+        let leads = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.state == ServerState::Leader
+                && metrics.current_leader == Some(self.me)
+                // The term's blank entry is applied: every earlier entry is, and the WAL
+                // ends where the engine does.
+                && metrics.last_applied.map(|applied| applied.leader_id.term)
+                    == Some(metrics.current_term)
+        };
+        if leads {
+            return Ok(());
+        }
+        match self.leader_client_addr() {
+            Some(leader) => Err(RcpError::not_leader(Some(&leader))),
+            None => Err(RcpError::no_leader(
+                "the cluster has no leader right now (an election is under way); retry",
+            )),
+        }
+    }
+
+    fn new_origin(&self) -> u64 {
+        uuid::Uuid::new_v4().as_u64_pair().0
+    }
+
+    fn replicate(&self, origin: u64, records: Vec<GroupRecord>) -> Result<(), ReplicateError> {
+        let records = records
+            .into_iter()
+            .map(command_record)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ReplicateError::NotApplied)?;
+        let command = RaftCommand { origin, records };
+        match self.runtime.block_on(self.raft.client_write(command)) {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(ReplicateError::NotApplied(RcpError::no_leader(
+                    "the leadership changed before the write committed; it was not applied",
+                )))
+            }
+            Err(RaftError::APIError(err)) => Err(ReplicateError::NotApplied(RcpError::internal(
+                format!("the Raft log refused the write: {err}"),
+            ))),
+            Err(RaftError::Fatal(err)) => Err(ReplicateError::Unknown(RcpError::commit_unknown(
+                format!("Raft stopped while the write was in flight: {err}"),
+            ))),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! A cluster node assembled (`docs/cluster.md` sections 1, 10 and 11): the database opened on
+//! its committed entries, the WAL as openraft's log, the engine as its state machine, the
+//! node-to-node listener, and the bootstrap of a new cluster.
+
+use super::client_addrs::ClientAddrs;
+use super::committed_replay::CommittedReplay;
+use super::group_log::RaftGroupLog;
+use super::log_store::{IndexBuilder, WalLogStore};
+use super::peer_client::PeerNetwork;
+use super::peer_server::PeerService;
+use super::peer_tls::PeerTls;
+use super::raft_files::{RaftFile, RaftFiles, RaftFilesError};
+use super::secret::ClusterSecret;
+use super::state_machine::EngineStateMachine;
+use super::types::{NodeAddr, NodeId, RaftTypes};
+use crate::database::{ClusterOpen, Database, DatabaseOptions, OpenError, OpenReport};
+use openraft::{Raft, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Files(#[from] RaftFilesError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(
+        "this data directory belongs to cluster node {stored}, but cluster.node_id is {configured}; \
+         a node keeps its id for life (use the data directory of node {configured}, or an empty one)"
+    )]
+    OtherNode { stored: NodeId, configured: NodeId },
+    #[error("openraft refused the configuration: {0}")]
+    RaftConfig(String),
+    #[error("openraft could not start: {0}")]
+    Raft(String),
+    #[error("cannot listen on cluster.raft_addr {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("opening the data directory panicked: {0}")]
+    Panicked(String),
+}
+
+/// `raft/identity`: which node this data directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Identity {
+    node_id: NodeId,
+}
+
+/// What a node needs besides the database's own options (from `[cluster]`, spec §12.4).
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub node_id: NodeId,
+    pub raft_addr: String,
+    /// The address clients reach this node at (`cluster.client_addr`, else the bind address).
+    pub client_addr: String,
+    /// `cluster.members`: the initial voters and their node-to-node addresses.
+    pub members: BTreeMap<NodeId, String>,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub write_timeout_ms: u64,
+    pub secret: Option<ClusterSecret>,
+    pub tls: Option<PeerTls>,
+}
+
+/// A running cluster node. Stop it with [`ClusterNode::shutdown`] before the database.
+pub struct ClusterNode {
+    raft: Raft<RaftTypes>,
+    listener: JoinHandle<()>,
+    /// Held for the log store's purge gate: no checkpoint covers any entry yet.
+    _purge_gate: watch::Sender<Option<super::types::LogId>>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode").finish_non_exhaustive()
+    }
+}
+
+/// openraft's configuration from `[cluster]`.
+pub fn raft_config(settings: &NodeSettings) -> Result<Arc<openraft::Config>, NodeError> {
+    let config = openraft::Config {
+        cluster_name: "rstmdb".to_owned(),
+        heartbeat_interval: settings.heartbeat_interval_ms,
+        election_timeout_min: settings.election_timeout_min_ms,
+        election_timeout_max: settings.election_timeout_max_ms,
+        // Checkpoints are not snapshots yet: the log is kept whole (docs/cluster.md section 7).
+        snapshot_policy: SnapshotPolicy::Never,
+        ..openraft::Config::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|err| NodeError::RaftConfig(err.to_string()))
+}
+
+impl ClusterNode {
+    /// Opens the data directory as node `settings.node_id` and starts it: the
+    /// database (replaying committed entries only), openraft, and the node-to-node listener.
+    /// A node with no Raft state that has the lowest id in `cluster.members` initialises the
+    /// cluster; the others wait to be contacted.
+    pub async fn start(
+        options: DatabaseOptions,
+        settings: NodeSettings,
+    ) -> Result<(Arc<Database>, OpenReport, ClusterNode), NodeError> {
+        let me = settings.node_id;
+        let segment_size_bytes = options.wal.segment_size_bytes;
+        let files = RaftFiles::open(&options.data_dir)?;
+        match files.load::<Identity>(RaftFile::Identity)? {
+            Some(stored) if stored.node_id != me => {
+                return Err(NodeError::OtherNode {
+                    stored: stored.node_id,
+                    configured: me,
+                });
+            }
+            Some(_) => {}
+            None => files.save(RaftFile::Identity, &Identity { node_id: me })?,
+        }
+        let replay = CommittedReplay::new(IndexBuilder::new(&files)?);
+        let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let (db, report, replay) = tokio::task::spawn_blocking(move || {
+            let mut replay = replay;
+            let mut filter = |view: &crate::wal::RecordView<'_>| replay.step(view);
+            let opened = Database::open_for_cluster(
+                options,
+                ClusterOpen {
+                    filter: &mut filter,
+                    write_timeout,
+                },
+            );
+            opened.map(|(db, report)| (db, report, replay))
+        })
+        .await
+        .map_err(|err| NodeError::Panicked(err.to_string()))??;
+        let db = Arc::new(db);
+        let (index, last_applied, membership) = replay.finish();
+        let (purge_gate, purge_gate_rx) = watch::channel(None);
+        let log = WalLogStore::open(db.wal(), files, index, purge_gate_rx, last_applied);
+        let state_machine = EngineStateMachine::new(
+            Arc::clone(&db),
+            log.entry_offsets(),
+            segment_size_bytes,
+            last_applied,
+            membership,
+        );
+        let client_addrs = ClientAddrs::default();
+        client_addrs.record(me, &settings.client_addr);
+        let network = PeerNetwork {
+            me,
+            segment_size_bytes,
+            secret: settings.secret.clone(),
+            tls: settings.tls.clone(),
+            client_addr: Some(settings.client_addr.clone()),
+        };
+        let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
+            .await
+            .map_err(|err| NodeError::Raft(err.to_string()))?;
+        db.attach_group_log(Arc::new(RaftGroupLog::new(
+            raft.clone(),
+            me,
+            tokio::runtime::Handle::current(),
+            client_addrs.clone(),
+        )));
+        let listener = TcpListener::bind(&settings.raft_addr)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: settings.raft_addr.clone(),
+                source,
+            })?;
+        let service = PeerService {
+            raft: raft.clone(),
+            me,
+            segment_size_bytes,
+            secret: settings.secret.clone(),
+            tls: settings.tls.clone(),
+            client_addrs,
+        };
+        let listener = tokio::spawn(service.serve(listener));
+        let node = ClusterNode {
+            raft,
+            listener,
+            _purge_gate: purge_gate,
+        };
+        node.bootstrap(&settings).await?;
+        Ok((db, report, node))
+    }
+
+    /// The first start of the cluster: the lowest id in `members` initialises it with every
+    /// member as a voter. Any node with Raft state, or any other member, does nothing.
+    async fn bootstrap(&self, settings: &NodeSettings) -> Result<(), NodeError> {
+        let me = settings.node_id;
+        let voters = settings.members.clone();
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|err| NodeError::Raft(err.to_string()))?;
+        if initialized || voters.keys().next() != Some(&me) {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, NodeAddr> = voters
+            .into_iter()
+            .map(|(id, raft_addr)| {
+                let client_addr = if id == me {
+                    settings.client_addr.clone()
+                } else {
+                    String::new()
+                };
+                (
+                    id,
+                    NodeAddr {
+                        raft_addr,
+                        client_addr,
+                    },
+                )
+            })
+            .collect();
+        tracing::info!(node_id = me, members = ?members.keys(), "initialising the cluster");
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Another start got there first (a restart during the first election).
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(err) => Err(NodeError::Raft(err.to_string())),
+        }
+    }
+
+    /// openraft's handle, for status and membership.
+    pub fn raft(&self) -> &Raft<RaftTypes> {
+        &self.raft
+    }
+
+    /// Stops Raft and the listener. The database is closed after this.
+    pub async fn shutdown(self) {
+        self.listener.abort();
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(%err, "openraft did not stop cleanly");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Cluster mode through the real binary (spec §12, `docs/cluster.md`): three `rstmdb serve`
+//! processes elect a leader, replicate every write to identical WALs, serve reads on every
+//! node, elect a new leader when the old one is killed with SIGKILL, and take the old one back
+//! with its data. A node keeps its identity, and a standalone data directory is not a node's.
+
+use rstmdb_client::{Client, ErrorCode, Op};
+use rstmdb_testkit::cluster::{ELECTION_TIMEOUT_MAX_MS, TestCluster};
+use rstmdb_testkit::ops::{assert_error, call, ok, order_definition, server_error};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_rstmdb"))
+}
+
+/// How long a follower may take to apply what the leader acknowledged, on a loaded machine.
+const CONVERGE: Duration = Duration::from_secs(15);
+
+async fn create(client: &Client, id: &str, key: &str) -> Value {
+    ok(
+        client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": id,
+               "initial_ctx": {"n": id}, "idempotency_key": key}),
+    )
+    .await
+    .result
+    .into()
+}
+
+/// Every committed record of a node, as (offset, sequence, record).
+async fn wal(client: &Client) -> Vec<(u64, u64, Value)> {
+    let mut records = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = client.wal_read(from, Some(1000)).await.expect("WAL_READ");
+        for record in &page.records {
+            let entry = serde_json::to_value(&record.entry).expect("entry as JSON");
+            records.push((record.offset, record.sequence, entry));
+        }
+        match page.next_offset {
+            Some(next) if !page.records.is_empty() => from = next,
+            _ => return records,
+        }
+    }
+}
+
+/// Waits until node `id` has applied instance `instance` (local reads), and returns it.
+async fn applied(cluster: &TestCluster, id: u64, instance: &str) -> Value {
+    let deadline = Instant::now() + CONVERGE;
+    let client = cluster.client(id).await;
+    loop {
+        match call(&client, Op::GetInstance, json!({"instance_id": instance})).await {
+            Ok(raw) => return raw.result.into(),
+            Err(err) if err.code == ErrorCode::InstanceNotFound => {}
+            Err(err) => panic!("GET_INSTANCE {instance} on node {id}: {err:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} did not apply {instance} within {CONVERGE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every running node holds the same records at the same offsets and sequences.
+async fn assert_identical_wals(cluster: &TestCluster, ids: &[u64]) -> Vec<(u64, u64, Value)> {
+    let first = wal(&cluster.client(ids[0]).await).await;
+    for &id in &ids[1..] {
+        assert_eq!(
+            wal(&cluster.client(id).await).await,
+            first,
+            "node {id}'s WAL differs from node {}'s",
+            ids[0]
+        );
+    }
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_replicate_every_write_and_fail_over_without_losing_one() {
+    let mut cluster = TestCluster::start(binary(), 3, "");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let client = cluster.client(leader).await;
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE on the leader");
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let id = format!("order-{i}");
+        created.push(create(&client, &id, &format!("create-{i}")).await);
+        if i % 2 == 0 {
+            ok(
+                &client,
+                Op::ApplyEvent,
+                json!({"instance_id": id, "event": "PAY"}),
+            )
+            .await;
+        }
+    }
+    // An atomic BATCH stays one unit of the entry.
+    ok(
+        &client,
+        Op::Batch,
+        json!({"mode": "atomic", "ops": [
+            {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "batch-a"}},
+            {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "batch-b"}},
+        ]}),
+    )
+    .await;
+
+    // A follower takes no write, and names the leader's client address.
+    let follower = cluster.client(followers[0]).await;
+    assert_error(
+        call(
+            &follower,
+            Op::CreateInstance,
+            json!({"machine": "order", "version": 1, "instance_id": "refused"}),
+        )
+        .await,
+        ErrorCode::ReadOnlyMode,
+        json!({"reason": "not_leader", "leader": cluster.node(leader).client_addr}),
+    );
+
+    // Every node serves every write, and the WALs agree record for record.
+    for &id in &followers {
+        applied(&cluster, id, "batch-b").await;
+        for i in (0..20).step_by(2) {
+            let instance = applied(&cluster, id, &format!("order-{i}")).await;
+            assert_eq!(instance["state"], "paid", "node {id}, order-{i}");
+        }
+    }
+    let before = assert_identical_wals(&cluster, &[1, 2, 3]).await;
+    let kinds: Vec<&str> = before
+        .iter()
+        .filter_map(|(_, _, entry)| entry["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        before.len(),
+        "WAL_READ shows database records only, never the entries' headers"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "create_instance").count(),
+        22
+    );
+
+    // SIGKILL the leader: another node leads, with every acknowledged write.
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    let new_leader = cluster.leader(Duration::from_secs(15)).await;
+    let failover = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    eprintln!("failover took {failover:?} (election_timeout_max_ms = {ELECTION_TIMEOUT_MAX_MS})");
+    let client = cluster.client(new_leader).await;
+    // A retry of an acknowledged create, with its key, on the new leader is a replay: the
+    // original result, with `applied:false` (§6.2).
+    let retried = create(&client, "order-3", "create-3").await;
+    let mut original = created[3].clone();
+    original["applied"] = json!(false);
+    assert_eq!(retried, original, "the idempotency key was replicated");
+    create(&client, "after-failover", "create-after").await;
+
+    // The old leader comes back with its data and catches up.
+    cluster.restart(leader);
+    applied(&cluster, leader, "after-failover").await;
+    let after = assert_identical_wals(&cluster, &[1, 2, 3]).await;
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "what was committed before the kill is unchanged on every node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_its_identity_and_refuses_a_standalone_data_directory() {
+    let mut cluster = TestCluster::start(binary(), 1, "");
+    cluster.leader(Duration::from_secs(15)).await;
+    let client = cluster.client(1).await;
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    drop(client);
+    cluster.kill(1);
+    let data_dir = cluster.data_dir(1);
+
+    // The same directory as another node id.
+    let other = serve_config(
+        &data_dir,
+        "[cluster]\nnode_id = 2\nraft_addr = \"127.0.0.1:1\"\nforward_writes = false\nread_consistency = \"local\"\n",
+    );
+    let refused = run_serve(&other);
+    assert!(
+        refused.contains("belongs to cluster node 1, but cluster.node_id is 2"),
+        "{refused}"
+    );
+
+    // A standalone server's directory is no node's.
+    let standalone = tempfile::tempdir().expect("temp dir");
+    {
+        let mut server = rstmdb_testkit::binary::RunningBinary::start(
+            binary(),
+            "text",
+            "info",
+            &[("RSTMDB_AUTH_REQUIRED", "false")],
+        );
+        let addr = rstmdb_testkit::binary::logged_addr(&server.wait_for("rstmdb listening"));
+        let client = Client::connect(rstmdb_client::ClientOptions::new(addr.to_string()))
+            .await
+            .expect("connect");
+        client
+            .put_machine("order", 1, order_definition())
+            .await
+            .map_err(server_error)
+            .expect("PUT_MACHINE standalone");
+        for entry in std::fs::read_dir(server.data_dir()).expect("data dir") {
+            let entry = entry.expect("entry");
+            copy_tree(&entry.path(), &standalone.path().join(entry.file_name()));
+        }
+        server.stop();
+    }
+    let node = serve_config(
+        standalone.path(),
+        "[cluster]\nnode_id = 1\nraft_addr = \"127.0.0.1:1\"\nforward_writes = false\nread_consistency = \"local\"\n",
+    );
+    let refused = run_serve(&node);
+    assert!(
+        refused.contains("written by a standalone server"),
+        "{refused}"
+    );
+}
+
+/// A configuration file for `data_dir` with `cluster` as its `[cluster]` table.
+fn serve_config(data_dir: &Path, cluster: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let text = format!(
+        "[network]\nbind_addr = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n{cluster}",
+        data_dir.display()
+    );
+    std::fs::write(file.path(), text).expect("write the configuration");
+    file
+}
+
+/// Runs `rstmdb serve --config FILE`, which must fail; returns what it said.
+fn run_serve(config: &tempfile::NamedTempFile) -> String {
+    let mut command = std::process::Command::new(binary());
+    command.arg("serve").arg("--config").arg(config.path());
+    rstmdb_testkit::binary::clear_rstmdb_env(&mut command);
+    let output = command.output().expect("run rstmdb serve");
+    assert!(!output.status.success(), "the node must not start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else if from.file_name().is_some_and(|name| name != "LOCK") {
+        std::fs::copy(from, to).expect("copy file");
+    }
+}
