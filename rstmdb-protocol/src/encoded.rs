@@ -101,6 +101,21 @@ impl EncodedResponse {
     pub fn error_code(&self) -> Option<&ErrorCode> {
         self.error.as_ref()
     }
+
+    /// The payload and its error code, to carry the response elsewhere whole (a cluster node
+    /// relays the leader's answer to a forwarded write).
+    pub fn into_parts(self) -> (String, Option<ErrorCode>) {
+        (self.payload, self.error)
+    }
+
+    /// A response carried from elsewhere by [`EncodedResponse::into_parts`]. One whose payload
+    /// is over 16 MiB is replaced as [`EncodedResponse::new`] does, with `id`.
+    pub fn from_parts(id: &str, payload: String, error: Option<ErrorCode>) -> EncodedResponse {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return EncodedResponse::too_large(id, payload.len());
+        }
+        EncodedResponse { payload, error }
+    }
 }
 
 /// A success as [`Response`] serialises it: `"type":"response"`, `id`, `status`, `result`,

@@ -36,6 +36,8 @@ pub enum Op {
     ReplicateAck,
     /// (extension) aggregate statistics for dashboards (docs/stats-op.md).
     Stats,
+    /// (extension) a cluster node's view of its cluster (§12.3).
+    ClusterStatus,
 }
 
 impl Op {
@@ -69,7 +71,7 @@ impl Op {
     ];
 
     /// Ops this project adds to the spec's 25 (not in [`Op::ALL`], which is the §4.0 table).
-    pub const EXTENSIONS: [Op; 1] = [Self::Stats];
+    pub const EXTENSIONS: [Op; 2] = [Self::Stats, Self::ClusterStatus];
 
     /// The upper-case wire name.
     pub fn as_str(self) -> &'static str {
@@ -100,6 +102,7 @@ impl Op {
             Self::Replicate => "REPLICATE",
             Self::ReplicateAck => "REPLICATE_ACK",
             Self::Stats => "STATS",
+            Self::ClusterStatus => "CLUSTER_STATUS",
         }
     }
 

@@ -4,8 +4,7 @@
 
 use crate::binary::{clear_rstmdb_env, forward_lines};
 use crate::net::free_port;
-use rstmdb_client::{Client, ClientError, ClientOptions, ErrorCode, Op, ReconnectPolicy};
-use serde_json::{Map, Value};
+use rstmdb_client::{Client, ClientOptions, ReconnectPolicy};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -49,7 +48,7 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// `size` nodes, every one a voter of the initial membership, with `extra` appended to
-    /// each node's `[cluster]` table. Returns once every node listens for clients.
+    /// each node's `[cluster]` table (writes are forwarded unless it says otherwise). Returns once every node listens for clients.
     pub fn start(binary: &Path, size: u64, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
@@ -70,7 +69,7 @@ impl TestCluster {
                  members = [{}]\n\
                  election_timeout_min_ms = 300\nelection_timeout_max_ms = {ELECTION_TIMEOUT_MAX_MS}\n\
                  heartbeat_interval_ms = 100\n\
-                 forward_writes = false\nread_consistency = \"local\"\n{extra}\n",
+                 read_consistency = \"local\"\n{extra}\n",
                 data_dir.display(),
                 members.join(", "),
             );
@@ -170,8 +169,8 @@ impl TestCluster {
         Client::connect(options).await.expect("client connects")
     }
 
-    /// The node that takes writes, found by asking each running node to write: followers
-    /// answer `READ_ONLY_MODE` naming the leader. Waits up to `within` for one.
+    /// The leader, once a running node reports one that itself says it leads; waits up to
+    /// `within`.
     pub async fn leader(&self, within: Duration) -> u64 {
         let deadline = Instant::now() + within;
         loop {
@@ -185,47 +184,14 @@ impl TestCluster {
                 else {
                     continue;
                 };
-                match leader_probe(&client).await {
-                    Probe::Leader => return node.id,
-                    Probe::NotLeader | Probe::NoLeader => {}
+                if let Ok(status) = client.cluster_status().await
+                    && status.role == "leader"
+                {
+                    return node.id;
                 }
             }
             assert!(Instant::now() < deadline, "no leader within {within:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-enum Probe {
-    Leader,
-    NotLeader,
-    NoLeader,
-}
-
-/// Registers the probe machine: only the leader takes a write, and the same definition again
-/// changes nothing.
-async fn leader_probe(client: &Client) -> Probe {
-    let definition = serde_json::json!({
-        "states": ["probed"],
-        "initial": "probed",
-        "transitions": []
-    });
-    let mut params = Map::new();
-    params.insert("machine".to_owned(), Value::from("leader-probe"));
-    params.insert("version".to_owned(), Value::from(1));
-    params.insert("definition".to_owned(), definition);
-    match client.request(Op::PutMachine, params).await {
-        Ok(_) => Probe::Leader,
-        Err(ClientError::Server(error)) if error.code == ErrorCode::ReadOnlyMode => {
-            Probe::NotLeader
-        }
-        Err(ClientError::Server(error)) if error.code == ErrorCode::ReplicationTimeout => {
-            Probe::NoLeader
-        }
-        Err(ClientError::Server(error)) => {
-            panic!("unexpected answer to the leader probe: {error:?}")
-        }
-        // The node went away meanwhile (a test killed it).
-        Err(_) => Probe::NoLeader,
     }
 }

@@ -281,6 +281,12 @@ impl Client {
         self.call(Op::Stats, Map::new()).await
     }
 
+    /// CLUSTER_STATUS (extension, §12.3): the node's view of its cluster; `BAD_REQUEST`
+    /// `not_clustered` from a standalone server.
+    pub async fn cluster_status(&self) -> Result<ClusterStatusResult, ClientError> {
+        self.call(Op::ClusterStatus, Map::new()).await
+    }
+
     pub async fn compact(&self, force_snapshot: bool) -> Result<CompactResult, ClientError> {
         self.call(
             Op::Compact,

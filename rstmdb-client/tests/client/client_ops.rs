@@ -76,6 +76,7 @@ async fn call_typed(client: &Client, params: OpParams) -> Result<Value, RcpError
         OpParams::WalRead(p) => to_json(client.wal_read(p.from_offset, p.limit).await),
         OpParams::WalStats => to_json(client.wal_stats().await),
         OpParams::Stats => to_json(client.stats().await),
+        OpParams::ClusterStatus => to_json(client.cluster_status().await),
         OpParams::Compact(p) => to_json(client.compact(p.force_snapshot).await),
         OpParams::Unwatch(p) => to_json(client.unwatch(&p.subscription_id).await),
         OpParams::FlushAll => to_json(client.flush_all().await),

@@ -62,6 +62,8 @@ pub enum OpParams {
     ReplicateAck,
     /// (extension) params are ignored.
     Stats,
+    /// (extension, §12.3) params are ignored.
+    ClusterStatus,
 }
 
 impl OpParams {
@@ -97,6 +99,7 @@ impl OpParams {
             Op::Replicate => Self::Replicate,
             Op::ReplicateAck => Self::ReplicateAck,
             Op::Stats => Self::Stats,
+            Op::ClusterStatus => Self::ClusterStatus,
         })
     }
 
@@ -129,6 +132,7 @@ impl OpParams {
             Self::Replicate => Op::Replicate,
             Self::ReplicateAck => Op::ReplicateAck,
             Self::Stats => Op::Stats,
+            Self::ClusterStatus => Op::ClusterStatus,
         }
     }
 
@@ -161,7 +165,8 @@ impl OpParams {
             | Self::FlushAll
             | Self::Replicate
             | Self::ReplicateAck
-            | Self::Stats => Ok(Map::new()),
+            | Self::Stats
+            | Self::ClusterStatus => Ok(Map::new()),
         }
     }
 }

@@ -5,12 +5,14 @@
 //! says a field is always present and may be `null` (`next_offset`, `checkpoint_offset`,
 //! BATCH's `result`/`error`). Unknown fields are ignored when parsing.
 
+mod cluster;
 mod instances;
 mod session;
 mod stats;
 mod wal;
 mod watch;
 
+pub use cluster::{ClusterLeader, ClusterMember, ClusterStatusResult};
 pub use instances::{
     ApplyEventResult, BatchItemResult, BatchItemStatus, BatchResult, CreateInstanceResult,
     DeleteInstanceResult, GetInstanceResult, InstanceSummary, ListInstancesResult,

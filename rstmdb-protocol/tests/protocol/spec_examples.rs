@@ -58,6 +58,7 @@ fn typed_result_round_trip(op: Op, result: &Map<String, Value>) -> Value {
         Op::FlushAll => retyped::<FlushAllResult>(result),
         Op::Replicate | Op::ReplicateAck => panic!("{op} has no success result"),
         Op::Stats => retyped::<StatsResult>(result),
+        Op::ClusterStatus => retyped::<ClusterStatusResult>(result),
     }
 }
 

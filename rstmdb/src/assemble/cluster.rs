@@ -58,6 +58,7 @@ pub fn node_settings(config: &Config) -> Result<Option<NodeSettings>, NodeSettin
         election_timeout_max_ms: cluster.election_timeout_max_ms,
         heartbeat_interval_ms: cluster.heartbeat_interval_ms,
         write_timeout_ms: cluster.write_timeout_ms,
+        forward_writes: cluster.forward_writes,
         secret,
         tls,
     }))

@@ -9,6 +9,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 use rstmdb_protocol::RcpError;
 use serde_json::value::RawValue;
+use std::time::Duration;
 
 /// A leader's sequencer hands its groups to openraft through this.
 pub struct RaftGroupLog {
@@ -17,6 +18,8 @@ pub struct RaftGroupLog {
     /// The runtime openraft runs on: the sequencer thread blocks on it.
     runtime: tokio::runtime::Handle,
     client_addrs: ClientAddrs,
+    /// How long a write waits for this node's term to be ready.
+    write_timeout: Duration,
 }
 
 impl RaftGroupLog {
@@ -25,16 +28,22 @@ impl RaftGroupLog {
         me: NodeId,
         runtime: tokio::runtime::Handle,
         client_addrs: ClientAddrs,
+        write_timeout: Duration,
     ) -> Self {
         Self {
             raft,
             me,
             runtime,
             client_addrs,
+            write_timeout,
         }
     }
 
-    /// The client address of the leader, if another node leads.
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The client address of the leader, if one is known.
     fn leader_client_addr(&self) -> Option<String> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
@@ -76,23 +85,35 @@ impl GroupLog for RaftGroupLog {
     }
 
     fn may_write(&self) -> Result<(), RcpError> {
-        let leads = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            metrics.state == ServerState::Leader
-                && metrics.current_leader == Some(self.me)
-                // The term's blank entry is applied: every earlier entry is, and the WAL
-                // ends where the engine does.
-                && metrics.last_applied.map(|applied| applied.leader_id.term)
-                    == Some(metrics.current_term)
-        };
-        if leads {
+        let mut metrics = self.raft.metrics();
+        // A new leader first applies its term's blank entry; a write waits for that (one
+        // round trip), rather than fail in the first moments of a term.
+        let ready = self.runtime.block_on(async {
+            let leading = |m: &openraft::RaftMetrics<NodeId, super::types::NodeAddr>| {
+                m.state == ServerState::Leader && m.current_leader == Some(self.me)
+            };
+            let waited = tokio::time::timeout(
+                self.write_timeout,
+                metrics.wait_for(|m| {
+                    !leading(m)
+                        // The term's blank entry is applied: every earlier entry is, and the
+                        // WAL ends where the engine does.
+                        || m.last_applied.map(|applied| applied.leader_id.term)
+                            == Some(m.current_term)
+                }),
+            )
+            .await;
+            matches!(waited, Ok(Ok(m)) if leading(&m))
+        });
+        if ready {
             return Ok(());
         }
         match self.leader_client_addr() {
-            Some(leader) => Err(RcpError::not_leader(Some(&leader))),
-            None => Err(RcpError::no_leader(
-                "the cluster has no leader right now (an election is under way); retry",
+            Some(leader) if self.leader() != Some(self.me) => {
+                Err(RcpError::not_leader(Some(&leader)))
+            }
+            _ => Err(RcpError::no_leader(
+                "the cluster has no leader ready right now (an election is under way); retry",
             )),
         }
     }

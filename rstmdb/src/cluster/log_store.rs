@@ -198,6 +198,11 @@ impl EntryOffsets {
     pub fn header_offset(&self, index: u64) -> Option<u64> {
         self.shared.index().get(index).map(|entry| entry.offset)
     }
+
+    /// The last entry this node knows committed (what openraft last saved).
+    pub fn committed(&self) -> Option<LogId> {
+        self.shared.state().file.committed
+    }
 }
 
 /// Reads entries for openraft's replication streams.

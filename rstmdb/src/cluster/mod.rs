@@ -8,10 +8,12 @@
 //! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
 //! - [`committed_replay`]: what start-up replays (committed entries only);
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
-//!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped.
+//!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
+//!   CLUSTER_STATUS.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
-//!   tells each node where clients reach the others ([`client_addrs`]); [`secret`]:
+//!   tells each node where clients reach the others ([`client_addrs`]) and carries the
+//!   writes a follower relays to the leader ([`forward`]); [`secret`]:
 //!   the shared secret nodes prove to each other; [`peer_tls`]: mutual TLS between nodes.
 
 #[cfg(feature = "server")]
@@ -20,6 +22,8 @@ pub mod client_addrs;
 pub mod committed_replay;
 #[cfg(feature = "server")]
 pub mod entry_record;
+#[cfg(feature = "server")]
+pub mod forward;
 #[cfg(feature = "server")]
 pub mod group_log;
 #[cfg(feature = "server")]
@@ -43,6 +47,8 @@ pub mod rpc;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod state_machine;
+#[cfg(feature = "server")]
+pub mod status;
 #[cfg(feature = "server")]
 pub mod types;
 

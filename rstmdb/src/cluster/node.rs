@@ -4,6 +4,7 @@
 
 use super::client_addrs::ClientAddrs;
 use super::committed_replay::CommittedReplay;
+use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
 use super::log_store::{IndexBuilder, WalLogStore};
 use super::peer_client::PeerNetwork;
@@ -12,6 +13,7 @@ use super::peer_tls::PeerTls;
 use super::raft_files::{RaftFile, RaftFiles, RaftFilesError};
 use super::secret::ClusterSecret;
 use super::state_machine::EngineStateMachine;
+use super::status::ClusterObserver;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use crate::database::{ClusterOpen, Database, DatabaseOptions, OpenError, OpenReport};
 use openraft::{Raft, SnapshotPolicy};
@@ -68,6 +70,8 @@ pub struct NodeSettings {
     pub election_timeout_max_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub write_timeout_ms: u64,
+    /// `cluster.forward_writes`: a follower relays writes to the leader.
+    pub forward_writes: bool,
     pub secret: Option<ClusterSecret>,
     pub tls: Option<PeerTls>,
 }
@@ -76,6 +80,11 @@ pub struct NodeSettings {
 pub struct ClusterNode {
     raft: Raft<RaftTypes>,
     listener: JoinHandle<()>,
+    /// Set when `forward_writes` is on.
+    forwarder: Option<Forwarder>,
+    /// Where the listener finds who runs forwarded writes.
+    forward_target: ForwardSlot,
+    observer: ClusterObserver,
     /// Held for the log store's purge gate: no checkpoint covers any entry yet.
     _purge_gate: watch::Sender<Option<super::types::LogId>>,
 }
@@ -145,9 +154,10 @@ impl ClusterNode {
         let (index, last_applied, membership) = replay.finish();
         let (purge_gate, purge_gate_rx) = watch::channel(None);
         let log = WalLogStore::open(db.wal(), files, index, purge_gate_rx, last_applied);
+        let entry_offsets = log.entry_offsets();
         let state_machine = EngineStateMachine::new(
             Arc::clone(&db),
-            log.entry_offsets(),
+            entry_offsets.clone(),
             segment_size_bytes,
             last_applied,
             membership,
@@ -161,6 +171,7 @@ impl ClusterNode {
             tls: settings.tls.clone(),
             client_addr: Some(settings.client_addr.clone()),
         };
+        let forward_network = network.clone();
         let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
             .await
             .map_err(|err| NodeError::Raft(err.to_string()))?;
@@ -169,7 +180,15 @@ impl ClusterNode {
             me,
             tokio::runtime::Handle::current(),
             client_addrs.clone(),
+            write_timeout,
         )));
+        let observer = ClusterObserver {
+            raft: raft.clone(),
+            me,
+            client_addrs: client_addrs.clone(),
+            log: entry_offsets,
+            database: Arc::clone(&db),
+        };
         let listener = TcpListener::bind(&settings.raft_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -183,11 +202,19 @@ impl ClusterNode {
             secret: settings.secret.clone(),
             tls: settings.tls.clone(),
             client_addrs,
+            forward_target: ForwardSlot::default(),
         };
+        let forward_target = Arc::clone(&service.forward_target);
         let listener = tokio::spawn(service.serve(listener));
+        let forwarder = settings
+            .forward_writes
+            .then(|| Forwarder::new(raft.clone(), me, forward_network, write_timeout));
         let node = ClusterNode {
             raft,
             listener,
+            forwarder,
+            forward_target,
+            observer,
             _purge_gate: purge_gate,
         };
         node.bootstrap(&settings).await?;
@@ -233,6 +260,23 @@ impl ClusterNode {
             )) => Ok(()),
             Err(err) => Err(NodeError::Raft(err.to_string())),
         }
+    }
+
+    /// How a follower relays writes to the leader; `None` when `forward_writes` is off.
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.forwarder.as_ref()
+    }
+
+    /// Who runs the writes that followers relay to this node (once, when the service is up).
+    pub fn take_forwarded_writes(&self, target: Arc<dyn ForwardTarget>) {
+        if self.forward_target.set(target).is_err() {
+            tracing::warn!("the forwarded writes' target was set twice; the first one stays");
+        }
+    }
+
+    /// CLUSTER_STATUS's source.
+    pub fn observer(&self) -> &ClusterObserver {
+        &self.observer
     }
 
     /// openraft's handle, for status and membership.

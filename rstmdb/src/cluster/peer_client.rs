@@ -4,7 +4,10 @@
 
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
-use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
+use super::rpc::{
+    ForwardedRequest, ForwardedResponse, Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest,
+    RaftResponse,
+};
 use super::secret::ClusterSecret;
 use super::types::{NodeAddr, NodeId, RaftTypes, Vote};
 use openraft::error::{
@@ -53,6 +56,15 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             connection: None,
         }
     }
+}
+
+/// Why a forwarded write got no answer.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// It never reached the peer: nothing ran.
+    NotSent(String),
+    /// The connection failed after it was sent: it may have run.
+    Lost(String),
 }
 
 /// One peer, as openraft sees it.
@@ -160,6 +172,34 @@ impl PeerClient {
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.connection = Some(connection);
         Ok(response)
+    }
+
+    /// Relays a client's write to this peer, the leader (`super::forward`).
+    pub async fn forward(
+        &mut self,
+        request: ForwardedRequest,
+    ) -> Result<ForwardedResponse, ForwardError> {
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self
+                .connect()
+                .await
+                .map_err(|e| ForwardError::NotSent(e.to_string()))?,
+        };
+        connection
+            .send(&RaftRequest::Forward(request))
+            .await
+            .map_err(|e| ForwardError::Lost(e.to_string()))?;
+        match connection.receive::<RaftResponse>().await {
+            Ok(RaftResponse::Forward(response)) => {
+                self.connection = Some(connection);
+                Ok(response)
+            }
+            // Refused unread: the peer does not take forwarded writes (yet).
+            Ok(RaftResponse::Refused { reason }) => Err(ForwardError::NotSent(reason)),
+            Ok(other) => Err(ForwardError::Lost(format!("unexpected answer {other:?}"))),
+            Err(err) => Err(ForwardError::Lost(err.to_string())),
+        }
     }
 
     fn remote(&self, error: RaftError<NodeId>) -> RpcError {

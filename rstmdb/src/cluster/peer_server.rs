@@ -3,6 +3,7 @@
 //! openraft node and sends back whatever it answers.
 
 use super::client_addrs::ClientAddrs;
+use super::forward::ForwardSlot;
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
@@ -34,6 +35,8 @@ pub struct PeerService {
     pub tls: Option<PeerTls>,
     /// Where the callers said clients reach them.
     pub client_addrs: ClientAddrs,
+    /// Runs the writes followers relay here, once the service is up.
+    pub forward_target: ForwardSlot,
 }
 
 impl std::fmt::Debug for PeerService {
@@ -153,6 +156,13 @@ impl PeerService {
                     RaftResponse::AppendEntries(self.raft.append_entries(request).await)
                 }
                 RaftRequest::Vote(request) => RaftResponse::Vote(self.raft.vote(request).await),
+                RaftRequest::Forward(request) => match self.forward_target.get() {
+                    Some(target) => RaftResponse::Forward(target.run(request).await),
+                    None => RaftResponse::Refused {
+                        reason: "this node does not take forwarded writes yet (starting)"
+                            .to_owned(),
+                    },
+                },
             };
             connection.send(&response).await?;
         }

@@ -5,7 +5,9 @@
 use super::types::{NodeId, RaftTypes};
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use rstmdb_protocol::{ErrorCode, Op};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The version of these messages; a node refuses a peer that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -102,6 +104,24 @@ impl Hello {
 pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<RaftTypes>),
     Vote(VoteRequest<NodeId>),
+    /// A client's write, relayed by a node that does not lead (section 9, "Forward").
+    Forward(ForwardedRequest),
+}
+
+/// A client request a follower relays to the leader: the client's own id, op and params. The
+/// follower has authenticated the client; the leader runs it as a local request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardedRequest {
+    pub id: String,
+    pub op: Op,
+    pub params: Map<String, Value>,
+}
+
+/// The leader's answer to a forwarded request: its response, as it would have sent it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardedResponse {
+    pub payload: String,
+    pub error: Option<ErrorCode>,
 }
 
 /// Its answer: openraft's result, passed back whole.
@@ -110,6 +130,7 @@ pub enum RaftRequest {
 pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Forward(ForwardedResponse),
     /// The request could not be read or is not one this node serves.
     Refused {
         reason: String,

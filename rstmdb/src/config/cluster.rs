@@ -197,14 +197,6 @@ impl Config {
     /// What cluster mode does not do yet (docs/cluster.md, "Built so far"): refused by name
     /// rather than silently done another way.
     fn check_cluster_not_built(&self, cluster: &ClusterConfig) -> Result<(), ConfigError> {
-        if cluster.forward_writes {
-            return Err(ConfigError::rule(
-                "cluster.forward_writes",
-                "forwarding writes to the leader is not built yet",
-                "set cluster.forward_writes = false: a follower then answers a write with \
-                 READ_ONLY_MODE naming the leader's client address",
-            ));
-        }
         if cluster.read_consistency == ReadConsistency::Linearizable {
             return Err(ConfigError::rule(
                 "cluster.read_consistency",

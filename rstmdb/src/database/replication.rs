@@ -241,6 +241,11 @@ impl Database {
         Arc::clone(&self.shared.wal)
     }
 
+    /// The end of the last record applied to the engine: what local reads reflect.
+    pub fn applied_offset(&self) -> u64 {
+        self.shared.applied_end.load(Ordering::Acquire)
+    }
+
     /// Cluster mode: connects the sequencer to the Raft log. Once only.
     pub fn attach_group_log(&self, log: Arc<dyn GroupLog>) {
         let replication = self

@@ -3,23 +3,26 @@
 //! keep their order, §3.7), and the response is built once the durability gate opens.
 
 use super::commands::{apply_event, batch_item, create_instance, delete_instance, put_machine};
+use super::forwarding::{ForwardLane, ForwardedWrites, relayed};
 use super::handler::{ConnectionContext, OpHandler, ResponseFuture};
 use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
+use crate::cluster::forward::{Forwarder, Route};
 use crate::cluster::node::ClusterNode;
+use crate::cluster::status::ClusterObserver;
 use crate::database::{BatchItem, Database, WriteOutput};
 use crate::engine::{Command, Engine, ListLandmarks};
-use rstmdb_protocol::EncodedResponse;
 use rstmdb_protocol::RcpError;
 use rstmdb_protocol::limits::MAX_RESULT_ITEMS_BYTES;
 use rstmdb_protocol::message::Response;
 use rstmdb_protocol::params::{BatchParams, ListInstancesParams, OpParams};
 use rstmdb_protocol::results::{BatchResult, ListInstancesResult};
+use rstmdb_protocol::{EncodedResponse, Op};
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Instant;
 
 /// Serves the data ops from a database.
@@ -36,6 +39,12 @@ pub struct DatabaseHandler {
     list_landmarks: Arc<Mutex<ListLandmarks>>,
     /// Cluster mode: the node, stopped before the database closes.
     cluster: Mutex<Option<ClusterNode>>,
+    /// Cluster mode with `forward_writes`: how writes reach the leader from here.
+    forwarder: Option<Forwarder>,
+    /// Cluster mode: CLUSTER_STATUS's source.
+    observer: Option<ClusterObserver>,
+    /// This handler, for the forwarded writes that find this node leading after all.
+    this: OnceLock<Weak<DatabaseHandler>>,
 }
 
 impl DatabaseHandler {
@@ -53,14 +62,84 @@ impl DatabaseHandler {
             started: Instant::now(),
             list_landmarks: Arc::default(),
             cluster: Mutex::new(None),
+            forwarder: None,
+            observer: None,
+            this: OnceLock::new(),
         }
     }
 
     /// Cluster mode: the node whose database this is; stopped at shutdown, before the
     /// database.
-    pub fn with_cluster(self, node: ClusterNode) -> DatabaseHandler {
+    pub fn with_cluster(mut self, node: ClusterNode) -> DatabaseHandler {
+        self.forwarder = node.forwarder().cloned();
+        self.observer = Some(node.observer().clone());
         *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
         self
+    }
+
+    /// Cluster mode: runs the writes other nodes relay here when this node leads. Call it
+    /// once the handler is shared.
+    pub fn take_forwarded_writes(self: &Arc<Self>) {
+        let _ = self.this.set(Arc::downgrade(self));
+        let cluster = self.cluster.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(node) = cluster.as_ref() {
+            node.take_forwarded_writes(Arc::new(ForwardedWrites {
+                handler: Arc::clone(self),
+            }));
+        }
+    }
+
+    /// A write relayed by another node, run here as a client's (never relayed again).
+    pub(crate) fn run_forwarded(
+        &self,
+        request: rstmdb_protocol::Request,
+    ) -> impl Future<Output = EncodedResponse> + Send + 'static {
+        let id = request.id;
+        let answer = match OpParams::parse(request.op, &request.params)
+            .and_then(|params| value_depth::check_params(&params).map(|()| params))
+        {
+            Ok(params) => self.dispatch_write(&id, params).unwrap_or_else(|| {
+                Box::pin(async {
+                    Err(RcpError::bad_request(
+                        "not_forwarded",
+                        "only writes are relayed between nodes",
+                    ))
+                })
+            }),
+            Err(err) => Box::pin(async move { Err(err) }),
+        };
+        async move {
+            answer
+                .await
+                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
+        }
+    }
+
+    /// Relays a write to the leader through the connection's lane; runs it here if this node
+    /// turns out to lead.
+    fn forward(
+        &self,
+        forwarder: &Forwarder,
+        conn: &ConnectionContext,
+        request: rstmdb_protocol::Request,
+    ) -> ResponseFuture {
+        let lane = conn.forward_lane(|| ForwardLane::start(forwarder.clone()));
+        let routed = lane.send(&request);
+        let this = self.this.get().cloned();
+        Box::pin(async move {
+            let id = request.id.clone();
+            match routed.await {
+                Ok(Route::Relayed(response)) => relayed(&id, response),
+                Ok(Route::Local) => match this.and_then(|this| this.upgrade()) {
+                    Some(handler) => handler.run_forwarded(request).await,
+                    None => EncodedResponse::new(&Response::error(
+                        id,
+                        RcpError::internal("the server is shutting down"),
+                    )),
+                },
+                Err(err) => EncodedResponse::new(&Response::error(id, err)),
+            }
+        })
     }
 
     /// STATS reports the server totals these counters keep (the metrics the server reports to).
@@ -102,6 +181,12 @@ fn answer_with_offset<T: Serialize>(
 
 impl OpHandler for DatabaseHandler {
     fn start(&self, conn: &ConnectionContext, request: rstmdb_protocol::Request) -> ResponseFuture {
+        if let Some(forwarder) = &self.forwarder
+            && is_forwarded(request.op)
+            && !forwarder.leads()
+        {
+            return self.forward(forwarder, conn, request);
+        }
         let id = request.id;
         let parsed = OpParams::parse(request.op, &request.params)
             .and_then(|params| value_depth::check_params(&params).map(|()| params));
@@ -136,16 +221,39 @@ impl OpHandler for DatabaseHandler {
     }
 }
 
+/// The ops a follower relays to the leader: every one that appends WAL records (COMPACT is
+/// each node's own business).
+fn is_forwarded(op: Op) -> bool {
+    op.is_write() && op != Op::Compact
+}
+
 impl DatabaseHandler {
-    /// Queues the op's work now and returns the future of its answer.
-    fn dispatch(&self, conn: &ConnectionContext, id: &str, params: OpParams) -> Answer {
+    /// A write op's work, queued now; `None` for any other op.
+    fn dispatch_write(&self, id: &str, params: OpParams) -> Option<Answer> {
         let db = &self.db;
-        match params {
+        Some(match params {
             OpParams::PutMachine(p) => written(id, db.write(put_machine(p))),
             OpParams::CreateInstance(p) => written(id, db.write(create_instance(p))),
             OpParams::ApplyEvent(p) => written(id, db.write(apply_event(p))),
             OpParams::DeleteInstance(p) => written(id, db.write(delete_instance(p))),
             OpParams::FlushAll => written(id, db.write(Command::FlushAll)),
+            OpParams::Batch(p) => self.batch(id, p),
+            _ => return None,
+        })
+    }
+
+    /// Queues the op's work now and returns the future of its answer.
+    fn dispatch(&self, conn: &ConnectionContext, id: &str, params: OpParams) -> Answer {
+        let db = &self.db;
+        match params {
+            OpParams::PutMachine(_)
+            | OpParams::CreateInstance(_)
+            | OpParams::ApplyEvent(_)
+            | OpParams::DeleteInstance(_)
+            | OpParams::FlushAll
+            | OpParams::Batch(_) => self
+                .dispatch_write(id, params)
+                .expect("a write op has a write's work"),
             OpParams::GetMachine(p) => {
                 let read = db.read(move |engine| engine.get_machine(&p.machine, p.version));
                 answer(id, async move {
@@ -174,13 +282,22 @@ impl DatabaseHandler {
                 let id = id.to_owned();
                 Box::pin(async move { Ok(encode_page(&id, read.await?)) })
             }
-            OpParams::Batch(p) => self.batch(id, p),
             OpParams::SnapshotInstance(p) => {
                 let snapshot_id = format!("snap-{}", uuid::Uuid::new_v4());
                 answer(id, db.snapshot_instance(p.instance_id, snapshot_id))
             }
             OpParams::WalRead(p) => answer(id, db.wal_read(p.from_offset, p.max_records())),
             OpParams::WalStats => answer(id, db.wal_stats()),
+            OpParams::ClusterStatus => match &self.observer {
+                Some(observer) => {
+                    let status = observer.status();
+                    answer(id, std::future::ready(Ok(status)))
+                }
+                None => Box::pin(std::future::ready(Err(RcpError::bad_request(
+                    "not_clustered",
+                    "this server runs standalone: it has no [cluster] table",
+                )))),
+            },
             OpParams::Stats => answer(
                 id,
                 stats(db, &self.watch, self.counters.as_ref(), self.started),

@@ -3,6 +3,7 @@
 //! network layer creates one context per connection and drains its outbound queue; nothing
 //! here knows about sockets.
 
+use super::forwarding::ForwardLane;
 pub use super::outbound::{OUTBOUND_QUEUE_MESSAGES, Outbound, PushError};
 use super::outbound::{OutboundReceiver, OutboundSender, outbound_queue};
 use rstmdb_protocol::EncodedResponse;
@@ -58,6 +59,8 @@ struct ContextInner {
     /// here, so none is written after the UNWATCH response that ended it (§3.7); the set is
     /// bounded by the live subscriptions, not by how many ever existed.
     subscriptions: Mutex<HashSet<String>>,
+    /// Cluster mode: the connection's writes relayed to the leader, in order.
+    forward_lane: std::sync::OnceLock<ForwardLane>,
 }
 
 impl ConnectionContext {
@@ -69,11 +72,17 @@ impl ConnectionContext {
             outbound,
             closed: CancellationToken::new(),
             subscriptions: Mutex::new(HashSet::new()),
+            forward_lane: std::sync::OnceLock::new(),
         };
         let context = Self {
             inner: Arc::new(inner),
         };
         (context, receiver)
+    }
+
+    /// The connection's lane to the leader (cluster mode), made on its first forwarded write.
+    pub(crate) fn forward_lane(&self, make: impl FnOnce() -> ForwardLane) -> &ForwardLane {
+        self.inner.forward_lane.get_or_init(make)
     }
 
     /// A number unique among this server's connections, for logs.

@@ -17,6 +17,7 @@ mod commands;
 pub mod dispatch;
 #[cfg(any(test, feature = "testing"))]
 pub mod echo;
+mod forwarding;
 pub mod handler;
 pub mod identity;
 mod outbound;

@@ -124,6 +124,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     let service = PeerService {
         raft: raft.clone(),
         client_addrs: Default::default(),
+        forward_target: Default::default(),
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
         secret,

@@ -1,7 +1,7 @@
 //! Cluster mode through the real binary (spec §12, `docs/cluster.md`): three `rstmdb serve`
-//! processes elect a leader, replicate every write to identical WALs, serve reads on every
-//! node, elect a new leader when the old one is killed with SIGKILL, and take the old one back
-//! with its data. A node keeps its identity, and a standalone data directory is not a node's.
+//! processes elect a leader, take writes on every node (a follower relays them to the
+//! leader), replicate them to identical WALs, serve reads on every node, elect a new leader
+//! when the old one is killed with SIGKILL, and take the old one back with its data. A node keeps its identity, and a standalone data directory is not a node's.
 
 use rstmdb_client::{Client, ErrorCode, Op};
 use rstmdb_testkit::cluster::{ELECTION_TIMEOUT_MAX_MS, TestCluster};
@@ -112,22 +112,45 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
     )
     .await;
 
-    // A follower takes no write, and names the leader's client address.
+    // A follower takes writes too: it relays them to the leader, in the order its connection
+    // sent them (the APPLY_EVENT, sent before the create is answered, finds the instance).
     let follower = cluster.client(followers[0]).await;
-    assert_error(
-        call(
-            &follower,
-            Op::CreateInstance,
-            json!({"machine": "order", "version": 1, "instance_id": "refused"}),
-        )
-        .await,
-        ErrorCode::ReadOnlyMode,
-        json!({"reason": "not_leader", "leader": cluster.node(leader).client_addr}),
+    let relayed = create(&follower, "via-follower", "create-via-follower");
+    let paid = call(
+        &follower,
+        Op::ApplyEvent,
+        json!({"instance_id": "via-follower", "event": "PAY"}),
+    );
+    let (relayed, paid) = tokio::join!(relayed, paid);
+    assert_eq!(relayed["applied"], true);
+    assert_eq!(
+        paid.expect("the event after the relayed create").result["to_state"],
+        "paid"
+    );
+
+    // Each node knows the cluster and who leads it.
+    let status = follower.cluster_status().await.expect("CLUSTER_STATUS");
+    assert_eq!(status.role, "follower");
+    let known = status.leader.expect("a known leader");
+    assert_eq!(known.node_id, leader);
+    assert_eq!(known.client_addr, cluster.node(leader).client_addr);
+    let status = client.cluster_status().await.expect("CLUSTER_STATUS");
+    assert_eq!(status.role, "leader");
+    assert_eq!(status.members.len(), 3);
+    assert!(status.members.iter().all(|member| member.voter));
+    assert!(
+        status
+            .members
+            .iter()
+            .all(|member| member.lag_entries.is_some()),
+        "the leader tracks every member: {status:?}"
     );
 
     // Every node serves every write, and the WALs agree record for record.
     for &id in &followers {
         applied(&cluster, id, "batch-b").await;
+        let instance = applied(&cluster, id, "via-follower").await;
+        assert_eq!(instance["state"], "paid", "node {id}, via-follower");
         for i in (0..20).step_by(2) {
             let instance = applied(&cluster, id, &format!("order-{i}")).await;
             assert_eq!(instance["state"], "paid", "node {id}, order-{i}");
@@ -145,7 +168,8 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
     );
     assert_eq!(
         kinds.iter().filter(|k| **k == "create_instance").count(),
-        22
+        23,
+        "20 creates, 2 in the BATCH, 1 relayed by a follower"
     );
 
     // SIGKILL the leader: another node leads, with every acknowledged write.
@@ -173,6 +197,31 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         &before[..],
         "what was committed before the kill is unchanged on every node"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_forwarding_a_follower_refuses_a_write_naming_the_leader() {
+    let cluster = TestCluster::start(binary(), 3, "forward_writes = false");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let client = cluster.client(follower).await;
+    assert_error(
+        call(
+            &client,
+            Op::PutMachine,
+            json!({"machine": "order", "version": 1,
+            "definition": order_definition()}),
+        )
+        .await,
+        ErrorCode::ReadOnlyMode,
+        json!({"reason": "not_leader", "leader": cluster.node(leader).client_addr}),
+    );
+    cluster
+        .client(leader)
+        .await
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("the leader takes it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,6 +266,11 @@ async fn a_node_keeps_its_identity_and_refuses_a_standalone_data_directory() {
             .await
             .map_err(server_error)
             .expect("PUT_MACHINE standalone");
+        assert_error(
+            client.cluster_status().await.map_err(server_error),
+            ErrorCode::BadRequest,
+            json!({"reason": "not_clustered"}),
+        );
         for entry in std::fs::read_dir(server.data_dir()).expect("data dir") {
             let entry = entry.expect("entry");
             copy_tree(&entry.path(), &standalone.path().join(entry.file_name()));

@@ -1,0 +1,259 @@
+//! Writes sent to a node that does not lead, relayed to the leader (`docs/cluster.md`
+//! section 9, spec §12.2): the public clients know nothing of leaders, so any node takes a
+//! write. The follower waits for a leader (an election may be under way) up to
+//! `write_timeout_ms` from the request's start, sends the request over a node-to-node
+//! connection, and relays the leader's response unchanged.
+//!
+//! What a client may be told:
+//!
+//! - the leader's response, success or error, as the leader gave it;
+//! - `REPLICATION_TIMEOUT` `no_leader` when no leader could be reached in time: the request
+//!   never reached one, so nothing was applied;
+//! - `REPLICATION_TIMEOUT` `commit_unknown` when the connection failed after the request was
+//!   sent: the leader may have applied it, and a retry with its idempotency key resolves it.
+//!
+//! A leader that lost its lead while the request travelled answers `READ_ONLY_MODE` or
+//! `no_leader` without applying it; the follower then tries the new leader, within the same
+//! deadline.
+
+use super::peer_client::{ForwardError, PeerClient, PeerNetwork};
+use super::rpc::{ForwardedRequest, ForwardedResponse};
+use super::types::{NodeAddr, NodeId, RaftTypes};
+use openraft::Raft;
+use openraft::network::RaftNetworkFactory;
+use rstmdb_protocol::{ErrorCode, RcpError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Forwarded requests in flight from one node at once (each holds a node-to-node connection
+/// for its round trip); more wait. The leader serves at most 64 peer connections, replication
+/// and votes included.
+pub const MAX_FORWARDS_IN_FLIGHT: usize = 32;
+
+/// How long a follower waits between two looks for a leader.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// Runs requests relayed by followers, on the leader: the service's dispatcher.
+pub trait ForwardTarget: Send + Sync + 'static {
+    fn run(
+        &self,
+        request: ForwardedRequest,
+    ) -> Pin<Box<dyn Future<Output = ForwardedResponse> + Send>>;
+}
+
+/// Where the peer listener finds the [`ForwardTarget`]; set once the service exists.
+pub type ForwardSlot = Arc<OnceLock<Arc<dyn ForwardTarget>>>;
+
+/// Where a write goes.
+#[derive(Debug)]
+pub enum Route {
+    /// This node leads (now): run it here.
+    Local,
+    /// The leader's response.
+    Relayed(ForwardedResponse),
+}
+
+/// A follower's way to the leader.
+#[derive(Clone)]
+pub struct Forwarder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft<RaftTypes>,
+    me: NodeId,
+    network: PeerNetwork,
+    write_timeout: Duration,
+    idle: Mutex<HashMap<NodeId, Vec<PeerClient>>>,
+    in_flight: Semaphore,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("me", &self.inner.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(ForwardedResponse),
+    /// Not delivered (no connection): nothing ran.
+    NotSent(String),
+    /// Sent, and the connection failed before the answer.
+    Lost(String),
+}
+
+impl Forwarder {
+    pub fn new(
+        raft: Raft<RaftTypes>,
+        me: NodeId,
+        network: PeerNetwork,
+        write_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                raft,
+                me,
+                network,
+                write_timeout,
+                idle: Mutex::new(HashMap::new()),
+                in_flight: Semaphore::new(MAX_FORWARDS_IN_FLIGHT),
+            }),
+        }
+    }
+
+    /// Whether this node is the leader now (a write should then run here).
+    pub fn leads(&self) -> bool {
+        self.inner.raft.metrics().borrow().current_leader == Some(self.inner.me)
+    }
+
+    /// Sends `request` to the leader, or says that this node leads; within `write_timeout`
+    /// from `started`.
+    pub async fn forward(
+        &self,
+        request: ForwardedRequest,
+        started: Instant,
+    ) -> Result<Route, RcpError> {
+        let deadline = started + self.inner.write_timeout;
+        loop {
+            let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
+                return Err(RcpError::no_leader(format!(
+                    "no leader was reachable within {} ms; the write was not applied",
+                    self.inner.write_timeout.as_millis()
+                )));
+            };
+            if leader == self.inner.me {
+                return Ok(Route::Local);
+            }
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                self.attempt(leader, &raft_addr, request.clone()),
+            )
+            .await;
+            match attempt {
+                Ok(Attempt::Answered(response)) if !not_applied_elsewhere(&response) => {
+                    return Ok(Route::Relayed(response));
+                }
+                // The node lost its lead on the way, or was unreachable: nothing ran there.
+                Ok(Attempt::Answered(_)) | Ok(Attempt::NotSent(_))
+                    if Instant::now() + LEADER_POLL < deadline =>
+                {
+                    if let Ok(Attempt::NotSent(why)) = &attempt {
+                        tracing::debug!(leader, %why, "a forwarded write did not reach the leader");
+                    }
+                    tokio::time::sleep(LEADER_POLL).await;
+                }
+                Ok(Attempt::Answered(_)) | Ok(Attempt::NotSent(_)) => {
+                    return Err(RcpError::no_leader(
+                        "the leader changed and no new one took the write in time; it was not \
+                         applied",
+                    ));
+                }
+                Ok(Attempt::Lost(why)) => {
+                    return Err(RcpError::commit_unknown(format!(
+                        "the connection to the leader (node {leader}) failed after the write \
+                         was sent ({why}); it may still commit, and a retry with its \
+                         idempotency key resolves it"
+                    )));
+                }
+                Err(_) => {
+                    return Err(RcpError::commit_unknown(format!(
+                        "the leader (node {leader}) did not answer within {} ms; the write may \
+                         still commit, and a retry with its idempotency key resolves it",
+                        self.inner.write_timeout.as_millis()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The leader and its node-to-node address, once one is known; `None` at the deadline.
+    async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, String)> {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let found = {
+                let m = metrics.borrow_and_update();
+                m.current_leader.and_then(|leader| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&leader)
+                        .map(|node| (leader, node.raft_addr.clone()))
+                })
+            };
+            if found.is_some() {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn attempt(&self, leader: NodeId, raft_addr: &str, request: ForwardedRequest) -> Attempt {
+        let Ok(_permit) = self.inner.in_flight.acquire().await else {
+            return Attempt::NotSent("the node is shutting down".to_owned());
+        };
+        let mut client = match self.take_idle(leader) {
+            Some(client) => client,
+            None => {
+                let node = NodeAddr {
+                    raft_addr: raft_addr.to_owned(),
+                    client_addr: String::new(),
+                };
+                self.inner.network.clone().new_client(leader, &node).await
+            }
+        };
+        match client.forward(request).await {
+            Ok(response) => {
+                self.put_idle(leader, client);
+                Attempt::Answered(response)
+            }
+            Err(ForwardError::NotSent(why)) => Attempt::NotSent(why),
+            Err(ForwardError::Lost(why)) => Attempt::Lost(why),
+        }
+    }
+
+    fn take_idle(&self, leader: NodeId) -> Option<PeerClient> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&leader)
+            .and_then(Vec::pop)
+    }
+
+    fn put_idle(&self, leader: NodeId, client: PeerClient) {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Connections to a node that no longer leads are dropped.
+        idle.retain(|node, _| *node == leader);
+        let clients = idle.entry(leader).or_default();
+        if clients.len() < MAX_FORWARDS_IN_FLIGHT {
+            clients.push(client);
+        }
+    }
+}
+
+/// Whether the leader answered that it did not run the request because it does not lead
+/// (any more): `READ_ONLY_MODE`, or `REPLICATION_TIMEOUT` `no_leader`.
+fn not_applied_elsewhere(response: &ForwardedResponse) -> bool {
+    match &response.error {
+        Some(ErrorCode::ReadOnlyMode) => true,
+        Some(ErrorCode::ReplicationTimeout) => {
+            serde_json::from_str::<serde_json::Value>(&response.payload)
+                .is_ok_and(|payload| payload["error"]["details"]["reason"] == "no_leader")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,118 @@
+//! Cluster mode on the client port (spec §12.2): a write that reaches a node that does not
+//! lead is relayed to the leader, and the leader's answer goes back unchanged. A connection's
+//! relayed writes go one after the other, in arrival order, through its lane (§3.7: a later
+//! write may depend on an earlier one); different connections' writes travel side by side.
+
+use super::dispatch::DatabaseHandler;
+use crate::cluster::forward::{ForwardTarget, Forwarder, Route};
+use crate::cluster::rpc::{ForwardedRequest, ForwardedResponse};
+use rstmdb_protocol::{EncodedResponse, RcpError, Request};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Writes one connection may have waiting for its lane; a client pipelining more gets
+/// `RATE_LIMITED` for the excess.
+pub const MAX_QUEUED_FORWARDS: usize = 1024;
+
+struct Queued {
+    request: ForwardedRequest,
+    started: Instant,
+    reply: oneshot::Sender<Result<Route, RcpError>>,
+}
+
+/// A connection's writes on their way to the leader; the task behind it ends with the
+/// connection.
+#[derive(Debug)]
+pub struct ForwardLane {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("id", &self.request.id)
+            .finish()
+    }
+}
+
+impl ForwardLane {
+    pub(crate) fn start(forwarder: Forwarder) -> ForwardLane {
+        let (queue, mut queued) = mpsc::channel::<Queued>(MAX_QUEUED_FORWARDS);
+        tokio::spawn(async move {
+            while let Some(Queued {
+                request,
+                started,
+                reply,
+            }) = queued.recv().await
+            {
+                let _ = reply.send(forwarder.forward(request, started).await);
+            }
+        });
+        ForwardLane { queue }
+    }
+
+    /// Queues `request` now (so the lane keeps the arrival order); the answer comes later.
+    pub(crate) fn send(
+        &self,
+        request: &Request,
+    ) -> impl Future<Output = Result<Route, RcpError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.queue.try_send(Queued {
+            request: ForwardedRequest {
+                id: request.id.clone(),
+                op: request.op,
+                params: request.params.clone(),
+            },
+            started: Instant::now(),
+            reply,
+        });
+        async move {
+            match queued {
+                Ok(()) => answer
+                    .await
+                    .map_err(|_| RcpError::internal("the forwarding lane stopped"))?,
+                Err(mpsc::error::TrySendError::Full(_)) => Err(RcpError::with_reason(
+                    rstmdb_protocol::ErrorCode::RateLimited,
+                    "forward_queue_full",
+                    format!(
+                        "more than {MAX_QUEUED_FORWARDS} writes of this connection wait for \
+                         the leader"
+                    ),
+                )),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(RcpError::internal("the forwarding lane stopped"))
+                }
+            }
+        }
+    }
+}
+
+/// The leader's side: runs what followers relay as if a client of this node sent it.
+pub(crate) struct ForwardedWrites {
+    pub(crate) handler: Arc<DatabaseHandler>,
+}
+
+impl ForwardTarget for ForwardedWrites {
+    fn run(
+        &self,
+        request: ForwardedRequest,
+    ) -> Pin<Box<dyn Future<Output = ForwardedResponse> + Send>> {
+        let answer = self.handler.run_forwarded(Request {
+            id: request.id,
+            op: request.op,
+            params: request.params,
+        });
+        Box::pin(async move {
+            let (payload, error) = answer.await.into_parts();
+            ForwardedResponse { payload, error }
+        })
+    }
+}
+
+/// What a relayed answer becomes on the follower's connection.
+pub(crate) fn relayed(id: &str, response: ForwardedResponse) -> EncodedResponse {
+    EncodedResponse::from_parts(id, response.payload, response.error)
+}
