@@ -69,7 +69,7 @@ impl TestCluster {
                  members = [{}]\n\
                  election_timeout_min_ms = 300\nelection_timeout_max_ms = {ELECTION_TIMEOUT_MAX_MS}\n\
                  heartbeat_interval_ms = 100\n\
-                 read_consistency = \"local\"\n{extra}\n",
+                 {extra}\n",
                 data_dir.display(),
                 members.join(", "),
             );

@@ -5,7 +5,7 @@
 use crate::cluster::node::NodeSettings;
 use crate::cluster::peer_tls::{PeerTls, PeerTlsError};
 use crate::cluster::secret::{ClusterSecret, SecretError};
-use crate::config::Config;
+use crate::config::{Config, ReadConsistency};
 use crate::server::TlsError;
 use crate::server::tls::{load_certs, load_first_key};
 
@@ -59,6 +59,7 @@ pub fn node_settings(config: &Config) -> Result<Option<NodeSettings>, NodeSettin
         heartbeat_interval_ms: cluster.heartbeat_interval_ms,
         write_timeout_ms: cluster.write_timeout_ms,
         forward_writes: cluster.forward_writes,
+        linearizable_reads: cluster.read_consistency == ReadConsistency::Linearizable,
         secret,
         tls,
     }))

@@ -152,7 +152,7 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
         handler = handler.with_counters(Arc::clone(metrics) as _);
     }
     let handler = Arc::new(handler);
-    handler.take_forwarded_writes();
+    handler.serve_cluster();
     let mut server = match Server::bind(settings.clone(), handler).await {
         Ok(server) => server,
         Err(err) => {

@@ -1,4 +1,7 @@
-//! Writes sent to a node that does not lead, relayed to the leader (`docs/cluster.md`
+//! The way from a node to its leader: writes relayed there, and linearizable reads confirmed
+//! there ([`Forwarder::linearize`]).
+//!
+//! Writes sent to a node that does not lead are relayed to the leader (`docs/cluster.md`
 //! section 9, spec §12.2): the public clients know nothing of leaders, so any node takes a
 //! write. The follower waits for a leader (an election may be under way) up to
 //! `write_timeout_ms` from the request's start, sends the request over a node-to-node
@@ -17,7 +20,7 @@
 //! deadline.
 
 use super::peer_client::{ForwardError, PeerClient, PeerNetwork};
-use super::rpc::{ForwardedRequest, ForwardedResponse};
+use super::rpc::{ForwardedRequest, ForwardedResponse, RaftRequest, RaftResponse};
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use openraft::Raft;
 use openraft::network::RaftNetworkFactory;
@@ -197,9 +200,17 @@ impl Forwarder {
         }
     }
 
-    async fn attempt(&self, leader: NodeId, raft_addr: &str, request: ForwardedRequest) -> Attempt {
+    /// One request to the leader over a pooled connection.
+    async fn exchange(
+        &self,
+        leader: NodeId,
+        raft_addr: &str,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, ForwardError> {
         let Ok(_permit) = self.inner.in_flight.acquire().await else {
-            return Attempt::NotSent("the node is shutting down".to_owned());
+            return Err(ForwardError::NotSent(
+                "the node is shutting down".to_owned(),
+            ));
         };
         let mut client = match self.take_idle(leader) {
             Some(client) => client,
@@ -211,13 +222,78 @@ impl Forwarder {
                 self.inner.network.clone().new_client(leader, &node).await
             }
         };
-        match client.forward(request).await {
-            Ok(response) => {
-                self.put_idle(leader, client);
-                Attempt::Answered(response)
-            }
+        let response = client.exchange(request).await?;
+        self.put_idle(leader, client);
+        Ok(response)
+    }
+
+    async fn attempt(&self, leader: NodeId, raft_addr: &str, request: ForwardedRequest) -> Attempt {
+        match self
+            .exchange(leader, raft_addr, RaftRequest::Forward(request))
+            .await
+        {
+            Ok(RaftResponse::Forward(response)) => Attempt::Answered(response),
+            Ok(other) => Attempt::Lost(format!("unexpected answer {other:?}")),
             Err(ForwardError::NotSent(why)) => Attempt::NotSent(why),
             Err(ForwardError::Lost(why)) => Attempt::Lost(why),
+        }
+    }
+
+    /// Waits until this node has applied every entry committed before the call, as the
+    /// leader confirms it with a quorum: what a linearizable read needs (`docs/cluster.md`
+    /// section 8). On the leader, openraft's `ensure_linearizable`; elsewhere, the leader's
+    /// read index, then this node's own apply. Within `write_timeout` from `started`.
+    pub async fn linearize(&self, started: Instant) -> Result<(), RcpError> {
+        let deadline = started + self.inner.write_timeout;
+        let unconfirmed = |why: &str| {
+            RcpError::no_leader(format!(
+                "the read could not be confirmed by a leader within {} ms ({why})",
+                self.inner.write_timeout.as_millis()
+            ))
+        };
+        loop {
+            let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
+                return Err(unconfirmed("no leader"));
+            };
+            let read = if leader == self.inner.me {
+                match tokio::time::timeout_at(deadline, self.inner.raft.ensure_linearizable()).await
+                {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => return Err(unconfirmed("no quorum answered")),
+                }
+            } else {
+                let asked = tokio::time::timeout_at(
+                    deadline,
+                    self.exchange(leader, &raft_addr, RaftRequest::ReadIndex),
+                )
+                .await;
+                match asked {
+                    Ok(Ok(RaftResponse::ReadIndex(answer))) => answer,
+                    Ok(Ok(other)) => Err(format!("unexpected answer {other:?}")),
+                    Ok(Err(ForwardError::NotSent(why) | ForwardError::Lost(why))) => Err(why),
+                    Err(_) => return Err(unconfirmed("the leader did not answer")),
+                }
+            };
+            match read {
+                Ok(read) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let applied = self
+                        .inner
+                        .raft
+                        .wait(Some(left))
+                        .applied_index_at_least(read.map(|log_id| log_id.index), "read index")
+                        .await;
+                    return applied
+                        .map(|_| ())
+                        .map_err(|_| unconfirmed("this node did not catch up in time"));
+                }
+                Err(why) if Instant::now() + LEADER_POLL < deadline => {
+                    tracing::debug!(leader, %why, "a read index was refused; asking again");
+                    tokio::time::sleep(LEADER_POLL).await;
+                }
+                Err(why) => return Err(unconfirmed(&why)),
+            }
         }
     }
 

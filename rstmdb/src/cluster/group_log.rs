@@ -108,14 +108,14 @@ impl GroupLog for RaftGroupLog {
         if ready {
             return Ok(());
         }
-        match self.leader_client_addr() {
-            Some(leader) if self.leader() != Some(self.me) => {
-                Err(RcpError::not_leader(Some(&leader)))
-            }
-            _ => Err(RcpError::no_leader(
-                "the cluster has no leader ready right now (an election is under way); retry",
-            )),
+        if self.leader() == Some(self.me) {
+            return Err(RcpError::no_leader(
+                "this node leads but its term did not start in time; retry",
+            ));
         }
+        // Not the leader: with forwarding off the write is refused here, naming the leader
+        // when this node knows it (spec §12.2).
+        Err(RcpError::not_leader(self.leader_client_addr().as_deref()))
     }
 
     fn new_origin(&self) -> u64 {

@@ -72,6 +72,8 @@ pub struct NodeSettings {
     pub write_timeout_ms: u64,
     /// `cluster.forward_writes`: a follower relays writes to the leader.
     pub forward_writes: bool,
+    /// `cluster.read_consistency = "linearizable"`: reads are confirmed with the leader.
+    pub linearizable_reads: bool,
     pub secret: Option<ClusterSecret>,
     pub tls: Option<PeerTls>,
 }
@@ -80,8 +82,10 @@ pub struct NodeSettings {
 pub struct ClusterNode {
     raft: Raft<RaftTypes>,
     listener: JoinHandle<()>,
-    /// Set when `forward_writes` is on.
-    forwarder: Option<Forwarder>,
+    /// The way to the leader, for relayed writes and linearizable reads.
+    forwarder: Forwarder,
+    forward_writes: bool,
+    linearizable_reads: bool,
     /// Where the listener finds who runs forwarded writes.
     forward_target: ForwardSlot,
     observer: ClusterObserver,
@@ -206,13 +210,13 @@ impl ClusterNode {
         };
         let forward_target = Arc::clone(&service.forward_target);
         let listener = tokio::spawn(service.serve(listener));
-        let forwarder = settings
-            .forward_writes
-            .then(|| Forwarder::new(raft.clone(), me, forward_network, write_timeout));
+        let forwarder = Forwarder::new(raft.clone(), me, forward_network, write_timeout);
         let node = ClusterNode {
             raft,
             listener,
             forwarder,
+            forward_writes: settings.forward_writes,
+            linearizable_reads: settings.linearizable_reads,
             forward_target,
             observer,
             _purge_gate: purge_gate,
@@ -263,8 +267,13 @@ impl ClusterNode {
     }
 
     /// How a follower relays writes to the leader; `None` when `forward_writes` is off.
-    pub fn forwarder(&self) -> Option<&Forwarder> {
-        self.forwarder.as_ref()
+    pub fn write_forwarder(&self) -> Option<&Forwarder> {
+        self.forward_writes.then_some(&self.forwarder)
+    }
+
+    /// How reads are confirmed with the leader; `None` when reads are local.
+    pub fn read_linearizer(&self) -> Option<&Forwarder> {
+        self.linearizable_reads.then_some(&self.forwarder)
     }
 
     /// Who runs the writes that followers relay to this node (once, when the service is up).

@@ -4,10 +4,7 @@
 
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
-use super::rpc::{
-    ForwardedRequest, ForwardedResponse, Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest,
-    RaftResponse,
-};
+use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
 use super::secret::ClusterSecret;
 use super::types::{NodeAddr, NodeId, RaftTypes, Vote};
 use openraft::error::{
@@ -174,11 +171,9 @@ impl PeerClient {
         Ok(response)
     }
 
-    /// Relays a client's write to this peer, the leader (`super::forward`).
-    pub async fn forward(
-        &mut self,
-        request: ForwardedRequest,
-    ) -> Result<ForwardedResponse, ForwardError> {
+    /// One request and its answer on this peer's connection, which stays open for the next
+    /// (forwarded writes and read indexes, `super::forward`).
+    pub async fn exchange(&mut self, request: RaftRequest) -> Result<RaftResponse, ForwardError> {
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => self
@@ -187,17 +182,16 @@ impl PeerClient {
                 .map_err(|e| ForwardError::NotSent(e.to_string()))?,
         };
         connection
-            .send(&RaftRequest::Forward(request))
+            .send(&request)
             .await
             .map_err(|e| ForwardError::Lost(e.to_string()))?;
         match connection.receive::<RaftResponse>().await {
-            Ok(RaftResponse::Forward(response)) => {
+            // Refused unread: the peer does not serve it (yet).
+            Ok(RaftResponse::Refused { reason }) => Err(ForwardError::NotSent(reason)),
+            Ok(response) => {
                 self.connection = Some(connection);
                 Ok(response)
             }
-            // Refused unread: the peer does not take forwarded writes (yet).
-            Ok(RaftResponse::Refused { reason }) => Err(ForwardError::NotSent(reason)),
-            Ok(other) => Err(ForwardError::Lost(format!("unexpected answer {other:?}"))),
             Err(err) => Err(ForwardError::Lost(err.to_string())),
         }
     }

@@ -156,6 +156,13 @@ impl PeerService {
                     RaftResponse::AppendEntries(self.raft.append_entries(request).await)
                 }
                 RaftRequest::Vote(request) => RaftResponse::Vote(self.raft.vote(request).await),
+                RaftRequest::ReadIndex => RaftResponse::ReadIndex(
+                    self.raft
+                        .get_read_log_id()
+                        .await
+                        .map(|(read, _applied)| read)
+                        .map_err(|err| err.to_string()),
+                ),
                 RaftRequest::Forward(request) => match self.forward_target.get() {
                     Some(target) => RaftResponse::Forward(target.run(request).await),
                     None => RaftResponse::Refused {

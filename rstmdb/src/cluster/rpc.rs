@@ -2,7 +2,7 @@
 //! (`docs/protocol.md` §2, CRC-checked, size-limited), on a connection that opens with a
 //! [`Hello`] each way.
 
-use super::types::{NodeId, RaftTypes};
+use super::types::{LogId, NodeId, RaftTypes};
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use rstmdb_protocol::{ErrorCode, Op};
@@ -106,6 +106,8 @@ pub enum RaftRequest {
     Vote(VoteRequest<NodeId>),
     /// A client's write, relayed by a node that does not lead (section 9, "Forward").
     Forward(ForwardedRequest),
+    /// The entry a linearizable read on another node must wait for (section 8).
+    ReadIndex,
 }
 
 /// A client request a follower relays to the leader: the client's own id, op and params. The
@@ -131,6 +133,8 @@ pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Forward(ForwardedResponse),
+    /// The read index, or why this node cannot give one (it does not lead, or has no quorum).
+    ReadIndex(Result<Option<LogId>, String>),
     /// The request could not be read or is not one this node serves.
     Refused {
         reason: String,

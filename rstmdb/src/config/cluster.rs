@@ -104,8 +104,7 @@ fn check_address(addr: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// The rules of §12.4 that span keys. Cluster mode itself is not built yet: a valid
-    /// `[cluster]` table is still refused, after its values were checked.
+    /// The rules of §12.4 that span keys, and the CA a TLS cluster's nodes need.
     pub(super) fn check_cluster(&self) -> Result<(), ConfigError> {
         let Some(cluster) = &self.cluster else {
             return Ok(());
@@ -189,20 +188,6 @@ impl Config {
                 "tls.client_ca_path",
                 "nodes of a TLS cluster check each other's certificates against a CA",
                 "set tls.client_ca_path to the CA that signed every node's certificate",
-            ));
-        }
-        self.check_cluster_not_built(cluster)
-    }
-
-    /// What cluster mode does not do yet (docs/cluster.md, "Built so far"): refused by name
-    /// rather than silently done another way.
-    fn check_cluster_not_built(&self, cluster: &ClusterConfig) -> Result<(), ConfigError> {
-        if cluster.read_consistency == ReadConsistency::Linearizable {
-            return Err(ConfigError::rule(
-                "cluster.read_consistency",
-                "linearizable reads on every node are not built yet",
-                "set cluster.read_consistency = \"local\": each node answers from what it has \
-                 applied",
             ));
         }
         Ok(())

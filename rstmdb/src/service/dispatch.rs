@@ -41,6 +41,8 @@ pub struct DatabaseHandler {
     cluster: Mutex<Option<ClusterNode>>,
     /// Cluster mode with `forward_writes`: how writes reach the leader from here.
     forwarder: Option<Forwarder>,
+    /// Cluster mode with linearizable reads: how reads are confirmed with the leader.
+    linearizer: Option<Forwarder>,
     /// Cluster mode: CLUSTER_STATUS's source.
     observer: Option<ClusterObserver>,
     /// This handler, for the forwarded writes that find this node leading after all.
@@ -63,6 +65,7 @@ impl DatabaseHandler {
             list_landmarks: Arc::default(),
             cluster: Mutex::new(None),
             forwarder: None,
+            linearizer: None,
             observer: None,
             this: OnceLock::new(),
         }
@@ -71,15 +74,17 @@ impl DatabaseHandler {
     /// Cluster mode: the node whose database this is; stopped at shutdown, before the
     /// database.
     pub fn with_cluster(mut self, node: ClusterNode) -> DatabaseHandler {
-        self.forwarder = node.forwarder().cloned();
+        self.forwarder = node.write_forwarder().cloned();
+        self.linearizer = node.read_linearizer().cloned();
         self.observer = Some(node.observer().clone());
         *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
         self
     }
 
-    /// Cluster mode: runs the writes other nodes relay here when this node leads. Call it
-    /// once the handler is shared.
-    pub fn take_forwarded_writes(self: &Arc<Self>) {
+    /// Call once the handler is shared. Cluster mode: runs the writes other nodes relay here
+    /// when this node leads, and lets relayed writes and confirmed reads that find this node
+    /// leading run here.
+    pub fn serve_cluster(self: &Arc<Self>) {
         let _ = self.this.set(Arc::downgrade(self));
         let cluster = self.cluster.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(node) = cluster.as_ref() {
@@ -113,6 +118,52 @@ impl DatabaseHandler {
                 .await
                 .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
         }
+    }
+
+    /// Runs the request on this node, whatever the cluster.
+    fn start_here(
+        &self,
+        conn: &ConnectionContext,
+        request: rstmdb_protocol::Request,
+    ) -> ResponseFuture {
+        let id = request.id;
+        let parsed = OpParams::parse(request.op, &request.params)
+            .and_then(|params| value_depth::check_params(&params).map(|()| params));
+        let answer = match parsed {
+            Ok(params) => self.dispatch(conn, &id, params),
+            Err(err) => Box::pin(async move { Err(err) }),
+        };
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
+        })
+    }
+
+    /// A read that runs once this node has applied everything committed when it arrived, as
+    /// the leader confirms.
+    fn linearized(
+        &self,
+        linearizer: &Forwarder,
+        conn: &ConnectionContext,
+        request: rstmdb_protocol::Request,
+    ) -> ResponseFuture {
+        let linearizer = linearizer.clone();
+        let conn = conn.clone();
+        let this = self.this.get().cloned();
+        let started = tokio::time::Instant::now();
+        Box::pin(async move {
+            if let Err(err) = linearizer.linearize(started).await {
+                return EncodedResponse::new(&Response::error(request.id, err));
+            }
+            match this.and_then(|this| this.upgrade()) {
+                Some(handler) => handler.start_here(&conn, request).await,
+                None => EncodedResponse::new(&Response::error(
+                    request.id,
+                    RcpError::internal("the server is shutting down"),
+                )),
+            }
+        })
     }
 
     /// Relays a write to the leader through the connection's lane; runs it here if this node
@@ -187,20 +238,13 @@ impl OpHandler for DatabaseHandler {
         {
             return self.forward(forwarder, conn, request);
         }
-        let id = request.id;
-        let parsed = OpParams::parse(request.op, &request.params)
-            .and_then(|params| value_depth::check_params(&params).map(|()| params));
-        let answer = match parsed {
-            Ok(params) => self.dispatch(conn, &id, params),
-            Err(err) => Box::pin(async move { Err(err) }),
-        };
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
-        })
+        if let Some(linearizer) = &self.linearizer
+            && is_linearized(request.op)
+        {
+            return self.linearized(linearizer, conn, request);
+        }
+        self.start_here(conn, request)
     }
-
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let db = Arc::clone(&self.db);
         let node = self
@@ -219,6 +263,21 @@ impl OpHandler for DatabaseHandler {
             }
         })
     }
+}
+
+/// The reads confirmed with the leader under `read_consistency = "linearizable"` (spec
+/// §12.2): every read of the database's state. Watch streams, STATS and WAL_STATS are the
+/// node's own.
+fn is_linearized(op: Op) -> bool {
+    matches!(
+        op,
+        Op::GetMachine
+            | Op::ListMachines
+            | Op::GetInstance
+            | Op::ListInstances
+            | Op::WalRead
+            | Op::SnapshotInstance
+    )
 }
 
 /// The ops a follower relays to the leader: every one that appends WAL records (COMPACT is

@@ -146,6 +146,19 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         "the leader tracks every member: {status:?}"
     );
 
+    // Reads are linearizable by default: a follower answers with every write acknowledged
+    // before the read began, without retrying.
+    for &id in &followers {
+        let read = call(
+            &cluster.client(id).await,
+            Op::GetInstance,
+            json!({"instance_id": "via-follower"}),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("node {id} missed an acknowledged write: {err:?}"));
+        assert_eq!(read.result["state"], "paid");
+    }
+
     // Every node serves every write, and the WALs agree record for record.
     for &id in &followers {
         applied(&cluster, id, "batch-b").await;
@@ -201,10 +214,29 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_forwarding_a_follower_refuses_a_write_naming_the_leader() {
-    let cluster = TestCluster::start(binary(), 3, "forward_writes = false");
+    let cluster = TestCluster::start(
+        binary(),
+        3,
+        "forward_writes = false\nread_consistency = \"local\"",
+    );
     let leader = cluster.leader(Duration::from_secs(15)).await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let client = cluster.client(follower).await;
+    // The follower learns the leader's client address from its first message.
+    let deadline = Instant::now() + CONVERGE;
+    while client
+        .cluster_status()
+        .await
+        .expect("CLUSTER_STATUS")
+        .leader
+        .is_none_or(|known| known.client_addr.is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never heard of the leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_error(
         call(
             &client,
@@ -222,6 +254,22 @@ async fn without_forwarding_a_follower_refuses_a_write_naming_the_leader() {
         .put_machine("order", 1, order_definition())
         .await
         .expect("the leader takes it");
+    // Local reads: the follower answers from what it applied, which catches up.
+    let deadline = Instant::now() + CONVERGE;
+    while call(
+        &client,
+        Op::GetMachine,
+        json!({"machine": "order", "version": 1}),
+    )
+    .await
+    .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never applied the machine"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
