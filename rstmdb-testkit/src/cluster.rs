@@ -19,6 +19,8 @@ pub struct TestNode {
     pub id: u64,
     pub client_addr: String,
     pub raft_addr: String,
+    /// `/metrics`, `/health` and `/ready`.
+    pub metrics_addr: std::net::SocketAddr,
     config: PathBuf,
     process: Option<NodeProcess>,
 }
@@ -51,19 +53,22 @@ impl TestCluster {
     /// each node's `[cluster]` table (writes are forwarded unless it says otherwise). Returns once every node listens for clients.
     pub fn start(binary: &Path, size: u64, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..size)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
         let members: Vec<String> = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, raft))| format!("\"{}=127.0.0.1:{raft}\"", i + 1))
+            .map(|(i, (_, raft, _))| format!("\"{}=127.0.0.1:{raft}\"", i + 1))
             .collect();
         let mut nodes = Vec::new();
-        for (i, (client, raft)) in ports.iter().enumerate() {
+        for (i, (client, raft, metrics)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = dir.path().join(format!("node{id}"));
             let config = dir.path().join(format!("node{id}.toml"));
             let toml = format!(
                 "[network]\nbind_addr = \"127.0.0.1:{client}\"\n\
+                 [metrics]\nenabled = true\nbind_addr = \"127.0.0.1:{metrics}\"\n\
                  [storage]\ndata_dir = \"{}\"\nfsync_policy = \"every_write\"\n\
                  [cluster]\nnode_id = {id}\nraft_addr = \"127.0.0.1:{raft}\"\n\
                  members = [{}]\n\
@@ -78,6 +83,7 @@ impl TestCluster {
                 id,
                 client_addr: format!("127.0.0.1:{client}"),
                 raft_addr: format!("127.0.0.1:{raft}"),
+                metrics_addr: ([127, 0, 0, 1], *metrics).into(),
                 config,
                 process: None,
             });

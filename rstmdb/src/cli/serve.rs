@@ -145,6 +145,12 @@ async fn serve(config: Config, auth: ResolvedAuth) -> ExitCode {
     let mut handler =
         DatabaseHandler::with_watch_limits(Arc::clone(&db), assemble::watch_limits(&config.watch));
     if let Some(node) = node {
+        if let Some(metrics) = &metrics {
+            let max_lag = config.cluster.as_ref().map_or(0, |c| c.max_lag_entries);
+            if let Err(err) = metrics.attach_cluster(node.observer().clone(), max_lag) {
+                tracing::warn!(%err, "the cluster metrics could not be registered");
+            }
+        }
         handler = handler.with_cluster(node);
     }
     if let Some(metrics) = &metrics {

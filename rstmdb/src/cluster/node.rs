@@ -192,7 +192,9 @@ impl ClusterNode {
             client_addrs: client_addrs.clone(),
             log: entry_offsets,
             database: Arc::clone(&db),
+            elections: Arc::default(),
         };
+        tokio::spawn(observer.clone().count_elections());
         let listener = TcpListener::bind(&settings.raft_addr)
             .await
             .map_err(|source| NodeError::Bind {

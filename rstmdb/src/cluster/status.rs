@@ -6,8 +6,12 @@ use super::log_store::EntryOffsets;
 use super::types::{NodeId, RaftTypes};
 use crate::database::Database;
 use openraft::{Raft, ServerState};
-use rstmdb_protocol::results::{ClusterLeader, ClusterMember, ClusterStatusResult};
+use rstmdb_protocol::results::{
+    ClusterLeader, ClusterMember, ClusterStatusResult, ReplicationStatusResult,
+};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reads a node's status; cheap to clone.
 #[derive(Clone)]
@@ -17,6 +21,8 @@ pub struct ClusterObserver {
     pub(crate) client_addrs: ClientAddrs,
     pub(crate) log: EntryOffsets,
     pub(crate) database: Arc<Database>,
+    /// Times this node became a candidate (counted by the node's metrics watcher).
+    pub(crate) elections: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ClusterObserver {
@@ -28,6 +34,36 @@ impl std::fmt::Debug for ClusterObserver {
 }
 
 impl ClusterObserver {
+    /// Times this node became a candidate since it started.
+    pub fn elections(&self) -> u64 {
+        self.elections.load(Ordering::Relaxed)
+    }
+
+    /// The Raft index of the last entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |log_id| log_id.index)
+    }
+
+    /// Counts this node's elections until Raft stops (spawned once by the node).
+    pub(crate) async fn count_elections(self) {
+        let mut metrics = self.raft.metrics();
+        let mut was_candidate = false;
+        loop {
+            let candidate = metrics.borrow_and_update().state == ServerState::Candidate;
+            if candidate && !was_candidate {
+                self.elections.fetch_add(1, Ordering::Relaxed);
+            }
+            was_candidate = candidate;
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Where clients reach `node`: the membership's address, else what its hello said.
     fn client_addr(&self, node: NodeId, in_membership: Option<&str>) -> String {
         in_membership
@@ -94,6 +130,74 @@ impl ClusterObserver {
             commit_index: self.log.committed().map(|log_id| log_id.index),
             applied_offset: self.database.applied_offset(),
             members,
+        }
+    }
+
+    /// REPLICATION_STATUS in the public 0.3.0 shape (spec §12.2): the leader is the
+    /// `primary` and every other node a `replica`, with Raft indexes as sequences; both add
+    /// the CLUSTER_STATUS result under `cluster`.
+    pub fn replication_status(&self) -> ReplicationStatusResult {
+        let status = self.status();
+        let last_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let mut other = Map::new();
+        let role = if status.role == "leader" {
+            let replicas: Vec<Value> = status
+                .members
+                .iter()
+                .filter(|member| member.node_id != self.me)
+                .map(|member| {
+                    json!({
+                        "replica_id": format!("node-{}", member.node_id),
+                        "last_acked_sequence": member.matched_index.unwrap_or(0),
+                        "lag_entries": member.lag_entries.unwrap_or(0),
+                    })
+                })
+                .collect();
+            let connected = status
+                .members
+                .iter()
+                .filter(|member| member.node_id != self.me && member.matched_index.is_some())
+                .count();
+            other.insert("mode".to_owned(), json!("sync"));
+            other.insert("primary_sequence".to_owned(), json!(last_index));
+            other.insert("connected_replicas".to_owned(), json!(connected));
+            other.insert("replicas".to_owned(), Value::Array(replicas));
+            "primary"
+        } else {
+            let applied = self
+                .raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map_or(0, |log_id| log_id.index);
+            let committed = status.commit_index.unwrap_or(0).max(applied);
+            let lag = committed - applied;
+            other.insert(
+                "upstream".to_owned(),
+                status
+                    .leader
+                    .as_ref()
+                    .map(|leader| leader.client_addr.clone())
+                    .filter(|addr| !addr.is_empty())
+                    .map_or(Value::Null, Value::from),
+            );
+            other.insert("last_applied_sequence".to_owned(), json!(applied));
+            other.insert("primary_sequence".to_owned(), json!(committed));
+            other.insert("lag_entries".to_owned(), json!(lag));
+            // Caught up is 0 s; a lagging node cannot tell how old its backlog is.
+            other.insert(
+                "lag_seconds".to_owned(),
+                if lag == 0 { json!(0) } else { Value::Null },
+            );
+            "replica"
+        };
+        other.insert(
+            "cluster".to_owned(),
+            serde_json::to_value(&status).unwrap_or(Value::Null),
+        );
+        ReplicationStatusResult {
+            role: role.to_owned(),
+            other,
         }
     }
 }

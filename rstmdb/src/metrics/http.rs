@@ -40,7 +40,8 @@ const HEALTH_ONLY_LIFETIME: Duration = Duration::from_secs(2);
 
 const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><title>rstmdb</title></head><body>\
 <h1>rstmdb</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
-<li><a href=\"/health\">/health</a></li></ul></body></html>\n";
+<li><a href=\"/health\">/health</a></li>\
+<li><a href=\"/ready\">/ready</a></li></ul></body></html>\n";
 
 /// A bound metrics endpoint, ready to serve.
 #[derive(Debug)]
@@ -156,6 +157,18 @@ impl Endpoint {
             "/health" | "/healthz" => match self.health.get() {
                 HealthState::Serving => reply(StatusCode::OK, "text/plain", "OK"),
                 other => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    other.as_str().to_owned(),
+                ),
+            },
+            // Readiness (spec §12.5): serving, and on a cluster node led and caught up.
+            "/ready" => match (self.health.get(), self.metrics.readiness()) {
+                (HealthState::Serving, Ok(())) => reply(StatusCode::OK, "text/plain", "OK"),
+                (HealthState::Serving, Err(why)) => {
+                    reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why)
+                }
+                (other, _) => reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
                     other.as_str().to_owned(),

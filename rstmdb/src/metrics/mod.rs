@@ -11,6 +11,7 @@
 //! - `fsync`: fsync latency and group-commit histograms, fed by the WAL's observer hook.
 //! - [`http`]: `/metrics`, `/health`; [`health`]: what `/health` answers.
 
+mod cluster;
 mod database;
 mod error;
 mod fsync;
@@ -23,6 +24,7 @@ pub use health::{Health, HealthState};
 pub use http::MetricsServer;
 pub use server::STREAM_ERROR_REASONS;
 
+use crate::cluster::status::ClusterObserver;
 use crate::database::{Database, OpenReport};
 use crate::server::ServerObserver;
 use crate::service::watch::WatchHub;
@@ -52,6 +54,8 @@ pub struct Metrics {
     source: OnceLock<Arc<Database>>,
     /// Subscription counters, read at scrape time; set once the server runs.
     watch: OnceLock<WatchHub>,
+    /// Cluster mode: the Raft and replication gauges, and `/ready`.
+    cluster: OnceLock<cluster::ClusterMetrics>,
     /// One scrape at a time: refreshing mirrors counters by difference and resets the
     /// per-state gauges, which two interleaved refreshes would get wrong.
     scrape: tokio::sync::Mutex<()>,
@@ -76,6 +80,7 @@ impl Metrics {
             fsync,
             source: OnceLock::new(),
             watch: OnceLock::new(),
+            cluster: OnceLock::new(),
             scrape: tokio::sync::Mutex::new(()),
         }))
     }
@@ -99,6 +104,29 @@ impl Metrics {
         let _ = self.watch.set(hub);
     }
 
+    /// Cluster mode: exports the Raft and replication metrics of spec §12.5 and lets `/ready`
+    /// judge the node's lag against `max_lag_entries`. A second call is ignored.
+    pub fn attach_cluster(
+        &self,
+        observer: ClusterObserver,
+        max_lag_entries: u64,
+    ) -> Result<(), MetricsError> {
+        if self.cluster.get().is_some() {
+            return Ok(());
+        }
+        let metrics = cluster::ClusterMetrics::register(&self.registry, observer, max_lag_entries)?;
+        let _ = self.cluster.set(metrics);
+        Ok(())
+    }
+
+    /// What `/ready` answers beyond liveness: `Ok` on a standalone server; on a cluster node,
+    /// whether it has a leader and is caught up (spec §12.5).
+    pub fn readiness(&self) -> Result<(), String> {
+        self.cluster
+            .get()
+            .map_or(Ok(()), cluster::ClusterMetrics::readiness)
+    }
+
     /// The registry, for registering more collectors.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -116,6 +144,9 @@ impl Metrics {
         }
         if let Some(hub) = self.watch.get() {
             self.server.refresh_watch(&hub.stats());
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.refresh();
         }
         // Encoding our own registry's families into a String cannot fail on valid metrics;
         // if it ever did, an empty page is better than a crashed endpoint.

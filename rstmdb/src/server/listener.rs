@@ -94,6 +94,7 @@ impl Server {
         let session = SessionShared {
             verifier: TokenVerifier::new(&settings.auth),
             max_frame_bytes: settings.max_frame_bytes,
+            handler_answers_replication_status: handler.answers_replication_status(),
         };
         let before_auth = settings
             .auth

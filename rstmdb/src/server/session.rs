@@ -41,6 +41,9 @@ impl Step {
 pub(crate) struct SessionShared {
     pub verifier: TokenVerifier,
     pub max_frame_bytes: usize,
+    /// A cluster node's handler answers REPLICATION_STATUS (spec §12.2); a standalone server
+    /// answers it here.
+    pub handler_answers_replication_status: bool,
 }
 
 /// One connection's protocol state: authentication and failure count. The wire mode lives in
@@ -84,6 +87,9 @@ impl Session {
                 close: true,
             },
             Op::Info => Step::answer(typed(id, &self.info())),
+            Op::ReplicationStatus if self.shared.handler_answers_replication_status => {
+                Step::Delegate(request)
+            }
             Op::ReplicationStatus => Step::answer(typed(
                 id,
                 &ReplicationStatusResult {

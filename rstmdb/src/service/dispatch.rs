@@ -245,6 +245,10 @@ impl OpHandler for DatabaseHandler {
         }
         self.start_here(conn, request)
     }
+    fn answers_replication_status(&self) -> bool {
+        self.observer.is_some()
+    }
+
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let db = Arc::clone(&self.db);
         let node = self
@@ -263,6 +267,13 @@ impl OpHandler for DatabaseHandler {
             }
         })
     }
+}
+
+fn not_clustered() -> RcpError {
+    RcpError::bad_request(
+        "not_clustered",
+        "this server runs standalone: it has no [cluster] table",
+    )
 }
 
 /// The reads confirmed with the leader under `read_consistency = "linearizable"` (spec
@@ -347,15 +358,19 @@ impl DatabaseHandler {
             }
             OpParams::WalRead(p) => answer(id, db.wal_read(p.from_offset, p.max_records())),
             OpParams::WalStats => answer(id, db.wal_stats()),
+            OpParams::ReplicationStatus if self.observer.is_some() => {
+                let status = self
+                    .observer
+                    .as_ref()
+                    .map(ClusterObserver::replication_status);
+                answer(id, std::future::ready(status.ok_or_else(not_clustered)))
+            }
             OpParams::ClusterStatus => match &self.observer {
                 Some(observer) => {
                     let status = observer.status();
                     answer(id, std::future::ready(Ok(status)))
                 }
-                None => Box::pin(std::future::ready(Err(RcpError::bad_request(
-                    "not_clustered",
-                    "this server runs standalone: it has no [cluster] table",
-                )))),
+                None => Box::pin(std::future::ready(Err(not_clustered()))),
             },
             OpParams::Stats => answer(
                 id,

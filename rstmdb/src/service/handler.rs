@@ -35,6 +35,12 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = EncodedResponse> + Send + 
 pub trait OpHandler: Send + Sync + 'static {
     fn start(&self, conn: &ConnectionContext, request: Request) -> ResponseFuture;
 
+    /// Whether REPLICATION_STATUS goes to this handler (a cluster node) rather than being
+    /// answered `standalone` by the session.
+    fn answers_replication_status(&self) -> bool {
+        false
+    }
+
     /// Called once after the server stopped accepting and every connection finished its
     /// in-flight requests (graceful shutdown); the place to sync the WAL.
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

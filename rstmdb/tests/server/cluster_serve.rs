@@ -5,6 +5,7 @@
 
 use rstmdb_client::{Client, ErrorCode, Op};
 use rstmdb_testkit::cluster::{ELECTION_TIMEOUT_MAX_MS, TestCluster};
+use rstmdb_testkit::metrics::{Scrape, http_get};
 use rstmdb_testkit::ops::{assert_error, call, ok, order_definition, server_error};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -184,6 +185,36 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         23,
         "20 creates, 2 in the BATCH, 1 relayed by a follower"
     );
+
+    // REPLICATION_STATUS in the public 0.3.0 shape, metrics and /ready on every node.
+    let primary = client
+        .replication_status()
+        .await
+        .expect("REPLICATION_STATUS");
+    assert_eq!(primary.role, "primary");
+    assert_eq!(primary.other["replicas"].as_array().map(Vec::len), Some(2));
+    let replica = follower
+        .replication_status()
+        .await
+        .expect("REPLICATION_STATUS");
+    assert_eq!(replica.role, "replica");
+    assert_eq!(
+        replica.other["upstream"],
+        cluster.node(leader).client_addr.as_str()
+    );
+    assert_eq!(replica.other["cluster"]["node_id"], followers[0]);
+    for id in 1..=3 {
+        let node = cluster.node(id);
+        let (code, body) = http_get(node.metrics_addr, "/ready").await;
+        assert_eq!((code, body.as_str()), (200, "OK"), "/ready of node {id}");
+        let scrape = Scrape::parse(&http_get(node.metrics_addr, "/metrics").await.1);
+        assert_eq!(
+            scrape.value("rstmdb_raft_is_leader", &[]),
+            f64::from(u8::from(id == leader)),
+            "node {id}"
+        );
+        assert!(scrape.value("rstmdb_raft_term", &[]) >= 1.0);
+    }
 
     // SIGKILL the leader: another node leads, with every acknowledged write.
     cluster.kill(leader);

@@ -290,6 +290,11 @@ async fn health_is_ok_only_while_serving_and_unknown_paths_are_404() {
         (200, "OK".to_owned())
     );
     assert_eq!(
+        http_get(server.http_addr, "/ready").await,
+        (200, "OK".to_owned()),
+        "a standalone server is ready whenever it serves (spec §12.5)"
+    );
+    assert_eq!(
         http_get(server.http_addr, "/healthz").await,
         (200, "OK".to_owned())
     );
@@ -302,6 +307,11 @@ async fn health_is_ok_only_while_serving_and_unknown_paths_are_404() {
         );
         assert_eq!(
             http_get(server.http_addr, "/healthz").await.0,
+            503,
+            "{state:?}"
+        );
+        assert_eq!(
+            http_get(server.http_addr, "/ready").await.0,
             503,
             "{state:?}"
         );
