@@ -23,6 +23,8 @@ pub struct TestNode {
     pub metrics_addr: std::net::SocketAddr,
     config: PathBuf,
     process: Option<NodeProcess>,
+    /// Stopped with SIGSTOP: it would take any request and never answer.
+    frozen: bool,
 }
 
 #[derive(Debug)]
@@ -33,7 +35,8 @@ struct NodeProcess {
 }
 
 impl Drop for NodeProcess {
-    /// A test that fails leaves no node behind (SIGKILL to this child's pid).
+    /// A test that fails leaves no node behind (SIGKILL to this child's pid, which also ends
+    /// a frozen one).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -86,6 +89,7 @@ impl TestCluster {
                 metrics_addr: ([127, 0, 0, 1], *metrics).into(),
                 config,
                 process: None,
+                frozen: false,
             });
         }
         let mut cluster = TestCluster {
@@ -161,6 +165,34 @@ impl TestCluster {
         drop(process);
     }
 
+    /// Freezes node `id` with SIGSTOP (by its pid): to the others it is cut off, as in a
+    /// partition, and it keeps its state and believes what it believed.
+    pub fn freeze(&mut self, id: u64) {
+        self.signal(id, "-STOP");
+        self.node_mut(id).frozen = true;
+    }
+
+    /// Lets a frozen node run again (SIGCONT).
+    pub fn thaw(&mut self, id: u64) {
+        self.signal(id, "-CONT");
+        self.node_mut(id).frozen = false;
+    }
+
+    fn signal(&mut self, id: u64, signal: &str) {
+        let pid = self
+            .node(id)
+            .process
+            .as_ref()
+            .expect("the node runs")
+            .child
+            .id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+
     /// Starts node `id` again on its data directory and ports; returns once it listens.
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);
@@ -175,12 +207,16 @@ impl TestCluster {
         Client::connect(options).await.expect("client connects")
     }
 
-    /// The leader, once a running node reports one that itself says it leads; waits up to
+    /// The leader, once a running node (not a frozen one) says it leads; waits up to
     /// `within`.
     pub async fn leader(&self, within: Duration) -> u64 {
         let deadline = Instant::now() + within;
         loop {
-            for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+            for node in self
+                .nodes
+                .iter()
+                .filter(|n| n.process.is_some() && !n.frozen)
+            {
                 let Ok(client) = Client::connect(
                     ClientOptions::new(node.client_addr.clone())
                         .reconnect(ReconnectPolicy::disabled())

@@ -112,6 +112,11 @@ impl Forwarder {
         }
     }
 
+    /// How long a request may wait for a leader and its answer (`cluster.write_timeout_ms`).
+    pub fn write_timeout(&self) -> Duration {
+        self.inner.write_timeout
+    }
+
     /// Whether this node is the leader now (a write should then run here).
     pub fn leads(&self) -> bool {
         self.inner.raft.metrics().borrow().current_leader == Some(self.inner.me)

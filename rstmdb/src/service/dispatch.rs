@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Serves the data ops from a database.
 #[derive(Debug)]
@@ -140,6 +140,31 @@ impl DatabaseHandler {
         })
     }
 
+    /// A write on a node that leads, relayed to the new leader if this one lost its lead
+    /// before the write committed (it then answers `no_leader`: nothing was applied).
+    fn write_here_or_forward(
+        &self,
+        forwarder: &Forwarder,
+        conn: &ConnectionContext,
+        request: rstmdb_protocol::Request,
+    ) -> ResponseFuture {
+        let again = request.clone();
+        let local = self.start_here(conn, request);
+        let forwarder = forwarder.clone();
+        let conn = conn.clone();
+        let this = self.this.get().cloned();
+        Box::pin(async move {
+            let response = local.await;
+            if !answered_no_leader(&response) {
+                return response;
+            }
+            match this.and_then(|this| this.upgrade()) {
+                Some(handler) => handler.forward(&forwarder, &conn, again).await,
+                None => response,
+            }
+        })
+    }
+
     /// A read that runs once this node has applied everything committed when it arrived, as
     /// the leader confirms.
     fn linearized(
@@ -174,21 +199,34 @@ impl DatabaseHandler {
         conn: &ConnectionContext,
         request: rstmdb_protocol::Request,
     ) -> ResponseFuture {
-        let lane = conn.forward_lane(|| ForwardLane::start(forwarder.clone()));
-        let routed = lane.send(&request);
+        let lane = conn
+            .forward_lane(|| ForwardLane::start(forwarder.clone()))
+            .clone();
+        let started = tokio::time::Instant::now();
+        let mut routed = lane.send(&request, started);
         let this = self.this.get().cloned();
+        let deadline = started + forwarder.write_timeout();
         Box::pin(async move {
             let id = request.id.clone();
-            match routed.await {
-                Ok(Route::Relayed(response)) => relayed(&id, response),
-                Ok(Route::Local) => match this.and_then(|this| this.upgrade()) {
-                    Some(handler) => handler.run_forwarded(request).await,
-                    None => EncodedResponse::new(&Response::error(
-                        id,
-                        RcpError::internal("the server is shutting down"),
-                    )),
-                },
-                Err(err) => EncodedResponse::new(&Response::error(id, err)),
+            loop {
+                let response = match routed.await {
+                    Ok(Route::Relayed(response)) => return relayed(&id, response),
+                    Ok(Route::Local) => match this.as_ref().and_then(Weak::upgrade) {
+                        Some(handler) => handler.run_forwarded(request.clone()).await,
+                        None => {
+                            let err = RcpError::internal("the server is shutting down");
+                            return EncodedResponse::new(&Response::error(id, err));
+                        }
+                    },
+                    Err(err) => return EncodedResponse::new(&Response::error(id, err)),
+                };
+                // This node looked like the leader but lost the lead before the write
+                // committed (nothing applied): look for the leader again, within the time.
+                if !answered_no_leader(&response) || tokio::time::Instant::now() >= deadline {
+                    return response;
+                }
+                tokio::time::sleep(FORWARD_RETRY_PAUSE).await;
+                routed = lane.send(&request, started);
             }
         })
     }
@@ -234,9 +272,11 @@ impl OpHandler for DatabaseHandler {
     fn start(&self, conn: &ConnectionContext, request: rstmdb_protocol::Request) -> ResponseFuture {
         if let Some(forwarder) = &self.forwarder
             && is_forwarded(request.op)
-            && !forwarder.leads()
         {
-            return self.forward(forwarder, conn, request);
+            if !forwarder.leads() {
+                return self.forward(forwarder, conn, request);
+            }
+            return self.write_here_or_forward(forwarder, conn, request);
         }
         if let Some(linearizer) = &self.linearizer
             && is_linearized(request.op)
@@ -245,6 +285,7 @@ impl OpHandler for DatabaseHandler {
         }
         self.start_here(conn, request)
     }
+
     fn answers_replication_status(&self) -> bool {
         self.observer.is_some()
     }
@@ -267,6 +308,17 @@ impl OpHandler for DatabaseHandler {
             }
         })
     }
+}
+
+/// How long a relayed write waits before looking for the leader again after this node lost
+/// the lead under it.
+const FORWARD_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether a response is `REPLICATION_TIMEOUT` `no_leader`: the write was not applied.
+fn answered_no_leader(response: &EncodedResponse) -> bool {
+    response.error_code() == Some(&rstmdb_protocol::ErrorCode::ReplicationTimeout)
+        && serde_json::from_str::<serde_json::Value>(response.payload())
+            .is_ok_and(|payload| payload["error"]["details"]["reason"] == "no_leader")
 }
 
 fn not_clustered() -> RcpError {

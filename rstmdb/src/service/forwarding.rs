@@ -24,8 +24,8 @@ struct Queued {
 }
 
 /// A connection's writes on their way to the leader; the task behind it ends with the
-/// connection.
-#[derive(Debug)]
+/// connection (when the last clone is dropped).
+#[derive(Debug, Clone)]
 pub struct ForwardLane {
     queue: mpsc::Sender<Queued>,
 }
@@ -54,11 +54,13 @@ impl ForwardLane {
         ForwardLane { queue }
     }
 
-    /// Queues `request` now (so the lane keeps the arrival order); the answer comes later.
+    /// Queues `request` now (so the lane keeps the arrival order); the answer comes later,
+    /// within `write_timeout` from `started`.
     pub(crate) fn send(
         &self,
         request: &Request,
-    ) -> impl Future<Output = Result<Route, RcpError>> + Send + 'static {
+        started: Instant,
+    ) -> impl Future<Output = Result<Route, RcpError>> + Send + 'static + use<> {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue.try_send(Queued {
             request: ForwardedRequest {
@@ -66,7 +68,7 @@ impl ForwardLane {
                 op: request.op,
                 params: request.params.clone(),
             },
-            started: Instant::now(),
+            started,
             reply,
         });
         async move {

@@ -3,6 +3,8 @@
 //! leader), replicate them to identical WALs, serve reads on every node, elect a new leader
 //! when the old one is killed with SIGKILL, and take the old one back with its data. A node keeps its identity, and a standalone data directory is not a node's.
 
+use futures::StreamExt;
+use rstmdb_client::params::WatchAllParams;
 use rstmdb_client::{Client, ErrorCode, Op};
 use rstmdb_testkit::cluster::{ELECTION_TIMEOUT_MAX_MS, TestCluster};
 use rstmdb_testkit::metrics::{Scrape, http_get};
@@ -241,6 +243,123 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         &before[..],
         "what was committed before the kill is unchanged on every node"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_moves_to_another_node_with_from_offset_without_gap_or_duplicate() {
+    let cluster = TestCluster::start(binary(), 3, "");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let writer = cluster.client(leader).await;
+    writer
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    let first = cluster.client(followers[0]).await;
+    let mut events = first
+        .watch_all(WatchAllParams::default())
+        .await
+        .expect("WATCH_ALL on a follower");
+    for i in 0..6 {
+        let id = format!("w-{i}");
+        create(&writer, &id, &id).await;
+        ok(
+            &writer,
+            Op::ApplyEvent,
+            json!({"instance_id": id, "event": "PAY"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(CONVERGE, events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("an event");
+        seen.push((event.instance_id, event.wal_offset));
+    }
+    drop(events);
+    // The same stream, resumed on the other follower after the last offset seen.
+    let second = cluster.client(followers[1]).await;
+    let mut resumed = second
+        .watch_all(WatchAllParams {
+            from_offset: Some(seen[2].1 + 1),
+            ..WatchAllParams::default()
+        })
+        .await
+        .expect("WATCH_ALL with from_offset on another follower");
+    while seen.len() < 6 {
+        let event = tokio::time::timeout(CONVERGE, resumed.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .expect("an event");
+        seen.push((event.instance_id, event.wal_offset));
+    }
+    let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["w-0", "w-1", "w-2", "w-3", "w-4", "w-5"]);
+    // The offsets are those of the leader's WAL.
+    let leader_offsets: Vec<u64> = wal(&writer)
+        .await
+        .into_iter()
+        .filter(|(_, _, entry)| entry["type"] == "apply_event")
+        .map(|(offset, _, _)| offset)
+        .collect();
+    let offsets: Vec<u64> = seen.iter().map(|(_, offset)| *offset).collect();
+    assert_eq!(offsets, leader_offsets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
+    let mut cluster = TestCluster::start(binary(), 3, "");
+    let old = cluster.leader(Duration::from_secs(15)).await;
+    let stale = cluster.client(old).await;
+    stale
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    // The leader stops answering anyone: the majority elects another and goes on.
+    cluster.freeze(old);
+    let new = loop {
+        let found = cluster.leader(Duration::from_secs(15)).await;
+        if found != old {
+            break found;
+        }
+    };
+    let fresh = cluster.client(new).await;
+    create(&fresh, "after-partition", "k-after").await;
+    // The old leader wakes up believing it leads. A write sent to it is never acknowledged
+    // as applied unless the majority has it.
+    cluster.thaw(old);
+    let outcome = call(
+        &stale,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": "to-the-old-leader",
+               "idempotency_key": "k-old"}),
+    )
+    .await;
+    eprintln!("the write sent to the old leader: {outcome:?}");
+    match &outcome {
+        Ok(_) => {}
+        Err(err) => assert_eq!(err.code, ErrorCode::ReplicationTimeout, "{err:?}"),
+    }
+    // It rejoins as a follower and converges.
+    applied(&cluster, old, "after-partition").await;
+    let final_state = assert_identical_wals(&cluster, &[1, 2, 3]).await;
+    let created = final_state
+        .iter()
+        .filter(|(_, _, entry)| entry["instance_id"] == "to-the-old-leader")
+        .count();
+    match outcome {
+        Ok(_) => assert_eq!(created, 1, "an acknowledged write is in every WAL"),
+        Err(err) if err.reason() == Some("no_leader") => {
+            assert_eq!(created, 0, "a write answered no_leader was not applied")
+        }
+        Err(_) => assert!(created <= 1, "commit_unknown: at most once"),
+    }
+    let status = stale.cluster_status().await.expect("CLUSTER_STATUS");
+    assert_ne!(status.role, "leader", "the old leader stepped down");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
