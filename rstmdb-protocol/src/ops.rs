@@ -38,6 +38,12 @@ pub enum Op {
     Stats,
     /// (extension) a cluster node's view of its cluster (§12.3).
     ClusterStatus,
+    /// (extension, §12.3) membership: a new node that receives the log.
+    ClusterAddLearner,
+    /// (extension, §12.3) membership: a learner becomes a voter.
+    ClusterPromote,
+    /// (extension, §12.3) membership: a node leaves the cluster.
+    ClusterRemoveNode,
 }
 
 impl Op {
@@ -71,7 +77,13 @@ impl Op {
     ];
 
     /// Ops this project adds to the spec's 25 (not in [`Op::ALL`], which is the §4.0 table).
-    pub const EXTENSIONS: [Op; 2] = [Self::Stats, Self::ClusterStatus];
+    pub const EXTENSIONS: [Op; 5] = [
+        Self::Stats,
+        Self::ClusterStatus,
+        Self::ClusterAddLearner,
+        Self::ClusterPromote,
+        Self::ClusterRemoveNode,
+    ];
 
     /// The upper-case wire name.
     pub fn as_str(self) -> &'static str {
@@ -103,6 +115,9 @@ impl Op {
             Self::ReplicateAck => "REPLICATE_ACK",
             Self::Stats => "STATS",
             Self::ClusterStatus => "CLUSTER_STATUS",
+            Self::ClusterAddLearner => "CLUSTER_ADD_LEARNER",
+            Self::ClusterPromote => "CLUSTER_PROMOTE",
+            Self::ClusterRemoveNode => "CLUSTER_REMOVE_NODE",
         }
     }
 
@@ -124,6 +139,15 @@ impl Op {
                 | Self::Batch
                 | Self::Compact
                 | Self::FlushAll
+        )
+    }
+
+    /// Whether the op changes the cluster's membership (§12.3): it runs on the
+    /// leader, relayed there like a write.
+    pub fn is_membership(self) -> bool {
+        matches!(
+            self,
+            Self::ClusterAddLearner | Self::ClusterPromote | Self::ClusterRemoveNode
         )
     }
 

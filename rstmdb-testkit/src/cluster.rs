@@ -55,12 +55,19 @@ impl TestCluster {
     /// `size` nodes, every one a voter of the initial membership, with `extra` appended to
     /// each node's `[cluster]` table (writes are forwarded unless it says otherwise). Returns once every node listens for clients.
     pub fn start(binary: &Path, size: u64, extra: &str) -> TestCluster {
+        TestCluster::start_with_spares(binary, size, 0, extra)
+    }
+
+    /// [`TestCluster::start`] with `spares` more nodes (ids after the members'), running
+    /// with no Raft state and not in `members`: they wait to be added (CLUSTER_ADD_LEARNER).
+    pub fn start_with_spares(binary: &Path, size: u64, spares: u64, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..size)
+        let ports: Vec<(u16, u16, u16)> = (0..size + spares)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
         let members: Vec<String> = ports
             .iter()
+            .take(usize::try_from(size).expect("a cluster size"))
             .enumerate()
             .map(|(i, (_, raft, _))| format!("\"{}=127.0.0.1:{raft}\"", i + 1))
             .collect();
@@ -97,10 +104,10 @@ impl TestCluster {
             nodes,
             dir,
         };
-        for id in 1..=size {
+        for id in 1..=size + spares {
             cluster.spawn(id);
         }
-        for id in 1..=size {
+        for id in 1..=size + spares {
             cluster.wait_listening(id);
         }
         cluster

@@ -5,10 +5,10 @@ use serde_json::{Map, Value};
 use crate::message::{RawOutcome, ResponseMeta};
 use crate::ops::Op;
 use crate::params::{
-    ApplyEventParams, BatchMode, BatchOp, BatchParams, CompactParams, CreateInstanceParams,
-    DeleteInstanceParams, GetInstanceParams, GetMachineParams, ListInstancesParams,
-    PutMachineParams, SnapshotInstanceParams, UnwatchParams, WalReadParams, WatchAllParams,
-    WatchInstanceParams,
+    ApplyEventParams, BatchMode, BatchOp, BatchParams, ClusterAddLearnerParams, ClusterNodeParams,
+    CompactParams, CreateInstanceParams, DeleteInstanceParams, GetInstanceParams, GetMachineParams,
+    ListInstancesParams, PutMachineParams, SnapshotInstanceParams, UnwatchParams, WalReadParams,
+    WatchAllParams, WatchInstanceParams,
 };
 use crate::results::*;
 
@@ -285,6 +285,43 @@ impl Client {
     /// `not_clustered` from a standalone server.
     pub async fn cluster_status(&self) -> Result<ClusterStatusResult, ClientError> {
         self.call(Op::ClusterStatus, Map::new()).await
+    }
+
+    /// CLUSTER_ADD_LEARNER (extension, §12.3): node `node_id` starts receiving the log.
+    pub async fn cluster_add_learner(
+        &self,
+        node_id: u64,
+        raft_addr: &str,
+        client_addr: &str,
+    ) -> Result<ClusterAddLearnerResult, ClientError> {
+        let params = ClusterAddLearnerParams {
+            node_id,
+            raft_addr: raft_addr.to_owned(),
+            client_addr: client_addr.to_owned(),
+        };
+        self.call(Op::ClusterAddLearner, params_object(&params)?)
+            .await
+    }
+
+    /// CLUSTER_PROMOTE (extension, §12.3): a learner becomes a voter.
+    pub async fn cluster_promote(&self, node_id: u64) -> Result<ClusterMembersResult, ClientError> {
+        self.call(
+            Op::ClusterPromote,
+            params_object(&ClusterNodeParams { node_id })?,
+        )
+        .await
+    }
+
+    /// CLUSTER_REMOVE_NODE (extension, §12.3): the node leaves the cluster.
+    pub async fn cluster_remove_node(
+        &self,
+        node_id: u64,
+    ) -> Result<ClusterMembersResult, ClientError> {
+        self.call(
+            Op::ClusterRemoveNode,
+            params_object(&ClusterNodeParams { node_id })?,
+        )
+        .await
     }
 
     pub async fn compact(&self, force_snapshot: bool) -> Result<CompactResult, ClientError> {

@@ -77,6 +77,13 @@ async fn call_typed(client: &Client, params: OpParams) -> Result<Value, RcpError
         OpParams::WalStats => to_json(client.wal_stats().await),
         OpParams::Stats => to_json(client.stats().await),
         OpParams::ClusterStatus => to_json(client.cluster_status().await),
+        OpParams::ClusterAddLearner(p) => to_json(
+            client
+                .cluster_add_learner(p.node_id, &p.raft_addr, &p.client_addr)
+                .await,
+        ),
+        OpParams::ClusterPromote(p) => to_json(client.cluster_promote(p.node_id).await),
+        OpParams::ClusterRemoveNode(p) => to_json(client.cluster_remove_node(p.node_id).await),
         OpParams::Compact(p) => to_json(client.compact(p.force_snapshot).await),
         OpParams::Unwatch(p) => to_json(client.unwatch(&p.subscription_id).await),
         OpParams::FlushAll => to_json(client.flush_all().await),

@@ -5,6 +5,7 @@
 //! BATCH) to send. The param structs also serialise, so a client can build requests from them.
 
 mod batch;
+mod cluster;
 mod instances;
 mod machines;
 pub(crate) mod reader;
@@ -15,6 +16,7 @@ mod watch;
 use serde_json::{Map, Value};
 
 pub use batch::{BatchMode, BatchOp, BatchParams};
+pub use cluster::{ClusterAddLearnerParams, ClusterNodeParams};
 pub use instances::{
     ApplyEventParams, CreateInstanceParams, DeleteInstanceParams, GetInstanceParams,
     ListInstancesParams,
@@ -64,6 +66,9 @@ pub enum OpParams {
     Stats,
     /// (extension, §12.3) params are ignored.
     ClusterStatus,
+    ClusterAddLearner(ClusterAddLearnerParams),
+    ClusterPromote(ClusterNodeParams),
+    ClusterRemoveNode(ClusterNodeParams),
 }
 
 impl OpParams {
@@ -100,6 +105,13 @@ impl OpParams {
             Op::ReplicateAck => Self::ReplicateAck,
             Op::Stats => Self::Stats,
             Op::ClusterStatus => Self::ClusterStatus,
+            Op::ClusterAddLearner => {
+                Self::ClusterAddLearner(ClusterAddLearnerParams::from_params(params)?)
+            }
+            Op::ClusterPromote => Self::ClusterPromote(ClusterNodeParams::from_params(params)?),
+            Op::ClusterRemoveNode => {
+                Self::ClusterRemoveNode(ClusterNodeParams::from_params(params)?)
+            }
         })
     }
 
@@ -133,6 +145,9 @@ impl OpParams {
             Self::ReplicateAck => Op::ReplicateAck,
             Self::Stats => Op::Stats,
             Self::ClusterStatus => Op::ClusterStatus,
+            Self::ClusterAddLearner(_) => Op::ClusterAddLearner,
+            Self::ClusterPromote(_) => Op::ClusterPromote,
+            Self::ClusterRemoveNode(_) => Op::ClusterRemoveNode,
         }
     }
 
@@ -156,6 +171,8 @@ impl OpParams {
             Self::WatchInstance(p) => to_object(p),
             Self::WatchAll(p) => to_object(p),
             Self::Unwatch(p) => to_object(p),
+            Self::ClusterAddLearner(p) => to_object(p),
+            Self::ClusterPromote(p) | Self::ClusterRemoveNode(p) => to_object(p),
             Self::Ping
             | Self::Bye
             | Self::Info

@@ -38,3 +38,17 @@ pub struct ClusterMember {
     /// On the leader: milliseconds since this member last answered; `null` elsewhere.
     pub last_contact_ms: Option<u64>,
 }
+
+/// CLUSTER_ADD_LEARNER result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterAddLearnerResult {
+    pub node_id: u64,
+    /// False when the node was already there with the same addresses.
+    pub added: bool,
+}
+
+/// CLUSTER_PROMOTE and CLUSTER_REMOVE_NODE result: the membership after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMembersResult {
+    pub members: Vec<ClusterMember>,
+}

@@ -12,7 +12,10 @@ mod stats;
 mod wal;
 mod watch;
 
-pub use cluster::{ClusterLeader, ClusterMember, ClusterStatusResult};
+pub use cluster::{
+    ClusterAddLearnerResult, ClusterLeader, ClusterMember, ClusterMembersResult,
+    ClusterStatusResult,
+};
 pub use instances::{
     ApplyEventResult, BatchItemResult, BatchItemStatus, BatchResult, CreateInstanceResult,
     DeleteInstanceResult, GetInstanceResult, InstanceSummary, ListInstancesResult,

@@ -59,6 +59,8 @@ fn typed_result_round_trip(op: Op, result: &Map<String, Value>) -> Value {
         Op::Replicate | Op::ReplicateAck => panic!("{op} has no success result"),
         Op::Stats => retyped::<StatsResult>(result),
         Op::ClusterStatus => retyped::<ClusterStatusResult>(result),
+        Op::ClusterAddLearner => retyped::<ClusterAddLearnerResult>(result),
+        Op::ClusterPromote | Op::ClusterRemoveNode => retyped::<ClusterMembersResult>(result),
     }
 }
 

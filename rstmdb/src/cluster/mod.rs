@@ -9,7 +9,7 @@
 //! - [`committed_replay`]: what start-up replays (committed entries only);
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
 //!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
-//!   CLUSTER_STATUS.
+//!   CLUSTER_STATUS; [`membership`]: the membership ops.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
 //!   tells each node where clients reach the others ([`client_addrs`]) and carries the
@@ -30,6 +30,8 @@ pub mod group_log;
 pub mod log_index;
 #[cfg(feature = "server")]
 pub mod log_store;
+#[cfg(feature = "server")]
+pub mod membership;
 #[cfg(feature = "server")]
 pub mod node;
 #[cfg(feature = "server")]

@@ -7,6 +7,7 @@ use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
 use super::log_store::{IndexBuilder, WalLogStore};
+use super::membership::ClusterAdmin;
 use super::peer_client::PeerNetwork;
 use super::peer_server::PeerService;
 use super::peer_tls::PeerTls;
@@ -89,6 +90,7 @@ pub struct ClusterNode {
     /// Where the listener finds who runs forwarded writes.
     forward_target: ForwardSlot,
     observer: ClusterObserver,
+    admin: ClusterAdmin,
     /// Held for the log store's purge gate: no checkpoint covers any entry yet.
     _purge_gate: watch::Sender<Option<super::types::LogId>>,
 }
@@ -195,6 +197,12 @@ impl ClusterNode {
             elections: Arc::default(),
         };
         tokio::spawn(observer.clone().count_elections());
+        let admin = ClusterAdmin::new(
+            raft.clone(),
+            Arc::clone(&db),
+            observer.clone(),
+            tokio::runtime::Handle::current(),
+        );
         let listener = TcpListener::bind(&settings.raft_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -221,6 +229,7 @@ impl ClusterNode {
             linearizable_reads: settings.linearizable_reads,
             forward_target,
             observer,
+            admin,
             _purge_gate: purge_gate,
         };
         node.bootstrap(&settings).await?;
@@ -283,6 +292,11 @@ impl ClusterNode {
         if self.forward_target.set(target).is_err() {
             tracing::warn!("the forwarded writes' target was set twice; the first one stays");
         }
+    }
+
+    /// The membership ops.
+    pub fn admin(&self) -> &ClusterAdmin {
+        &self.admin
     }
 
     /// CLUSTER_STATUS's source.

@@ -76,7 +76,6 @@ pub struct BatchOutput {
     pub records: Vec<(u64, Record)>,
 }
 
-#[derive(Debug)]
 pub(crate) enum Job {
     Write {
         command: Command,
@@ -89,4 +88,25 @@ pub(crate) enum Job {
     },
     /// Finish every job queued before this one, then stop (graceful shutdown).
     Stop,
+    /// Cluster mode: work that must not overlap a group in flight (a membership change,
+    /// whose entries would land where the next group was planned). Runs on the sequencer
+    /// thread between groups, in queue order.
+    Exclusive(Box<dyn FnOnce() + Send>),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Write { command, .. } => {
+                f.debug_struct("Write").field("command", command).finish()
+            }
+            Job::Batch { mode, items, .. } => f
+                .debug_struct("Batch")
+                .field("mode", mode)
+                .field("items", &items.len())
+                .finish(),
+            Job::Stop => f.write_str("Stop"),
+            Job::Exclusive(_) => f.write_str("Exclusive"),
+        }
+    }
 }

@@ -233,7 +233,7 @@ fn runs_inline(job: &Job) -> bool {
     match job {
         Job::Write { .. } => true,
         Job::Batch { items, .. } => items.len() <= MAX_INLINE_BATCH_ITEMS,
-        Job::Stop => false,
+        Job::Stop | Job::Exclusive(_) => false,
     }
 }
 

@@ -246,6 +246,27 @@ impl Database {
         self.shared.applied_end.load(Ordering::Acquire)
     }
 
+    /// Runs `work` on the sequencer thread between two groups, after every job queued before
+    /// this call (cluster mode: a membership change, which appends entries of its own).
+    pub fn run_exclusive<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, RcpError>> + Send + 'static {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = super::sequencer::submit(
+            &self.shared,
+            Job::Exclusive(Box::new(move || {
+                let _ = reply.send(work());
+            })),
+        );
+        async move {
+            queued.map_err(|_| RcpError::internal("the database is shutting down"))?;
+            answer
+                .await
+                .map_err(|_| RcpError::internal("the database is shutting down"))
+        }
+    }
+
     /// Cluster mode: connects the sequencer to the Raft log. Once only.
     pub fn attach_group_log(&self, log: Arc<dyn GroupLog>) {
         let replication = self
@@ -320,9 +341,29 @@ impl Database {
     }
 }
 
+/// The sequencer's jobs in cluster mode, in queue order: the writes between two exclusive
+/// jobs form a group, and an exclusive job runs with no group in flight.
+pub(super) fn run_jobs(shared: &Shared, replication: &Replication, jobs: Vec<Job>) {
+    let mut group = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match job {
+            Job::Exclusive(work) => {
+                if !group.is_empty() {
+                    run_group(shared, replication, std::mem::take(&mut group));
+                }
+                work();
+            }
+            job => group.push(job),
+        }
+    }
+    if !group.is_empty() {
+        run_group(shared, replication, group);
+    }
+}
+
 /// The sequencer's group in cluster mode: plan after a header record, execute, hand the
 /// records to the log, and answer once the log has settled the group.
-pub(super) fn run_group(shared: &Shared, replication: &Replication, jobs: Vec<Job>) {
+fn run_group(shared: &Shared, replication: &Replication, jobs: Vec<Job>) {
     let log = match replication.log.get() {
         Some(log) => log,
         None => return refuse_all(jobs, &RcpError::no_leader("the cluster is starting")),
@@ -350,7 +391,7 @@ pub(super) fn run_group(shared: &Shared, replication: &Replication, jobs: Vec<Jo
                 let outcome = batch::run(&mut engine, &mut group, mode, &items, now_ms, &mut undos);
                 finished.push(Finished::Batch(reply, outcome));
             }
-            Job::Stop => {}
+            Job::Stop | Job::Exclusive(_) => {}
         }
     }
     if group.is_empty() {
@@ -418,7 +459,7 @@ fn refuse_all(jobs: Vec<Job>, err: &RcpError) {
         match job {
             Job::Write { reply, .. } => send(reply, Err(err.clone())),
             Job::Batch { reply, .. } => send(reply, Err(err.clone())),
-            Job::Stop => {}
+            Job::Stop | Job::Exclusive(_) => {}
         }
     }
 }

@@ -147,7 +147,7 @@ impl Drop for PoisonOnPanic<'_> {
 
 fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: SyncBy) {
     if let Some(replication) = &shared.replication {
-        return replication::run_group(shared, replication, jobs.into_iter().collect());
+        return replication::run_jobs(shared, replication, jobs.into_iter().collect());
     }
     let jobs = jobs.into_iter();
     let now_ms = shared.clock.now_ms();
@@ -156,6 +156,8 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
     let mut group = Group::new(placement);
     let mut undos = Vec::new();
     let mut finished = Vec::with_capacity(jobs.size_hint().0);
+    // Exclusive jobs are cluster mode's; a standalone group runs them after its append.
+    let mut exclusive = Vec::new();
     for job in jobs {
         match job {
             Job::Write { command, reply } => {
@@ -172,6 +174,7 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
             }
             // `take_group` never puts a stop into a group.
             Job::Stop => {}
+            Job::Exclusive(work) => exclusive.push(work),
         }
     }
 
@@ -212,6 +215,9 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
             (Finished::Write(reply, _), Err(err)) => send(reply, Err(err.clone()), Gate::NOTHING),
             (Finished::Batch(reply, _), Err(err)) => send(reply, Err(err.clone()), Gate::NOTHING),
         }
+    }
+    for work in exclusive {
+        work();
     }
 }
 

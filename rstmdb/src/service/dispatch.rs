@@ -9,6 +9,7 @@ use super::stats::{ServerCounters, stats};
 use super::value_depth;
 use super::watch::{WatchHub, WatchLimits, ops as watch_ops};
 use crate::cluster::forward::{Forwarder, Route};
+use crate::cluster::membership::ClusterAdmin;
 use crate::cluster::node::ClusterNode;
 use crate::cluster::status::ClusterObserver;
 use crate::database::{BatchItem, Database, WriteOutput};
@@ -45,6 +46,8 @@ pub struct DatabaseHandler {
     linearizer: Option<Forwarder>,
     /// Cluster mode: CLUSTER_STATUS's source.
     observer: Option<ClusterObserver>,
+    /// Cluster mode: the membership ops.
+    admin: Option<ClusterAdmin>,
     /// This handler, for the forwarded writes that find this node leading after all.
     this: OnceLock<Weak<DatabaseHandler>>,
 }
@@ -67,6 +70,7 @@ impl DatabaseHandler {
             forwarder: None,
             linearizer: None,
             observer: None,
+            admin: None,
             this: OnceLock::new(),
         }
     }
@@ -77,6 +81,7 @@ impl DatabaseHandler {
         self.forwarder = node.write_forwarder().cloned();
         self.linearizer = node.read_linearizer().cloned();
         self.observer = Some(node.observer().clone());
+        self.admin = Some(node.admin().clone());
         *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
         self
     }
@@ -107,7 +112,7 @@ impl DatabaseHandler {
                 Box::pin(async {
                     Err(RcpError::bad_request(
                         "not_forwarded",
-                        "only writes are relayed between nodes",
+                        "only writes and membership changes are relayed between nodes",
                     ))
                 })
             }),
@@ -344,13 +349,14 @@ fn is_linearized(op: Op) -> bool {
 }
 
 /// The ops a follower relays to the leader: every one that appends WAL records (COMPACT is
-/// each node's own business).
+/// each node's own business), and the membership ops.
 fn is_forwarded(op: Op) -> bool {
-    op.is_write() && op != Op::Compact
+    (op.is_write() && op != Op::Compact) || op.is_membership()
 }
 
 impl DatabaseHandler {
-    /// A write op's work, queued now; `None` for any other op.
+    /// The work of an op that runs on the leader (a write, or a membership change), queued
+    /// now; `None` for any other op.
     fn dispatch_write(&self, id: &str, params: OpParams) -> Option<Answer> {
         let db = &self.db;
         Some(match params {
@@ -360,6 +366,22 @@ impl DatabaseHandler {
             OpParams::DeleteInstance(p) => written(id, db.write(delete_instance(p))),
             OpParams::FlushAll => written(id, db.write(Command::FlushAll)),
             OpParams::Batch(p) => self.batch(id, p),
+            OpParams::ClusterAddLearner(p) => match self.admin.clone() {
+                Some(admin) => answer(id, async move {
+                    admin
+                        .add_learner(p.node_id, p.raft_addr, p.client_addr)
+                        .await
+                }),
+                None => Box::pin(std::future::ready(Err(not_clustered()))),
+            },
+            OpParams::ClusterPromote(p) => match self.admin.clone() {
+                Some(admin) => answer(id, async move { admin.promote(p.node_id).await }),
+                None => Box::pin(std::future::ready(Err(not_clustered()))),
+            },
+            OpParams::ClusterRemoveNode(p) => match self.admin.clone() {
+                Some(admin) => answer(id, async move { admin.remove(p.node_id).await }),
+                None => Box::pin(std::future::ready(Err(not_clustered()))),
+            },
             _ => return None,
         })
     }
@@ -373,7 +395,10 @@ impl DatabaseHandler {
             | OpParams::ApplyEvent(_)
             | OpParams::DeleteInstance(_)
             | OpParams::FlushAll
-            | OpParams::Batch(_) => self
+            | OpParams::Batch(_)
+            | OpParams::ClusterAddLearner(_)
+            | OpParams::ClusterPromote(_)
+            | OpParams::ClusterRemoveNode(_) => self
                 .dispatch_write(id, params)
                 .expect("a write op has a write's work"),
             OpParams::GetMachine(p) => {

@@ -11,6 +11,8 @@ use rstmdb_testkit::metrics::{Scrape, http_get};
 use rstmdb_testkit::ops::{assert_error, call, ok, order_definition, server_error};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn binary() -> &'static Path {
@@ -360,6 +362,137 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
     }
     let status = stale.cluster_status().await.expect("CLUSTER_STATUS");
     assert_ne!(status.role, "leader", "the old leader stepped down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_grows_from_one_node_to_three_and_shrinks_without_losing_writes() {
+    let cluster = TestCluster::start_with_spares(binary(), 1, 2, "");
+    assert_eq!(cluster.leader(Duration::from_secs(15)).await, 1);
+    let first = cluster.client(1).await;
+    first
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE on a cluster of one");
+    create(&first, "before-growth", "k0").await;
+    // Writes go on while the membership changes; each acknowledged one must survive.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn({
+        let client = cluster.client(1).await;
+        let stop = Arc::clone(&stop);
+        async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("load-{i}");
+                let outcome = call(
+                    &client,
+                    Op::CreateInstance,
+                    json!({"machine": "order", "version": 1, "instance_id": id}),
+                )
+                .await;
+                if outcome.is_ok() {
+                    acknowledged.push(id);
+                }
+                i += 1;
+            }
+            acknowledged
+        }
+    });
+
+    // Nodes 2 and 3 wait with no state until they are added, then catch up from the log.
+    for id in [2, 3] {
+        let node = cluster.node(id);
+        let added = first
+            .cluster_add_learner(id, &node.raft_addr, &node.client_addr)
+            .await
+            .expect("CLUSTER_ADD_LEARNER");
+        assert!(added.added);
+        let again = first
+            .cluster_add_learner(id, &node.raft_addr, &node.client_addr)
+            .await
+            .expect("the same learner again");
+        assert!(!again.added, "adding the same node again changes nothing");
+        let status = cluster
+            .client(id)
+            .await
+            .cluster_status()
+            .await
+            .expect("status");
+        assert!(
+            matches!(status.role.as_str(), "learner" | "follower"),
+            "{status:?}"
+        );
+        applied(&cluster, id, "before-growth").await;
+    }
+    let elsewhere = first
+        .cluster_add_learner(2, "127.0.0.1:1", "127.0.0.1:2")
+        .await
+        .map_err(server_error);
+    assert_eq!(
+        elsewhere.expect_err("another address").reason(),
+        Some("node_exists")
+    );
+    let unknown = first.cluster_promote(9).await.map_err(server_error);
+    assert_eq!(
+        unknown.expect_err("unknown node").reason(),
+        Some("unknown_node")
+    );
+
+    let members = first.cluster_promote(2).await.expect("CLUSTER_PROMOTE 2");
+    assert_eq!(members.members.iter().filter(|m| m.voter).count(), 2);
+    let members = first.cluster_promote(3).await.expect("CLUSTER_PROMOTE 3");
+    assert_eq!(members.members.iter().filter(|m| m.voter).count(), 3);
+    // A membership op sent to another node is relayed to the leader like a write.
+    let from_three = cluster.client(3).await;
+    create(&from_three, "after-growth", "k1").await;
+
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = load.await.expect("the writer");
+    assert!(
+        !acknowledged.is_empty(),
+        "writes went on during the changes"
+    );
+
+    // The first node leaves; the other two elect a leader and go on.
+    let members = from_three
+        .cluster_remove_node(1)
+        .await
+        .expect("CLUSTER_REMOVE_NODE 1");
+    assert!(
+        members.members.iter().all(|m| m.node_id != 1),
+        "{members:?}"
+    );
+    let leader = loop {
+        let leader = cluster.leader(Duration::from_secs(15)).await;
+        if leader != 1 {
+            break leader;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    create(&cluster.client(leader).await, "after-shrink", "k2").await;
+    for id in [2, 3] {
+        applied(&cluster, id, "after-shrink").await;
+    }
+    let wal = assert_identical_wals(&cluster, &[2, 3]).await;
+    for id in &acknowledged {
+        assert_eq!(
+            wal.iter()
+                .filter(|(_, _, entry)| entry["instance_id"] == id.as_str())
+                .count(),
+            1,
+            "acknowledged {id} is in the WAL once"
+        );
+    }
+    let last = cluster.client(leader).await;
+    let other = if leader == 2 { 3 } else { 2 };
+    last.cluster_remove_node(other)
+        .await
+        .expect("down to one voter");
+    let refused = last.cluster_remove_node(leader).await.map_err(server_error);
+    assert_eq!(
+        refused.expect_err("the last voter").reason(),
+        Some("last_voter")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

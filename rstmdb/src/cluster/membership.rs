@@ -1,0 +1,220 @@
+//! The membership ops (spec §12.3, `docs/cluster.md` section 10), run on the leader. Each
+//! change goes through openraft's joint consensus, on the sequencer thread between two
+//! groups ([`Database::run_exclusive`]): its entries would otherwise land where the next
+//! group of writes was planned.
+
+use super::status::ClusterObserver;
+use super::types::{NodeAddr, NodeId, RaftTypes};
+use crate::database::Database;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Raft};
+use rstmdb_protocol::results::{ClusterAddLearnerResult, ClusterMembersResult};
+use rstmdb_protocol::{ErrorCode, RcpError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Runs the membership ops of one node.
+#[derive(Clone)]
+pub struct ClusterAdmin {
+    raft: Raft<RaftTypes>,
+    database: Arc<Database>,
+    observer: ClusterObserver,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for ClusterAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAdmin").finish_non_exhaustive()
+    }
+}
+
+fn bad_request(reason: &str, message: String, node_id: NodeId) -> RcpError {
+    RcpError::bad_request(reason, message).with_detail("node_id", node_id)
+}
+
+/// openraft's refusal of a change, as a client sees it.
+fn change_refused(err: RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>) -> RcpError {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => RcpError::no_leader(
+            "this node lost its lead before the change committed; it was not applied",
+        ),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(_),
+        )) => RcpError::with_reason(
+            ErrorCode::Conflict,
+            "membership_change_in_progress",
+            "another membership change is still being committed; retry",
+        ),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(err)) => {
+            RcpError::bad_request("membership_refused", err.to_string())
+        }
+        RaftError::Fatal(err) => {
+            RcpError::commit_unknown(format!("Raft stopped during the change: {err}"))
+        }
+    }
+}
+
+impl ClusterAdmin {
+    pub(crate) fn new(
+        raft: Raft<RaftTypes>,
+        database: Arc<Database>,
+        observer: ClusterObserver,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            raft,
+            database,
+            observer,
+            runtime,
+        }
+    }
+
+    fn members(&self) -> ClusterMembersResult {
+        ClusterMembersResult {
+            members: self.observer.status().members,
+        }
+    }
+
+    /// Runs one change on the sequencer thread, with no group in flight.
+    async fn change(&self, change: ChangeMembers<NodeId, NodeAddr>) -> Result<(), RcpError> {
+        let raft = self.raft.clone();
+        let runtime = self.runtime.clone();
+        self.database
+            .run_exclusive(move || {
+                runtime
+                    .block_on(raft.change_membership(change, false))
+                    .map(|_| ())
+                    .map_err(change_refused)
+            })
+            .await?
+    }
+
+    /// CLUSTER_ADD_LEARNER: the node receives the log and applies it, without a vote.
+    /// Idempotent for the same addresses; other addresses for a known id are refused.
+    pub async fn add_learner(
+        &self,
+        node_id: NodeId,
+        raft_addr: String,
+        client_addr: String,
+    ) -> Result<ClusterAddLearnerResult, RcpError> {
+        if node_id == 0 {
+            return Err(bad_request(
+                "bad_node_id",
+                "node ids start at 1".to_owned(),
+                node_id,
+            ));
+        }
+        let node = NodeAddr {
+            raft_addr,
+            client_addr,
+        };
+        let known = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .cloned();
+        if let Some(known) = known {
+            if known.raft_addr == node.raft_addr {
+                return Ok(ClusterAddLearnerResult {
+                    node_id,
+                    added: false,
+                });
+            }
+            return Err(bad_request(
+                "node_exists",
+                format!(
+                    "node {node_id} is already a member at {}; remove it first to move it to {}",
+                    known.raft_addr, node.raft_addr
+                ),
+                node_id,
+            ));
+        }
+        let raft = self.raft.clone();
+        let runtime = self.runtime.clone();
+        self.database
+            .run_exclusive(move || {
+                runtime
+                    .block_on(raft.add_learner(node_id, node, false))
+                    .map(|_| ())
+                    .map_err(change_refused)
+            })
+            .await??;
+        Ok(ClusterAddLearnerResult {
+            node_id,
+            added: true,
+        })
+    }
+
+    /// CLUSTER_PROMOTE: a learner becomes a voter. Promoting a voter changes nothing.
+    pub async fn promote(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
+        let (known, voter) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            (
+                membership.get_node(&node_id).is_some(),
+                membership.voter_ids().any(|id| id == node_id),
+            )
+        };
+        if !known {
+            return Err(bad_request(
+                "unknown_node",
+                format!("node {node_id} is not a member; add it as a learner first"),
+                node_id,
+            ));
+        }
+        if !voter {
+            self.change(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])))
+                .await?;
+        }
+        Ok(self.members())
+    }
+
+    /// CLUSTER_REMOVE_NODE: the node leaves (a voter stops voting first). The last voter
+    /// stays.
+    pub async fn remove(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
+        let (known, voters) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            (
+                membership.get_node(&node_id).is_some(),
+                membership.voter_ids().collect::<BTreeSet<_>>(),
+            )
+        };
+        if !known {
+            return Err(bad_request(
+                "unknown_node",
+                format!("node {node_id} is not a member"),
+                node_id,
+            ));
+        }
+        if voters.contains(&node_id) {
+            if voters.len() == 1 {
+                return Err(bad_request(
+                    "last_voter",
+                    format!("node {node_id} is the last voter: a cluster needs one"),
+                    node_id,
+                ));
+            }
+            self.change(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])))
+                .await?;
+        }
+        let still_there = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .is_some();
+        if still_there {
+            self.change(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])))
+                .await?;
+        }
+        Ok(self.members())
+    }
+}
