@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod cluster;
 pub mod connect;
 mod dashboard;
 mod fd_limit;
@@ -44,6 +45,8 @@ enum Command {
     Repl(repl::ReplArgs),
     /// A live terminal dashboard of a running server: instances, transitions, WAL, server.
     Dashboard(dashboard::DashboardArgs),
+    /// A cluster's status and membership (a server with a [cluster] table).
+    Cluster(cluster::ClusterArgs),
 }
 
 /// The async runtime a subcommand runs on: `worker_threads` workers, or one per core. A
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Repl(args) => repl::run(args),
         Command::Dashboard(args) => dashboard::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }

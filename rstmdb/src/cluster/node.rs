@@ -176,6 +176,7 @@ impl ClusterNode {
             secret: settings.secret.clone(),
             tls: settings.tls.clone(),
             client_addr: Some(settings.client_addr.clone()),
+            client_addrs: client_addrs.clone(),
         };
         let forward_network = network.clone();
         let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
@@ -216,6 +217,7 @@ impl ClusterNode {
             secret: settings.secret.clone(),
             tls: settings.tls.clone(),
             client_addrs,
+            client_addr: Some(settings.client_addr.clone()),
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);

@@ -2,6 +2,7 @@
 //! section 9). One connection per openraft client, opened on first use with a hello, dropped on
 //! any error and opened again on the next call.
 
+use super::client_addrs::ClientAddrs;
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
@@ -32,6 +33,8 @@ pub struct PeerNetwork {
     pub tls: Option<PeerTls>,
     /// Told to every peer in the hello (`cluster.client_addr`).
     pub client_addr: Option<String>,
+    /// Where the peers say clients reach them, as they welcome this node.
+    pub client_addrs: ClientAddrs,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -51,6 +54,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             tls: self.tls.clone(),
             addr: node.raft_addr.clone(),
             connection: None,
+            client_addrs: self.client_addrs.clone(),
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct PeerClient {
     tls: Option<PeerTls>,
     addr: String,
     connection: Option<PeerConnection>,
+    client_addrs: ClientAddrs,
 }
 
 impl PeerClient {
@@ -127,11 +132,17 @@ impl PeerClient {
             return Err(self.unproved());
         }
         match reply {
-            HelloReply::Welcome { node_id } if node_id == hello.to => {
+            HelloReply::Welcome {
+                node_id,
+                client_addr,
+            } if node_id == hello.to => {
+                if let Some(client_addr) = &client_addr {
+                    self.client_addrs.record(node_id, client_addr);
+                }
                 connection.handshake_done();
                 Ok(connection)
             }
-            HelloReply::Welcome { node_id } => Err(PeerError::Refused(format!(
+            HelloReply::Welcome { node_id, .. } => Err(PeerError::Refused(format!(
                 "{} is node {node_id}, not node {}",
                 self.addr, hello.to
             ))),

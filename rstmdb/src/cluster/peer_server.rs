@@ -35,6 +35,8 @@ pub struct PeerService {
     pub tls: Option<PeerTls>,
     /// Where the callers said clients reach them.
     pub client_addrs: ClientAddrs,
+    /// Where clients reach this node, told to every caller.
+    pub client_addr: Option<String>,
     /// Runs the writes followers relay here, once the service is up.
     pub forward_target: ForwardSlot,
 }
@@ -137,7 +139,10 @@ impl PeerService {
             self.client_addrs.record(hello.from, client_addr);
         }
         connection
-            .send(&HelloReply::Welcome { node_id: self.me })
+            .send(&HelloReply::Welcome {
+                node_id: self.me,
+                client_addr: self.client_addr.clone(),
+            })
             .await?;
         connection.handshake_done();
         loop {

@@ -45,6 +45,9 @@ pub enum HelloReply {
     /// Requests may follow.
     Welcome {
         node_id: NodeId,
+        /// Where clients reach the callee (`cluster.client_addr`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_addr: Option<String>,
     },
     /// The callee holds the shared secret: its answer to the caller's nonce, and its own
     /// nonce for the caller to answer with a [`Proof`]; `Welcome` or `Refused` follows.

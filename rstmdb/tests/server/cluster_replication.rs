@@ -113,6 +113,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     };
     let network = PeerNetwork {
         me: id,
+        client_addrs: Default::default(),
         client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
@@ -125,6 +126,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         raft: raft.clone(),
         client_addrs: Default::default(),
         forward_target: Default::default(),
+        client_addr: None,
         me: id,
         segment_size_bytes: SEGMENT_BYTES,
         secret,
@@ -421,7 +423,13 @@ async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
         connection.send(&answer).await.expect("proof");
         let reply = connection.receive::<HelloReply>().await.expect("reply");
         if welcomed {
-            assert_eq!(reply, HelloReply::Welcome { node_id: 1 });
+            assert_eq!(
+                reply,
+                HelloReply::Welcome {
+                    node_id: 1,
+                    client_addr: None
+                }
+            );
         } else {
             assert_refused(reply, "node 9 did not prove the shared secret");
         }
@@ -447,7 +455,10 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
             let mut connection = PeerConnection::new(stream);
             let hello: Hello = connection.receive().await.expect("hello");
             connection
-                .send(&HelloReply::Welcome { node_id: hello.to })
+                .send(&HelloReply::Welcome {
+                    node_id: hello.to,
+                    client_addr: None,
+                })
                 .await
                 .expect("welcome");
             while let Ok(message) = connection.receive::<serde_json::Value>().await {
@@ -457,6 +468,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
     });
     let mut network = PeerNetwork {
         me: 1,
+        client_addrs: Default::default(),
         client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
@@ -537,6 +549,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
     ] {
         let mut network = PeerNetwork {
             me: 7,
+            client_addrs: Default::default(),
             client_addr: None,
             segment_size_bytes: SEGMENT_BYTES,
             secret: None,

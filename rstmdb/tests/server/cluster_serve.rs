@@ -440,8 +440,35 @@ async fn membership_grows_from_one_node_to_three_and_shrinks_without_losing_writ
 
     let members = first.cluster_promote(2).await.expect("CLUSTER_PROMOTE 2");
     assert_eq!(members.members.iter().filter(|m| m.voter).count(), 2);
-    let members = first.cluster_promote(3).await.expect("CLUSTER_PROMOTE 3");
-    assert_eq!(members.members.iter().filter(|m| m.voter).count(), 3);
+    // The command line does the same: `rstmdb cluster promote`, then `status`.
+    let promoted = cli(&[
+        "cluster",
+        "promote",
+        "3",
+        "-s",
+        &cluster.node(3).client_addr,
+    ])
+    .await;
+    assert!(promoted.contains("(3 members)"), "{promoted}");
+    let status: serde_json::Value = serde_json::from_str(
+        &cli(&[
+            "cluster",
+            "status",
+            "--json",
+            "-s",
+            &cluster.node(1).client_addr,
+        ])
+        .await,
+    )
+    .expect("JSON");
+    assert_eq!(status["role"], "leader");
+    let voters = status["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|member| member["voter"] == true)
+        .count();
+    assert_eq!(voters, 3);
     // A membership op sent to another node is relayed to the leader like a write.
     let from_three = cluster.client(3).await;
     create(&from_three, "after-growth", "k1").await;
@@ -617,6 +644,25 @@ async fn a_node_keeps_its_identity_and_refuses_a_standalone_data_directory() {
         refused.contains("written by a standalone server"),
         "{refused}"
     );
+}
+
+/// Runs the `rstmdb` command line with `args`, which must succeed; returns its output.
+async fn cli(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(binary());
+        command.args(&args);
+        rstmdb_testkit::binary::clear_rstmdb_env(&mut command);
+        let output = command.output().expect("run rstmdb");
+        assert!(
+            output.status.success(),
+            "rstmdb {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .expect("join")
 }
 
 /// A configuration file for `data_dir` with `cluster` as its `[cluster]` table.

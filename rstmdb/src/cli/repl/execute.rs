@@ -191,6 +191,27 @@ fn request_for(invocation: &Invocation) -> Result<(Op, Map<String, Value>), Fail
             params.insert("force_snapshot".into(), invocation.switch("force").into());
             Op::Compact
         }
+        Action::ClusterStatus => Op::ClusterStatus,
+        Action::ClusterAddLearner => {
+            params.insert(
+                "node_id".into(),
+                number::<u64>(invocation, 0, "node_id")?.into(),
+            );
+            params.insert("raft_addr".into(), required(invocation, 1)?.into());
+            params.insert("client_addr".into(), required(invocation, 2)?.into());
+            Op::ClusterAddLearner
+        }
+        Action::ClusterPromote | Action::ClusterRemove => {
+            params.insert(
+                "node_id".into(),
+                number::<u64>(invocation, 0, "node_id")?.into(),
+            );
+            if invocation.spec.action == Action::ClusterPromote {
+                Op::ClusterPromote
+            } else {
+                Op::ClusterRemoveNode
+            }
+        }
         Action::PutMachine | Action::Watch | Action::Help | Action::Quit => {
             return Err(UsageError::Invalid(format!(
                 "`{}` is not a single request",

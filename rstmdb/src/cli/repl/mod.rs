@@ -95,6 +95,16 @@ pub fn run(args: ReplArgs) -> ExitCode {
     ExitCode::from(status)
 }
 
+/// Runs one REPL command against the server `connect` names, as `repl -c COMMAND` does
+/// (`rstmdb cluster` uses it).
+pub fn run_command(connect: ConnectArgs, command: String, json: bool) -> ExitCode {
+    run(ReplArgs {
+        connect,
+        command: Some(command),
+        json,
+    })
+}
+
 /// `-c help ...` answers without a server; `None` for any other command.
 fn offline_help(text: &str) -> Option<u8> {
     let words = parse::tokenize(text).ok()?;

@@ -88,8 +88,46 @@ pub fn result(action: Action, result: &Map<String, Value>) -> String {
         Action::Batch => batch(result),
         Action::GetMachine => definition(result),
         Action::WalStats => fields(&flatten(result)),
+        Action::ClusterStatus => cluster_status(result),
+        Action::ClusterPromote | Action::ClusterRemove => members(result),
         _ => fields(result),
     }
+}
+
+/// CLUSTER_STATUS: the node's view as fields, then its members as a table.
+fn cluster_status(result: &Map<String, Value>) -> String {
+    let mut head = result.clone();
+    head.remove("members");
+    format!("{}{}", fields(&flatten(&head)), members(result))
+}
+
+fn members(result: &Map<String, Value>) -> String {
+    let mut table = Table::new(&[
+        "node_id",
+        "voter",
+        "raft_addr",
+        "client_addr",
+        "matched_index",
+        "lag_entries",
+    ]);
+    for member in items(result, "members") {
+        let member = member.as_object().cloned().unwrap_or_default();
+        table.row(
+            [
+                "node_id",
+                "voter",
+                "raft_addr",
+                "client_addr",
+                "matched_index",
+                "lag_entries",
+            ]
+            .iter()
+            .map(|key| cell(member.get(*key)))
+            .collect(),
+        );
+    }
+    let count = items(result, "members").len();
+    format!("{}({count} members)\n", table.render())
 }
 
 /// Nested objects (`io_stats`, `fsync_latency_us`) as `outer.inner` rows.
