@@ -79,6 +79,21 @@ fn shipped_example_files_parse_and_resolve() {
     let auth = tls.resolve().expect("dev-tls.toml resolves");
     assert_eq!(auth.token_hashes.len(), 1);
 
+    for node in 1..=3u64 {
+        let file = format!("cluster-node{node}.toml");
+        let config = Config::from_file(&config_dir().join(&file)).expect("parses");
+        config
+            .resolve()
+            .unwrap_or_else(|err| panic!("{file}: {err}"));
+        let cluster = config.cluster.expect("a [cluster] table");
+        assert_eq!(cluster.node_id, node, "{file}");
+        assert_eq!(
+            cluster.voters().expect("members").len(),
+            3,
+            "{file}: the same three members"
+        );
+    }
+
     let prod =
         Config::from_file(&config_dir().join("production.toml")).expect("production.toml parses");
     assert_eq!(prod.storage.max_machine_versions, 50);

@@ -42,15 +42,20 @@ fn published_ports(compose: &str) -> Vec<String> {
 
 #[test]
 fn compose_publishes_every_port_on_loopback_only() {
-    let (path, compose) = repo_file("docker/compose.yaml");
-    let ports = published_ports(&compose);
-    assert_eq!(ports.len(), 4, "{}: ports {ports:?}", path.display());
-    for port in &ports {
-        assert!(
-            port.starts_with("127.0.0.1:"),
-            "{}: {port} is published on every interface",
-            path.display()
-        );
+    for (file, count) in [
+        ("docker/compose.yaml", 4),
+        ("docker/compose.cluster.yaml", 6),
+    ] {
+        let (path, compose) = repo_file(file);
+        let ports = published_ports(&compose);
+        assert_eq!(ports.len(), count, "{}: ports {ports:?}", path.display());
+        for port in &ports {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{}: {port} is published on every interface",
+                path.display()
+            );
+        }
     }
 }
 
