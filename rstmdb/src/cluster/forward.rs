@@ -41,12 +41,18 @@ pub const MAX_FORWARDS_IN_FLIGHT: usize = 32;
 /// How long a follower waits between two looks for a leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
+/// Most writes of one connection relayed in one message: a lane's queue is sent whole, so
+/// a pipelining client's writes share the leader's groups instead of waiting one by one.
+pub const MAX_FORWARD_BATCH: usize = 64;
+
 /// Runs requests relayed by followers, on the leader: the service's dispatcher.
 pub trait ForwardTarget: Send + Sync + 'static {
+    /// Queues every request now, in order (as a client connection's would be), and answers
+    /// each, in order.
     fn run(
         &self,
-        request: ForwardedRequest,
-    ) -> Pin<Box<dyn Future<Output = ForwardedResponse> + Send>>;
+        requests: Vec<ForwardedRequest>,
+    ) -> Pin<Box<dyn Future<Output = Vec<ForwardedResponse>> + Send>>;
 }
 
 /// Where the peer listener finds the [`ForwardTarget`]; set once the service exists.
@@ -86,7 +92,8 @@ impl std::fmt::Debug for Forwarder {
 
 /// How one attempt ended.
 enum Attempt {
-    Answered(ForwardedResponse),
+    /// One response per request, in order.
+    Answered(Vec<ForwardedResponse>),
     /// Not delivered (no connection): nothing ran.
     NotSent(String),
     /// Sent, and the connection failed before the answer.
@@ -122,64 +129,110 @@ impl Forwarder {
         self.inner.raft.metrics().borrow().current_leader == Some(self.inner.me)
     }
 
-    /// Sends `request` to the leader, or says that this node leads; within `write_timeout`
-    /// from `started`.
+    /// Sends `requests` (one connection's writes, in order) to the leader in one message,
+    /// or says that this node leads; within `write_timeout` from `started`. One answer per
+    /// request, in order. Requests the leader did not run because it lost its lead are sent
+    /// again, in order, to the next leader.
     pub async fn forward(
         &self,
-        request: ForwardedRequest,
+        requests: Vec<ForwardedRequest>,
         started: Instant,
-    ) -> Result<Route, RcpError> {
+    ) -> Vec<Result<Route, RcpError>> {
         let deadline = started + self.inner.write_timeout;
-        loop {
+        let mut answers: Vec<Option<Result<Route, RcpError>>> =
+            requests.iter().map(|_| None).collect();
+        // Positions still to send, in order.
+        let mut waiting: Vec<usize> = (0..requests.len()).collect();
+        let settle_all = |answers: &mut Vec<Option<Result<Route, RcpError>>>,
+                          waiting: &[usize],
+                          error: RcpError| {
+            for &i in waiting {
+                answers[i] = Some(Err(error.clone()));
+            }
+        };
+        while !waiting.is_empty() {
             let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
-                return Err(RcpError::no_leader(format!(
+                let error = RcpError::no_leader(format!(
                     "no leader was reachable within {} ms; the write was not applied",
                     self.inner.write_timeout.as_millis()
-                )));
+                ));
+                settle_all(&mut answers, &waiting, error);
+                break;
             };
             if leader == self.inner.me {
-                return Ok(Route::Local);
+                for &i in &waiting {
+                    answers[i] = Some(Ok(Route::Local));
+                }
+                break;
             }
-            let attempt = tokio::time::timeout_at(
-                deadline,
-                self.attempt(leader, &raft_addr, request.clone()),
-            )
-            .await;
-            match attempt {
-                Ok(Attempt::Answered(response)) if !not_applied_elsewhere(&response) => {
-                    return Ok(Route::Relayed(response));
-                }
-                // The node lost its lead on the way, or was unreachable: nothing ran there.
-                Ok(Attempt::Answered(_)) | Ok(Attempt::NotSent(_))
-                    if Instant::now() + LEADER_POLL < deadline =>
-                {
-                    if let Ok(Attempt::NotSent(why)) = &attempt {
-                        tracing::debug!(leader, %why, "a forwarded write did not reach the leader");
+            let batch = waiting.iter().map(|&i| requests[i].clone()).collect();
+            let attempt =
+                tokio::time::timeout_at(deadline, self.attempt(leader, &raft_addr, batch)).await;
+            let retry = match attempt {
+                Ok(Attempt::Answered(responses)) if responses.len() == waiting.len() => {
+                    let mut again = Vec::new();
+                    for (&i, response) in waiting.iter().zip(responses) {
+                        if not_applied_elsewhere(&response) {
+                            again.push(i);
+                        } else {
+                            answers[i] = Some(Ok(Route::Relayed(response)));
+                        }
                     }
-                    tokio::time::sleep(LEADER_POLL).await;
+                    waiting = again;
+                    !waiting.is_empty()
                 }
-                Ok(Attempt::Answered(_)) | Ok(Attempt::NotSent(_)) => {
-                    return Err(RcpError::no_leader(
-                        "the leader changed and no new one took the write in time; it was not \
-                         applied",
+                Ok(Attempt::Answered(responses)) => {
+                    let error = RcpError::commit_unknown(format!(
+                        "the leader (node {leader}) answered {} of {} writes; they may still \
+                         commit, and a retry with their idempotency keys resolves it",
+                        responses.len(),
+                        waiting.len()
                     ));
+                    settle_all(&mut answers, &waiting, error);
+                    break;
+                }
+                // Unreachable: nothing ran there.
+                Ok(Attempt::NotSent(why)) => {
+                    tracing::debug!(leader, %why, "forwarded writes did not reach the leader");
+                    true
                 }
                 Ok(Attempt::Lost(why)) => {
-                    return Err(RcpError::commit_unknown(format!(
+                    let error = RcpError::commit_unknown(format!(
                         "the connection to the leader (node {leader}) failed after the write \
                          was sent ({why}); it may still commit, and a retry with its \
                          idempotency key resolves it"
-                    )));
+                    ));
+                    settle_all(&mut answers, &waiting, error);
+                    break;
                 }
                 Err(_) => {
-                    return Err(RcpError::commit_unknown(format!(
+                    let error = RcpError::commit_unknown(format!(
                         "the leader (node {leader}) did not answer within {} ms; the write may \
                          still commit, and a retry with its idempotency key resolves it",
                         self.inner.write_timeout.as_millis()
-                    )));
+                    ));
+                    settle_all(&mut answers, &waiting, error);
+                    break;
                 }
+            };
+            if retry {
+                if Instant::now() + LEADER_POLL >= deadline {
+                    let error = RcpError::no_leader(
+                        "the leader changed and no new one took the write in time; it was not \
+                         applied",
+                    );
+                    settle_all(&mut answers, &waiting, error);
+                    break;
+                }
+                tokio::time::sleep(LEADER_POLL).await;
             }
         }
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| Err(RcpError::internal("a forwarded write got no answer")))
+            })
+            .collect()
     }
 
     /// The leader and its node-to-node address, once one is known; `None` at the deadline.
@@ -232,12 +285,17 @@ impl Forwarder {
         Ok(response)
     }
 
-    async fn attempt(&self, leader: NodeId, raft_addr: &str, request: ForwardedRequest) -> Attempt {
+    async fn attempt(
+        &self,
+        leader: NodeId,
+        raft_addr: &str,
+        requests: Vec<ForwardedRequest>,
+    ) -> Attempt {
         match self
-            .exchange(leader, raft_addr, RaftRequest::Forward(request))
+            .exchange(leader, raft_addr, RaftRequest::Forward(requests))
             .await
         {
-            Ok(RaftResponse::Forward(response)) => Attempt::Answered(response),
+            Ok(RaftResponse::Forward(responses)) => Attempt::Answered(responses),
             Ok(other) => Attempt::Lost(format!("unexpected answer {other:?}")),
             Err(ForwardError::NotSent(why)) => Attempt::NotSent(why),
             Err(ForwardError::Lost(why)) => Attempt::Lost(why),

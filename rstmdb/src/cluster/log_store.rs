@@ -9,6 +9,7 @@
 //!   (the purge gate), records the purge point durably, then deletes the segments that hold
 //!   only purged entries. openraft may call it while a snapshot install is still running.
 
+use super::entry_cache::EntryCache;
 use super::entry_record::{ENTRY_KIND, EntryHeader, EntryRecordError, encode_header};
 use super::log_index::{IndexGap, LogIndex};
 use super::raft_files::{RaftFile, RaftFiles, RaftFilesError};
@@ -111,6 +112,8 @@ struct Shared {
     /// Held to read entries, taken exclusively to remove them (truncate, purge): a replication
     /// stream of a leader that is stepping down may still read while the node truncates.
     removal: RwLock<()>,
+    /// The newest entries as appended, for the replication streams' reads.
+    recent: Mutex<EntryCache>,
 }
 
 impl Shared {
@@ -126,9 +129,18 @@ impl Shared {
         self.state().file.last_purged
     }
 
-    /// Entries `range` (indexes present in the index), read back from the WAL.
+    fn recent(&self) -> MutexGuard<'_, EntryCache> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Entries `range` (indexes present in the index): from the recent entries when they are
+    /// all there, else read back from the WAL.
     fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, LogStoreError> {
         let _no_removal = self.removal.read().unwrap_or_else(|e| e.into_inner());
+        let clamped = self.index().clamp(start, end);
+        if let Some(entries) = self.recent().get(clamped.start, clamped.end) {
+            return Ok(entries);
+        }
         let (range, from) = {
             let index = self.index();
             let range = index.clamp(start, end);
@@ -232,6 +244,7 @@ impl WalLogStore {
                     hint_written: Instant::now(),
                 }),
                 removal: RwLock::new(()),
+                recent: Mutex::new(EntryCache::default()),
             }),
             purge_gate,
             replayed_to,
@@ -412,6 +425,7 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
                     .map_err(write_error)?;
             }
         }
+        self.shared.recent().appended(&entries);
         let wal = Arc::clone(&self.shared.wal);
         let end = appended.end_offset;
         tokio::spawn(async move {
@@ -435,6 +449,7 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
             .truncate_to(first.offset)
             .map_err(write_error)?;
         self.shared.index().truncate_from(log_id.index);
+        self.shared.recent().truncate_from(log_id.index);
         Ok(())
     }
 
@@ -466,6 +481,7 @@ impl RaftLogStorage<RaftTypes> for WalLogStore {
         let keep_from = {
             let mut index = self.shared.index();
             index.purge_through(log_id.index);
+            self.shared.recent().purge_through(log_id.index);
             index.first().map(|entry| segment_of(entry.offset))
         };
         let newest = segment_of(self.shared.wal.latest_offset());

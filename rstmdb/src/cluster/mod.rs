@@ -5,7 +5,8 @@
 //! - [`types`]: what an entry carries, and openraft's type configuration.
 //! - [`entry_record`]: an entry as a unit of WAL records (a header record, kind 6, then data).
 //! - [`log_index`]: where each retained entry starts in the WAL.
-//! - [`log_store`]: openraft's `RaftLogStorage` on the WAL.
+//! - [`log_store`]: openraft's `RaftLogStorage` on the WAL, with the newest entries kept in
+//!   memory for replication ([`entry_cache`]).
 //! - [`committed_replay`]: what start-up replays (committed entries only);
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
 //!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
@@ -20,6 +21,8 @@
 pub mod client_addrs;
 #[cfg(feature = "server")]
 pub mod committed_replay;
+#[cfg(feature = "server")]
+pub mod entry_cache;
 #[cfg(feature = "server")]
 pub mod entry_record;
 #[cfg(feature = "server")]

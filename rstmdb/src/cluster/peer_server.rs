@@ -3,7 +3,7 @@
 //! openraft node and sends back whatever it answers.
 
 use super::client_addrs::ClientAddrs;
-use super::forward::ForwardSlot;
+use super::forward::{ForwardSlot, MAX_FORWARD_BATCH};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
@@ -168,8 +168,16 @@ impl PeerService {
                         .map(|(read, _applied)| read)
                         .map_err(|err| err.to_string()),
                 ),
-                RaftRequest::Forward(request) => match self.forward_target.get() {
-                    Some(target) => RaftResponse::Forward(target.run(request).await),
+                RaftRequest::Forward(requests) if requests.len() > MAX_FORWARD_BATCH => {
+                    RaftResponse::Refused {
+                        reason: format!(
+                            "{} forwarded writes in one message; at most {MAX_FORWARD_BATCH}",
+                            requests.len()
+                        ),
+                    }
+                }
+                RaftRequest::Forward(requests) => match self.forward_target.get() {
+                    Some(target) => RaftResponse::Forward(target.run(requests).await),
                     None => RaftResponse::Refused {
                         reason: "this node does not take forwarded writes yet (starting)"
                             .to_owned(),

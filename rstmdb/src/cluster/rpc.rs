@@ -107,8 +107,9 @@ impl Hello {
 pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<RaftTypes>),
     Vote(VoteRequest<NodeId>),
-    /// A client's write, relayed by a node that does not lead (section 9, "Forward").
-    Forward(ForwardedRequest),
+    /// A client connection's writes, in order, relayed by a node that does not lead (section
+    /// 9, "Forward"); at most `forward::MAX_FORWARD_BATCH` of them.
+    Forward(Vec<ForwardedRequest>),
     /// The entry a linearizable read on another node must wait for (section 8).
     ReadIndex,
 }
@@ -135,7 +136,8 @@ pub struct ForwardedResponse {
 pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    Forward(ForwardedResponse),
+    /// One response per forwarded request, in order.
+    Forward(Vec<ForwardedResponse>),
     /// The read index, or why this node cannot give one (it does not lead, or has no quorum).
     ReadIndex(Result<Option<LogId>, String>),
     /// The request could not be read or is not one this node serves.

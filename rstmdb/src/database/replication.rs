@@ -402,6 +402,10 @@ fn run_group(shared: &Shared, replication: &Replication, jobs: Vec<Job>) {
     }
     let origin = log.new_origin();
     let end = group.end();
+    // Registered before the engine's lock is let go: from then on the state machine undoes
+    // the group if another entry comes first. Lock order everywhere: engine, then pending,
+    // except that the state machine takes pending first only when a group is registered,
+    // which is never while the sequencer holds the engine.
     {
         let mut pending = replication.pending();
         pending.settled = None;

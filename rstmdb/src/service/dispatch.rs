@@ -131,18 +131,27 @@ impl DatabaseHandler {
         conn: &ConnectionContext,
         request: rstmdb_protocol::Request,
     ) -> ResponseFuture {
-        let id = request.id;
+        let answer = self.answer_here(conn, &request);
+        respond(request.id, answer)
+    }
+
+    /// [`DatabaseHandler::start_here`] for a request the caller keeps (to relay it after all).
+    fn start_here_keeping(
+        &self,
+        conn: &ConnectionContext,
+        request: &rstmdb_protocol::Request,
+    ) -> ResponseFuture {
+        respond(request.id.clone(), self.answer_here(conn, request))
+    }
+
+    /// Parses the params and queues the work now.
+    fn answer_here(&self, conn: &ConnectionContext, request: &rstmdb_protocol::Request) -> Answer {
         let parsed = OpParams::parse(request.op, &request.params)
             .and_then(|params| value_depth::check_params(&params).map(|()| params));
-        let answer = match parsed {
-            Ok(params) => self.dispatch(conn, &id, params),
+        match parsed {
+            Ok(params) => self.dispatch(conn, &request.id, params),
             Err(err) => Box::pin(async move { Err(err) }),
-        };
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
-        })
+        }
     }
 
     /// A write on a node that leads, relayed to the new leader if this one lost its lead
@@ -153,8 +162,7 @@ impl DatabaseHandler {
         conn: &ConnectionContext,
         request: rstmdb_protocol::Request,
     ) -> ResponseFuture {
-        let again = request.clone();
-        let local = self.start_here(conn, request);
+        let local = self.start_here_keeping(conn, &request);
         let forwarder = forwarder.clone();
         let conn = conn.clone();
         let this = self.this.get().cloned();
@@ -164,7 +172,7 @@ impl DatabaseHandler {
                 return response;
             }
             match this.and_then(|this| this.upgrade()) {
-                Some(handler) => handler.forward(&forwarder, &conn, again).await,
+                Some(handler) => handler.forward(&forwarder, &conn, request).await,
                 None => response,
             }
         })
@@ -318,6 +326,15 @@ impl OpHandler for DatabaseHandler {
 /// How long a relayed write waits before looking for the leader again after this node lost
 /// the lead under it.
 const FORWARD_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// The response future: the answer, or the error it failed with, under the request's id.
+fn respond(id: String, answer: Answer) -> ResponseFuture {
+    Box::pin(async move {
+        answer
+            .await
+            .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
+    })
+}
 
 /// Whether a response is `REPLICATION_TIMEOUT` `no_leader`: the write was not applied.
 fn answered_no_leader(response: &EncodedResponse) -> bool {

@@ -1,10 +1,11 @@
 //! Cluster mode on the client port (spec §12.2): a write that reaches a node that does not
 //! lead is relayed to the leader, and the leader's answer goes back unchanged. A connection's
-//! relayed writes go one after the other, in arrival order, through its lane (§3.7: a later
-//! write may depend on an earlier one); different connections' writes travel side by side.
+//! relayed writes go in arrival order through its lane (§3.7: a later write may depend on an
+//! earlier one): what queued while one message travelled goes in the next, whole, and the
+//! leader queues them in that order. Different connections' writes travel side by side.
 
 use super::dispatch::DatabaseHandler;
-use crate::cluster::forward::{ForwardTarget, Forwarder, Route};
+use crate::cluster::forward::{ForwardTarget, Forwarder, MAX_FORWARD_BATCH, Route};
 use crate::cluster::rpc::{ForwardedRequest, ForwardedResponse};
 use rstmdb_protocol::{EncodedResponse, RcpError, Request};
 use std::future::Future;
@@ -42,13 +43,20 @@ impl ForwardLane {
     pub(crate) fn start(forwarder: Forwarder) -> ForwardLane {
         let (queue, mut queued) = mpsc::channel::<Queued>(MAX_QUEUED_FORWARDS);
         tokio::spawn(async move {
-            while let Some(Queued {
-                request,
-                started,
-                reply,
-            }) = queued.recv().await
-            {
-                let _ = reply.send(forwarder.forward(request, started).await);
+            let mut batch = Vec::with_capacity(MAX_FORWARD_BATCH);
+            // Whatever queued while the last batch travelled goes in the next one, in order.
+            while queued.recv_many(&mut batch, MAX_FORWARD_BATCH).await > 0 {
+                let started = batch
+                    .iter()
+                    .map(|q| q.started)
+                    .min()
+                    .unwrap_or_else(Instant::now);
+                let (requests, replies): (Vec<_>, Vec<_>) =
+                    batch.drain(..).map(|q| (q.request, q.reply)).unzip();
+                let answers = forwarder.forward(requests, started).await;
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
             }
         });
         ForwardLane { queue }
@@ -100,16 +108,29 @@ pub(crate) struct ForwardedWrites {
 impl ForwardTarget for ForwardedWrites {
     fn run(
         &self,
-        request: ForwardedRequest,
-    ) -> Pin<Box<dyn Future<Output = ForwardedResponse> + Send>> {
-        let answer = self.handler.run_forwarded(Request {
-            id: request.id,
-            op: request.op,
-            params: request.params,
-        });
+        requests: Vec<ForwardedRequest>,
+    ) -> Pin<Box<dyn Future<Output = Vec<ForwardedResponse>> + Send>> {
+        // Each is queued here, in order, before any is awaited: they keep the follower
+        // connection's order and share the leader's next group.
+        let answers: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                self.handler.run_forwarded(Request {
+                    id: request.id,
+                    op: request.op,
+                    params: request.params,
+                })
+            })
+            .collect();
         Box::pin(async move {
-            let (payload, error) = answer.await.into_parts();
-            ForwardedResponse { payload, error }
+            futures::future::join_all(answers)
+                .await
+                .into_iter()
+                .map(|answer| {
+                    let (payload, error) = answer.into_parts();
+                    ForwardedResponse { payload, error }
+                })
+                .collect()
         })
     }
 }

@@ -144,8 +144,10 @@ impl Wal {
 
     /// Reads every record written with offset >= `from_offset`, committed or not: the Raft
     /// log reads its own tail before it is durable (cluster mode, `docs/cluster.md` section 5).
+    /// `from_offset` must be where a record starts (an entry's header, from the log's index):
+    /// the read begins there.
     pub fn reader_written(&self, from_offset: u64) -> WalReader {
-        WalReader::new(
+        WalReader::from_record(
             Arc::clone(&self.storage),
             Arc::clone(&self.counters),
             from_offset,

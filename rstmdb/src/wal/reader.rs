@@ -39,6 +39,9 @@ pub struct WalReader {
     pending_segments: Option<VecDeque<u64>>,
     current: Option<OpenSegment>,
     done: bool,
+    /// `from_offset` is known to be where a record starts: the first segment is read from
+    /// there instead of from its start.
+    from_record: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,23 @@ impl WalReader {
             pending_segments: None,
             current: None,
             done: false,
+            from_record: false,
+        }
+    }
+
+    /// [`WalReader::new`] for a `from_offset` where a record starts (the caller wrote it
+    /// there, or read it from an index): reading begins at it, not at the start of its
+    /// segment, so the cost does not grow with the segment. An offset that is not a record's
+    /// start reads as a corrupt record there.
+    pub fn from_record(
+        storage: Arc<dyn Storage>,
+        counters: Arc<IoCounters>,
+        from_offset: u64,
+        until_offset: u64,
+    ) -> Self {
+        Self {
+            from_record: true,
+            ..Self::new(storage, counters, from_offset, until_offset)
         }
     }
 
@@ -107,13 +127,18 @@ impl WalReader {
                 }
             };
             let file_len = file.len().map_err(WalError::io(format!("stat {name}")))?;
+            let position = if self.from_record && id == segment_of(self.from_offset) {
+                position_of(self.from_offset)
+            } else {
+                0
+            };
             self.current = Some(OpenSegment {
                 id,
                 file,
                 file_len,
-                position: 0,
+                position,
                 buf: Vec::new(),
-                buf_start: 0,
+                buf_start: position,
             });
             return Ok(true);
         }
