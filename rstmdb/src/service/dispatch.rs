@@ -155,7 +155,8 @@ impl DatabaseHandler {
     }
 
     /// A write on a node that leads, relayed to the new leader if this one lost its lead
-    /// before the write committed (it then answers `no_leader`: nothing was applied).
+    /// before the write committed (it then answers `no_leader` or `READ_ONLY_MODE`: nothing
+    /// was applied).
     fn write_here_or_forward(
         &self,
         forwarder: &Forwarder,
@@ -168,7 +169,7 @@ impl DatabaseHandler {
         let this = self.this.get().cloned();
         Box::pin(async move {
             let response = local.await;
-            if !answered_no_leader(&response) {
+            if !answered_not_leading(&response) {
                 return response;
             }
             match this.and_then(|this| this.upgrade()) {
@@ -235,7 +236,7 @@ impl DatabaseHandler {
                 };
                 // This node looked like the leader but lost the lead before the write
                 // committed (nothing applied): look for the leader again, within the time.
-                if !answered_no_leader(&response) || tokio::time::Instant::now() >= deadline {
+                if !answered_not_leading(&response) || tokio::time::Instant::now() >= deadline {
                     return response;
                 }
                 tokio::time::sleep(FORWARD_RETRY_PAUSE).await;
@@ -336,11 +337,17 @@ fn respond(id: String, answer: Answer) -> ResponseFuture {
     })
 }
 
-/// Whether a response is `REPLICATION_TIMEOUT` `no_leader`: the write was not applied.
-fn answered_no_leader(response: &EncodedResponse) -> bool {
-    response.error_code() == Some(&rstmdb_protocol::ErrorCode::ReplicationTimeout)
-        && serde_json::from_str::<serde_json::Value>(response.payload())
-            .is_ok_and(|payload| payload["error"]["details"]["reason"] == "no_leader")
+/// Whether a response says that this node did not apply the write because it does not lead
+/// (any more): `READ_ONLY_MODE`, or `REPLICATION_TIMEOUT` `no_leader`.
+fn answered_not_leading(response: &EncodedResponse) -> bool {
+    match response.error_code() {
+        Some(rstmdb_protocol::ErrorCode::ReadOnlyMode) => true,
+        Some(rstmdb_protocol::ErrorCode::ReplicationTimeout) => {
+            serde_json::from_str::<serde_json::Value>(response.payload())
+                .is_ok_and(|payload| payload["error"]["details"]["reason"] == "no_leader")
+        }
+        _ => false,
+    }
 }
 
 fn not_clustered() -> RcpError {
