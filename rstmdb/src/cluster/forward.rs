@@ -80,6 +80,26 @@ struct Inner {
     write_timeout: Duration,
     idle: Mutex<HashMap<NodeId, Vec<PeerClient>>>,
     in_flight: Semaphore,
+    read_rounds: ReadRounds,
+}
+
+/// Linearizable reads waiting for a read index: one fetch at a time, shared by every read
+/// that arrived before it started.
+#[derive(Default)]
+struct ReadRounds {
+    /// The round that the next fetch serves.
+    waiting: Mutex<Arc<ReadRound>>,
+    /// Held by the read fetching its round's index.
+    sending: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct ReadRound {
+    result: OnceLock<Result<Option<u64>, String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -115,6 +135,7 @@ impl Forwarder {
                 write_timeout,
                 idle: Mutex::new(HashMap::new()),
                 in_flight: Semaphore::new(MAX_FORWARDS_IN_FLIGHT),
+                read_rounds: ReadRounds::default(),
             }),
         }
     }
@@ -304,8 +325,9 @@ impl Forwarder {
 
     /// Waits until this node has applied every entry committed before the call, as the
     /// leader confirms it with a quorum: what a linearizable read needs (`docs/cluster.md`
-    /// section 8). On the leader, openraft's `ensure_linearizable`; elsewhere, the leader's
-    /// read index, then this node's own apply. Within `write_timeout` from `started`.
+    /// section 8). The read index comes from openraft's `ensure_linearizable` on the leader,
+    /// elsewhere from the leader; reads that arrive while one is being fetched share the next
+    /// fetch. Within `write_timeout` from `started`.
     pub async fn linearize(&self, started: Instant) -> Result<(), RcpError> {
         let deadline = started + self.inner.write_timeout;
         let unconfirmed = |why: &str| {
@@ -315,48 +337,68 @@ impl Forwarder {
             ))
         };
         loop {
-            let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
-                return Err(unconfirmed("no leader"));
-            };
-            let read = if leader == self.inner.me {
-                match tokio::time::timeout_at(deadline, self.inner.raft.ensure_linearizable()).await
-                {
-                    Ok(Ok(_)) => return Ok(()),
-                    Ok(Err(err)) => Err(err.to_string()),
-                    Err(_) => return Err(unconfirmed("no quorum answered")),
-                }
-            } else {
-                let asked = tokio::time::timeout_at(
-                    deadline,
-                    self.exchange(leader, &raft_addr, RaftRequest::ReadIndex),
-                )
-                .await;
-                match asked {
-                    Ok(Ok(RaftResponse::ReadIndex(answer))) => answer,
-                    Ok(Ok(other)) => Err(format!("unexpected answer {other:?}")),
-                    Ok(Err(ForwardError::NotSent(why) | ForwardError::Lost(why))) => Err(why),
-                    Err(_) => return Err(unconfirmed("the leader did not answer")),
-                }
-            };
+            let read = tokio::time::timeout_at(deadline, self.read_index(deadline)).await;
             match read {
-                Ok(read) => {
+                Ok(Ok(read)) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let applied = self
                         .inner
                         .raft
                         .wait(Some(left))
-                        .applied_index_at_least(read.map(|log_id| log_id.index), "read index")
+                        .applied_index_at_least(read, "read index")
                         .await;
                     return applied
                         .map(|_| ())
                         .map_err(|_| unconfirmed("this node did not catch up in time"));
                 }
-                Err(why) if Instant::now() + LEADER_POLL < deadline => {
-                    tracing::debug!(leader, %why, "a read index was refused; asking again");
+                Ok(Err(why)) if Instant::now() + LEADER_POLL < deadline => {
+                    tracing::debug!(%why, "no read index; asking again");
                     tokio::time::sleep(LEADER_POLL).await;
                 }
-                Err(why) => return Err(unconfirmed(&why)),
+                Ok(Err(why)) => return Err(unconfirmed(&why)),
+                Err(_) => return Err(unconfirmed("no quorum answered")),
             }
+        }
+    }
+
+    /// The index a read arriving now must wait for, or why there is none (retry). A read
+    /// joins the round that is not sent yet: the round's fetch starts after it arrived.
+    async fn read_index(&self, deadline: Instant) -> Result<Option<u64>, String> {
+        let rounds = &self.inner.read_rounds;
+        let round = Arc::clone(&lock(&rounds.waiting));
+        let _sending = rounds.sending.lock().await;
+        if let Some(result) = round.result.get() {
+            return result.clone();
+        }
+        // Reads arriving from now on wait for the next fetch.
+        *lock(&rounds.waiting) = Arc::default();
+        let result = self.fetch_read_index(deadline).await;
+        let _ = round.result.set(result.clone());
+        result
+    }
+
+    async fn fetch_read_index(&self, deadline: Instant) -> Result<Option<u64>, String> {
+        let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
+            return Err("no leader".to_owned());
+        };
+        if leader == self.inner.me {
+            return self
+                .inner
+                .raft
+                .ensure_linearizable()
+                .await
+                .map(|read| read.map(|log_id| log_id.index))
+                .map_err(|err| err.to_string());
+        }
+        match self
+            .exchange(leader, &raft_addr, RaftRequest::ReadIndex)
+            .await
+        {
+            Ok(RaftResponse::ReadIndex(answer)) => {
+                answer.map(|read| read.map(|log_id| log_id.index))
+            }
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(ForwardError::NotSent(why) | ForwardError::Lost(why)) => Err(why),
         }
     }
 
