@@ -69,6 +69,18 @@ impl ClusterAdmin {
         }
     }
 
+    /// Whether `node_id` is a member, and the voters, as the committed-or-latest membership
+    /// this node knows says.
+    fn membership_of(&self, node_id: NodeId) -> (bool, BTreeSet<NodeId>) {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        (
+            membership.get_node(&node_id).is_some(),
+            membership.voter_ids().collect(),
+        )
+    }
+
     fn members(&self) -> ClusterMembersResult {
         ClusterMembersResult {
             members: self.observer.status().members,
@@ -150,15 +162,7 @@ impl ClusterAdmin {
 
     /// CLUSTER_PROMOTE: a learner becomes a voter. Promoting a voter changes nothing.
     pub async fn promote(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
-        let (known, voter) = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let membership = metrics.membership_config.membership();
-            (
-                membership.get_node(&node_id).is_some(),
-                membership.voter_ids().any(|id| id == node_id),
-            )
-        };
+        let (known, voters) = self.membership_of(node_id);
         if !known {
             return Err(bad_request(
                 "unknown_node",
@@ -166,7 +170,7 @@ impl ClusterAdmin {
                 node_id,
             ));
         }
-        if !voter {
+        if !voters.contains(&node_id) {
             self.change(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])))
                 .await?;
         }
@@ -176,15 +180,7 @@ impl ClusterAdmin {
     /// CLUSTER_REMOVE_NODE: the node leaves (a voter stops voting first). The last voter
     /// stays.
     pub async fn remove(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
-        let (known, voters) = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let membership = metrics.membership_config.membership();
-            (
-                membership.get_node(&node_id).is_some(),
-                membership.voter_ids().collect::<BTreeSet<_>>(),
-            )
-        };
+        let (known, voters) = self.membership_of(node_id);
         if !known {
             return Err(bad_request(
                 "unknown_node",
@@ -203,15 +199,7 @@ impl ClusterAdmin {
             self.change(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])))
                 .await?;
         }
-        let still_there = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&node_id)
-            .is_some();
-        if still_there {
+        if self.membership_of(node_id).0 {
             self.change(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])))
                 .await?;
         }

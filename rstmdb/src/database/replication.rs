@@ -18,10 +18,9 @@
 //! released when other entries later commit at the same offsets.
 
 use super::Database;
-use super::batch;
 use super::group::{Group, GroupRecord};
 use super::jobs::{Completion, Job};
-use super::sequencer::{Finished, execute};
+use super::sequencer::{Finished, execute_jobs};
 use super::shared::{Gate, Shared};
 use crate::engine::{Engine, Record, Undo};
 use rstmdb_protocol::RcpError;
@@ -376,24 +375,8 @@ fn run_group(shared: &Shared, replication: &Replication, jobs: Vec<Job>) {
     let mut group = Group::new(shared.wal.placement());
     let header_offset = group.place_header(log.header_bytes());
     let mut undos = Vec::new();
-    let mut finished = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match job {
-            Job::Write { command, reply } => {
-                let outcome =
-                    execute(&mut engine, &mut group, &command, now_ms).map(|(output, undo)| {
-                        undos.push(undo);
-                        output
-                    });
-                finished.push(Finished::Write(reply, outcome));
-            }
-            Job::Batch { mode, items, reply } => {
-                let outcome = batch::run(&mut engine, &mut group, mode, &items, now_ms, &mut undos);
-                finished.push(Finished::Batch(reply, outcome));
-            }
-            Job::Stop | Job::Exclusive(_) => {}
-        }
-    }
+    // `run_jobs` took the exclusive jobs out: none is left here.
+    let (finished, _) = execute_jobs(&mut engine, &mut group, jobs, now_ms, &mut undos);
     if group.is_empty() {
         // Every job was refused by the engine, on committed state (nothing is pending between
         // groups): nothing to replicate, nothing to wait for.

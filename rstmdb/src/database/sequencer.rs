@@ -149,34 +149,13 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
     if let Some(replication) = &shared.replication {
         return replication::run_jobs(shared, replication, jobs.into_iter().collect());
     }
-    let jobs = jobs.into_iter();
     let now_ms = shared.clock.now_ms();
     let mut engine = shared.write_engine();
     let placement = shared.wal.placement();
     let mut group = Group::new(placement);
     let mut undos = Vec::new();
-    let mut finished = Vec::with_capacity(jobs.size_hint().0);
     // Exclusive jobs are cluster mode's; a standalone group runs them after its append.
-    let mut exclusive = Vec::new();
-    for job in jobs {
-        match job {
-            Job::Write { command, reply } => {
-                let outcome =
-                    execute(&mut engine, &mut group, &command, now_ms).map(|(output, undo)| {
-                        undos.push(undo);
-                        output
-                    });
-                finished.push(Finished::Write(reply, outcome));
-            }
-            Job::Batch { mode, items, reply } => {
-                let outcome = batch::run(&mut engine, &mut group, mode, &items, now_ms, &mut undos);
-                finished.push(Finished::Batch(reply, outcome));
-            }
-            // `take_group` never puts a stop into a group.
-            Job::Stop => {}
-            Job::Exclusive(work) => exclusive.push(work),
-        }
-    }
+    let (finished, exclusive) = execute_jobs(&mut engine, &mut group, jobs, now_ms, &mut undos);
 
     let written = if group.is_empty() {
         Ok(())
@@ -219,6 +198,42 @@ fn run_group(shared: &Shared, jobs: impl IntoIterator<Item = Job>, sync_by: Sync
     for work in exclusive {
         work();
     }
+}
+
+/// Work that runs on the sequencer thread between two groups ([`Job::Exclusive`]).
+pub(super) type ExclusiveWork = Box<dyn FnOnce() + Send>;
+
+/// Executes a group's write and batch jobs in order into `group`, keeping their undo tokens;
+/// returns what each produced, and the exclusive jobs met on the way (to run after the group).
+pub(super) fn execute_jobs(
+    engine: &mut Engine,
+    group: &mut Group,
+    jobs: impl IntoIterator<Item = Job>,
+    now_ms: i64,
+    undos: &mut Vec<Undo>,
+) -> (Vec<Finished>, Vec<ExclusiveWork>) {
+    let jobs = jobs.into_iter();
+    let mut finished = Vec::with_capacity(jobs.size_hint().0);
+    let mut exclusive = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Write { command, reply } => {
+                let outcome = execute(engine, group, &command, now_ms).map(|(output, undo)| {
+                    undos.push(undo);
+                    output
+                });
+                finished.push(Finished::Write(reply, outcome));
+            }
+            Job::Batch { mode, items, reply } => {
+                let outcome = batch::run(engine, group, mode, &items, now_ms, undos);
+                finished.push(Finished::Batch(reply, outcome));
+            }
+            // `take_group` never puts a stop into a group.
+            Job::Stop => {}
+            Job::Exclusive(work) => exclusive.push(work),
+        }
+    }
+    (finished, exclusive)
 }
 
 fn send<T>(reply: oneshot::Sender<Completion<T>>, outcome: Result<T, RcpError>, gate: Gate) {

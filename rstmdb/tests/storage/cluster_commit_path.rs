@@ -132,6 +132,17 @@ async fn open_node() -> (tempfile::TempDir, Arc<Database>, Arc<ScriptedLog>) {
     (dir, db, log)
 }
 
+/// Registers `order` v1 through the scripted log.
+async fn put_order(db: &Database) {
+    db.write(Command::PutMachine(PutMachine {
+        machine: "order".into(),
+        version: 1,
+        definition: rstmdb_testkit::machines::order_definition(),
+    }))
+    .await
+    .expect("committed");
+}
+
 fn create(id: &str) -> Command {
     Command::CreateInstance(CreateInstance {
         machine: "order".into(),
@@ -152,13 +163,7 @@ async fn exists(db: &Database, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_is_acknowledged_once_applied_and_a_dropped_one_is_undone() {
     let (_dir, db, log) = open_node().await;
-    db.write(Command::PutMachine(PutMachine {
-        machine: "order".into(),
-        version: 1,
-        definition: rstmdb_testkit::machines::order_definition(),
-    }))
-    .await
-    .expect("committed");
+    put_order(&db).await;
     let written = db.write(create("kept")).await.expect("committed");
     assert!(written.wal_offset.is_some());
     assert!(exists(&db, "kept").await);
@@ -183,13 +188,7 @@ async fn a_group_is_acknowledged_once_applied_and_a_dropped_one_is_undone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_overtaken_by_another_leaders_entry_is_undone_before_that_entry_applies() {
     let (_dir, db, log) = open_node().await;
-    db.write(Command::PutMachine(PutMachine {
-        machine: "order".into(),
-        version: 1,
-        definition: rstmdb_testkit::machines::order_definition(),
-    }))
-    .await
-    .expect("committed");
+    put_order(&db).await;
     *log.next.lock().unwrap() = Next::Overtake;
     let err = db.write(create("mine")).await.expect_err("overtaken");
     assert_eq!(err.reason(), Some("no_leader"), "{err:?}");

@@ -101,29 +101,25 @@ fn cluster_status(result: &Map<String, Value>) -> String {
     format!("{}{}", fields(&flatten(&head)), members(result))
 }
 
+/// The columns of a cluster's members table: fields of each member, by name.
+const MEMBER_COLUMNS: [&str; 6] = [
+    "node_id",
+    "voter",
+    "raft_addr",
+    "client_addr",
+    "matched_index",
+    "lag_entries",
+];
+
 fn members(result: &Map<String, Value>) -> String {
-    let mut table = Table::new(&[
-        "node_id",
-        "voter",
-        "raft_addr",
-        "client_addr",
-        "matched_index",
-        "lag_entries",
-    ]);
+    let mut table = Table::new(&MEMBER_COLUMNS);
     for member in items(result, "members") {
         let member = member.as_object().cloned().unwrap_or_default();
         table.row(
-            [
-                "node_id",
-                "voter",
-                "raft_addr",
-                "client_addr",
-                "matched_index",
-                "lag_entries",
-            ]
-            .iter()
-            .map(|key| cell(member.get(*key)))
-            .collect(),
+            MEMBER_COLUMNS
+                .iter()
+                .map(|key| cell(member.get(*key)))
+                .collect(),
         );
     }
     let count = items(result, "members").len();
