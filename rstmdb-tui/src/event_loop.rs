@@ -155,8 +155,10 @@ async fn keep_stream(client: Client, sender: mpsc::Sender<Message>) {
     }
 }
 
-/// STATS once a second, and the link state with it.
+/// STATS once a second, and the link state with it; the cluster's status too, unless the
+/// server says it runs standalone.
 async fn poll_stats(client: Client, sender: mpsc::Sender<Message>) {
+    let mut standalone = false;
     let mut timer = tokio::time::interval(POLL_INTERVAL);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -171,12 +173,37 @@ async fn poll_stats(client: Client, sender: mpsc::Sender<Message>) {
         if !client.is_connected() {
             continue;
         }
-        let message = match client.with_request_timeout(POLL_INTERVAL * 3).stats().await {
+        let polling = client.with_request_timeout(POLL_INTERVAL * 3);
+        let message = match polling.stats().await {
             Ok(stats) => Message::Stats(Box::new(stats)),
             Err(error) => Message::StatsFailed(error.to_string()),
         };
         if sender.send(message).await.is_err() {
             return;
+        }
+        if standalone {
+            continue;
+        }
+        // REPLICATION_STATUS answers on every server without an error: `standalone`, or on a
+        // cluster node the CLUSTER_STATUS result under `cluster`.
+        match polling.replication_status().await {
+            Ok(status) if status.role == "standalone" => standalone = true,
+            Ok(status) => {
+                let cluster = status
+                    .other
+                    .get("cluster")
+                    .cloned()
+                    .and_then(|cluster| serde_json::from_value(cluster).ok());
+                if let Some(cluster) = cluster
+                    && sender
+                        .send(Message::Cluster(Box::new(cluster)))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            Err(_) => {}
         }
     }
 }

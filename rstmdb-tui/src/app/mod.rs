@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rstmdb_client::Event;
 use rstmdb_client::limits::{position_of, segment_of};
-use rstmdb_client::results::StatsResult;
+use rstmdb_client::results::{ClusterStatusResult, StatsResult};
 
 pub use feed::{FEED_CAPACITY_ENTRIES, Feed, FeedEntry, RateHistory, SPARKLINE_SECONDS};
 
@@ -32,7 +32,7 @@ struct CountMove {
     to: CountKey,
 }
 
-/// The four panels, in `tab` order.
+/// The panels, in `tab` order; Cluster only when the server is a cluster node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Panel {
     #[default]
@@ -40,15 +40,17 @@ pub enum Panel {
     Transitions,
     Wal,
     Server,
+    Cluster,
 }
 
 impl Panel {
-    fn next(self) -> Panel {
+    fn next(self, clustered: bool) -> Panel {
         match self {
             Panel::Instances => Panel::Transitions,
             Panel::Transitions => Panel::Wal,
             Panel::Wal => Panel::Server,
-            Panel::Server => Panel::Instances,
+            Panel::Server if clustered => Panel::Cluster,
+            Panel::Server | Panel::Cluster => Panel::Instances,
         }
     }
 }
@@ -89,6 +91,8 @@ pub enum Message {
     Stats(Box<StatsResult>),
     /// A STATS poll failed (the text is shown in the status line).
     StatsFailed(String),
+    /// A CLUSTER_STATUS poll answered (the server is a cluster node).
+    Cluster(Box<ClusterStatusResult>),
     /// The live stream is (again) subscribed.
     StreamUp,
     /// The live stream is down; the text says why (shown in the status line).
@@ -132,6 +136,8 @@ pub struct App {
     pub feed: Feed,
     pub rates: RateHistory,
     pub stats: Option<StatsResult>,
+    /// The last CLUSTER_STATUS; `None` on a standalone server.
+    pub cluster: Option<ClusterStatusResult>,
     pub requests_per_sec: f64,
     pub errors_per_sec: BTreeMap<String, f64>,
     /// The highest `wal_offset` received from the stream.
@@ -164,6 +170,7 @@ impl App {
             Message::Event(event) => self.on_event(*event),
             Message::Stats(stats) => self.on_stats(*stats),
             Message::StatsFailed(reason) => self.poll_problem = reason,
+            Message::Cluster(status) => self.cluster = Some(*status),
             Message::StreamUp => {
                 self.stream_up = true;
                 self.stream_problem.clear();
@@ -332,7 +339,7 @@ impl App {
                     SortOrder::ByCountDesc => SortOrder::ByName,
                 }
             }
-            Key::Tab => self.focus = self.focus.next(),
+            Key::Tab => self.focus = self.focus.next(self.cluster.is_some()),
             Key::Up => self.scroll_by(-1),
             Key::Down => self.scroll_by(1),
             Key::PageUp => self.scroll_by(-10),

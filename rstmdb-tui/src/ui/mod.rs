@@ -1,13 +1,15 @@
 //! [`draw`]: the whole screen as a pure function of the [`App`]. One file per panel; this one
 //! lays them out and adds the status line and the help overlay.
 //!
-//! Layout: status line on top; below it Instances | Transitions over WAL | Server. At 80×24
-//! every panel keeps a few rows; larger terminals give the tables and the feed the room.
+//! Layout: status line on top; below it Instances | Transitions over WAL | Server, and
+//! | Cluster when the server is a cluster node. At 80×24 every panel keeps a few rows; larger
+//! terminals give the tables and the feed the room.
 //!
 //! Every string that comes from the server (instance ids, machine names, states, events, error
 //! texts) is drawn through [`safe`], which escapes control characters: stored data must not
 //! drive the operator's terminal.
 
+mod cluster;
 mod instances;
 mod server;
 mod transitions;
@@ -28,14 +30,26 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
     let [instances_area, transitions_area] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top);
-    let [wal_area, server_area] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
-
     draw_status(app, frame, status);
     instances::draw(app, frame, instances_area);
     transitions::draw(app, frame, transitions_area);
-    wal::draw(app, frame, wal_area);
-    server::draw(app, frame, server_area);
+    if app.cluster.is_some() {
+        let [wal_area, server_area, cluster_area] = Layout::horizontal([
+            Constraint::Percentage(30),
+            Constraint::Percentage(30),
+            Constraint::Percentage(40),
+        ])
+        .areas(bottom);
+        wal::draw(app, frame, wal_area);
+        server::draw(app, frame, server_area);
+        cluster::draw(app, frame, cluster_area);
+    } else {
+        let [wal_area, server_area] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        wal::draw(app, frame, wal_area);
+        server::draw(app, frame, server_area);
+    }
     if app.show_help {
         draw_help(frame, frame.area());
     }
@@ -49,6 +63,7 @@ pub fn draw_panel(app: &App, panel: Panel, frame: &mut Frame) {
         Panel::Transitions => transitions::draw(app, frame, area),
         Panel::Wal => wal::draw(app, frame, area),
         Panel::Server => server::draw(app, frame, area),
+        Panel::Cluster => cluster::draw(app, frame, area),
     }
 }
 

@@ -61,6 +61,6 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// An offset as `segment:byte` (§6.10), shorter and clearer than the 13-digit number.
-fn offset_text(offset: u64) -> String {
+pub(super) fn offset_text(offset: u64) -> String {
     format!("{}:{}", segment_of(offset), position_of(offset))
 }

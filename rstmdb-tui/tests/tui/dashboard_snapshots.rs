@@ -77,6 +77,31 @@ fn server_panel_alone() {
     insta::assert_snapshot!(terminal.backend());
 }
 
+#[test]
+fn cluster_panel_alone() {
+    let mut app = fixed_app();
+    app.update(Message::Cluster(Box::new(crate::support::cluster_status())));
+    let mut terminal = Terminal::new(TestBackend::new(44, 10)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw_panel(&app, rstmdb_tui::Panel::Cluster, frame))
+        .expect("draw");
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn a_cluster_node_gets_a_cluster_panel_beside_wal_and_server() {
+    let mut app = fixed_app();
+    app.update(Message::Cluster(Box::new(crate::support::cluster_status())));
+    insta::assert_snapshot!(render(&app, 160, 48));
+    // Tab reaches the Cluster panel after Server, then wraps to Instances.
+    for _ in 0..4 {
+        app.update(Message::Key(Key::Tab));
+    }
+    assert_eq!(app.focus, rstmdb_tui::Panel::Cluster);
+    app.update(Message::Key(Key::Tab));
+    assert_eq!(app.focus, rstmdb_tui::Panel::Instances);
+}
+
 /// Every cell of the rendered screen, row by row.
 fn screen_text(backend: &TestBackend) -> String {
     let buffer = backend.buffer();

@@ -206,7 +206,10 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         replica.other["upstream"],
         cluster.node(leader).client_addr.as_str()
     );
-    assert_eq!(replica.other["cluster"]["node_id"], followers[0]);
+    // The dashboard's Cluster panel reads the CLUSTER_STATUS result from here.
+    let nested: rstmdb_client::results::ClusterStatusResult =
+        serde_json::from_value(replica.other["cluster"].clone()).expect("CLUSTER_STATUS inside");
+    assert_eq!(nested.node_id, followers[0]);
     for id in 1..=3 {
         let node = cluster.node(id);
         let (code, body) = http_get(node.metrics_addr, "/ready").await;

@@ -90,3 +90,25 @@ pub fn fixed_app() -> App {
     app.update(event("order-3", "created", "paid", "PAY", SEGMENT_1 + 3300));
     app
 }
+
+/// A CLUSTER_STATUS of a follower of three nodes, the leader being node 1.
+pub fn cluster_status() -> rstmdb_client::results::ClusterStatusResult {
+    serde_json::from_value(serde_json::json!({
+        "cluster_id": null,
+        "node_id": 2,
+        "role": "follower",
+        "term": 3,
+        "leader": {"node_id": 1, "client_addr": "10.0.0.1:7401"},
+        "commit_index": 1042,
+        "applied_offset": 1_099_511_927_776u64,
+        "members": [
+            {"node_id": 1, "raft_addr": "10.0.0.1:7411", "client_addr": "10.0.0.1:7401",
+             "voter": true, "matched_index": 1042, "lag_entries": 0, "last_contact_ms": null},
+            {"node_id": 2, "raft_addr": "10.0.0.2:7411", "client_addr": "10.0.0.2:7401",
+             "voter": true, "matched_index": 1040, "lag_entries": 2, "last_contact_ms": null},
+            {"node_id": 4, "raft_addr": "10.0.0.4:7411", "client_addr": "",
+             "voter": false, "matched_index": null, "lag_entries": null, "last_contact_ms": null}
+        ]
+    }))
+    .expect("a CLUSTER_STATUS result")
+}
