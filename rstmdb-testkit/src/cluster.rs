@@ -172,6 +172,20 @@ impl TestCluster {
         drop(process);
     }
 
+    /// Stops node `id` gracefully (SIGTERM by its pid) and waits for it to exit.
+    pub fn stop(&mut self, id: u64) {
+        self.signal(id, "-TERM");
+        let mut process = self.node_mut(id).process.take().expect("the node runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while process.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not stop within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Freezes node `id` with SIGSTOP (by its pid): to the others it is cut off, as in a
     /// partition, and it keeps its state and believes what it believed.
     pub fn freeze(&mut self, id: u64) {

@@ -526,6 +526,81 @@ async fn membership_grows_from_one_node_to_three_and_shrinks_without_losing_writ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_loses_no_acknowledged_write() {
+    let mut cluster = TestCluster::start(binary(), 3, "");
+    cluster.leader(Duration::from_secs(15)).await;
+    cluster
+        .client(1)
+        .await
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    let addrs: Vec<String> = (1..=3)
+        .map(|id| cluster.node(id).client_addr.clone())
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Each write goes to the next node in turn and is retried with its idempotency key, on
+    // the following node, until one acknowledges it.
+    let writer = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            let mut acknowledged = Vec::new();
+            let mut turn = 0usize;
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let id = format!("rolling-{i}");
+                let params = json!({"machine": "order", "version": 1, "instance_id": id,
+                                    "idempotency_key": id});
+                for _attempt in 0..50 {
+                    turn += 1;
+                    let options = rstmdb_client::ClientOptions::new(addrs[turn % 3].clone())
+                        .reconnect(rstmdb_client::ReconnectPolicy::disabled())
+                        .request_timeout(Duration::from_secs(10));
+                    let Ok(client) = Client::connect(options).await else {
+                        continue;
+                    };
+                    let params = params.as_object().cloned().expect("an object");
+                    // Any failure (a node stopping, a leader changing) is retried elsewhere.
+                    if client.request(Op::CreateInstance, params).await.is_ok() {
+                        acknowledged.push(id.clone());
+                        break;
+                    }
+                }
+            }
+            acknowledged
+        }
+    });
+    for id in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| cluster.stop(id));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| cluster.restart(id));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await.expect("the writer");
+    assert!(
+        acknowledged.len() > 10,
+        "writes went on: {}",
+        acknowledged.len()
+    );
+    let last = acknowledged.last().expect("one write").clone();
+    for id in 1..=3 {
+        applied(&cluster, id, &last).await;
+    }
+    let wal = assert_identical_wals(&cluster, &[1, 2, 3]).await;
+    for id in &acknowledged {
+        let copies = wal
+            .iter()
+            .filter(|(_, _, entry)| entry["instance_id"] == id.as_str())
+            .count();
+        assert_eq!(copies, 1, "acknowledged {id} is in every WAL once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_forwarding_a_follower_refuses_a_write_naming_the_leader() {
     let cluster = TestCluster::start(
         binary(),
