@@ -4,6 +4,8 @@
 //! knows it too for a node that initialised the cluster; other nodes are learned this way.
 //!
 //! [`Hello`]: super::rpc::Hello
+//!
+//! [`PeerContacts`] keeps when each peer was last heard from, the same way.
 
 use super::types::NodeId;
 use std::collections::BTreeMap;
@@ -27,5 +29,28 @@ impl ClientAddrs {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
             .cloned()
+    }
+}
+
+/// When each peer last answered this node or sent it a request (CLUSTER_STATUS's
+/// `last_contact_ms`).
+#[derive(Debug, Clone, Default)]
+pub struct PeerContacts(Arc<Mutex<BTreeMap<NodeId, std::time::Instant>>>);
+
+impl PeerContacts {
+    pub fn touch(&self, node: NodeId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node, std::time::Instant::now());
+    }
+
+    /// Milliseconds since `node` was last heard from; `None` if never.
+    pub fn millis_since(&self, node: NodeId) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&node)
+            .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 }

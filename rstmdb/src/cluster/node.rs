@@ -2,7 +2,7 @@
 //! its committed entries, the WAL as openraft's log, the engine as its state machine, the
 //! node-to-node listener, and the bootstrap of a new cluster.
 
-use super::client_addrs::ClientAddrs;
+use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
@@ -169,6 +169,7 @@ impl ClusterNode {
             membership,
         );
         let client_addrs = ClientAddrs::default();
+        let contacts = PeerContacts::default();
         client_addrs.record(me, &settings.client_addr);
         let network = PeerNetwork {
             me,
@@ -177,6 +178,7 @@ impl ClusterNode {
             tls: settings.tls.clone(),
             client_addr: Some(settings.client_addr.clone()),
             client_addrs: client_addrs.clone(),
+            contacts: contacts.clone(),
         };
         let forward_network = network.clone();
         let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
@@ -193,6 +195,7 @@ impl ClusterNode {
             raft: raft.clone(),
             me,
             client_addrs: client_addrs.clone(),
+            contacts: contacts.clone(),
             log: entry_offsets,
             database: Arc::clone(&db),
             elections: Arc::default(),
@@ -218,6 +221,7 @@ impl ClusterNode {
             tls: settings.tls.clone(),
             client_addrs,
             client_addr: Some(settings.client_addr.clone()),
+            contacts,
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);

@@ -2,7 +2,7 @@
 //! section 9). One connection per openraft client, opened on first use with a hello, dropped on
 //! any error and opened again on the next call.
 
-use super::client_addrs::ClientAddrs;
+use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
@@ -35,6 +35,8 @@ pub struct PeerNetwork {
     pub client_addr: Option<String>,
     /// Where the peers say clients reach them, as they welcome this node.
     pub client_addrs: ClientAddrs,
+    /// When each peer last answered.
+    pub contacts: PeerContacts,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -55,6 +57,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             addr: node.raft_addr.clone(),
             connection: None,
             client_addrs: self.client_addrs.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -78,6 +81,7 @@ pub struct PeerClient {
     addr: String,
     connection: Option<PeerConnection>,
     client_addrs: ClientAddrs,
+    contacts: PeerContacts,
 }
 
 impl PeerClient {
@@ -179,6 +183,7 @@ impl PeerClient {
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.connection = Some(connection);
+        self.contacts.touch(self.hello.to);
         Ok(response)
     }
 
@@ -201,6 +206,7 @@ impl PeerClient {
             Ok(RaftResponse::Refused { reason }) => Err(ForwardError::NotSent(reason)),
             Ok(response) => {
                 self.connection = Some(connection);
+                self.contacts.touch(self.hello.to);
                 Ok(response)
             }
             Err(err) => Err(ForwardError::Lost(err.to_string())),

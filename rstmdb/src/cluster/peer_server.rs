@@ -2,7 +2,7 @@
 //! `cluster.raft_addr` that checks each caller's hello, then hands its requests to the local
 //! openraft node and sends back whatever it answers.
 
-use super::client_addrs::ClientAddrs;
+use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::forward::{ForwardSlot, MAX_FORWARD_BATCH};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
@@ -37,6 +37,8 @@ pub struct PeerService {
     pub client_addrs: ClientAddrs,
     /// Where clients reach this node, told to every caller.
     pub client_addr: Option<String>,
+    /// When each caller last sent a request.
+    pub contacts: PeerContacts,
     /// Runs the writes followers relay here, once the service is up.
     pub forward_target: ForwardSlot,
 }
@@ -156,6 +158,7 @@ impl PeerService {
                 }
                 Err(err) => return Err(err),
             };
+            self.contacts.touch(hello.from);
             let response = match request {
                 RaftRequest::AppendEntries(request) => {
                     RaftResponse::AppendEntries(self.raft.append_entries(request).await)

@@ -1,7 +1,7 @@
 //! CLUSTER_STATUS (spec §12.3): a node's view of its cluster, from openraft's metrics, the
 //! log's committed entry and the database's applied offset.
 
-use super::client_addrs::ClientAddrs;
+use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::log_store::EntryOffsets;
 use super::types::{NodeId, RaftTypes};
 use crate::database::Database;
@@ -19,6 +19,7 @@ pub struct ClusterObserver {
     pub(crate) raft: Raft<RaftTypes>,
     pub(crate) me: NodeId,
     pub(crate) client_addrs: ClientAddrs,
+    pub(crate) contacts: PeerContacts,
     pub(crate) log: EntryOffsets,
     pub(crate) database: Arc<Database>,
     /// Times this node became a candidate (counted by the node's metrics watcher).
@@ -117,7 +118,9 @@ impl ClusterObserver {
                     voter: voters.contains(id),
                     matched_index,
                     lag_entries,
-                    last_contact_ms: None,
+                    last_contact_ms: (*id != self.me)
+                        .then(|| self.contacts.millis_since(*id))
+                        .flatten(),
                 }
             })
             .collect();

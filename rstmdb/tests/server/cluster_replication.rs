@@ -114,6 +114,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     let network = PeerNetwork {
         me: id,
         client_addrs: Default::default(),
+        contacts: Default::default(),
         client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
@@ -125,6 +126,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     let service = PeerService {
         raft: raft.clone(),
         client_addrs: Default::default(),
+        contacts: Default::default(),
         forward_target: Default::default(),
         client_addr: None,
         me: id,
@@ -469,6 +471,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
     let mut network = PeerNetwork {
         me: 1,
         client_addrs: Default::default(),
+        contacts: Default::default(),
         client_addr: None,
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
@@ -550,6 +553,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
         let mut network = PeerNetwork {
             me: 7,
             client_addrs: Default::default(),
+            contacts: Default::default(),
             client_addr: None,
             segment_size_bytes: SEGMENT_BYTES,
             secret: None,

@@ -150,6 +150,14 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
             .all(|member| member.lag_entries.is_some()),
         "the leader tracks every member: {status:?}"
     );
+    assert!(
+        status
+            .members
+            .iter()
+            .filter(|member| member.node_id != leader)
+            .all(|member| member.last_contact_ms.is_some_and(|ms| ms < 5_000)),
+        "the leader heard from every follower lately: {status:?}"
+    );
 
     // Reads are linearizable by default: a follower answers with every write acknowledged
     // before the read began, without retrying.
