@@ -3,7 +3,6 @@
 //! started again on the same directory and ports.
 
 use crate::binary::{clear_rstmdb_env, forward_lines};
-use crate::net::free_port;
 use rstmdb_client::{Client, ClientOptions, ReconnectPolicy};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +11,17 @@ use std::time::{Duration, Instant};
 
 /// The timeouts the test clusters run with: elections settle quickly on loopback.
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+
+/// `count` ports free at once: the probes stay open until all are picked, so none repeats.
+fn distinct_free_ports(count: u64) -> Vec<u16> {
+    let probes: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe socket"))
+        .collect();
+    probes
+        .iter()
+        .map(|probe| probe.local_addr().expect("the probe's address").port())
+        .collect()
+}
 
 /// One node: its addresses and configuration, and its process while it runs.
 #[derive(Debug)]
@@ -60,10 +70,31 @@ impl TestCluster {
 
     /// [`TestCluster::start`] with `spares` more nodes (ids after the members'), running
     /// with no Raft state and not in `members`: they wait to be added (CLUSTER_ADD_LEARNER).
+    ///
+    /// Ports are picked free, but another test may take one before its node binds it: a
+    /// cluster whose node could not bind is stopped and started again on other ports.
     pub fn start_with_spares(binary: &Path, size: u64, spares: u64, extra: &str) -> TestCluster {
+        const ATTEMPTS: usize = 5;
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match TestCluster::try_start(binary, size, spares, extra) {
+                Ok(cluster) => return cluster,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("the cluster did not start in {ATTEMPTS} attempts: {failures:#?}");
+    }
+
+    fn try_start(
+        binary: &Path,
+        size: u64,
+        spares: u64,
+        extra: &str,
+    ) -> Result<TestCluster, String> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..size + spares)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let ports: Vec<(u16, u16, u16)> = distinct_free_ports(3 * (size + spares))
+            .chunks(3)
+            .map(|ports| (ports[0], ports[1], ports[2]))
             .collect();
         let members: Vec<String> = ports
             .iter()
@@ -108,9 +139,9 @@ impl TestCluster {
             cluster.spawn(id);
         }
         for id in 1..=size + spares {
-            cluster.wait_listening(id);
+            cluster.try_wait_listening(id)?;
         }
-        cluster
+        Ok(cluster)
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
@@ -150,18 +181,25 @@ impl TestCluster {
     }
 
     fn wait_listening(&mut self, id: u64) {
+        if let Err(why) = self.try_wait_listening(id) {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits for node `id` to listen; what it said if it stopped or took too long.
+    fn try_wait_listening(&mut self, id: u64) -> Result<(), String> {
         let process = self.node_mut(id).process.as_mut().expect("the node runs");
         loop {
-            let line = process
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| {
-                    panic!("node {id} never listened; it said {:#?}", process.seen)
-                });
+            let Ok(line) = process.lines.recv_timeout(Duration::from_secs(20)) else {
+                return Err(format!(
+                    "node {id} never listened; it said {:#?}",
+                    process.seen
+                ));
+            };
             let listening = line.contains("rstmdb listening");
             process.seen.push(line);
             if listening {
-                return;
+                return Ok(());
             }
         }
     }
