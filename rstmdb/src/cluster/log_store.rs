@@ -137,20 +137,19 @@ impl Shared {
     /// all there, else read back from the WAL.
     fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, LogStoreError> {
         let _no_removal = self.removal.read().unwrap_or_else(|e| e.into_inner());
-        let clamped = self.index().clamp(start, end);
-        if let Some(entries) = self.recent().get(clamped.start, clamped.end) {
-            return Ok(entries);
-        }
         let (range, from) = {
             let index = self.index();
             let range = index.clamp(start, end);
-            (range.clone(), index.get(range.start).map(|e| e.offset))
+            let from = index.get(range.start).map(|e| e.offset);
+            (range, from)
         };
+        if let Some(entries) = self.recent().get(range.start, range.end) {
+            return Ok(entries);
+        }
         let Some(from) = from else {
             return Ok(Vec::new());
         };
         let mut entries = Vec::with_capacity((range.end - range.start) as usize);
-        let range = range.start..range.end;
         let mut records = self.wal.reader_written(from);
         for expected in range {
             let Some(first) = records.next() else {

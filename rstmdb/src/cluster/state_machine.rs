@@ -10,7 +10,7 @@
 //! never purges its log, so a lagging node always catches up from the log, and openraft never
 //! asks for a snapshot. The snapshot methods refuse, naming what is missing.
 
-use super::entry_record::encode_header;
+use super::entry_record::{NORMAL_HEADER_BYTES, encode_header};
 use super::log_store::EntryOffsets;
 use super::types::{
     Entry, LogId, NodeAddr, NodeId, RaftReply, RaftTypes, SnapshotFile, StorageError,
@@ -77,14 +77,21 @@ impl EngineStateMachine {
             .offsets
             .header_offset(index)
             .ok_or(StateMachineError::NotInLog { index })?;
-        let header = encode_header(entry).map_err(|err| StateMachineError::Entry {
-            index,
-            message: err.to_string(),
-        })?;
+        // A normal entry's header has a fixed size; the others are encoded to learn theirs.
+        let header_len = match &entry.payload {
+            EntryPayload::Normal(_) => NORMAL_HEADER_BYTES,
+            _ => encode_header(entry)
+                .map_err(|err| StateMachineError::Entry {
+                    index,
+                    message: err.to_string(),
+                })?
+                .header
+                .len(),
+        };
         // The WAL placed the header at `found` from that very position, so placing it again
         // from there must land on it.
         let mut placement = Placement::at(found, self.segment_size_bytes);
-        let planned = placement.place(header.header.len());
+        let planned = placement.place(header_len);
         if planned != found {
             return Err(StateMachineError::Misplaced {
                 index,

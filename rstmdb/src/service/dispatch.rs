@@ -100,29 +100,17 @@ impl DatabaseHandler {
     }
 
     /// A write relayed by another node, run here as a client's (never relayed again).
-    pub(crate) fn run_forwarded(
-        &self,
-        request: rstmdb_protocol::Request,
-    ) -> impl Future<Output = EncodedResponse> + Send + 'static {
-        let id = request.id;
-        let answer = match OpParams::parse(request.op, &request.params)
-            .and_then(|params| value_depth::check_params(&params).map(|()| params))
-        {
-            Ok(params) => self.dispatch_write(&id, params).unwrap_or_else(|| {
-                Box::pin(async {
-                    Err(RcpError::bad_request(
-                        "not_forwarded",
-                        "only writes and membership changes are relayed between nodes",
-                    ))
-                })
+    pub(crate) fn run_forwarded(&self, request: rstmdb_protocol::Request) -> ResponseFuture {
+        let answer = match parse_params(&request) {
+            Ok(params) => self.dispatch_write(&request.id, params).unwrap_or_else(|| {
+                Box::pin(std::future::ready(Err(RcpError::bad_request(
+                    "not_forwarded",
+                    "only writes and membership changes are relayed between nodes",
+                ))))
             }),
-            Err(err) => Box::pin(async move { Err(err) }),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
         };
-        async move {
-            answer
-                .await
-                .unwrap_or_else(|err| EncodedResponse::new(&Response::error(id, err)))
-        }
+        respond(request.id, answer)
     }
 
     /// Runs the request on this node, whatever the cluster.
@@ -146,11 +134,9 @@ impl DatabaseHandler {
 
     /// Parses the params and queues the work now.
     fn answer_here(&self, conn: &ConnectionContext, request: &rstmdb_protocol::Request) -> Answer {
-        let parsed = OpParams::parse(request.op, &request.params)
-            .and_then(|params| value_depth::check_params(&params).map(|()| params));
-        match parsed {
+        match parse_params(request) {
             Ok(params) => self.dispatch(conn, &request.id, params),
-            Err(err) => Box::pin(async move { Err(err) }),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
         }
     }
 
@@ -327,6 +313,12 @@ impl OpHandler for DatabaseHandler {
 /// How long a relayed write waits before looking for the leader again after this node lost
 /// the lead under it.
 const FORWARD_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// A request's params, typed, within the value limits.
+fn parse_params(request: &rstmdb_protocol::Request) -> Result<OpParams, RcpError> {
+    OpParams::parse(request.op, &request.params)
+        .and_then(|params| value_depth::check_params(&params).map(|()| params))
+}
 
 /// The response future: the answer, or the error it failed with, under the request's id.
 fn respond(id: String, answer: Answer) -> ResponseFuture {
