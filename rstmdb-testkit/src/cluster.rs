@@ -252,6 +252,40 @@ impl TestCluster {
         assert!(sent.success(), "kill {signal} {pid}");
     }
 
+    /// Waits up to `within` for a line holding every one of `needles` in the output of one
+    /// of the running nodes `ids` (lines said before the call count too); returns the node and
+    /// the line.
+    pub fn wait_for_log(
+        &mut self,
+        ids: &[u64],
+        needles: &[&str],
+        within: Duration,
+    ) -> (u64, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            for &id in ids {
+                let Some(process) = self.node_mut(id).process.as_mut() else {
+                    continue;
+                };
+                while let Ok(line) = process.lines.try_recv() {
+                    process.seen.push(line);
+                }
+                let found = process
+                    .seen
+                    .iter()
+                    .find(|line| needles.iter().all(|needle| line.contains(needle)));
+                if let Some(line) = found {
+                    return (id, line.clone());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no node of {ids:?} logged a line with {needles:?} within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts node `id` again on its data directory and ports; returns once it listens.
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);

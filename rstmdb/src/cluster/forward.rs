@@ -172,7 +172,7 @@ impl Forwarder {
             }
         };
         while !waiting.is_empty() {
-            let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
+            let Some((leader, leader_node)) = self.wait_for_leader(deadline).await else {
                 let error = RcpError::no_leader(format!(
                     "no leader was reachable within {} ms; the write was not applied",
                     self.inner.write_timeout.as_millis()
@@ -188,7 +188,7 @@ impl Forwarder {
             }
             let batch = waiting.iter().map(|&i| requests[i].clone()).collect();
             let attempt =
-                tokio::time::timeout_at(deadline, self.attempt(leader, &raft_addr, batch)).await;
+                tokio::time::timeout_at(deadline, self.attempt(leader, &leader_node, batch)).await;
             let retry = match attempt {
                 Ok(Attempt::Answered(responses)) if responses.len() == waiting.len() => {
                     let mut again = Vec::new();
@@ -256,8 +256,8 @@ impl Forwarder {
             .collect()
     }
 
-    /// The leader and its node-to-node address, once one is known; `None` at the deadline.
-    async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, String)> {
+    /// The leader and its addresses, once one is known; `None` at the deadline.
+    async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, NodeAddr)> {
         let mut metrics = self.inner.raft.metrics();
         loop {
             let found = {
@@ -266,7 +266,7 @@ impl Forwarder {
                     m.membership_config
                         .membership()
                         .get_node(&leader)
-                        .map(|node| (leader, node.raft_addr.clone()))
+                        .map(|node| (leader, node.clone()))
                 })
             };
             if found.is_some() {
@@ -283,7 +283,7 @@ impl Forwarder {
     async fn exchange(
         &self,
         leader: NodeId,
-        raft_addr: &str,
+        leader_node: &NodeAddr,
         request: RaftRequest,
     ) -> Result<RaftResponse, ForwardError> {
         let Ok(_permit) = self.inner.in_flight.acquire().await else {
@@ -294,11 +294,11 @@ impl Forwarder {
         let mut client = match self.take_idle(leader) {
             Some(client) => client,
             None => {
-                let node = NodeAddr {
-                    raft_addr: raft_addr.to_owned(),
-                    client_addr: String::new(),
-                };
-                self.inner.network.clone().new_client(leader, &node).await
+                self.inner
+                    .network
+                    .clone()
+                    .new_client(leader, leader_node)
+                    .await
             }
         };
         let response = client.exchange(request).await?;
@@ -309,11 +309,11 @@ impl Forwarder {
     async fn attempt(
         &self,
         leader: NodeId,
-        raft_addr: &str,
+        leader_node: &NodeAddr,
         requests: Vec<ForwardedRequest>,
     ) -> Attempt {
         match self
-            .exchange(leader, raft_addr, RaftRequest::Forward(requests))
+            .exchange(leader, leader_node, RaftRequest::Forward(requests))
             .await
         {
             Ok(RaftResponse::Forward(responses)) => Attempt::Answered(responses),
@@ -378,7 +378,7 @@ impl Forwarder {
     }
 
     async fn fetch_read_index(&self, deadline: Instant) -> Result<Option<u64>, String> {
-        let Some((leader, raft_addr)) = self.wait_for_leader(deadline).await else {
+        let Some((leader, leader_node)) = self.wait_for_leader(deadline).await else {
             return Err("no leader".to_owned());
         };
         if leader == self.inner.me {
@@ -391,7 +391,7 @@ impl Forwarder {
                 .map_err(|err| err.to_string());
         }
         match self
-            .exchange(leader, &raft_addr, RaftRequest::ReadIndex)
+            .exchange(leader, &leader_node, RaftRequest::ReadIndex)
             .await
         {
             Ok(RaftResponse::ReadIndex(answer)) => {

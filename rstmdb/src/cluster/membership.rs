@@ -3,6 +3,7 @@
 //! groups ([`Database::run_exclusive`]): its entries would otherwise land where the next
 //! group of writes was planned.
 
+use super::incarnation;
 use super::status::ClusterObserver;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use crate::database::Database;
@@ -10,7 +11,7 @@ use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
 use rstmdb_protocol::results::{ClusterAddLearnerResult, ClusterMembersResult};
 use rstmdb_protocol::{ErrorCode, RcpError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Runs the membership ops of one node.
@@ -119,6 +120,7 @@ impl ClusterAdmin {
         let node = NodeAddr {
             raft_addr,
             client_addr,
+            incarnation: None,
         };
         let known = self
             .raft
@@ -204,5 +206,43 @@ impl ClusterAdmin {
                 .await?;
         }
         Ok(self.members())
+    }
+
+    /// Writes into the membership the incarnation (and client address) `presented` gives for
+    /// each member that has none yet (`super::incarnation`); returns the members bound.
+    /// Decided on the sequencer thread, between two groups and after any other membership op,
+    /// so that a member removed meanwhile is not added back.
+    pub(crate) async fn bind_incarnations(
+        &self,
+        presented: impl Fn(NodeId) -> Option<(String, Option<String>)> + Send + 'static,
+    ) -> Result<Vec<NodeId>, RcpError> {
+        let raft = self.raft.clone();
+        let runtime = self.runtime.clone();
+        self.database
+            .run_exclusive(move || {
+                let nodes: BTreeMap<NodeId, NodeAddr> = {
+                    let metrics = raft.metrics();
+                    let metrics = metrics.borrow();
+                    metrics
+                        .membership_config
+                        .membership()
+                        .nodes()
+                        .filter(|(_, node)| node.incarnation.is_none())
+                        .filter_map(|(id, node)| {
+                            let (found, client_addr) = presented(*id)?;
+                            Some((*id, incarnation::bound(node, found, client_addr)))
+                        })
+                        .collect()
+                };
+                if nodes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids = nodes.keys().copied().collect();
+                runtime
+                    .block_on(raft.change_membership(ChangeMembers::SetNodes(nodes), false))
+                    .map(|_| ids)
+                    .map_err(change_refused)
+            })
+            .await?
     }
 }

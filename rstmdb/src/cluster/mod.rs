@@ -10,7 +10,8 @@
 //! - [`committed_replay`]: what start-up replays (committed entries only);
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
 //!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
-//!   CLUSTER_STATUS; [`membership`]: the membership ops.
+//!   CLUSTER_STATUS; [`membership`]: the membership ops; [`incarnation`]: which data directory
+//!   each member is, so that a wiped one is refused.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
 //!   tells each node where clients reach the others ([`client_addrs`]) and carries the
@@ -29,6 +30,8 @@ pub mod entry_record;
 pub mod forward;
 #[cfg(feature = "server")]
 pub mod group_log;
+#[cfg(feature = "server")]
+pub mod incarnation;
 #[cfg(feature = "server")]
 pub mod log_index;
 #[cfg(feature = "server")]

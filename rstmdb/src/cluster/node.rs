@@ -6,6 +6,7 @@ use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
+use super::incarnation::{self, Binder, Incarnations};
 use super::log_store::{IndexBuilder, WalLogStore};
 use super::membership::ClusterAdmin;
 use super::peer_client::PeerNetwork;
@@ -52,10 +53,14 @@ pub enum NodeError {
 }
 
 /// `raft/identity`: which node this data directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Identity {
     node_id: NodeId,
+    /// Drawn when the directory first became a node (`super::incarnation`); a directory
+    /// written before incarnations existed gets one at its next start.
+    #[serde(default)]
+    incarnation: Option<String>,
 }
 
 /// What a node needs besides the database's own options (from `[cluster]`, spec §12.4).
@@ -83,6 +88,8 @@ pub struct NodeSettings {
 pub struct ClusterNode {
     raft: Raft<RaftTypes>,
     listener: JoinHandle<()>,
+    /// Binds the members' data directories into the membership while this node leads.
+    binder: JoinHandle<()>,
     /// The way to the leader, for relayed writes and linearizable reads.
     forwarder: Forwarder,
     forward_writes: bool,
@@ -118,6 +125,29 @@ pub fn raft_config(settings: &NodeSettings) -> Result<Arc<openraft::Config>, Nod
         .map_err(|err| NodeError::RaftConfig(err.to_string()))
 }
 
+/// This data directory's incarnation, from `raft/identity` (written on its first start, and
+/// completed for a directory from before incarnations). A directory of another node is refused.
+fn own_incarnation(files: &RaftFiles, me: NodeId) -> Result<String, NodeError> {
+    let stored = files.load::<Identity>(RaftFile::Identity)?;
+    if let Some(stored) = &stored
+        && stored.node_id != me
+    {
+        return Err(NodeError::OtherNode {
+            stored: stored.node_id,
+            configured: me,
+        });
+    }
+    if let Some(incarnation) = stored.and_then(|stored| stored.incarnation) {
+        return Ok(incarnation);
+    }
+    let identity = Identity {
+        node_id: me,
+        incarnation: Some(incarnation::new_incarnation()),
+    };
+    files.save(RaftFile::Identity, &identity)?;
+    Ok(identity.incarnation.unwrap_or_default())
+}
+
 impl ClusterNode {
     /// Opens the data directory as node `settings.node_id` and starts it: the
     /// database (replaying committed entries only), openraft, and the node-to-node listener.
@@ -130,16 +160,7 @@ impl ClusterNode {
         let me = settings.node_id;
         let segment_size_bytes = options.wal.segment_size_bytes;
         let files = RaftFiles::open(&options.data_dir)?;
-        match files.load::<Identity>(RaftFile::Identity)? {
-            Some(stored) if stored.node_id != me => {
-                return Err(NodeError::OtherNode {
-                    stored: stored.node_id,
-                    configured: me,
-                });
-            }
-            Some(_) => {}
-            None => files.save(RaftFile::Identity, &Identity { node_id: me })?,
-        }
+        let incarnations = Incarnations::new(own_incarnation(&files, me)?);
         let replay = CommittedReplay::new(IndexBuilder::new(&files)?);
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let (db, report, replay) = tokio::task::spawn_blocking(move || {
@@ -179,6 +200,7 @@ impl ClusterNode {
             client_addr: Some(settings.client_addr.clone()),
             client_addrs: client_addrs.clone(),
             contacts: contacts.clone(),
+            incarnations: incarnations.clone(),
         };
         let forward_network = network.clone();
         let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
@@ -207,6 +229,16 @@ impl ClusterNode {
             observer.clone(),
             tokio::runtime::Handle::current(),
         );
+        let binder = tokio::spawn(
+            Binder {
+                raft: raft.clone(),
+                me,
+                admin: admin.clone(),
+                incarnations: incarnations.clone(),
+                client_addrs: client_addrs.clone(),
+            }
+            .run(),
+        );
         let listener = TcpListener::bind(&settings.raft_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -222,6 +254,7 @@ impl ClusterNode {
             client_addrs,
             client_addr: Some(settings.client_addr.clone()),
             contacts,
+            incarnations: incarnations.clone(),
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);
@@ -230,6 +263,7 @@ impl ClusterNode {
         let node = ClusterNode {
             raft,
             listener,
+            binder,
             forwarder,
             forward_writes: settings.forward_writes,
             linearizable_reads: settings.linearizable_reads,
@@ -238,13 +272,14 @@ impl ClusterNode {
             admin,
             _purge_gate: purge_gate,
         };
-        node.bootstrap(&settings).await?;
+        node.bootstrap(&settings, incarnations.own()).await?;
         Ok((db, report, node))
     }
 
     /// The first start of the cluster: the lowest id in `members` initialises it with every
-    /// member as a voter. Any node with Raft state, or any other member, does nothing.
-    async fn bootstrap(&self, settings: &NodeSettings) -> Result<(), NodeError> {
+    /// member as a voter (itself bound to `incarnation`, the others once they call). Any node
+    /// with Raft state, or any other member, does nothing.
+    async fn bootstrap(&self, settings: &NodeSettings, incarnation: &str) -> Result<(), NodeError> {
         let me = settings.node_id;
         let voters = settings.members.clone();
         let initialized = self
@@ -258,18 +293,19 @@ impl ClusterNode {
         let members: BTreeMap<NodeId, NodeAddr> = voters
             .into_iter()
             .map(|(id, raft_addr)| {
-                let client_addr = if id == me {
-                    settings.client_addr.clone()
-                } else {
-                    String::new()
-                };
-                (
-                    id,
+                let node = if id == me {
                     NodeAddr {
                         raft_addr,
-                        client_addr,
-                    },
-                )
+                        client_addr: settings.client_addr.clone(),
+                        incarnation: Some(incarnation.to_owned()),
+                    }
+                } else {
+                    NodeAddr {
+                        raft_addr,
+                        ..NodeAddr::default()
+                    }
+                };
+                (id, node)
             })
             .collect();
         tracing::info!(node_id = me, members = ?members.keys(), "initialising the cluster");
@@ -318,6 +354,7 @@ impl ClusterNode {
     /// Stops Raft and the listener. The database is closed after this.
     pub async fn shutdown(self) {
         self.listener.abort();
+        self.binder.abort();
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(%err, "openraft did not stop cleanly");
         }

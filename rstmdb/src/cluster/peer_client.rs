@@ -3,6 +3,7 @@
 //! any error and opened again on the next call.
 
 use super::client_addrs::{ClientAddrs, PeerContacts};
+use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, PROTOCOL_VERSION, Proof, RaftRequest, RaftResponse};
@@ -37,6 +38,8 @@ pub struct PeerNetwork {
     pub client_addrs: ClientAddrs,
     /// When each peer last answered.
     pub contacts: PeerContacts,
+    /// This node's data directory, and those the peers presented.
+    pub incarnations: Incarnations,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -51,6 +54,8 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 segment_size_bytes: self.segment_size_bytes,
                 nonce: None,
                 client_addr: self.client_addr.clone(),
+                incarnation: Some(self.incarnations.own().to_owned()),
+                to_incarnation: node.incarnation.clone(),
             },
             secret: self.secret.clone(),
             tls: self.tls.clone(),
@@ -58,6 +63,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             connection: None,
             client_addrs: self.client_addrs.clone(),
             contacts: self.contacts.clone(),
+            incarnations: self.incarnations.clone(),
         }
     }
 }
@@ -82,6 +88,7 @@ pub struct PeerClient {
     connection: Option<PeerConnection>,
     client_addrs: ClientAddrs,
     contacts: PeerContacts,
+    incarnations: Incarnations,
 }
 
 impl PeerClient {
@@ -139,9 +146,19 @@ impl PeerClient {
             HelloReply::Welcome {
                 node_id,
                 client_addr,
+                incarnation: presented,
             } if node_id == hello.to => {
+                // The callee checks this too; a node that does not is still not counted.
+                let bound = hello.to_incarnation.as_deref();
+                if let Some(reason) = incarnation::mismatch(node_id, bound, presented.as_deref()) {
+                    self.incarnations.log_refusal(node_id, &reason);
+                    return Err(PeerError::Refused(reason));
+                }
                 if let Some(client_addr) = &client_addr {
                     self.client_addrs.record(node_id, client_addr);
+                }
+                if let Some(presented) = &presented {
+                    self.incarnations.record(node_id, presented);
                 }
                 connection.handshake_done();
                 Ok(connection)
@@ -153,7 +170,10 @@ impl PeerClient {
             HelloReply::Challenge { .. } => {
                 Err(PeerError::Unexpected("a second challenge".to_owned()))
             }
-            HelloReply::Refused { reason } => Err(PeerError::Refused(reason)),
+            HelloReply::Refused { reason } => {
+                self.incarnations.log_refusal(hello.to, &reason);
+                Err(PeerError::Refused(reason))
+            }
         }
     }
 

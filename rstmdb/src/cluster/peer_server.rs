@@ -4,6 +4,7 @@
 
 use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::forward::{ForwardSlot, MAX_FORWARD_BATCH};
+use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
@@ -39,6 +40,8 @@ pub struct PeerService {
     pub client_addr: Option<String>,
     /// When each caller last sent a request.
     pub contacts: PeerContacts,
+    /// This node's data directory, and those the callers presented.
+    pub incarnations: Incarnations,
     /// Runs the writes followers relay here, once the service is up.
     pub forward_target: ForwardSlot,
 }
@@ -56,6 +59,24 @@ impl std::fmt::Debug for PeerService {
 }
 
 impl PeerService {
+    /// Why a caller that passed the hello's checks is still refused: one of the two data
+    /// directories is not the one the other's membership knows (`super::incarnation`).
+    fn identity_refusal(&self, hello: &Hello) -> Option<String> {
+        let own = Some(self.incarnations.own());
+        if let Some(reason) = incarnation::mismatch(self.me, hello.to_incarnation.as_deref(), own) {
+            return Some(format!("node {} refuses this node: {reason}", hello.from));
+        }
+        let bound = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&hello.from)
+            .and_then(|node| node.incarnation.clone());
+        incarnation::mismatch(hello.from, bound.as_deref(), hello.incarnation.as_deref())
+    }
+
     /// Serves `listener` until the returned future is dropped, which ends every connection.
     pub async fn serve(self, listener: TcpListener) {
         let mut connections = JoinSet::new();
@@ -137,13 +158,22 @@ impl PeerService {
                 return Ok(());
             }
         }
+        if let Some(reason) = self.identity_refusal(&hello) {
+            self.incarnations.log_refusal(hello.from, &reason);
+            connection.send(&HelloReply::Refused { reason }).await?;
+            return Ok(());
+        }
         if let Some(client_addr) = &hello.client_addr {
             self.client_addrs.record(hello.from, client_addr);
+        }
+        if let Some(presented) = &hello.incarnation {
+            self.incarnations.record(hello.from, presented);
         }
         connection
             .send(&HelloReply::Welcome {
                 node_id: self.me,
                 client_addr: self.client_addr.clone(),
+                incarnation: Some(self.incarnations.own().to_owned()),
             })
             .await?;
         connection.handshake_done();

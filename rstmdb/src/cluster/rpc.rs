@@ -29,6 +29,13 @@ pub struct Hello {
     /// Where clients reach the caller (`cluster.client_addr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_addr: Option<String>,
+    /// The caller's data directory (`super::incarnation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+    /// The callee's data directory as the caller's membership knows it, if bound: a callee
+    /// with another one was wiped, and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_incarnation: Option<String>,
 }
 
 /// The caller's answer to a [`HelloReply::Challenge`].
@@ -48,6 +55,9 @@ pub enum HelloReply {
         /// Where clients reach the callee (`cluster.client_addr`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_addr: Option<String>,
+        /// The callee's data directory (`super::incarnation`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incarnation: Option<String>,
     },
     /// The callee holds the shared secret: its answer to the caller's nonce, and its own
     /// nonce for the caller to answer with a [`Proof`]; `Welcome` or `Refused` follows.

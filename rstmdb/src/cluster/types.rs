@@ -46,6 +46,11 @@ pub struct RaftReply {
 pub struct NodeAddr {
     pub raft_addr: String,
     pub client_addr: String,
+    /// The data directory the cluster knows this node by (`raft/identity`'s incarnation), once
+    /// the leader has bound it (`super::incarnation`). A node that presents another one was
+    /// wiped or replaced, and is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
 }
 
 /// A snapshot is a checkpoint file (`docs/cluster.md` section 7), never a buffer in memory.

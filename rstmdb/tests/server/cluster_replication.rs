@@ -12,6 +12,7 @@ use openraft::{
     SnapshotPolicy, StoredMembership,
 };
 use rstmdb::cluster::RaftFiles;
+use rstmdb::cluster::incarnation::Incarnations;
 use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
 use rstmdb::cluster::peer_client::PeerNetwork;
 use rstmdb::cluster::peer_connection::PeerConnection;
@@ -119,6 +120,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
         tls: tls.clone(),
+        incarnations: Incarnations::new(format!("node-{id}")),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -133,6 +135,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         segment_size_bytes: SEGMENT_BYTES,
         secret,
         tls,
+        incarnations: Incarnations::new(format!("node-{id}")),
     };
     let listener = tokio::spawn(service.serve(listener));
     Node {
@@ -159,6 +162,7 @@ async fn start_cluster(size: u64, links: Links) -> Vec<Node> {
             let node = NodeAddr {
                 raft_addr: addr,
                 client_addr: String::new(),
+                incarnation: None,
             };
             (i as u64 + 1, node)
         })
@@ -308,6 +312,8 @@ fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
         to,
         segment_size_bytes,
         nonce,
+        incarnation: None,
+        to_incarnation: None,
     }
 }
 
@@ -355,6 +361,57 @@ async fn a_peer_is_refused_when_it_reaches_the_wrong_node_or_writes_other_segmen
         ServerState::Leader,
         "the refused peers changed nothing"
     );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_talks_only_with_the_data_directories_the_membership_knows() {
+    let nodes = start_cluster(1, Links::default()).await;
+    let addr = single_node_addr(&nodes).await;
+
+    // A caller that knows node 1 by another data directory: node 1 was wiped, and says so.
+    let mut stale = hello(1, SEGMENT_BYTES, None);
+    stale.to_incarnation = Some("node-1-before-the-wipe".to_owned());
+    let (_, reply) = say_hello(&addr, &stale).await;
+    assert_refused(reply, "node 9 refuses this node");
+    let (_, reply) = say_hello(&addr, &stale).await;
+    assert_refused(reply, "incarnation node-1-before-the-wipe, this one node-1");
+
+    // Node 9, once the membership knows its directory, is let in with that one only.
+    let nine = NodeAddr {
+        raft_addr: "127.0.0.1:9".to_owned(),
+        client_addr: String::new(),
+        incarnation: Some("nine".to_owned()),
+    };
+    nodes[0]
+        .raft
+        .change_membership(
+            openraft::ChangeMembers::SetNodes(BTreeMap::from([(9, nine)])),
+            false,
+        )
+        .await
+        .expect("node 9 joins as a learner");
+    let mut wiped = hello(1, SEGMENT_BYTES, None);
+    wiped.incarnation = Some("nine-after-the-wipe".to_owned());
+    assert_refused(
+        say_hello(&addr, &wiped).await.1,
+        "node 9's data directory is not the one the cluster knows (incarnation nine, \
+         this one nine-after-the-wipe)",
+    );
+    let mut unnamed = hello(1, SEGMENT_BYTES, None);
+    unnamed.incarnation = None;
+    assert_refused(say_hello(&addr, &unnamed).await.1, "this one none");
+    let mut same = hello(1, SEGMENT_BYTES, None);
+    same.incarnation = Some("nine".to_owned());
+    same.to_incarnation = Some("node-1".to_owned());
+    match say_hello(&addr, &same).await.1 {
+        HelloReply::Welcome { incarnation, .. } => {
+            assert_eq!(incarnation.as_deref(), Some("node-1"));
+        }
+        other => panic!("node 9 with its own directory is welcome, got {other:?}"),
+    }
     for node in nodes {
         node.stop().await;
     }
@@ -429,7 +486,8 @@ async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
                 reply,
                 HelloReply::Welcome {
                     node_id: 1,
-                    client_addr: None
+                    client_addr: None,
+                    incarnation: Some("node-1".to_owned()),
                 }
             );
         } else {
@@ -460,6 +518,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
                 .send(&HelloReply::Welcome {
                     node_id: hello.to,
                     client_addr: None,
+                    incarnation: None,
                 })
                 .await
                 .expect("welcome");
@@ -476,10 +535,12 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
         tls: None,
+        incarnations: Incarnations::new("node-1".to_owned()),
     };
     let node = NodeAddr {
         raft_addr: addr,
         client_addr: String::new(),
+        incarnation: None,
     };
     let mut client = network.new_client(2, &node).await;
     let vote = VoteRequest::new(openraft::Vote::new(5, 1), None);
@@ -558,10 +619,12 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
             segment_size_bytes: SEGMENT_BYTES,
             secret: None,
             tls: links.node_tls(),
+            incarnations: Incarnations::new("node-7".to_owned()),
         };
         let node = NodeAddr {
             raft_addr: addr,
             client_addr: String::new(),
+            incarnation: None,
         };
         let mut client = network.new_client(1, &node).await;
         let vote = VoteRequest::new(openraft::Vote::new(9, 7), None);

@@ -772,6 +772,75 @@ async fn a_node_keeps_its_identity_and_refuses_a_standalone_data_directory() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_member_is_refused_until_it_is_removed_and_added_back() {
+    let mut cluster = TestCluster::start(binary(), 3, "");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let client = cluster.client(leader).await;
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    create(&client, "before-the-wipe", "k1").await;
+    // Node 1 initialised the cluster with its own directory; the others are bound by the
+    // leader when it first hears from them.
+    let victim = if leader == 3 { 2 } else { 3 };
+    let bound = format!("node={victim}");
+    cluster.wait_for_log(
+        &[1, 2, 3],
+        &["bound a member's data directory", &bound],
+        CONVERGE,
+    );
+    applied(&cluster, victim, "before-the-wipe").await;
+
+    // The victim loses its disk and comes back empty, with the same id and configuration.
+    cluster.kill(victim);
+    std::fs::remove_dir_all(cluster.data_dir(victim)).expect("wipe the data directory");
+    cluster.restart(victim);
+    let (_, refusal) = cluster.wait_for_log(
+        &[victim],
+        &["data directory is not the one the cluster knows"],
+        CONVERGE,
+    );
+    assert!(refusal.contains("rstmdb cluster remove"), "{refusal}");
+
+    // The two others go on; the victim takes no part (it holds no entry, so a write it had
+    // acknowledged before would be lost if its vote or acknowledgement counted).
+    create(&client, "while-refused", "k2").await;
+    let victim_client = cluster.client(victim).await;
+    let status = victim_client.cluster_status().await.expect("status");
+    assert_eq!(
+        status.leader, None,
+        "the wiped node follows no one: {status:?}"
+    );
+    assert!(
+        status.members.is_empty(),
+        "nothing was replicated to it: {status:?}"
+    );
+
+    // The remedy the refusal names: remove it, add it back as a learner, promote it.
+    client
+        .cluster_remove_node(victim)
+        .await
+        .expect("CLUSTER_REMOVE_NODE");
+    let node = cluster.node(victim);
+    let added = client
+        .cluster_add_learner(victim, &node.raft_addr, &node.client_addr)
+        .await
+        .expect("CLUSTER_ADD_LEARNER");
+    assert!(added.added);
+    applied(&cluster, victim, "while-refused").await;
+    applied(&cluster, victim, "before-the-wipe").await;
+    let members = client
+        .cluster_promote(victim)
+        .await
+        .expect("CLUSTER_PROMOTE");
+    assert_eq!(members.members.iter().filter(|m| m.voter).count(), 3);
+    create(&client, "after-the-return", "k3").await;
+    applied(&cluster, victim, "after-the-return").await;
+    assert_identical_wals(&cluster, &[1, 2, 3]).await;
+}
+
 /// Runs the `rstmdb` command line with `args`, which must succeed; returns its output.
 async fn cli(args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
