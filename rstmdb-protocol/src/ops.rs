@@ -44,6 +44,8 @@ pub enum Op {
     ClusterPromote,
     /// (extension, §12.3) membership: a node leaves the cluster.
     ClusterRemoveNode,
+    /// (extension, §12.3) another voter becomes the leader.
+    ClusterTransferLeader,
 }
 
 impl Op {
@@ -77,12 +79,13 @@ impl Op {
     ];
 
     /// Ops this project adds to the spec's 25 (not in [`Op::ALL`], which is the §4.0 table).
-    pub const EXTENSIONS: [Op; 5] = [
+    pub const EXTENSIONS: [Op; 6] = [
         Self::Stats,
         Self::ClusterStatus,
         Self::ClusterAddLearner,
         Self::ClusterPromote,
         Self::ClusterRemoveNode,
+        Self::ClusterTransferLeader,
     ];
 
     /// The upper-case wire name.
@@ -118,6 +121,7 @@ impl Op {
             Self::ClusterAddLearner => "CLUSTER_ADD_LEARNER",
             Self::ClusterPromote => "CLUSTER_PROMOTE",
             Self::ClusterRemoveNode => "CLUSTER_REMOVE_NODE",
+            Self::ClusterTransferLeader => "CLUSTER_TRANSFER_LEADER",
         }
     }
 
@@ -147,7 +151,10 @@ impl Op {
     pub fn is_membership(self) -> bool {
         matches!(
             self,
-            Self::ClusterAddLearner | Self::ClusterPromote | Self::ClusterRemoveNode
+            Self::ClusterAddLearner
+                | Self::ClusterPromote
+                | Self::ClusterRemoveNode
+                | Self::ClusterTransferLeader
         )
     }
 

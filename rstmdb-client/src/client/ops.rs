@@ -324,6 +324,18 @@ impl Client {
         .await
     }
 
+    /// CLUSTER_TRANSFER_LEADER (extension, §12.3): voter `node_id` becomes the leader.
+    pub async fn cluster_transfer_leader(
+        &self,
+        node_id: u64,
+    ) -> Result<ClusterTransferLeaderResult, ClientError> {
+        self.call(
+            Op::ClusterTransferLeader,
+            params_object(&ClusterNodeParams { node_id })?,
+        )
+        .await
+    }
+
     pub async fn compact(&self, force_snapshot: bool) -> Result<CompactResult, ClientError> {
         self.call(
             Op::Compact,

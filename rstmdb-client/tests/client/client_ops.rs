@@ -84,6 +84,9 @@ async fn call_typed(client: &Client, params: OpParams) -> Result<Value, RcpError
         ),
         OpParams::ClusterPromote(p) => to_json(client.cluster_promote(p.node_id).await),
         OpParams::ClusterRemoveNode(p) => to_json(client.cluster_remove_node(p.node_id).await),
+        OpParams::ClusterTransferLeader(p) => {
+            to_json(client.cluster_transfer_leader(p.node_id).await)
+        }
         OpParams::Compact(p) => to_json(client.compact(p.force_snapshot).await),
         OpParams::Unwatch(p) => to_json(client.unwatch(&p.subscription_id).await),
         OpParams::FlushAll => to_json(client.flush_all().await),

@@ -69,6 +69,7 @@ pub enum OpParams {
     ClusterAddLearner(ClusterAddLearnerParams),
     ClusterPromote(ClusterNodeParams),
     ClusterRemoveNode(ClusterNodeParams),
+    ClusterTransferLeader(ClusterNodeParams),
 }
 
 impl OpParams {
@@ -112,6 +113,9 @@ impl OpParams {
             Op::ClusterRemoveNode => {
                 Self::ClusterRemoveNode(ClusterNodeParams::from_params(params)?)
             }
+            Op::ClusterTransferLeader => {
+                Self::ClusterTransferLeader(ClusterNodeParams::from_params(params)?)
+            }
         })
     }
 
@@ -148,6 +152,7 @@ impl OpParams {
             Self::ClusterAddLearner(_) => Op::ClusterAddLearner,
             Self::ClusterPromote(_) => Op::ClusterPromote,
             Self::ClusterRemoveNode(_) => Op::ClusterRemoveNode,
+            Self::ClusterTransferLeader(_) => Op::ClusterTransferLeader,
         }
     }
 
@@ -172,7 +177,9 @@ impl OpParams {
             Self::WatchAll(p) => to_object(p),
             Self::Unwatch(p) => to_object(p),
             Self::ClusterAddLearner(p) => to_object(p),
-            Self::ClusterPromote(p) | Self::ClusterRemoveNode(p) => to_object(p),
+            Self::ClusterPromote(p)
+            | Self::ClusterRemoveNode(p)
+            | Self::ClusterTransferLeader(p) => to_object(p),
             Self::Ping
             | Self::Bye
             | Self::Info

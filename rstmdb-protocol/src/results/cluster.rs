@@ -47,6 +47,12 @@ pub struct ClusterAddLearnerResult {
     pub added: bool,
 }
 
+/// CLUSTER_TRANSFER_LEADER result: the node that leads now (the one asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterTransferLeaderResult {
+    pub leader: u64,
+}
+
 /// CLUSTER_PROMOTE and CLUSTER_REMOVE_NODE result: the membership after the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMembersResult {

@@ -14,7 +14,7 @@ mod watch;
 
 pub use cluster::{
     ClusterAddLearnerResult, ClusterLeader, ClusterMember, ClusterMembersResult,
-    ClusterStatusResult,
+    ClusterStatusResult, ClusterTransferLeaderResult,
 };
 pub use instances::{
     ApplyEventResult, BatchItemResult, BatchItemStatus, BatchResult, CreateInstanceResult,

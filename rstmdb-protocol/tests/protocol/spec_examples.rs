@@ -61,6 +61,7 @@ fn typed_result_round_trip(op: Op, result: &Map<String, Value>) -> Value {
         Op::ClusterStatus => retyped::<ClusterStatusResult>(result),
         Op::ClusterAddLearner => retyped::<ClusterAddLearnerResult>(result),
         Op::ClusterPromote | Op::ClusterRemoveNode => retyped::<ClusterMembersResult>(result),
+        Op::ClusterTransferLeader => retyped::<ClusterTransferLeaderResult>(result),
     }
 }
 

@@ -49,6 +49,12 @@ enum ClusterCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Make another voter the leader (writes pause for about one election).
+    TransferLeader {
+        node_id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 pub fn run(args: ClusterArgs) -> ExitCode {
@@ -71,6 +77,9 @@ pub fn run(args: ClusterArgs) -> ExitCode {
             (target, format!("cluster-promote {node_id}"))
         }
         ClusterCommand::Remove { node_id, target } => (target, format!("cluster-remove {node_id}")),
+        ClusterCommand::TransferLeader { node_id, target } => {
+            (target, format!("cluster-transfer-leader {node_id}"))
+        }
     };
     super::repl::run_command(target.connect, command, target.json)
 }

@@ -5,11 +5,14 @@
 
 use super::incarnation;
 use super::status::ClusterObserver;
+use super::transfer::LeaderTransfer;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use crate::database::Database;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
-use rstmdb_protocol::results::{ClusterAddLearnerResult, ClusterMembersResult};
+use rstmdb_protocol::results::{
+    ClusterAddLearnerResult, ClusterMembersResult, ClusterTransferLeaderResult,
+};
 use rstmdb_protocol::{ErrorCode, RcpError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ pub struct ClusterAdmin {
     database: Arc<Database>,
     observer: ClusterObserver,
     runtime: tokio::runtime::Handle,
+    transfer: LeaderTransfer,
 }
 
 impl std::fmt::Debug for ClusterAdmin {
@@ -61,12 +65,14 @@ impl ClusterAdmin {
         database: Arc<Database>,
         observer: ClusterObserver,
         runtime: tokio::runtime::Handle,
+        transfer: LeaderTransfer,
     ) -> Self {
         Self {
             raft,
             database,
             observer,
             runtime,
+            transfer,
         }
     }
 
@@ -206,6 +212,37 @@ impl ClusterAdmin {
                 .await?;
         }
         Ok(self.members())
+    }
+
+    /// CLUSTER_TRANSFER_LEADER: voter `node_id` becomes the leader (`super::transfer`).
+    /// Asking for the node that leads already changes nothing.
+    pub async fn transfer_leader(
+        &self,
+        node_id: NodeId,
+    ) -> Result<ClusterTransferLeaderResult, RcpError> {
+        let (known, voters) = self.membership_of(node_id);
+        if !known {
+            return Err(bad_request(
+                "unknown_node",
+                format!("node {node_id} is not a member"),
+                node_id,
+            ));
+        }
+        if !voters.contains(&node_id) {
+            return Err(bad_request(
+                "not_voter",
+                format!("node {node_id} is a learner and cannot lead; promote it first"),
+                node_id,
+            ));
+        }
+        if node_id == self.transfer.me {
+            return Ok(ClusterTransferLeaderResult { leader: node_id });
+        }
+        let transfer = self.transfer.clone();
+        let runtime = self.runtime.clone();
+        self.database
+            .run_exclusive(move || runtime.block_on(transfer.run(node_id)))
+            .await?
     }
 
     /// Writes into the membership the incarnation (and client address) `presented` gives for

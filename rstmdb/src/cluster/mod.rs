@@ -11,7 +11,8 @@
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
 //!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
 //!   CLUSTER_STATUS; [`membership`]: the membership ops; [`incarnation`]: which data directory
-//!   each member is, so that a wiped one is refused.
+//!   each member is, so that a wiped one is refused; [`transfer`]: a leader hands its lead
+//!   to another voter.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
 //!   tells each node where clients reach the others ([`client_addrs`]) and carries the
@@ -57,6 +58,8 @@ pub mod secret;
 pub mod state_machine;
 #[cfg(feature = "server")]
 pub mod status;
+#[cfg(feature = "server")]
+pub mod transfer;
 #[cfg(feature = "server")]
 pub mod types;
 

@@ -16,6 +16,7 @@ use super::raft_files::{RaftFile, RaftFiles, RaftFilesError};
 use super::secret::ClusterSecret;
 use super::state_machine::EngineStateMachine;
 use super::status::ClusterObserver;
+use super::transfer::LeaderTransfer;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use crate::database::{ClusterOpen, Database, DatabaseOptions, OpenError, OpenReport};
 use openraft::{Raft, SnapshotPolicy};
@@ -203,6 +204,7 @@ impl ClusterNode {
             incarnations: incarnations.clone(),
         };
         let forward_network = network.clone();
+        let transfer_network = network.clone();
         let raft = Raft::new(me, raft_config(&settings)?, network, log, state_machine)
             .await
             .map_err(|err| NodeError::Raft(err.to_string()))?;
@@ -228,6 +230,13 @@ impl ClusterNode {
             Arc::clone(&db),
             observer.clone(),
             tokio::runtime::Handle::current(),
+            LeaderTransfer {
+                raft: raft.clone(),
+                me,
+                network: transfer_network,
+                lease: Duration::from_millis(settings.election_timeout_max_ms),
+                timeout: write_timeout,
+            },
         );
         let binder = tokio::spawn(
             Binder {

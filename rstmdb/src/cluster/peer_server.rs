@@ -201,6 +201,19 @@ impl PeerService {
                         .map(|(read, _applied)| read)
                         .map_err(|err| err.to_string()),
                 ),
+                RaftRequest::TransferLeader => {
+                    tracing::info!(
+                        from = hello.from,
+                        "campaigning: the leader hands over its lead"
+                    );
+                    RaftResponse::TransferLeader(
+                        self.raft
+                            .trigger()
+                            .elect()
+                            .await
+                            .map_err(|err| err.to_string()),
+                    )
+                }
                 RaftRequest::Forward(requests) if requests.len() > MAX_FORWARD_BATCH => {
                     RaftResponse::Refused {
                         reason: format!(

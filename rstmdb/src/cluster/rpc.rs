@@ -122,6 +122,8 @@ pub enum RaftRequest {
     Forward(Vec<ForwardedRequest>),
     /// The entry a linearizable read on another node must wait for (section 8).
     ReadIndex,
+    /// From the leader handing its lead over: campaign now (`super::transfer`).
+    TransferLeader,
 }
 
 /// A client request a follower relays to the leader: the client's own id, op and params. The
@@ -150,6 +152,8 @@ pub enum RaftResponse {
     Forward(Vec<ForwardedResponse>),
     /// The read index, or why this node cannot give one (it does not lead, or has no quorum).
     ReadIndex(Result<Option<LogId>, String>),
+    /// The campaign began, or why it could not.
+    TransferLeader(Result<(), String>),
     /// The request could not be read or is not one this node serves.
     Refused {
         reason: String,

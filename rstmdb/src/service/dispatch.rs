@@ -398,6 +398,10 @@ impl DatabaseHandler {
                 Some(admin) => answer(id, async move { admin.remove(p.node_id).await }),
                 None => Box::pin(std::future::ready(Err(not_clustered()))),
             },
+            OpParams::ClusterTransferLeader(p) => match self.admin.clone() {
+                Some(admin) => answer(id, async move { admin.transfer_leader(p.node_id).await }),
+                None => Box::pin(std::future::ready(Err(not_clustered()))),
+            },
             _ => return None,
         })
     }
@@ -414,7 +418,8 @@ impl DatabaseHandler {
             | OpParams::Batch(_)
             | OpParams::ClusterAddLearner(_)
             | OpParams::ClusterPromote(_)
-            | OpParams::ClusterRemoveNode(_) => self
+            | OpParams::ClusterRemoveNode(_)
+            | OpParams::ClusterTransferLeader(_) => self
                 .dispatch_write(id, params)
                 .expect("a write op has a write's work"),
             OpParams::GetMachine(p) => {

@@ -773,6 +773,105 @@ async fn a_node_keeps_its_identity_and_refuses_a_standalone_data_directory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_voter_asked_for_and_back_without_losing_a_write() {
+    let cluster = TestCluster::start_with_spares(binary(), 3, 1, "");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let target = if leader == 1 { 2 } else { 1 };
+    let bystander = 6 - leader - target;
+    let via = cluster.client(bystander).await;
+    via.put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    // Writes go on through the third node, which relays them to whichever node leads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn({
+        let client = cluster.client(bystander).await;
+        let stop = Arc::clone(&stop);
+        async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("load-{i}");
+                let outcome = call(
+                    &client,
+                    Op::CreateInstance,
+                    json!({"machine": "order", "version": 1, "instance_id": id,
+                           "idempotency_key": id}),
+                )
+                .await;
+                if outcome.is_ok() {
+                    acknowledged.push(id);
+                }
+                i += 1;
+            }
+            acknowledged
+        }
+    });
+
+    // Asked on a follower, the transfer is relayed to the leader like a membership op.
+    let moved = via
+        .cluster_transfer_leader(target)
+        .await
+        .expect("CLUSTER_TRANSFER_LEADER");
+    assert_eq!(moved.leader, target);
+    let status = cluster
+        .client(target)
+        .await
+        .cluster_status()
+        .await
+        .expect("status");
+    assert_eq!(status.role, "leader", "{status:?}");
+    // And back, from the command line; asking for the node that leads changes nothing.
+    let back: Value = serde_json::from_str(
+        &cli(&[
+            "cluster",
+            "transfer-leader",
+            &leader.to_string(),
+            "--json",
+            "-s",
+            &cluster.node(target).client_addr,
+        ])
+        .await,
+    )
+    .expect("JSON");
+    assert_eq!(back, json!({"leader": leader}));
+    let same = via
+        .cluster_transfer_leader(leader)
+        .await
+        .expect("the leader itself");
+    assert_eq!(same.leader, leader);
+
+    // Refusals: a node that is not a member, and a learner.
+    let unknown = via.cluster_transfer_leader(9).await.map_err(server_error);
+    assert_eq!(
+        unknown.expect_err("unknown node").reason(),
+        Some("unknown_node")
+    );
+    let learner = cluster.node(4);
+    via.cluster_add_learner(4, &learner.raft_addr, &learner.client_addr)
+        .await
+        .expect("CLUSTER_ADD_LEARNER");
+    let refused = via.cluster_transfer_leader(4).await.map_err(server_error);
+    assert_eq!(refused.expect_err("a learner").reason(), Some("not_voter"));
+
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = load.await.expect("load");
+    assert!(!acknowledged.is_empty(), "no write went through");
+    let last = acknowledged.last().expect("one write");
+    for id in [1, 2, 3] {
+        applied(&cluster, id, last).await;
+    }
+    let records = assert_identical_wals(&cluster, &[1, 2, 3]).await;
+    let created: std::collections::HashSet<String> = records
+        .iter()
+        .filter_map(|(_, _, record)| record["instance_id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &acknowledged {
+        assert!(created.contains(id), "acknowledged {id} is not in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_member_is_refused_until_it_is_removed_and_added_back() {
     let mut cluster = TestCluster::start(binary(), 3, "");
     let leader = cluster.leader(Duration::from_secs(15)).await;

@@ -201,15 +201,15 @@ fn request_for(invocation: &Invocation) -> Result<(Op, Map<String, Value>), Fail
             params.insert("client_addr".into(), required(invocation, 2)?.into());
             Op::ClusterAddLearner
         }
-        Action::ClusterPromote | Action::ClusterRemove => {
+        Action::ClusterPromote | Action::ClusterRemove | Action::ClusterTransferLeader => {
             params.insert(
                 "node_id".into(),
                 number::<u64>(invocation, 0, "node_id")?.into(),
             );
-            if invocation.spec.action == Action::ClusterPromote {
-                Op::ClusterPromote
-            } else {
-                Op::ClusterRemoveNode
+            match invocation.spec.action {
+                Action::ClusterPromote => Op::ClusterPromote,
+                Action::ClusterRemove => Op::ClusterRemoveNode,
+                _ => Op::ClusterTransferLeader,
             }
         }
         Action::PutMachine | Action::Watch | Action::Help | Action::Quit => {
