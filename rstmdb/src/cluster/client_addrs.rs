@@ -5,10 +5,12 @@
 //!
 //! [`Hello`]: super::rpc::Hello
 //!
-//! [`PeerContacts`] keeps when each peer was last heard from, the same way.
+//! [`PeerContacts`] keeps when each peer was last heard from, the same way, and
+//! [`ReplicationCounters`] what the replication calls did (the `rstmdb_replication_*` counters).
 
 use super::types::NodeId;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Node ids to client addresses, as the peers said them.
@@ -52,5 +54,36 @@ impl PeerContacts {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
             .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// What this node's replication calls did since start.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationCounters(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    entries_sent: AtomicU64,
+    dropped_connections: AtomicU64,
+}
+
+impl ReplicationCounters {
+    /// A peer acknowledged an AppendEntries call carrying `entries` entries.
+    pub fn sent(&self, entries: usize) {
+        let entries = u64::try_from(entries).unwrap_or(u64::MAX);
+        self.0.entries_sent.fetch_add(entries, Ordering::Relaxed);
+    }
+
+    /// An AppendEntries call failed or timed out on an open connection, which was dropped.
+    pub fn dropped(&self) {
+        self.0.dropped_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn entries_sent(&self) -> u64 {
+        self.0.entries_sent.load(Ordering::Relaxed)
+    }
+
+    pub fn dropped_connections(&self) -> u64 {
+        self.0.dropped_connections.load(Ordering::Relaxed)
     }
 }

@@ -2,7 +2,7 @@
 //! its committed entries, the WAL as openraft's log, the engine as its state machine, the
 //! node-to-node listener, and the bootstrap of a new cluster.
 
-use super::client_addrs::{ClientAddrs, PeerContacts};
+use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
 use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
@@ -192,6 +192,7 @@ impl ClusterNode {
         );
         let client_addrs = ClientAddrs::default();
         let contacts = PeerContacts::default();
+        let counters = ReplicationCounters::default();
         client_addrs.record(me, &settings.client_addr);
         let network = PeerNetwork {
             me,
@@ -202,6 +203,7 @@ impl ClusterNode {
             client_addrs: client_addrs.clone(),
             contacts: contacts.clone(),
             incarnations: incarnations.clone(),
+            counters: counters.clone(),
         };
         let forward_network = network.clone();
         let transfer_network = network.clone();
@@ -223,6 +225,7 @@ impl ClusterNode {
             log: entry_offsets,
             database: Arc::clone(&db),
             elections: Arc::default(),
+            counters,
         };
         tokio::spawn(observer.clone().count_elections());
         let admin = ClusterAdmin::new(

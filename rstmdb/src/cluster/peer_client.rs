@@ -2,7 +2,7 @@
 //! section 9). One connection per openraft client, opened on first use with a hello, dropped on
 //! any error and opened again on the next call.
 
-use super::client_addrs::{ClientAddrs, PeerContacts};
+use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
 use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
@@ -40,6 +40,8 @@ pub struct PeerNetwork {
     pub contacts: PeerContacts,
     /// This node's data directory, and those the peers presented.
     pub incarnations: Incarnations,
+    /// Entries sent, and replication calls that failed or were abandoned.
+    pub counters: ReplicationCounters,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -64,6 +66,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             client_addrs: self.client_addrs.clone(),
             contacts: self.contacts.clone(),
             incarnations: self.incarnations.clone(),
+            counters: self.counters.clone(),
         }
     }
 }
@@ -89,6 +92,19 @@ pub struct PeerClient {
     client_addrs: ClientAddrs,
     contacts: PeerContacts,
     incarnations: Incarnations,
+    counters: ReplicationCounters,
+}
+
+/// Counts a replication call as dropped unless it is disarmed: openraft abandons a call at
+/// its deadline by dropping its future, and the call's connection goes with it.
+struct DroppedCall(Option<ReplicationCounters>);
+
+impl Drop for DroppedCall {
+    fn drop(&mut self) {
+        if let Some(counters) = self.0.take() {
+            counters.dropped();
+        }
+    }
 }
 
 impl PeerClient {
@@ -187,13 +203,21 @@ impl PeerClient {
     /// One request and its response. The connection is taken out while the call runs: if
     /// openraft drops the call at its deadline, a half-written exchange is never reused.
     async fn call(&mut self, request: RaftRequest) -> Result<RaftResponse, RpcError> {
+        let entries = match &request {
+            RaftRequest::AppendEntries(append) => Some(append.entries.len()),
+            _ => None,
+        };
+        let mut dropped = DroppedCall(entries.map(|_| self.counters.clone()));
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             // A peer that is down or refuses is unreachable: openraft backs off.
-            None => self
-                .connect()
-                .await
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
+            None => self.connect().await.map_err(|e| {
+                if matches!(e, PeerError::Connect { .. }) {
+                    // Nobody listens there: nothing was dropped.
+                    dropped.0 = None;
+                }
+                RPCError::Unreachable(Unreachable::new(&e))
+            })?,
         };
         let exchange = async {
             connection.send(&request).await?;
@@ -202,6 +226,10 @@ impl PeerClient {
         let response = exchange
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        dropped.0 = None;
+        if let Some(entries) = entries {
+            self.counters.sent(entries);
+        }
         self.connection = Some(connection);
         self.contacts.touch(self.hello.to);
         Ok(response)

@@ -1,7 +1,7 @@
 //! CLUSTER_STATUS (spec §12.3): a node's view of its cluster, from openraft's metrics, the
 //! log's committed entry and the database's applied offset.
 
-use super::client_addrs::{ClientAddrs, PeerContacts};
+use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
 use super::log_store::EntryOffsets;
 use super::types::{NodeId, RaftTypes};
 use crate::database::Database;
@@ -24,6 +24,8 @@ pub struct ClusterObserver {
     pub(crate) database: Arc<Database>,
     /// Times this node became a candidate (counted by the node's metrics watcher).
     pub(crate) elections: Arc<AtomicU64>,
+    /// What the replication calls did.
+    pub(crate) counters: ReplicationCounters,
 }
 
 impl std::fmt::Debug for ClusterObserver {
@@ -38,6 +40,22 @@ impl ClusterObserver {
     /// Times this node became a candidate since it started.
     pub fn elections(&self) -> u64 {
         self.elections.load(Ordering::Relaxed)
+    }
+
+    /// Entries this node's replication calls delivered since it started.
+    pub fn entries_sent(&self) -> u64 {
+        self.counters.entries_sent()
+    }
+
+    /// Writes that answered `commit_unknown` because their group did not commit in time.
+    pub fn sync_timeouts(&self) -> u64 {
+        self.database.sync_timeouts()
+    }
+
+    /// Replication calls that failed or were abandoned at their deadline, each dropping its
+    /// connection to the member.
+    pub fn dropped_replication_connections(&self) -> u64 {
+        self.counters.dropped_connections()
     }
 
     /// The Raft index of the last entry applied here.

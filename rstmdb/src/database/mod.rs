@@ -143,16 +143,22 @@ async fn answered<T>(
     shared: &Shared,
     answer: oneshot::Receiver<Completion<T>>,
 ) -> Result<Completion<T>, RcpError> {
-    let Some(timeout) = shared.replication.as_ref().map(|r| r.write_timeout) else {
+    let Some(replication) = shared.replication.as_ref() else {
         return answer.await.map_err(|_| stopped());
     };
+    let timeout = replication.write_timeout;
     match tokio::time::timeout(timeout, answer).await {
         Ok(answer) => answer.map_err(|_| stopped()),
-        Err(_) => Err(RcpError::commit_unknown(format!(
-            "the write was not committed within {} ms; it may still commit, and a retry with \
-             its idempotency key resolves it",
-            timeout.as_millis()
-        ))),
+        Err(_) => {
+            replication
+                .sync_timeouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(RcpError::commit_unknown(format!(
+                "the write was not committed within {} ms; it may still commit, and a retry \
+                 with its idempotency key resolves it",
+                timeout.as_millis()
+            )))
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use super::shared::{Gate, Shared};
 use crate::engine::{Engine, Record, Undo};
 use rstmdb_protocol::RcpError;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -157,6 +157,9 @@ pub(crate) struct Replication {
     commit: watch::Sender<CommitPoint>,
     /// How long a write waits for its group, and a read for the group it may reflect.
     pub(crate) write_timeout: Duration,
+    /// Writes answered `commit_unknown` because their group did not commit in
+    /// `write_timeout` (`rstmdb_replication_sync_timeouts_total`).
+    pub(crate) sync_timeouts: AtomicU64,
 }
 
 impl Replication {
@@ -171,6 +174,7 @@ impl Replication {
                 ended: VecDeque::new(),
             }),
             write_timeout,
+            sync_timeouts: AtomicU64::new(0),
         }
     }
 
@@ -243,6 +247,15 @@ impl Database {
     /// The end of the last record applied to the engine: what local reads reflect.
     pub fn applied_offset(&self) -> u64 {
         self.shared.applied_end.load(Ordering::Acquire)
+    }
+
+    /// Writes that timed out waiting for their group's commit since start (cluster mode; 0
+    /// standalone).
+    pub fn sync_timeouts(&self) -> u64 {
+        self.shared
+            .replication
+            .as_ref()
+            .map_or(0, |r| r.sync_timeouts.load(Ordering::Relaxed))
     }
 
     /// Runs `work` on the sequencer thread between two groups, after every job queued before

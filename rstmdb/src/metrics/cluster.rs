@@ -17,11 +17,22 @@ pub(super) struct ClusterMetrics {
     commit_index: IntGauge,
     applied_index: IntGauge,
     elections_total: IntCounter,
+    entries_sent_total: IntCounter,
+    sync_timeouts_total: IntCounter,
+    slow_replica_disconnects_total: IntCounter,
     lag_entries: IntGauge,
     lag_seconds: Gauge,
     connected_replicas: IntGauge,
     replica_lag_entries: IntGaugeVec,
     replica_last_acked_sequence: IntGaugeVec,
+}
+
+/// Brings a Prometheus counter up to a count kept elsewhere (read at scrape time).
+fn catch_up(counter: &IntCounter, count: u64) {
+    let counted = counter.get();
+    if count > counted {
+        counter.inc_by(count - counted);
+    }
 }
 
 fn saturating_i64(value: u64) -> i64 {
@@ -54,6 +65,20 @@ impl ClusterMetrics {
                 "rstmdb_raft_elections_total",
                 "Times this node became a candidate",
             )?,
+            entries_sent_total: IntCounter::new(
+                "rstmdb_replication_entries_sent_total",
+                "Raft entries this node's replication calls delivered to other members",
+            )?,
+            sync_timeouts_total: IntCounter::new(
+                "rstmdb_replication_sync_timeouts_total",
+                "Writes answered REPLICATION_TIMEOUT commit_unknown: not committed by a quorum \
+                 within cluster.write_timeout_ms",
+            )?,
+            slow_replica_disconnects_total: IntCounter::new(
+                "rstmdb_replication_slow_replica_disconnects_total",
+                "Replication calls that failed or missed their deadline, dropping the \
+                 connection to that member",
+            )?,
             lag_entries: gauge(
                 "rstmdb_replication_lag_entries",
                 "Entries this node is behind: committed but not applied here (on the leader, \
@@ -82,6 +107,9 @@ impl ClusterMetrics {
         registry.register(Box::new(m.commit_index))?;
         registry.register(Box::new(m.applied_index))?;
         registry.register(Box::new(m.elections_total))?;
+        registry.register(Box::new(m.entries_sent_total))?;
+        registry.register(Box::new(m.sync_timeouts_total))?;
+        registry.register(Box::new(m.slow_replica_disconnects_total))?;
         registry.register(Box::new(m.lag_entries))?;
         registry.register(Box::new(m.lag_seconds))?;
         registry.register(Box::new(m.connected_replicas))?;
@@ -99,11 +127,13 @@ impl ClusterMetrics {
         self.is_leader.set(i64::from(leader));
         self.commit_index.set(saturating_i64(committed));
         self.applied_index.set(saturating_i64(applied));
-        let elections = self.observer.elections();
-        let counted = self.elections_total.get();
-        if elections > counted {
-            self.elections_total.inc_by(elections - counted);
-        }
+        catch_up(&self.elections_total, self.observer.elections());
+        catch_up(&self.entries_sent_total, self.observer.entries_sent());
+        catch_up(&self.sync_timeouts_total, self.observer.sync_timeouts());
+        catch_up(
+            &self.slow_replica_disconnects_total,
+            self.observer.dropped_replication_connections(),
+        );
         self.replica_lag_entries.reset();
         self.replica_last_acked_sequence.reset();
         let mut worst = committed - applied;

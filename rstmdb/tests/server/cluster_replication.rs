@@ -121,6 +121,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         secret: secret.clone(),
         tls: tls.clone(),
         incarnations: Incarnations::new(format!("node-{id}")),
+        counters: Default::default(),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -536,6 +537,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         secret: Some(secret()),
         tls: None,
         incarnations: Incarnations::new("node-1".to_owned()),
+        counters: Default::default(),
     };
     let node = NodeAddr {
         raft_addr: addr,
@@ -620,6 +622,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
             secret: None,
             tls: links.node_tls(),
             incarnations: Incarnations::new("node-7".to_owned()),
+            counters: Default::default(),
         };
         let node = NodeAddr {
             raft_addr: addr,

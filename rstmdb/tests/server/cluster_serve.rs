@@ -242,6 +242,18 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
             "node {id}"
         );
         assert!(scrape.value("rstmdb_raft_term", &[]) >= 1.0);
+        // Only the leader replicates: at least the 20 creates' entries to each follower.
+        let sent = scrape.value("rstmdb_replication_entries_sent_total", &[]);
+        if id == leader {
+            assert!(sent >= 40.0, "node {id} sent {sent} entries");
+        } else {
+            assert_eq!(sent, 0.0, "node {id}");
+        }
+        assert_eq!(
+            scrape.value("rstmdb_replication_sync_timeouts_total", &[]),
+            0.0,
+            "node {id}"
+        );
     }
 
     // SIGKILL the leader: another node leads, with every acknowledged write.
@@ -355,6 +367,9 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
     };
     let fresh = cluster.client(new).await;
     create(&fresh, "after-partition", "k-after").await;
+    // Long enough for the new leader's calls to the frozen node to miss a few deadlines (one
+    // heartbeat interval each).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // The old leader wakes up believing it leads. A write sent to it is never acknowledged
     // as applied unless the majority has it.
     cluster.thaw(old);
@@ -386,6 +401,70 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
     }
     let status = stale.cluster_status().await.expect("CLUSTER_STATUS");
     assert_ne!(status.role, "leader", "the old leader stepped down");
+    // The new leader's calls to the frozen node missed their deadlines.
+    let scrape = Scrape::parse(&http_get(cluster.node(new).metrics_addr, "/metrics").await.1);
+    assert!(
+        scrape.value("rstmdb_replication_slow_replica_disconnects_total", &[]) >= 1.0,
+        "node {new} counted no dropped replication call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_a_quorum_answers_commit_unknown_and_the_write_commits_later() {
+    let mut cluster = TestCluster::start(binary(), 3, "write_timeout_ms = 800");
+    let leader = cluster.leader(Duration::from_secs(15)).await;
+    let client = cluster.client(leader).await;
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE");
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.kill(*id);
+    }
+    // The group is in the leader's log, but no quorum holds it: the answer cannot say
+    // whether it will commit.
+    let started = Instant::now();
+    let outcome = call(
+        &client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": "in-doubt",
+               "idempotency_key": "k-doubt"}),
+    )
+    .await;
+    let err = outcome.expect_err("no quorum, no acknowledgement");
+    assert_eq!(err.code, ErrorCode::ReplicationTimeout, "{err:?}");
+    assert_eq!(err.reason(), Some("commit_unknown"), "{err:?}");
+    assert!(err.retryable, "{err:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "answered before write_timeout_ms"
+    );
+    let scrape = Scrape::parse(
+        &http_get(cluster.node(leader).metrics_addr, "/metrics")
+            .await
+            .1,
+    );
+    assert_eq!(
+        scrape.value("rstmdb_replication_sync_timeouts_total", &[]),
+        1.0
+    );
+    // A follower comes back: the entry commits, and the retry with its key is a replay.
+    cluster.restart(followers[0]);
+    let retried = ok(
+        &client,
+        Op::CreateInstance,
+        json!({"machine": "order", "version": 1, "instance_id": "in-doubt",
+               "idempotency_key": "k-doubt"}),
+    )
+    .await;
+    assert_eq!(
+        retried.result["applied"],
+        json!(false),
+        "{:?}",
+        retried.result
+    );
+    applied(&cluster, followers[0], "in-doubt").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
