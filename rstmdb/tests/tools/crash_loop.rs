@@ -12,13 +12,18 @@
 //! cargo built for this test). `scripts/crash-loop [CYCLES]` runs the long mode on a release
 //! build.
 
-use crate::crash_support::cycle::{CycleReport, RunState, VERIFIER, pick_setup, run_cycle};
+use crate::crash_support::cluster_cycle::{NODES, client_addr, run_cluster_cycle};
+use crate::crash_support::cycle::{
+    Checked, CycleReport, RunState, VERIFIER, pick_setup, run_cycle,
+};
 use crate::crash_support::verify::{LogShape, read_all};
 use crate::crash_support::workload::{MACHINE, definition, execute, model};
-use crate::crash_support::{Rng, ServerProcess, ServerSetup, connect, server_binary};
+use crate::crash_support::{Rng, ServerProcess, connect, server_binary};
 use crate::history_support::{Call, Counts, Recorder, WRITE_TAG, check};
+use rstmdb_testkit::cluster::TestCluster;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 const SHARED_INSTANCES: usize = 8;
@@ -35,6 +40,7 @@ struct Totals {
     kills_during_compaction: u64,
     kills_near_rotation: u64,
     kills_inside_rotation: u64,
+    kills_of_a_leader: u64,
     cycles_with_rotation: u64,
     compactions: u64,
     recovery_cuts: u64,
@@ -51,6 +57,7 @@ impl Totals {
         self.kills_during_compaction += u64::from(report.killed_during_compaction);
         self.kills_near_rotation += u64::from(report.killed_near_rotation);
         self.kills_inside_rotation += u64::from(report.killed_inside_rotation);
+        self.kills_of_a_leader += u64::from(report.killed_leader);
         self.cycles_with_rotation += u64::from(report.rotations > 0);
         self.compactions += report.compactions;
         self.recovery_cuts += report.recovery_cuts;
@@ -75,7 +82,7 @@ impl Totals {
         let mut out = format!(
             "crash loop: {} cycles in {seconds:.1} s (seed {seed})\n\
              ops checked: {} creates acked, {} applies acked, {} replays, {} reads, {} refused, {} unknown, {} log records\n\
-             kills: {} during a COMPACT, {} within 20 ms after a segment rotation, {} inside one (empty newest segment); {} cycles rotated, {} COMPACTs completed\n\
+             kills: {} during a COMPACT, {} within 20 ms after a segment rotation, {} inside one (empty newest segment), {} of a cluster's leader; {} cycles rotated, {} COMPACTs completed\n\
              recovery: {} WAL cuts, {} invalid checkpoints skipped\n",
             self.cycles,
             c.creates_acked,
@@ -88,6 +95,7 @@ impl Totals {
             self.kills_during_compaction,
             self.kills_near_rotation,
             self.kills_inside_rotation,
+            self.kills_of_a_leader,
             self.cycles_with_rotation,
             self.compactions,
             self.recovery_cuts,
@@ -103,9 +111,10 @@ impl Totals {
     }
 }
 
-/// The machine and the shared instances, checked like any window; returns the first state.
-async fn set_up(server: ServerProcess, setup: ServerSetup) -> Result<RunState, String> {
-    let client = connect(server.addr).await?;
+/// The machine and the shared instances, written through `addr` and checked like any
+/// window; returns the first state.
+async fn set_up(addr: SocketAddr) -> Result<Checked, String> {
+    let client = connect(addr).await?;
     client
         .put_machine(MACHINE, 1, definition())
         .await
@@ -133,9 +142,7 @@ async fn set_up(server: ServerProcess, setup: ServerSetup) -> Result<RunState, S
     if !report.violations.is_empty() {
         return Err(report.describe(&history));
     }
-    Ok(RunState {
-        server,
-        setup,
+    Ok(Checked {
         instances: names.into_iter().map(|i| (i, (None, 0))).collect(),
         baseline,
         checked_below: 0,
@@ -158,7 +165,12 @@ async fn killed_servers_keep_every_acknowledged_write_exactly_once() {
     let mut rng = Rng::new(seed);
     let setup = pick_setup(&mut rng);
     let server = ServerProcess::start(&binary, &data_dir, &setup).expect("server starts");
-    let mut run = set_up(server, setup).await.expect("set-up window passes");
+    let checked = set_up(server.addr).await.expect("set-up window passes");
+    let mut run = RunState {
+        server,
+        setup,
+        checked,
+    };
     let mut totals = Totals::default();
     for cycle in 1..=cycles {
         let report = run_cycle(&binary, &data_dir, cycle, &mut run, &mut rng)
@@ -172,10 +184,53 @@ async fn killed_servers_keep_every_acknowledged_write_exactly_once() {
     let summary = totals.summary(seed, started.elapsed().as_secs_f64());
     eprintln!("{summary}");
     assert!(
-        totals.violations.is_empty() && run.shape.problems.is_empty(),
+        totals.violations.is_empty() && run.checked.shape.problems.is_empty(),
         "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
         totals.violations.join("\n"),
-        run.shape.problems
+        run.checked.shape.problems
+    );
+    assert!(
+        totals.counts.applies_acked > 0 && totals.counts.unknown + totals.counts.replays > 0,
+        "the loop did no work: {summary}"
+    );
+}
+
+/// The cluster mode (issue 17): a random node of three killed per cycle, the leader half the
+/// time. `RSTMDB_CRASH_LOOP_CLUSTER_CYCLES` (default 4); `scripts/crash-loop CYCLES cluster`
+/// runs the long form on a release build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_cluster_nodes_keep_every_acknowledged_write_exactly_once() {
+    let cycles = env_u64("RSTMDB_CRASH_LOOP_CLUSTER_CYCLES").unwrap_or(4);
+    let seed = rstmdb_testkit::rng::seed_from_env("RSTMDB_CRASH_LOOP_SEED");
+    let binary = server_binary();
+    eprintln!(
+        "crash loop (cluster of {NODES}): {cycles} cycles, seed {seed}, binary {}",
+        binary.display()
+    );
+    let started = Instant::now();
+    let mut rng = Rng::new(seed);
+    let mut cluster = TestCluster::start(&binary, NODES, "");
+    let leader = cluster.leader(std::time::Duration::from_secs(15)).await;
+    let addr = client_addr(&cluster, leader).expect("the leader's address");
+    let mut checked = set_up(addr).await.expect("set-up window passes");
+    checked.shape.sequence_gaps = true;
+    let mut totals = Totals::default();
+    for cycle in 1..=cycles {
+        let report = run_cluster_cycle(&mut cluster, cycle, &mut checked, &mut rng)
+            .await
+            .unwrap_or_else(|err| panic!("cycle {cycle} (seed {seed}): {err}"));
+        totals.add(cycle, report);
+        if cycle % 50 == 0 {
+            eprintln!("{}", totals.summary(seed, started.elapsed().as_secs_f64()));
+        }
+    }
+    let summary = totals.summary(seed, started.elapsed().as_secs_f64());
+    eprintln!("{summary}");
+    assert!(
+        totals.violations.is_empty() && checked.shape.problems.is_empty(),
+        "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
+        totals.violations.join("\n"),
+        checked.shape.problems
     );
     assert!(
         totals.counts.applies_acked > 0 && totals.counts.unknown + totals.counts.replays > 0,

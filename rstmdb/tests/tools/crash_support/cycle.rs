@@ -26,6 +26,12 @@ pub const VERIFIER: usize = 99;
 pub struct RunState {
     pub server: ServerProcess,
     pub setup: ServerSetup,
+    pub checked: Checked,
+}
+
+/// What the windows checked so far leave to the next one, whatever kills the servers.
+#[derive(Debug, Default)]
+pub struct Checked {
     /// The instances in use, with the client that created them (`None`: shared) and the
     /// cycle they were created in. Older ones retire so each cycle reads a bounded set.
     pub instances: BTreeMap<String, (Option<usize>, u64)>,
@@ -47,6 +53,8 @@ pub struct CycleReport {
     pub killed_inside_rotation: bool,
     pub rotations: u64,
     pub compactions: u64,
+    /// Cluster mode: the node killed was the leader.
+    pub killed_leader: bool,
     /// Acknowledged writes missing after the restart (allowed only inside an fsync window).
     pub lost_acks: u64,
     pub recovery_cuts: u64,
@@ -79,9 +87,10 @@ pub async fn run_cycle(
         policy: run.setup.fsync_policy.clone(),
         ..CycleReport::default()
     };
-    let recorder = Recorder::new(run.baseline.clone(), run.checked_below);
+    let recorder = Recorder::new(run.checked.baseline.clone(), run.checked.checked_below);
     let signals = Arc::new(Signals::default());
     let shared: Vec<String> = run
+        .checked
         .instances
         .iter()
         .filter(|(_, (who, _))| who.is_none())
@@ -91,6 +100,7 @@ pub async fn run_cycle(
     for who in 0..CLIENTS {
         let client = connect(run.server.addr).await?;
         let mut instances: Vec<String> = run
+            .checked
             .instances
             .iter()
             .filter(|(_, (w, _))| *w == Some(who))
@@ -169,13 +179,14 @@ pub async fn run_cycle(
     for (who, task) in clients.into_iter().enumerate() {
         let created = task.await.map_err(|err| format!("client task: {err}"))?;
         for instance in created {
-            run.instances.insert(instance, (Some(who), cycle));
+            run.checked.instances.insert(instance, (Some(who), cycle));
         }
     }
     // Creates whose answer was lost may have happened: read them too.
     for op in recorder.snapshot().ops {
         if let Call::Create { instance, .. } = &op.call {
-            run.instances
+            run.checked
+                .instances
                 .entry(instance.clone())
                 .or_insert((Some(op.client), cycle));
         }
@@ -187,6 +198,15 @@ pub async fn run_cycle(
     let logged = |needle: &str| run.server.log.iter().filter(|l| l.contains(needle)).count() as u64;
     report.recovery_cuts = logged("WAL cut during recovery");
     report.checkpoints_skipped = logged("invalid checkpoint skipped");
-    verify_window(run, &recorder, kill_at_us, &mut report).await?;
+    let addr = run.server.addr;
+    verify_window(
+        addr,
+        true,
+        &mut run.checked,
+        &recorder,
+        kill_at_us,
+        &mut report,
+    )
+    .await?;
     Ok(report)
 }

@@ -1,7 +1,8 @@
 //! The crash loop's machinery (issue 9, item 1): the real server as a child process killed
 //! with SIGKILL, the client workload that records every call, and the checks after a restart.
 //!
-//! - `cycle`: one kill-restart-verify cycle, [`cycle::run_cycle`].
+//! - `cycle`: one kill-restart-verify cycle, [`cycle::run_cycle`]; `cluster_cycle`: the same
+//!   on a cluster of three nodes, [`cluster_cycle::run_cluster_cycle`].
 //! - `process`: [`ServerProcess`] start / kill, [`server_binary`].
 //! - `workload`: the machine, [`execute`] (one recorded call), [`run_client`], [`run_compactor`].
 //! - `window`: after a restart, resolving and checking the window ([`window::verify_window`]).
@@ -9,6 +10,7 @@
 //!
 //! Every random choice comes from one seeded [`Rng`] (`rstmdb_testkit::rng`).
 
+pub mod cluster_cycle;
 pub mod cycle;
 pub mod process;
 pub mod verify;

@@ -2,22 +2,26 @@
 //! with the same idempotency keys), read back and handed to the history checker.
 
 use super::connect;
-use super::cycle::{CycleReport, OWN_LIVE, RunState, VERIFIER};
+use super::cycle::{Checked, CycleReport, OWN_LIVE, VERIFIER};
 use super::verify::{logged_writes, lost_acks, read_all, read_log, retry};
 use super::workload::model;
 use crate::history_support::{Baseline, Call, Outcome, Recorder, check};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Checks the window recorded by `recorder` against the restarted server; the kill happened
-/// at `kill_at_us`. Leaves the next window's baseline in `run`.
+/// Checks the window recorded by `recorder` against the restarted server at `addr` (in a
+/// cluster, any node); the kill happened at `kill_at_us`. Leaves the next window's baseline
+/// in `run`. With `may_compact`, a long log is compacted afterwards.
 pub async fn verify_window(
-    run: &mut RunState,
+    addr: SocketAddr,
+    may_compact: bool,
+    run: &mut Checked,
     recorder: &Recorder,
     kill_at_us: u64,
     report: &mut CycleReport,
 ) -> Result<(), String> {
-    let verifier = connect(run.server.addr).await?;
+    let verifier = connect(addr).await?;
 
     // 1. The log as recovery left it: its shape, and which acknowledged writes it lacks.
     let log = read_log(&verifier).await?;
@@ -75,7 +79,7 @@ pub async fn verify_window(
         report.violations.push(checked.describe(&history));
     }
     // Keep the log short so the whole-log reads stay cheap over hundreds of cycles.
-    if log.records.len() > 3000 {
+    if may_compact && log.records.len() > 3000 {
         verifier
             .with_request_timeout(Duration::from_secs(120))
             .compact(false)
@@ -109,7 +113,7 @@ fn within_window(policy: &str, lost_acked_at_us: &[u64], kill_at_us: u64) -> boo
 
 /// Keeps the instances that exist, and of each client's own only the newest [`OWN_LIVE`]; the
 /// retired ones are never touched again, so later windows need not read them.
-fn retire(run: &mut RunState, found: Vec<Baseline>) {
+fn retire(run: &mut Checked, found: Vec<Baseline>) {
     let exists: std::collections::HashSet<&str> =
         found.iter().map(|b| b.instance.as_str()).collect();
     run.instances

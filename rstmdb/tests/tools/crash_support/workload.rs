@@ -58,6 +58,9 @@ pub struct Signals {
     /// An acknowledged record lies within [`NEAR_SEGMENT_END_BYTES`] of the 1 MiB segment
     /// limit: the next few appends rotate.
     pub near_segment_end: Notify,
+    /// The clients stop after their current call (in a cluster, those on surviving nodes
+    /// would go on for ever).
+    pub stop: AtomicBool,
 }
 
 /// How close to the end of a 1 MiB segment an acknowledged record must lie for the next
@@ -137,9 +140,15 @@ pub async fn execute(client: &Client, recorder: &Recorder, who: usize, call: Cal
     outcome
 }
 
-/// A server error is a definite refusal; anything else leaves the call's fate unknown.
+/// A server error is a definite refusal, except a cluster's `commit_unknown` (spec §12.2: the
+/// write may still commit); anything else leaves the call's fate unknown.
 fn refused(err: ClientError) -> Outcome {
     match err {
+        ClientError::Server(error) if error.reason() == Some("commit_unknown") => {
+            Outcome::Unknown {
+                reason: error.message,
+            }
+        }
         ClientError::Server(error) => Outcome::Failed {
             code: error.code.to_string(),
         },
@@ -175,7 +184,7 @@ pub async fn run_client(
 ) -> Vec<String> {
     let mut created = Vec::new();
     for n in 0u64.. {
-        if plan.max_ops.is_some_and(|max| n >= max) {
+        if plan.max_ops.is_some_and(|max| n >= max) || signals.stop.load(Ordering::Relaxed) {
             break;
         }
         let key = format!("{}-{n}", plan.prefix);
