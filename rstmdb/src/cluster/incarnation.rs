@@ -13,6 +13,7 @@
 //! `debug_assert`.
 
 use super::client_addrs::ClientAddrs;
+use super::identity::NodeIdentity;
 use super::membership::ClusterAdmin;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use openraft::{Raft, ServerState};
@@ -111,6 +112,8 @@ pub struct Binder {
     pub admin: ClusterAdmin,
     pub incarnations: Incarnations,
     pub client_addrs: ClientAddrs,
+    /// A leader of a cluster from before cluster ids gives it one.
+    pub identity: NodeIdentity,
 }
 
 impl std::fmt::Debug for Binder {
@@ -131,6 +134,12 @@ impl Binder {
             tokio::select! {
                 () = self.incarnations.learned.notified() => {}
                 () = tokio::time::sleep(BIND_CHECK_INTERVAL) => {}
+            }
+            if self.identity.cluster_id().is_none() && self.leads() {
+                match self.identity.found_cluster() {
+                    Ok(id) => tracing::info!(cluster_id = %id, "gave the cluster an id"),
+                    Err(err) => tracing::warn!(%err, "cannot record a cluster id"),
+                }
             }
             let unbound = self.unbound();
             if unbound.is_empty() {
@@ -157,6 +166,10 @@ impl Binder {
                 Err(err) => tracing::debug!(%err, "could not bind incarnations yet"),
             }
         }
+    }
+
+    fn leads(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
     }
 
     /// The members this leader could bind now.

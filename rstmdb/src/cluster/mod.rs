@@ -10,8 +10,9 @@
 //! - [`committed_replay`]: what start-up replays (committed entries only);
 //!   [`state_machine`]: openraft's state machine on the engine; [`group_log`]: the leader's
 //!   sequencer groups as entries; [`node`]: a node assembled and bootstrapped; [`status`]:
-//!   CLUSTER_STATUS; [`membership`]: the membership ops; [`incarnation`]: which data directory
-//!   each member is, so that a wiped one is refused; [`transfer`]: a leader hands its lead
+//!   CLUSTER_STATUS; [`membership`]: the membership ops; [`identity`]: `raft/identity`, and
+//!   the cluster id that keeps another cluster's nodes out; [`incarnation`]: which data
+//!   directory each member is, so that a wiped one is refused; [`transfer`]: a leader hands its lead
 //!   to another voter.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
@@ -31,6 +32,8 @@ pub mod entry_record;
 pub mod forward;
 #[cfg(feature = "server")]
 pub mod group_log;
+#[cfg(feature = "server")]
+pub mod identity;
 #[cfg(feature = "server")]
 pub mod incarnation;
 #[cfg(feature = "server")]

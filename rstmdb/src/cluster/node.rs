@@ -6,13 +6,14 @@ use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
 use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
-use super::incarnation::{self, Binder, Incarnations};
+use super::identity::{IdentityError, NodeIdentity};
+use super::incarnation::{Binder, Incarnations};
 use super::log_store::{IndexBuilder, WalLogStore};
 use super::membership::ClusterAdmin;
 use super::peer_client::PeerNetwork;
 use super::peer_server::PeerService;
 use super::peer_tls::PeerTls;
-use super::raft_files::{RaftFile, RaftFiles, RaftFilesError};
+use super::raft_files::{RaftFiles, RaftFilesError};
 use super::secret::ClusterSecret;
 use super::state_machine::EngineStateMachine;
 use super::status::ClusterObserver;
@@ -20,7 +21,6 @@ use super::transfer::LeaderTransfer;
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use crate::database::{ClusterOpen, Database, DatabaseOptions, OpenError, OpenReport};
 use openraft::{Raft, SnapshotPolicy};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,11 +35,8 @@ pub enum NodeError {
     Files(#[from] RaftFilesError),
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error(
-        "this data directory belongs to cluster node {stored}, but cluster.node_id is {configured}; \
-         a node keeps its id for life (use the data directory of node {configured}, or an empty one)"
-    )]
-    OtherNode { stored: NodeId, configured: NodeId },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("openraft refused the configuration: {0}")]
     RaftConfig(String),
     #[error("openraft could not start: {0}")]
@@ -51,17 +48,6 @@ pub enum NodeError {
     },
     #[error("opening the data directory panicked: {0}")]
     Panicked(String),
-}
-
-/// `raft/identity`: which node this data directory is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Identity {
-    node_id: NodeId,
-    /// Drawn when the directory first became a node (`super::incarnation`); a directory
-    /// written before incarnations existed gets one at its next start.
-    #[serde(default)]
-    incarnation: Option<String>,
 }
 
 /// What a node needs besides the database's own options (from `[cluster]`, spec §12.4).
@@ -126,29 +112,6 @@ pub fn raft_config(settings: &NodeSettings) -> Result<Arc<openraft::Config>, Nod
         .map_err(|err| NodeError::RaftConfig(err.to_string()))
 }
 
-/// This data directory's incarnation, from `raft/identity` (written on its first start, and
-/// completed for a directory from before incarnations). A directory of another node is refused.
-fn own_incarnation(files: &RaftFiles, me: NodeId) -> Result<String, NodeError> {
-    let stored = files.load::<Identity>(RaftFile::Identity)?;
-    if let Some(stored) = &stored
-        && stored.node_id != me
-    {
-        return Err(NodeError::OtherNode {
-            stored: stored.node_id,
-            configured: me,
-        });
-    }
-    if let Some(incarnation) = stored.and_then(|stored| stored.incarnation) {
-        return Ok(incarnation);
-    }
-    let identity = Identity {
-        node_id: me,
-        incarnation: Some(incarnation::new_incarnation()),
-    };
-    files.save(RaftFile::Identity, &identity)?;
-    Ok(identity.incarnation.unwrap_or_default())
-}
-
 impl ClusterNode {
     /// Opens the data directory as node `settings.node_id` and starts it: the
     /// database (replaying committed entries only), openraft, and the node-to-node listener.
@@ -161,7 +124,8 @@ impl ClusterNode {
         let me = settings.node_id;
         let segment_size_bytes = options.wal.segment_size_bytes;
         let files = RaftFiles::open(&options.data_dir)?;
-        let incarnations = Incarnations::new(own_incarnation(&files, me)?);
+        let identity = NodeIdentity::load(files.clone(), me)?;
+        let incarnations = Incarnations::new(identity.incarnation().to_owned());
         let replay = CommittedReplay::new(IndexBuilder::new(&files)?);
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let (db, report, replay) = tokio::task::spawn_blocking(move || {
@@ -204,6 +168,7 @@ impl ClusterNode {
             contacts: contacts.clone(),
             incarnations: incarnations.clone(),
             counters: counters.clone(),
+            identity: identity.clone(),
         };
         let forward_network = network.clone();
         let transfer_network = network.clone();
@@ -226,6 +191,7 @@ impl ClusterNode {
             database: Arc::clone(&db),
             elections: Arc::default(),
             counters,
+            identity: identity.clone(),
         };
         tokio::spawn(observer.clone().count_elections());
         let admin = ClusterAdmin::new(
@@ -248,6 +214,7 @@ impl ClusterNode {
                 admin: admin.clone(),
                 incarnations: incarnations.clone(),
                 client_addrs: client_addrs.clone(),
+                identity: identity.clone(),
             }
             .run(),
         );
@@ -267,6 +234,7 @@ impl ClusterNode {
             client_addr: Some(settings.client_addr.clone()),
             contacts,
             incarnations: incarnations.clone(),
+            identity: identity.clone(),
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);
@@ -284,14 +252,18 @@ impl ClusterNode {
             admin,
             _purge_gate: purge_gate,
         };
-        node.bootstrap(&settings, incarnations.own()).await?;
+        node.bootstrap(&settings, &identity).await?;
         Ok((db, report, node))
     }
 
     /// The first start of the cluster: the lowest id in `members` initialises it with every
     /// member as a voter (itself bound to `incarnation`, the others once they call). Any node
     /// with Raft state, or any other member, does nothing.
-    async fn bootstrap(&self, settings: &NodeSettings, incarnation: &str) -> Result<(), NodeError> {
+    async fn bootstrap(
+        &self,
+        settings: &NodeSettings,
+        identity: &NodeIdentity,
+    ) -> Result<(), NodeError> {
         let me = settings.node_id;
         let voters = settings.members.clone();
         let initialized = self
@@ -309,7 +281,7 @@ impl ClusterNode {
                     NodeAddr {
                         raft_addr,
                         client_addr: settings.client_addr.clone(),
-                        incarnation: Some(incarnation.to_owned()),
+                        incarnation: Some(identity.incarnation().to_owned()),
                     }
                 } else {
                     NodeAddr {
@@ -320,7 +292,8 @@ impl ClusterNode {
                 (id, node)
             })
             .collect();
-        tracing::info!(node_id = me, members = ?members.keys(), "initialising the cluster");
+        let cluster_id = identity.found_cluster()?;
+        tracing::info!(node_id = me, %cluster_id, members = ?members.keys(), "initialising the cluster");
         match self.raft.initialize(members).await {
             Ok(()) => Ok(()),
             // Another start got there first (a restart during the first election).

@@ -3,6 +3,7 @@
 //! any error and opened again on the next call.
 
 use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
+use super::identity::NodeIdentity;
 use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
@@ -42,6 +43,8 @@ pub struct PeerNetwork {
     pub incarnations: Incarnations,
     /// Entries sent, and replication calls that failed or were abandoned.
     pub counters: ReplicationCounters,
+    /// This node's cluster.
+    pub identity: NodeIdentity,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -58,6 +61,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 client_addr: self.client_addr.clone(),
                 incarnation: Some(self.incarnations.own().to_owned()),
                 to_incarnation: node.incarnation.clone(),
+                cluster_id: None,
             },
             secret: self.secret.clone(),
             tls: self.tls.clone(),
@@ -67,6 +71,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             contacts: self.contacts.clone(),
             incarnations: self.incarnations.clone(),
             counters: self.counters.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -93,6 +98,7 @@ pub struct PeerClient {
     contacts: PeerContacts,
     incarnations: Incarnations,
     counters: ReplicationCounters,
+    identity: NodeIdentity,
 }
 
 /// Counts a replication call as dropped unless it is disarmed: openraft abandons a call at
@@ -129,8 +135,10 @@ impl PeerClient {
             }
         };
         let nonce = self.secret.as_ref().map(|_| ClusterSecret::nonce());
+        // The cluster id as of now: a node that had none may have joined since.
         let hello = Hello {
             nonce: nonce.clone(),
+            cluster_id: self.identity.cluster_id(),
             ..self.hello.clone()
         };
         connection.send(&hello).await?;
@@ -163,12 +171,22 @@ impl PeerClient {
                 node_id,
                 client_addr,
                 incarnation: presented,
+                cluster_id,
             } if node_id == hello.to => {
-                // The callee checks this too; a node that does not is still not counted.
+                // The callee checks these too; a node that does not is still not counted.
                 let bound = hello.to_incarnation.as_deref();
-                if let Some(reason) = incarnation::mismatch(node_id, bound, presented.as_deref()) {
+                let refusal = self
+                    .identity
+                    .refusal(node_id, cluster_id.as_deref())
+                    .or_else(|| incarnation::mismatch(node_id, bound, presented.as_deref()));
+                if let Some(reason) = refusal {
                     self.incarnations.log_refusal(node_id, &reason);
                     return Err(PeerError::Refused(reason));
+                }
+                if let Err(err) = self.identity.adopt(node_id, cluster_id.as_deref()) {
+                    return Err(PeerError::Refused(format!(
+                        "cannot record the cluster id of node {node_id}: {err}"
+                    )));
                 }
                 if let Some(client_addr) = &client_addr {
                     self.client_addrs.record(node_id, client_addr);

@@ -4,6 +4,7 @@
 
 use super::client_addrs::{ClientAddrs, PeerContacts};
 use super::forward::{ForwardSlot, MAX_FORWARD_BATCH};
+use super::identity::NodeIdentity;
 use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
@@ -42,6 +43,8 @@ pub struct PeerService {
     pub contacts: PeerContacts,
     /// This node's data directory, and those the callers presented.
     pub incarnations: Incarnations,
+    /// This node's cluster.
+    pub identity: NodeIdentity,
     /// Runs the writes followers relay here, once the service is up.
     pub forward_target: ForwardSlot,
 }
@@ -62,6 +65,12 @@ impl PeerService {
     /// Why a caller that passed the hello's checks is still refused: one of the two data
     /// directories is not the one the other's membership knows (`super::incarnation`).
     fn identity_refusal(&self, hello: &Hello) -> Option<String> {
+        if let Some(reason) = self
+            .identity
+            .refusal(hello.from, hello.cluster_id.as_deref())
+        {
+            return Some(reason);
+        }
         let own = Some(self.incarnations.own());
         if let Some(reason) = incarnation::mismatch(self.me, hello.to_incarnation.as_deref(), own) {
             return Some(format!("node {} refuses this node: {reason}", hello.from));
@@ -169,11 +178,17 @@ impl PeerService {
         if let Some(presented) = &hello.incarnation {
             self.incarnations.record(hello.from, presented);
         }
+        if let Err(err) = self.identity.adopt(hello.from, hello.cluster_id.as_deref()) {
+            let reason = format!("node {} cannot record its cluster id: {err}", self.me);
+            connection.send(&HelloReply::Refused { reason }).await?;
+            return Ok(());
+        }
         connection
             .send(&HelloReply::Welcome {
                 node_id: self.me,
                 client_addr: self.client_addr.clone(),
                 incarnation: Some(self.incarnations.own().to_owned()),
+                cluster_id: self.identity.cluster_id(),
             })
             .await?;
         connection.handshake_done();

@@ -36,6 +36,9 @@ pub struct Hello {
     /// with another one was wiped, and says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_incarnation: Option<String>,
+    /// The caller's cluster, once it knows it (`super::identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
 }
 
 /// The caller's answer to a [`HelloReply::Challenge`].
@@ -58,6 +61,9 @@ pub enum HelloReply {
         /// The callee's data directory (`super::incarnation`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incarnation: Option<String>,
+        /// The callee's cluster, once it knows it (`super::identity`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster_id: Option<String>,
     },
     /// The callee holds the shared secret: its answer to the caller's nonce, and its own
     /// nonce for the caller to answer with a [`Proof`]; `Welcome` or `Refused` follows.

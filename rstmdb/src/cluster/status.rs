@@ -2,6 +2,7 @@
 //! log's committed entry and the database's applied offset.
 
 use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
+use super::identity::NodeIdentity;
 use super::log_store::EntryOffsets;
 use super::types::{NodeId, RaftTypes};
 use crate::database::Database;
@@ -26,6 +27,8 @@ pub struct ClusterObserver {
     pub(crate) elections: Arc<AtomicU64>,
     /// What the replication calls did.
     pub(crate) counters: ReplicationCounters,
+    /// This node's cluster id.
+    pub(crate) identity: NodeIdentity,
 }
 
 impl std::fmt::Debug for ClusterObserver {
@@ -143,7 +146,7 @@ impl ClusterObserver {
             })
             .collect();
         ClusterStatusResult {
-            cluster_id: None,
+            cluster_id: self.identity.cluster_id(),
             node_id: self.me,
             role: role.to_owned(),
             term: metrics.current_term,

@@ -12,6 +12,7 @@ use openraft::{
     SnapshotPolicy, StoredMembership,
 };
 use rstmdb::cluster::RaftFiles;
+use rstmdb::cluster::identity::NodeIdentity;
 use rstmdb::cluster::incarnation::Incarnations;
 use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
 use rstmdb::cluster::peer_client::PeerNetwork;
@@ -92,6 +93,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     let tls = links.node_tls();
     let dir = tempfile::tempdir().expect("tempdir");
     let files = RaftFiles::open(dir.path()).expect("raft files");
+    let identity = NodeIdentity::load(files.clone(), id).expect("identity");
     let mut index = IndexBuilder::new(&files).expect("index");
     let storage: Arc<dyn Storage> =
         Arc::new(DirStorage::open(dir.path().join("wal")).expect("wal dir"));
@@ -122,6 +124,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         tls: tls.clone(),
         incarnations: Incarnations::new(format!("node-{id}")),
         counters: Default::default(),
+        identity: identity.clone(),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -137,6 +140,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         secret,
         tls,
         incarnations: Incarnations::new(format!("node-{id}")),
+        identity,
     };
     let listener = tokio::spawn(service.serve(listener));
     Node {
@@ -315,7 +319,16 @@ fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
         nonce,
         incarnation: None,
         to_incarnation: None,
+        cluster_id: None,
     }
+}
+
+/// A node identity in a directory of its own (kept as long as the identity is used).
+fn identity_in_temp_dir(id: NodeId) -> (tempfile::TempDir, NodeIdentity) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = RaftFiles::open(dir.path()).expect("raft files");
+    let identity = NodeIdentity::load(files, id).expect("identity");
+    (dir, identity)
 }
 
 /// The raft address of the one node of `nodes`, once it leads.
@@ -394,6 +407,16 @@ async fn a_node_talks_only_with_the_data_directories_the_membership_knows() {
         )
         .await
         .expect("node 9 joins as a learner");
+    // The hello is checked against the membership openraft publishes, a moment later.
+    nodes[0]
+        .raft
+        .wait(Some(Duration::from_secs(5)))
+        .metrics(
+            |m| m.membership_config.membership().get_node(&9).is_some(),
+            "node 9 in the published membership",
+        )
+        .await
+        .expect("node 9 published");
     let mut wiped = hello(1, SEGMENT_BYTES, None);
     wiped.incarnation = Some("nine-after-the-wipe".to_owned());
     assert_refused(
@@ -489,6 +512,7 @@ async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
                     node_id: 1,
                     client_addr: None,
                     incarnation: Some("node-1".to_owned()),
+                    cluster_id: None,
                 }
             );
         } else {
@@ -520,6 +544,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
                     node_id: hello.to,
                     client_addr: None,
                     incarnation: None,
+                    cluster_id: None,
                 })
                 .await
                 .expect("welcome");
@@ -528,6 +553,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
             }
         }
     });
+    let identity_dir = identity_in_temp_dir(1);
     let mut network = PeerNetwork {
         me: 1,
         client_addrs: Default::default(),
@@ -538,6 +564,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         tls: None,
         incarnations: Incarnations::new("node-1".to_owned()),
         counters: Default::default(),
+        identity: identity_dir.1.clone(),
     };
     let node = NodeAddr {
         raft_addr: addr,
@@ -613,6 +640,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
         (Links::default(), tls_addr, "closed"),
         (tls_links, plain_addr, "TLS handshake"),
     ] {
+        let identity_dir = identity_in_temp_dir(7);
         let mut network = PeerNetwork {
             me: 7,
             client_addrs: Default::default(),
@@ -623,6 +651,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
             tls: links.node_tls(),
             incarnations: Incarnations::new("node-7".to_owned()),
             counters: Default::default(),
+            identity: identity_dir.1.clone(),
         };
         let node = NodeAddr {
             raft_addr: addr,

@@ -231,6 +231,18 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
     let nested: rstmdb_client::results::ClusterStatusResult =
         serde_json::from_value(replica.other["cluster"].clone()).expect("CLUSTER_STATUS inside");
     assert_eq!(nested.node_id, followers[0]);
+    // One cluster id, drawn by the node that initialised the cluster, on every node.
+    let mut cluster_ids = std::collections::BTreeSet::new();
+    for id in 1..=3 {
+        let status = cluster
+            .client(id)
+            .await
+            .cluster_status()
+            .await
+            .expect("status");
+        cluster_ids.insert(status.cluster_id.expect("every node knows the cluster id"));
+    }
+    assert_eq!(cluster_ids.len(), 1, "{cluster_ids:?}");
     for id in 1..=3 {
         let node = cluster.node(id);
         let (code, body) = http_get(node.metrics_addr, "/ready").await;
@@ -948,6 +960,63 @@ async fn leadership_moves_to_the_voter_asked_for_and_back_without_losing_a_write
     for id in &acknowledged {
         assert!(created.contains(id), "acknowledged {id} is not in the log");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_on_another_clusters_data_is_refused_naming_both_clusters() {
+    let mut ours = TestCluster::start(binary(), 3, "");
+    let leader = ours.leader(Duration::from_secs(15)).await;
+    let ours_id = ours
+        .client(leader)
+        .await
+        .cluster_status()
+        .await
+        .expect("status")
+        .cluster_id
+        .expect("a cluster id");
+    // Another cluster of one, whose node 1 has data of its own.
+    let mut theirs = TestCluster::start(binary(), 1, "");
+    theirs.leader(Duration::from_secs(15)).await;
+    let theirs_id = theirs
+        .client(1)
+        .await
+        .cluster_status()
+        .await
+        .expect("status")
+        .cluster_id
+        .expect("a cluster id");
+    assert_ne!(ours_id, theirs_id);
+    theirs.kill(1);
+
+    // Our node 1 is started again on a copy of their node 1's directory.
+    let victim = 1;
+    ours.kill(victim);
+    std::fs::remove_dir_all(ours.data_dir(victim)).expect("remove our node's data");
+    copy_tree(&theirs.data_dir(1), &ours.data_dir(victim));
+    ours.restart(victim);
+    let (_, refusal) = ours.wait_for_log(
+        &[1, 2, 3],
+        &["belongs to cluster", &ours_id, &theirs_id],
+        CONVERGE,
+    );
+    assert!(
+        refusal.contains("data directory from another cluster"),
+        "{refusal}"
+    );
+    // The two others go on without it.
+    let survivor = if leader == victim { 2 } else { leader };
+    let client = ours.client(survivor).await;
+    client
+        .put_machine("order", 1, order_definition())
+        .await
+        .expect("PUT_MACHINE on the remaining two");
+    let status = ours
+        .client(victim)
+        .await
+        .cluster_status()
+        .await
+        .expect("status");
+    assert_eq!(status.cluster_id.as_deref(), Some(theirs_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
