@@ -37,6 +37,10 @@ pub struct ClusterMember {
     pub lag_entries: Option<u64>,
     /// On the leader: milliseconds since this member last answered; `null` elsewhere.
     pub last_contact_ms: Option<u64>,
+    /// The member's `storage.fsync_policy` (extension); `null` until this node has heard from
+    /// it.
+    #[serde(default)]
+    pub fsync_policy: Option<String>,
 }
 
 /// CLUSTER_ADD_LEARNER result.

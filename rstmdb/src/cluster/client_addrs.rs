@@ -13,11 +13,18 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Node ids to client addresses, as the peers said them.
+/// One string per node, as the peers said it in their hellos and welcomes.
 #[derive(Debug, Clone, Default)]
-pub struct ClientAddrs(Arc<Mutex<BTreeMap<NodeId, String>>>);
+pub struct ByNode(Arc<Mutex<BTreeMap<NodeId, String>>>);
 
-impl ClientAddrs {
+/// Where clients reach each node.
+pub type ClientAddrs = ByNode;
+
+/// Each node's `storage.fsync_policy` (CLUSTER_STATUS's `fsync_policy`): under a lax policy
+/// on a majority, an acknowledged write survives the loss of processes, not of power.
+pub type FsyncPolicies = ByNode;
+
+impl ByNode {
     pub fn record(&self, node: NodeId, client_addr: &str) {
         let mut addrs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if addrs.get(&node).map(String::as_str) != Some(client_addr) {

@@ -2,7 +2,7 @@
 //! its committed entries, the WAL as openraft's log, the engine as its state machine, the
 //! node-to-node listener, and the bootstrap of a new cluster.
 
-use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
+use super::client_addrs::{ClientAddrs, FsyncPolicies, PeerContacts, ReplicationCounters};
 use super::committed_replay::CommittedReplay;
 use super::forward::{ForwardSlot, ForwardTarget, Forwarder};
 use super::group_log::RaftGroupLog;
@@ -123,6 +123,7 @@ impl ClusterNode {
     ) -> Result<(Arc<Database>, OpenReport, ClusterNode), NodeError> {
         let me = settings.node_id;
         let segment_size_bytes = options.wal.segment_size_bytes;
+        let fsync_policy = options.wal.fsync_policy.to_string();
         let files = RaftFiles::open(&options.data_dir)?;
         let identity = NodeIdentity::load(files.clone(), me)?;
         let incarnations = Incarnations::new(identity.incarnation().to_owned());
@@ -158,6 +159,8 @@ impl ClusterNode {
         let contacts = PeerContacts::default();
         let counters = ReplicationCounters::default();
         client_addrs.record(me, &settings.client_addr);
+        let fsync_policies = FsyncPolicies::default();
+        fsync_policies.record(me, &fsync_policy);
         let network = PeerNetwork {
             me,
             segment_size_bytes,
@@ -169,6 +172,8 @@ impl ClusterNode {
             incarnations: incarnations.clone(),
             counters: counters.clone(),
             identity: identity.clone(),
+            fsync_policy: Some(fsync_policy.clone()),
+            fsync_policies: fsync_policies.clone(),
         };
         let forward_network = network.clone();
         let transfer_network = network.clone();
@@ -192,6 +197,7 @@ impl ClusterNode {
             elections: Arc::default(),
             counters,
             identity: identity.clone(),
+            fsync_policies: fsync_policies.clone(),
         };
         tokio::spawn(observer.clone().count_elections());
         let admin = ClusterAdmin::new(
@@ -235,6 +241,8 @@ impl ClusterNode {
             contacts,
             incarnations: incarnations.clone(),
             identity: identity.clone(),
+            fsync_policy: Some(fsync_policy),
+            fsync_policies,
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);

@@ -2,7 +2,7 @@
 //! section 9). One connection per openraft client, opened on first use with a hello, dropped on
 //! any error and opened again on the next call.
 
-use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
+use super::client_addrs::{ClientAddrs, FsyncPolicies, PeerContacts, ReplicationCounters};
 use super::identity::NodeIdentity;
 use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
@@ -45,6 +45,9 @@ pub struct PeerNetwork {
     pub counters: ReplicationCounters,
     /// This node's cluster.
     pub identity: NodeIdentity,
+    /// This node's `storage.fsync_policy`, told to every peer, and the peers'.
+    pub fsync_policy: Option<String>,
+    pub fsync_policies: FsyncPolicies,
 }
 
 impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
@@ -62,6 +65,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 incarnation: Some(self.incarnations.own().to_owned()),
                 to_incarnation: node.incarnation.clone(),
                 cluster_id: None,
+                fsync_policy: self.fsync_policy.clone(),
             },
             secret: self.secret.clone(),
             tls: self.tls.clone(),
@@ -72,6 +76,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
             incarnations: self.incarnations.clone(),
             counters: self.counters.clone(),
             identity: self.identity.clone(),
+            fsync_policies: self.fsync_policies.clone(),
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct PeerClient {
     incarnations: Incarnations,
     counters: ReplicationCounters,
     identity: NodeIdentity,
+    fsync_policies: FsyncPolicies,
 }
 
 /// Counts a replication call as dropped unless it is disarmed: openraft abandons a call at
@@ -172,6 +178,7 @@ impl PeerClient {
                 client_addr,
                 incarnation: presented,
                 cluster_id,
+                fsync_policy,
             } if node_id == hello.to => {
                 // The callee checks these too; a node that does not is still not counted.
                 let bound = hello.to_incarnation.as_deref();
@@ -190,6 +197,9 @@ impl PeerClient {
                 }
                 if let Some(client_addr) = &client_addr {
                     self.client_addrs.record(node_id, client_addr);
+                }
+                if let Some(policy) = &fsync_policy {
+                    self.fsync_policies.record(node_id, policy);
                 }
                 if let Some(presented) = &presented {
                     self.incarnations.record(node_id, presented);

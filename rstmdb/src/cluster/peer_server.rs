@@ -2,7 +2,7 @@
 //! `cluster.raft_addr` that checks each caller's hello, then hands its requests to the local
 //! openraft node and sends back whatever it answers.
 
-use super::client_addrs::{ClientAddrs, PeerContacts};
+use super::client_addrs::{ClientAddrs, FsyncPolicies, PeerContacts};
 use super::forward::{ForwardSlot, MAX_FORWARD_BATCH};
 use super::identity::NodeIdentity;
 use super::incarnation::{self, Incarnations};
@@ -45,6 +45,9 @@ pub struct PeerService {
     pub incarnations: Incarnations,
     /// This node's cluster.
     pub identity: NodeIdentity,
+    /// This node's `storage.fsync_policy`, told to every caller, and the callers'.
+    pub fsync_policy: Option<String>,
+    pub fsync_policies: FsyncPolicies,
     /// Runs the writes followers relay here, once the service is up.
     pub forward_target: ForwardSlot,
 }
@@ -175,6 +178,9 @@ impl PeerService {
         if let Some(client_addr) = &hello.client_addr {
             self.client_addrs.record(hello.from, client_addr);
         }
+        if let Some(policy) = &hello.fsync_policy {
+            self.fsync_policies.record(hello.from, policy);
+        }
         if let Some(presented) = &hello.incarnation {
             self.incarnations.record(hello.from, presented);
         }
@@ -189,6 +195,7 @@ impl PeerService {
                 client_addr: self.client_addr.clone(),
                 incarnation: Some(self.incarnations.own().to_owned()),
                 cluster_id: self.identity.cluster_id(),
+                fsync_policy: self.fsync_policy.clone(),
             })
             .await?;
         connection.handshake_done();

@@ -39,6 +39,9 @@ pub struct Hello {
     /// The caller's cluster, once it knows it (`super::identity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// The caller's `storage.fsync_policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync_policy: Option<String>,
 }
 
 /// The caller's answer to a [`HelloReply::Challenge`].
@@ -64,6 +67,9 @@ pub enum HelloReply {
         /// The callee's cluster, once it knows it (`super::identity`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cluster_id: Option<String>,
+        /// The callee's `storage.fsync_policy`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fsync_policy: Option<String>,
     },
     /// The callee holds the shared secret: its answer to the caller's nonce, and its own
     /// nonce for the caller to answer with a [`Proof`]; `Welcome` or `Refused` follows.

@@ -1,7 +1,7 @@
 //! CLUSTER_STATUS (spec §12.3): a node's view of its cluster, from openraft's metrics, the
 //! log's committed entry and the database's applied offset.
 
-use super::client_addrs::{ClientAddrs, PeerContacts, ReplicationCounters};
+use super::client_addrs::{ClientAddrs, FsyncPolicies, PeerContacts, ReplicationCounters};
 use super::identity::NodeIdentity;
 use super::log_store::EntryOffsets;
 use super::types::{NodeId, RaftTypes};
@@ -29,6 +29,8 @@ pub struct ClusterObserver {
     pub(crate) counters: ReplicationCounters,
     /// This node's cluster id.
     pub(crate) identity: NodeIdentity,
+    /// Each node's fsync policy, as it said it.
+    pub(crate) fsync_policies: FsyncPolicies,
 }
 
 impl std::fmt::Debug for ClusterObserver {
@@ -142,6 +144,7 @@ impl ClusterObserver {
                     last_contact_ms: (*id != self.me)
                         .then(|| self.contacts.millis_since(*id))
                         .flatten(),
+                    fsync_policy: self.fsync_policies.get(*id),
                 }
             })
             .collect();

@@ -125,6 +125,8 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         incarnations: Incarnations::new(format!("node-{id}")),
         counters: Default::default(),
         identity: identity.clone(),
+        fsync_policy: None,
+        fsync_policies: Default::default(),
     };
     let raft = Raft::new(id, raft_config(), network, log, state_machine)
         .await
@@ -141,6 +143,8 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         tls,
         incarnations: Incarnations::new(format!("node-{id}")),
         identity,
+        fsync_policy: None,
+        fsync_policies: Default::default(),
     };
     let listener = tokio::spawn(service.serve(listener));
     Node {
@@ -320,6 +324,7 @@ fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
         incarnation: None,
         to_incarnation: None,
         cluster_id: None,
+        fsync_policy: None,
     }
 }
 
@@ -513,6 +518,7 @@ async fn a_peer_must_prove_the_shared_secret_and_the_node_proves_it_back() {
                     client_addr: None,
                     incarnation: Some("node-1".to_owned()),
                     cluster_id: None,
+                    fsync_policy: None,
                 }
             );
         } else {
@@ -545,6 +551,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
                     client_addr: None,
                     incarnation: None,
                     cluster_id: None,
+                    fsync_policy: None,
                 })
                 .await
                 .expect("welcome");
@@ -565,6 +572,8 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         incarnations: Incarnations::new("node-1".to_owned()),
         counters: Default::default(),
         identity: identity_dir.1.clone(),
+        fsync_policy: None,
+        fsync_policies: Default::default(),
     };
     let node = NodeAddr {
         raft_addr: addr,
@@ -652,6 +661,8 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
             incarnations: Incarnations::new("node-7".to_owned()),
             counters: Default::default(),
             identity: identity_dir.1.clone(),
+            fsync_policy: None,
+            fsync_policies: Default::default(),
         };
         let node = NodeAddr {
             raft_addr: addr,

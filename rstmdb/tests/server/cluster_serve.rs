@@ -243,6 +243,15 @@ async fn three_processes_replicate_every_write_and_fail_over_without_losing_one(
         cluster_ids.insert(status.cluster_id.expect("every node knows the cluster id"));
     }
     assert_eq!(cluster_ids.len(), 1, "{cluster_ids:?}");
+    // The leader has heard from every member, and knows each one's fsync policy.
+    let status = client.cluster_status().await.expect("status");
+    for member in &status.members {
+        assert_eq!(
+            member.fsync_policy.as_deref(),
+            Some("every_write"),
+            "{member:?}"
+        );
+    }
     for id in 1..=3 {
         let node = cluster.node(id);
         let (code, body) = http_get(node.metrics_addr, "/ready").await;

@@ -102,11 +102,12 @@ fn cluster_status(result: &Map<String, Value>) -> String {
 }
 
 /// The columns of a cluster's members table: fields of each member, by name.
-const MEMBER_COLUMNS: [&str; 6] = [
+const MEMBER_COLUMNS: [&str; 7] = [
     "node_id",
     "voter",
     "raft_addr",
     "client_addr",
+    "fsync_policy",
     "matched_index",
     "lag_entries",
 ];
