@@ -88,6 +88,18 @@ impl ClusterAdmin {
         )
     }
 
+    /// The voters, if `node_id` is a member; else the refusal, with `hint` appended.
+    fn voters_with(&self, node_id: NodeId, hint: &str) -> Result<BTreeSet<NodeId>, RcpError> {
+        match self.membership_of(node_id) {
+            (true, voters) => Ok(voters),
+            (false, _) => Err(bad_request(
+                "unknown_node",
+                format!("node {node_id} is not a member{hint}"),
+                node_id,
+            )),
+        }
+    }
+
     fn members(&self) -> ClusterMembersResult {
         ClusterMembersResult {
             members: self.observer.status().members,
@@ -170,14 +182,7 @@ impl ClusterAdmin {
 
     /// CLUSTER_PROMOTE: a learner becomes a voter. Promoting a voter changes nothing.
     pub async fn promote(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
-        let (known, voters) = self.membership_of(node_id);
-        if !known {
-            return Err(bad_request(
-                "unknown_node",
-                format!("node {node_id} is not a member; add it as a learner first"),
-                node_id,
-            ));
-        }
+        let voters = self.voters_with(node_id, "; add it as a learner first")?;
         if !voters.contains(&node_id) {
             self.change(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])))
                 .await?;
@@ -188,14 +193,7 @@ impl ClusterAdmin {
     /// CLUSTER_REMOVE_NODE: the node leaves (a voter stops voting first). The last voter
     /// stays.
     pub async fn remove(&self, node_id: NodeId) -> Result<ClusterMembersResult, RcpError> {
-        let (known, voters) = self.membership_of(node_id);
-        if !known {
-            return Err(bad_request(
-                "unknown_node",
-                format!("node {node_id} is not a member"),
-                node_id,
-            ));
-        }
+        let voters = self.voters_with(node_id, "")?;
         if voters.contains(&node_id) {
             if voters.len() == 1 {
                 return Err(bad_request(
@@ -220,14 +218,7 @@ impl ClusterAdmin {
         &self,
         node_id: NodeId,
     ) -> Result<ClusterTransferLeaderResult, RcpError> {
-        let (known, voters) = self.membership_of(node_id);
-        if !known {
-            return Err(bad_request(
-                "unknown_node",
-                format!("node {node_id} is not a member"),
-                node_id,
-            ));
-        }
+        let voters = self.voters_with(node_id, "")?;
         if !voters.contains(&node_id) {
             return Err(bad_request(
                 "not_voter",

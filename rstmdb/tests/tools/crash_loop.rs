@@ -111,6 +111,25 @@ impl Totals {
     }
 }
 
+impl Totals {
+    /// Prints the summary; fails with every violation and log-shape problem, or if the run
+    /// did no work.
+    fn assert_clean(&self, checked: &Checked, seed: u64, started: Instant) {
+        let summary = self.summary(seed, started.elapsed().as_secs_f64());
+        eprintln!("{summary}");
+        assert!(
+            self.violations.is_empty() && checked.shape.problems.is_empty(),
+            "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
+            self.violations.join("\n"),
+            checked.shape.problems
+        );
+        assert!(
+            self.counts.applies_acked > 0 && self.counts.unknown + self.counts.replays > 0,
+            "the loop did no work: {summary}"
+        );
+    }
+}
+
 /// The machine and the shared instances, written through `addr` and checked like any
 /// window; returns the first state.
 async fn set_up(addr: SocketAddr) -> Result<Checked, String> {
@@ -181,18 +200,7 @@ async fn killed_servers_keep_every_acknowledged_write_exactly_once() {
             eprintln!("{}", totals.summary(seed, started.elapsed().as_secs_f64()));
         }
     }
-    let summary = totals.summary(seed, started.elapsed().as_secs_f64());
-    eprintln!("{summary}");
-    assert!(
-        totals.violations.is_empty() && run.checked.shape.problems.is_empty(),
-        "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
-        totals.violations.join("\n"),
-        run.checked.shape.problems
-    );
-    assert!(
-        totals.counts.applies_acked > 0 && totals.counts.unknown + totals.counts.replays > 0,
-        "the loop did no work: {summary}"
-    );
+    totals.assert_clean(&run.checked, seed, started);
 }
 
 /// The cluster mode (issue 17): a random node of three killed per cycle, the leader half the
@@ -224,16 +232,5 @@ async fn killed_cluster_nodes_keep_every_acknowledged_write_exactly_once() {
             eprintln!("{}", totals.summary(seed, started.elapsed().as_secs_f64()));
         }
     }
-    let summary = totals.summary(seed, started.elapsed().as_secs_f64());
-    eprintln!("{summary}");
-    assert!(
-        totals.violations.is_empty() && checked.shape.problems.is_empty(),
-        "{summary}\nhistory violations:\n{}\nlog shape problems:\n{:#?}",
-        totals.violations.join("\n"),
-        checked.shape.problems
-    );
-    assert!(
-        totals.counts.applies_acked > 0 && totals.counts.unknown + totals.counts.replays > 0,
-        "the loop did no work: {summary}"
-    );
+    totals.assert_clean(&checked, seed, started);
 }

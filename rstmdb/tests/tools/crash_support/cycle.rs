@@ -10,10 +10,12 @@ use super::window::verify_window;
 use super::workload::{Plan, Signals, run_client, run_compactor};
 use crate::history_support::{Baseline, Call, Counts, Recorder};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 pub const CLIENTS: usize = 6;
 /// Own instances each client keeps using; older ones retire.
@@ -76,21 +78,17 @@ pub fn pick_setup(rng: &mut Rng) -> ServerSetup {
     }
 }
 
-pub async fn run_cycle(
-    binary: &Path,
-    data_dir: &Path,
+/// Starts the [`CLIENTS`] clients of cycle `cycle`, each on the server `addr_for` picks:
+/// its own instances and the shared ones.
+pub async fn start_clients(
+    run: &Checked,
     cycle: u64,
-    run: &mut RunState,
+    recorder: &Recorder,
+    signals: &Arc<Signals>,
     rng: &mut Rng,
-) -> Result<CycleReport, String> {
-    let mut report = CycleReport {
-        policy: run.setup.fsync_policy.clone(),
-        ..CycleReport::default()
-    };
-    let recorder = Recorder::new(run.checked.baseline.clone(), run.checked.checked_below);
-    let signals = Arc::new(Signals::default());
+    mut addr_for: impl FnMut(&mut Rng) -> SocketAddr,
+) -> Result<Vec<JoinHandle<Vec<String>>>, String> {
     let shared: Vec<String> = run
-        .checked
         .instances
         .iter()
         .filter(|(_, (who, _))| who.is_none())
@@ -98,9 +96,8 @@ pub async fn run_cycle(
         .collect();
     let mut clients = Vec::new();
     for who in 0..CLIENTS {
-        let client = connect(run.server.addr).await?;
+        let client = connect(addr_for(rng)).await?;
         let mut instances: Vec<String> = run
-            .checked
             .instances
             .iter()
             .filter(|(_, (w, _))| *w == Some(who))
@@ -124,6 +121,48 @@ pub async fn run_cycle(
             signals.clone(),
         )));
     }
+    Ok(clients)
+}
+
+/// Waits for the clients and keeps the instances they created, and those whose create lost
+/// its answer (it may have happened).
+pub async fn keep_created(
+    run: &mut Checked,
+    cycle: u64,
+    clients: Vec<JoinHandle<Vec<String>>>,
+    recorder: &Recorder,
+) -> Result<(), String> {
+    for (who, task) in clients.into_iter().enumerate() {
+        let created = task.await.map_err(|err| format!("client task: {err}"))?;
+        for instance in created {
+            run.instances.insert(instance, (Some(who), cycle));
+        }
+    }
+    for op in recorder.snapshot().ops {
+        if let Call::Create { instance, .. } = &op.call {
+            run.instances
+                .entry(instance.clone())
+                .or_insert((Some(op.client), cycle));
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_cycle(
+    binary: &Path,
+    data_dir: &Path,
+    cycle: u64,
+    run: &mut RunState,
+    rng: &mut Rng,
+) -> Result<CycleReport, String> {
+    let mut report = CycleReport {
+        policy: run.setup.fsync_policy.clone(),
+        ..CycleReport::default()
+    };
+    let recorder = Recorder::new(run.checked.baseline.clone(), run.checked.checked_below);
+    let signals = Arc::new(Signals::default());
+    let addr = run.server.addr;
+    let clients = start_clients(&run.checked, cycle, &recorder, &signals, rng, |_| addr).await?;
     let compactor = if rng.percent(40) {
         let client = connect(run.server.addr)
             .await?
@@ -176,21 +215,7 @@ pub async fn run_cycle(
         report.compactions = seen.completed;
         report.violations.extend(seen.refused);
     }
-    for (who, task) in clients.into_iter().enumerate() {
-        let created = task.await.map_err(|err| format!("client task: {err}"))?;
-        for instance in created {
-            run.checked.instances.insert(instance, (Some(who), cycle));
-        }
-    }
-    // Creates whose answer was lost may have happened: read them too.
-    for op in recorder.snapshot().ops {
-        if let Call::Create { instance, .. } = &op.call {
-            run.checked
-                .instances
-                .entry(instance.clone())
-                .or_insert((Some(op.client), cycle));
-        }
-    }
+    keep_created(&mut run.checked, cycle, clients, &recorder).await?;
 
     run.setup = pick_setup(rng);
     run.server = ServerProcess::start(binary, data_dir, &run.setup)?;
@@ -202,6 +227,7 @@ pub async fn run_cycle(
     verify_window(
         addr,
         true,
+        0,
         &mut run.checked,
         &recorder,
         kill_at_us,

@@ -3,7 +3,7 @@
 
 use super::connect;
 use super::cycle::{Checked, CycleReport, OWN_LIVE, VERIFIER};
-use super::verify::{logged_writes, lost_acks, read_all, read_log, retry};
+use super::verify::{logged_writes, lost_acks, read_all, read_log_from, retry};
 use super::workload::model;
 use crate::history_support::{Baseline, Call, Outcome, Recorder, check};
 use std::collections::BTreeMap;
@@ -12,10 +12,12 @@ use std::time::Duration;
 
 /// Checks the window recorded by `recorder` against the restarted server at `addr` (in a
 /// cluster, any node); the kill happened at `kill_at_us`. Leaves the next window's baseline
-/// in `run`. With `may_compact`, a long log is compacted afterwards.
+/// in `run`. With `may_compact`, a long log is compacted afterwards. The log is read from
+/// `log_from` on (0: whole); a window's writes all lie at or above `run.checked_below`.
 pub async fn verify_window(
     addr: SocketAddr,
     may_compact: bool,
+    log_from: u64,
     run: &mut Checked,
     recorder: &Recorder,
     kill_at_us: u64,
@@ -24,11 +26,24 @@ pub async fn verify_window(
     let verifier = connect(addr).await?;
 
     // 1. The log as recovery left it: its shape, and which acknowledged writes it lacks.
-    let log = read_log(&verifier).await?;
+    let log = read_log_from(&verifier, log_from).await?;
     run.shape.check(&log);
     report.killed_inside_rotation = log.newest_segment_empty();
     let lost = lost_acks(&recorder.snapshot(), &log);
     report.lost_acks = lost.len() as u64;
+    if !lost.is_empty() {
+        eprintln!(
+            "the log read on {addr} from {log_from} lacks {} acknowledged writes: oldest {}, \
+             partial {}, {} records from {:?} to {:?}, latest {}",
+            lost.len(),
+            log.oldest_offset,
+            log.partial,
+            log.records.len(),
+            log.records.first().map(|r| r.offset),
+            log.records.last().map(|r| r.offset),
+            log.latest_offset,
+        );
+    }
     let acked_at: Vec<u64> = lost.iter().map(|(_, t)| *t).collect();
     if !lost.is_empty() && within_window(&report.policy, &acked_at, kill_at_us) {
         // Allowed by the policy: from now on those writes count as in flight.
@@ -62,7 +77,7 @@ pub async fn verify_window(
     retry(&verifier, recorder, calls, 32).await?;
 
     // 4. The log and the instances once more; the final reads start the next window.
-    let log = read_log(&verifier).await?;
+    let log = read_log_from(&verifier, log_from).await?;
     run.shape.check(&log);
     recorder.observe_wal(log.oldest_offset, logged_writes(&log));
     let found = read_all(&verifier, recorder, VERIFIER, &all).await?;
