@@ -3,6 +3,7 @@
 
 use super::client_addrs::ClientAddrs;
 use super::entry_record::NORMAL_HEADER_BYTES;
+use super::log_store::EntryOffsets;
 use super::types::{CommandRecord, NodeId, RaftCommand, RaftTypes};
 use crate::database::{GroupLog, GroupRecord, ReplicateError};
 use openraft::error::{ClientWriteError, RaftError};
@@ -20,6 +21,8 @@ pub struct RaftGroupLog {
     client_addrs: ClientAddrs,
     /// How long a write waits for this node's term to be ready.
     write_timeout: Duration,
+    /// Where the log's entries start: the engine must hold the last one.
+    offsets: EntryOffsets,
 }
 
 impl RaftGroupLog {
@@ -29,6 +32,7 @@ impl RaftGroupLog {
         runtime: tokio::runtime::Handle,
         client_addrs: ClientAddrs,
         write_timeout: Duration,
+        offsets: EntryOffsets,
     ) -> Self {
         Self {
             raft,
@@ -36,6 +40,7 @@ impl RaftGroupLog {
             runtime,
             client_addrs,
             write_timeout,
+            offsets,
         }
     }
 
@@ -84,10 +89,18 @@ impl GroupLog for RaftGroupLog {
         NORMAL_HEADER_BYTES
     }
 
-    fn may_write(&self) -> Result<(), RcpError> {
+    fn may_write(&self, applied_end: &dyn Fn() -> u64) -> Result<(), RcpError> {
         let mut metrics = self.raft.metrics();
-        // A new leader first applies its term's blank entry; a write waits for that (one
-        // round trip), rather than fail in the first moments of a term.
+        // Every entry of the log applied: the engine ends where the WAL does. The last entry
+        // is applied once what the engine applied ends after its header.
+        let holds_log = || {
+            self.offsets
+                .last_header_offset()
+                .is_none_or(|header| applied_end() > header)
+        };
+        // A new leader first applies its term's blank entry, and a leader restored after a
+        // restart the entries start-up did not replay; a write waits for that, rather than
+        // fail in the first moments of a term. Applying publishes metrics, which wakes this.
         let ready = self.runtime.block_on(async {
             let leading = |m: &openraft::RaftMetrics<NodeId, super::types::NodeAddr>| {
                 m.state == ServerState::Leader && m.current_leader == Some(self.me)
@@ -96,10 +109,9 @@ impl GroupLog for RaftGroupLog {
                 self.write_timeout,
                 metrics.wait_for(|m| {
                     !leading(m)
-                        // The term's blank entry is applied: every earlier entry is, and the
-                        // WAL ends where the engine does.
-                        || m.last_applied.map(|applied| applied.leader_id.term)
+                        || (m.last_applied.map(|applied| applied.leader_id.term)
                             == Some(m.current_term)
+                            && holds_log())
                 }),
             )
             .await;

@@ -210,6 +210,11 @@ impl EntryOffsets {
         self.shared.index().get(index).map(|entry| entry.offset)
     }
 
+    /// Where the last entry of the log starts, if the log holds any.
+    pub fn last_header_offset(&self) -> Option<u64> {
+        self.shared.index().last().map(|entry| entry.offset)
+    }
+
     /// The last entry this node knows committed (what openraft last saved).
     pub fn committed(&self) -> Option<LogId> {
         self.shared.state().file.committed

@@ -186,6 +186,7 @@ impl ClusterNode {
             tokio::runtime::Handle::current(),
             client_addrs.clone(),
             write_timeout,
+            entry_offsets.clone(),
         )));
         let observer = ClusterObserver {
             raft: raft.clone(),

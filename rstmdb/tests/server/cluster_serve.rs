@@ -431,6 +431,90 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_restarted_at_once_applies_its_log_before_it_writes_again() {
+    // openraft restores a node that led before a restart as the leader of the same term,
+    // with no new entry, while its engine holds only what start-up replayed (up to the
+    // committed hint, saved at most once a second). A transition planned on that engine
+    // would put a record in the log that fits no node's state: every node's Raft would stop
+    // on it.
+    let mut cluster = TestCluster::start(binary(), 3, "");
+    let mut leader = cluster.leader(Duration::from_secs(15)).await;
+    let via = if leader == 1 { 2 } else { 1 };
+    let setup = cluster.client(via).await;
+    let ping_pong = json!({
+        "states": ["ping", "pong"],
+        "initial": "ping",
+        "transitions": [
+            {"from": "ping", "event": "HIT", "to": "pong"},
+            {"from": "pong", "event": "HIT", "to": "ping"}
+        ]
+    });
+    setup
+        .put_machine("ball", 1, ping_pong)
+        .await
+        .expect("PUT_MACHINE");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let client = cluster.client(via).await;
+        let instance = format!("ball-{w}");
+        ok(
+            &client,
+            Op::CreateInstance,
+            json!({"machine": "ball", "version": 1, "instance_id": instance}),
+        )
+        .await;
+        let stop = Arc::clone(&stop);
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = 0;
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let hit = call(
+                    &client,
+                    Op::ApplyEvent,
+                    json!({"instance_id": instance, "event": "HIT",
+                           "idempotency_key": format!("{instance}-{i}")}),
+                )
+                .await;
+                acknowledged += u64::from(hit.is_ok());
+                i += 1;
+            }
+            acknowledged
+        }));
+    }
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        cluster.kill(leader);
+        // Back before the others' leases run out (election_timeout_max_ms): it leads again.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        cluster.restart(leader);
+        leader = cluster.leader(Duration::from_secs(15)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = 0;
+    for writer in writers {
+        acknowledged += writer.await.expect("writer");
+    }
+    assert!(acknowledged > 100, "{acknowledged} transitions");
+    // Every node still applies the log: a write through each is acknowledged and seen on
+    // all, and the logs are the same.
+    for id in 1..=3 {
+        let after = format!("after-{id}");
+        ok(
+            &cluster.client(id).await,
+            Op::CreateInstance,
+            json!({"machine": "ball", "version": 1, "instance_id": after}),
+        )
+        .await;
+    }
+    for id in 1..=3 {
+        applied(&cluster, id, "after-3").await;
+    }
+    assert_identical_wals(&cluster, &[1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_quorum_answers_commit_unknown_and_the_write_commits_later() {
     let mut cluster = TestCluster::start(binary(), 3, "write_timeout_ms = 800");
     let leader = cluster.leader(Duration::from_secs(15)).await;

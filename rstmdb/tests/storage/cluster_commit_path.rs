@@ -64,7 +64,7 @@ impl GroupLog for ScriptedLog {
         HEADER_BYTES
     }
 
-    fn may_write(&self) -> Result<(), RcpError> {
+    fn may_write(&self, _applied_end: &dyn Fn() -> u64) -> Result<(), RcpError> {
         Ok(())
     }
 
