@@ -20,6 +20,7 @@
 //! deadline.
 
 use super::peer_client::{ForwardError, PeerClient, PeerNetwork};
+use super::read_floor::ReadFloor;
 use super::rpc::{ForwardedRequest, ForwardedResponse, RaftRequest, RaftResponse};
 use super::types::{NodeAddr, NodeId, RaftTypes};
 use openraft::Raft;
@@ -81,6 +82,8 @@ struct Inner {
     idle: Mutex<HashMap<NodeId, Vec<PeerClient>>>,
     in_flight: Semaphore,
     read_rounds: ReadRounds,
+    /// The read indexes this node hands out while it leads.
+    read_floor: ReadFloor,
 }
 
 /// Linearizable reads waiting for a read index: one fetch at a time, shared by every read
@@ -126,6 +129,7 @@ impl Forwarder {
         me: NodeId,
         network: PeerNetwork,
         write_timeout: Duration,
+        read_floor: ReadFloor,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -133,6 +137,7 @@ impl Forwarder {
                 me,
                 network,
                 write_timeout,
+                read_floor,
                 idle: Mutex::new(HashMap::new()),
                 in_flight: Semaphore::new(MAX_FORWARDS_IN_FLIGHT),
                 read_rounds: ReadRounds::default(),
@@ -325,8 +330,8 @@ impl Forwarder {
 
     /// Waits until this node has applied every entry committed before the call, as the
     /// leader confirms it with a quorum: what a linearizable read needs (`docs/cluster.md`
-    /// section 8). The read index comes from openraft's `ensure_linearizable` on the leader,
-    /// elsewhere from the leader; reads that arrive while one is being fetched share the next
+    /// section 8). The read index comes from the leader (`super::read_floor`), this node or
+    /// another; reads that arrive while one is being fetched share the next
     /// fetch. Within `write_timeout` from `started`.
     pub async fn linearize(&self, started: Instant) -> Result<(), RcpError> {
         let deadline = started + self.inner.write_timeout;
@@ -384,19 +389,15 @@ impl Forwarder {
         if leader == self.inner.me {
             return self
                 .inner
-                .raft
-                .ensure_linearizable()
-                .await
-                .map(|read| read.map(|log_id| log_id.index))
-                .map_err(|err| err.to_string());
+                .read_floor
+                .leader_read_index(&self.inner.raft)
+                .await;
         }
         match self
             .exchange(leader, &leader_node, RaftRequest::ReadIndex)
             .await
         {
-            Ok(RaftResponse::ReadIndex(answer)) => {
-                answer.map(|read| read.map(|log_id| log_id.index))
-            }
+            Ok(RaftResponse::ReadIndex(answer)) => answer,
             Ok(other) => Err(format!("unexpected answer {other:?}")),
             Err(ForwardError::NotSent(why) | ForwardError::Lost(why)) => Err(why),
         }

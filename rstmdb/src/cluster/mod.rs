@@ -13,7 +13,7 @@
 //!   CLUSTER_STATUS; [`membership`]: the membership ops; [`identity`]: `raft/identity`, and
 //!   the cluster id that keeps another cluster's nodes out; [`incarnation`]: which data
 //!   directory each member is, so that a wiped one is refused; [`transfer`]: a leader hands its lead
-//!   to another voter.
+//!   to another voter; [`read_floor`]: the read index a leader hands out.
 //! - [`rpc`], [`peer_connection`], [`peer_client`], [`peer_server`]: node-to-node RPC over RCP
 //!   frames (openraft's `RaftNetworkFactory`, and the listener that answers it), which also
 //!   tells each node where clients reach the others ([`client_addrs`]) and carries the
@@ -53,6 +53,8 @@ pub mod peer_server;
 #[cfg(feature = "server")]
 pub mod peer_tls;
 pub mod raft_files;
+#[cfg(feature = "server")]
+pub mod read_floor;
 #[cfg(feature = "server")]
 pub mod rpc;
 #[cfg(feature = "server")]

@@ -14,6 +14,7 @@ use super::peer_client::PeerNetwork;
 use super::peer_server::PeerService;
 use super::peer_tls::PeerTls;
 use super::raft_files::{RaftFiles, RaftFilesError};
+use super::read_floor::ReadFloor;
 use super::secret::ClusterSecret;
 use super::state_machine::EngineStateMachine;
 use super::status::ClusterObserver;
@@ -158,6 +159,7 @@ impl ClusterNode {
         let client_addrs = ClientAddrs::default();
         let contacts = PeerContacts::default();
         let counters = ReplicationCounters::default();
+        let read_floor = ReadFloor::default();
         client_addrs.record(me, &settings.client_addr);
         let fsync_policies = FsyncPolicies::default();
         fsync_policies.record(me, &fsync_policy);
@@ -242,13 +244,15 @@ impl ClusterNode {
             contacts,
             incarnations: incarnations.clone(),
             identity: identity.clone(),
+            read_floor: read_floor.clone(),
             fsync_policy: Some(fsync_policy),
             fsync_policies,
             forward_target: ForwardSlot::default(),
         };
         let forward_target = Arc::clone(&service.forward_target);
         let listener = tokio::spawn(service.serve(listener));
-        let forwarder = Forwarder::new(raft.clone(), me, forward_network, write_timeout);
+        let forwarder =
+            Forwarder::new(raft.clone(), me, forward_network, write_timeout, read_floor);
         let node = ClusterNode {
             raft,
             listener,

@@ -8,6 +8,7 @@ use super::identity::NodeIdentity;
 use super::incarnation::{self, Incarnations};
 use super::peer_connection::{PeerConnection, PeerError, tuned};
 use super::peer_tls::PeerTls;
+use super::read_floor::ReadFloor;
 use super::rpc::{Hello, HelloReply, Proof, RaftRequest, RaftResponse};
 use super::secret::ClusterSecret;
 use super::types::{NodeId, RaftTypes};
@@ -45,6 +46,8 @@ pub struct PeerService {
     pub incarnations: Incarnations,
     /// This node's cluster.
     pub identity: NodeIdentity,
+    /// The read indexes this node hands out while it leads.
+    pub read_floor: ReadFloor,
     /// This node's `storage.fsync_policy`, told to every caller, and the callers'.
     pub fsync_policy: Option<String>,
     pub fsync_policies: FsyncPolicies,
@@ -216,13 +219,9 @@ impl PeerService {
                     RaftResponse::AppendEntries(self.raft.append_entries(request).await)
                 }
                 RaftRequest::Vote(request) => RaftResponse::Vote(self.raft.vote(request).await),
-                RaftRequest::ReadIndex => RaftResponse::ReadIndex(
-                    self.raft
-                        .get_read_log_id()
-                        .await
-                        .map(|(read, _applied)| read)
-                        .map_err(|err| err.to_string()),
-                ),
+                RaftRequest::ReadIndex => {
+                    RaftResponse::ReadIndex(self.read_floor.leader_read_index(&self.raft).await)
+                }
                 RaftRequest::TransferLeader => {
                     tracing::info!(
                         from = hello.from,

@@ -2,7 +2,7 @@
 //! (`docs/protocol.md` §2, CRC-checked, size-limited), on a connection that opens with a
 //! [`Hello`] each way.
 
-use super::types::{LogId, NodeId, RaftTypes};
+use super::types::{NodeId, RaftTypes};
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use rstmdb_protocol::{ErrorCode, Op};
@@ -163,7 +163,7 @@ pub enum RaftResponse {
     /// One response per forwarded request, in order.
     Forward(Vec<ForwardedResponse>),
     /// The read index, or why this node cannot give one (it does not lead, or has no quorum).
-    ReadIndex(Result<Option<LogId>, String>),
+    ReadIndex(Result<Option<u64>, String>),
     /// The campaign began, or why it could not.
     TransferLeader(Result<(), String>),
     /// The request could not be read or is not one this node serves.

@@ -143,6 +143,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         tls,
         incarnations: Incarnations::new(format!("node-{id}")),
         identity,
+        read_floor: Default::default(),
         fsync_policy: None,
         fsync_policies: Default::default(),
     };

@@ -431,12 +431,13 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_rejoins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_restarted_at_once_applies_its_log_before_it_writes_again() {
+async fn a_leader_restarted_at_once_applies_its_log_before_it_writes_or_reads() {
     // openraft restores a node that led before a restart as the leader of the same term,
     // with no new entry, while its engine holds only what start-up replayed (up to the
     // committed hint, saved at most once a second). A transition planned on that engine
     // would put a record in the log that fits no node's state: every node's Raft would stop
-    // on it.
+    // on it. And a read it confirmed against its saved committed index would miss writes
+    // acknowledged before the restart.
     let mut cluster = TestCluster::start(binary(), 3, "");
     let mut leader = cluster.leader(Duration::from_secs(15)).await;
     let via = if leader == 1 { 2 } else { 1 };
@@ -482,12 +483,29 @@ async fn a_leader_restarted_at_once_applies_its_log_before_it_writes_again() {
             acknowledged
         }));
     }
-    for _ in 0..4 {
+    for round in 0..4 {
         tokio::time::sleep(Duration::from_millis(900)).await;
-        cluster.kill(leader);
+        // Acknowledged before the kill: a linearizable read on the restored leader sees it
+        // (its saved committed index may be older).
+        let marker = format!("marker-{round}");
+        ok(
+            &cluster.client(leader).await,
+            Op::CreateInstance,
+            json!({"machine": "ball", "version": 1, "instance_id": marker}),
+        )
+        .await;
+        let killed = leader;
+        cluster.kill(killed);
         // Back before the others' leases run out (election_timeout_max_ms): it leads again.
         tokio::time::sleep(Duration::from_millis(150)).await;
-        cluster.restart(leader);
+        cluster.restart(killed);
+        let read = call(
+            &cluster.client(killed).await,
+            Op::GetInstance,
+            json!({"instance_id": marker}),
+        )
+        .await;
+        assert!(read.is_ok(), "node {killed} after its restart: {read:?}");
         leader = cluster.leader(Duration::from_secs(15)).await;
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
