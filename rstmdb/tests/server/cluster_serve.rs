@@ -69,6 +69,30 @@ async fn applied(cluster: &TestCluster, id: u64, instance: &str) -> Value {
     }
 }
 
+/// Creates `load-0`, `load-1`, ... of `order` through `client`, one at a time, until `stop`;
+/// returns the ids acknowledged.
+fn creating_until(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let id = format!("load-{i}");
+            let outcome = call(
+                &client,
+                Op::CreateInstance,
+                json!({"machine": "order", "version": 1, "instance_id": id,
+                       "idempotency_key": id}),
+            )
+            .await;
+            if outcome.is_ok() {
+                acknowledged.push(id);
+            }
+            i += 1;
+        }
+        acknowledged
+    })
+}
+
 /// Every running node holds the same records at the same offsets and sequences.
 async fn assert_identical_wals(cluster: &TestCluster, ids: &[u64]) -> Vec<(u64, u64, Value)> {
     let first = wal(&cluster.client(ids[0]).await).await;
@@ -602,28 +626,7 @@ async fn membership_grows_from_one_node_to_five_and_shrinks_without_losing_write
     create(&first, "before-growth", "k0").await;
     // Writes go on while the membership changes; each acknowledged one must survive.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn({
-        let client = cluster.client(1).await;
-        let stop = Arc::clone(&stop);
-        async move {
-            let mut acknowledged = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let id = format!("load-{i}");
-                let outcome = call(
-                    &client,
-                    Op::CreateInstance,
-                    json!({"machine": "order", "version": 1, "instance_id": id}),
-                )
-                .await;
-                if outcome.is_ok() {
-                    acknowledged.push(id);
-                }
-                i += 1;
-            }
-            acknowledged
-        }
-    });
+    let load = creating_until(cluster.client(1).await, Arc::clone(&stop));
 
     // Nodes 2 and 3 wait with no state until they are added, then catch up from the log.
     for id in [2, 3] {
@@ -986,29 +989,7 @@ async fn leadership_moves_to_the_voter_asked_for_and_back_without_losing_a_write
         .expect("PUT_MACHINE");
     // Writes go on through the third node, which relays them to whichever node leads.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn({
-        let client = cluster.client(bystander).await;
-        let stop = Arc::clone(&stop);
-        async move {
-            let mut acknowledged = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let id = format!("load-{i}");
-                let outcome = call(
-                    &client,
-                    Op::CreateInstance,
-                    json!({"machine": "order", "version": 1, "instance_id": id,
-                           "idempotency_key": id}),
-                )
-                .await;
-                if outcome.is_ok() {
-                    acknowledged.push(id);
-                }
-                i += 1;
-            }
-            acknowledged
-        }
-    });
+    let load = creating_until(cluster.client(bystander).await, Arc::clone(&stop));
 
     // Asked on a follower, the transfer is relayed to the leader like a membership op.
     let moved = via
