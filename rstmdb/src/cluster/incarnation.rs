@@ -47,10 +47,9 @@ pub fn mismatch(node: NodeId, bound: Option<&str>, presented: Option<&str>) -> O
     ))
 }
 
-/// This node's incarnation, and those its peers presented.
-#[derive(Debug, Clone)]
+/// The incarnations this node's peers presented (its own is in [`NodeIdentity`]).
+#[derive(Debug, Clone, Default)]
 pub struct Incarnations {
-    own: Arc<str>,
     peers: Arc<Mutex<BTreeMap<NodeId, String>>>,
     /// Woken when a peer presents an incarnation not seen before: the leader binds it.
     learned: Arc<Notify>,
@@ -59,19 +58,6 @@ pub struct Incarnations {
 }
 
 impl Incarnations {
-    pub fn new(own: String) -> Self {
-        Self {
-            own: own.into(),
-            peers: Arc::default(),
-            learned: Arc::default(),
-            warned: Arc::default(),
-        }
-    }
-
-    pub fn own(&self) -> &str {
-        &self.own
-    }
-
     /// `node` presented `incarnation` in a hello or welcome this node accepted.
     pub fn record(&self, node: NodeId, incarnation: &str) {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -148,9 +134,10 @@ impl Binder {
             let incarnations = self.incarnations.clone();
             let client_addrs = self.client_addrs.clone();
             let me = self.me;
+            let own = self.identity.incarnation().to_owned();
             let presented = move |node: NodeId| {
                 let incarnation = if node == me {
-                    Some(incarnations.own().to_owned())
+                    Some(own.clone())
                 } else {
                     incarnations.get(node)
                 };

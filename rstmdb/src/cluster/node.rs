@@ -127,7 +127,7 @@ impl ClusterNode {
         let fsync_policy = options.wal.fsync_policy.to_string();
         let files = RaftFiles::open(&options.data_dir)?;
         let identity = NodeIdentity::load(files.clone(), me)?;
-        let incarnations = Incarnations::new(identity.incarnation().to_owned());
+        let incarnations = Incarnations::default();
         let replay = CommittedReplay::new(IndexBuilder::new(&files)?);
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let (db, report, replay) = tokio::task::spawn_blocking(move || {

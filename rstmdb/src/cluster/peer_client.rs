@@ -62,7 +62,7 @@ impl RaftNetworkFactory<RaftTypes> for PeerNetwork {
                 segment_size_bytes: self.segment_size_bytes,
                 nonce: None,
                 client_addr: self.client_addr.clone(),
-                incarnation: Some(self.incarnations.own().to_owned()),
+                incarnation: Some(self.identity.incarnation().to_owned()),
                 to_incarnation: node.incarnation.clone(),
                 cluster_id: None,
                 fsync_policy: self.fsync_policy.clone(),

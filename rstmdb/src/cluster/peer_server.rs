@@ -77,7 +77,7 @@ impl PeerService {
         {
             return Some(reason);
         }
-        let own = Some(self.incarnations.own());
+        let own = Some(self.identity.incarnation());
         if let Some(reason) = incarnation::mismatch(self.me, hello.to_incarnation.as_deref(), own) {
             return Some(format!("node {} refuses this node: {reason}", hello.from));
         }
@@ -196,7 +196,7 @@ impl PeerService {
             .send(&HelloReply::Welcome {
                 node_id: self.me,
                 client_addr: self.client_addr.clone(),
-                incarnation: Some(self.incarnations.own().to_owned()),
+                incarnation: Some(self.identity.incarnation().to_owned()),
                 cluster_id: self.identity.cluster_id(),
                 fsync_policy: self.fsync_policy.clone(),
             })

@@ -17,9 +17,9 @@
 
 use super::peer_client::PeerNetwork;
 use super::rpc::{RaftRequest, RaftResponse};
-use super::types::{NodeId, RaftTypes};
-use openraft::Raft;
+use super::types::{NodeAddr, NodeId, RaftTypes};
 use openraft::network::RaftNetworkFactory;
+use openraft::{Raft, RaftMetrics};
 use rstmdb_protocol::results::ClusterTransferLeaderResult;
 use rstmdb_protocol::{ErrorCode, RcpError};
 use std::time::Duration;
@@ -68,41 +68,53 @@ impl LeaderTransfer {
         outcome
     }
 
-    /// Waits until `target` holds every entry of this leader's log.
-    async fn wait_caught_up(&self, target: NodeId, deadline: Instant) -> Result<(), RcpError> {
+    /// Follows openraft's metrics until `decide` answers; `late` is the answer at `deadline`.
+    async fn follow<T>(
+        &self,
+        deadline: Instant,
+        late: impl FnOnce() -> RcpError,
+        mut decide: impl FnMut(&RaftMetrics<NodeId, NodeAddr>) -> Option<Result<T, RcpError>>,
+    ) -> Result<T, RcpError> {
         let mut metrics = self.raft.metrics();
         loop {
-            {
-                let m = metrics.borrow_and_update();
-                if m.current_leader != Some(self.me) {
-                    return Err(RcpError::no_leader(
-                        "this node lost its lead before the transfer began; nothing changed",
-                    ));
-                }
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|replication| replication.get(&target).copied().flatten())
-                    .map(|log_id| log_id.index);
-                if matched.is_some() && matched >= m.last_log_index {
-                    return Ok(());
-                }
+            let answer = decide(&metrics.borrow_and_update());
+            if let Some(answer) = answer {
+                return answer;
             }
             match tokio::time::timeout_at(deadline, metrics.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(RcpError::no_leader("Raft stopped")),
-                Err(_) => {
-                    return Err(timed_out(
-                        format!(
-                            "node {target} did not catch up with the leader's log within {} ms; \
-                             the leader did not change",
-                            self.timeout.as_millis()
-                        ),
-                        target,
-                    ));
-                }
+                Err(_) => return Err(late()),
             }
         }
+    }
+
+    /// Waits until `target` holds every entry of this leader's log.
+    async fn wait_caught_up(&self, target: NodeId, deadline: Instant) -> Result<(), RcpError> {
+        let late = || {
+            timed_out(
+                format!(
+                    "node {target} did not catch up with the leader's log within {} ms; the \
+                     leader did not change",
+                    self.timeout.as_millis()
+                ),
+                target,
+            )
+        };
+        self.follow(deadline, late, |m| {
+            if m.current_leader != Some(self.me) {
+                return Some(Err(RcpError::no_leader(
+                    "this node lost its lead before the transfer began; nothing changed",
+                )));
+            }
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&target).copied().flatten())
+                .map(|log_id| log_id.index);
+            (matched.is_some() && matched >= m.last_log_index).then_some(Ok(()))
+        })
+        .await
     }
 
     /// With heartbeats stopped: lets the leases lapse, has `target` campaign, and waits for
@@ -157,37 +169,26 @@ impl LeaderTransfer {
         target: NodeId,
         deadline: Instant,
     ) -> Result<ClusterTransferLeaderResult, RcpError> {
-        let mut metrics = self.raft.metrics();
-        loop {
-            let leader = metrics.borrow_and_update().current_leader;
-            match leader {
-                Some(leader) if leader == target => {
-                    return Ok(ClusterTransferLeaderResult { leader });
-                }
-                Some(leader) if leader != self.me => {
-                    return Err(RcpError::with_reason(
-                        ErrorCode::Conflict,
-                        "other_leader",
-                        format!("node {leader} won the election instead of node {target}"),
-                    )
-                    .with_detail("node_id", target)
-                    .with_detail("leader", leader));
-                }
-                _ => {}
-            }
-            match tokio::time::timeout_at(deadline, metrics.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(RcpError::no_leader("Raft stopped")),
-                Err(_) => {
-                    return Err(timed_out(
-                        format!(
-                            "node {target} did not become the leader within {} ms",
-                            self.timeout.as_millis()
-                        ),
-                        target,
-                    ));
-                }
-            }
-        }
+        let late = || {
+            timed_out(
+                format!(
+                    "node {target} did not become the leader within {} ms",
+                    self.timeout.as_millis()
+                ),
+                target,
+            )
+        };
+        self.follow(deadline, late, |m| match m.current_leader {
+            Some(leader) if leader == target => Some(Ok(ClusterTransferLeaderResult { leader })),
+            Some(leader) if leader != self.me => Some(Err(RcpError::with_reason(
+                ErrorCode::Conflict,
+                "other_leader",
+                format!("node {leader} won the election instead of node {target}"),
+            )
+            .with_detail("node_id", target)
+            .with_detail("leader", leader))),
+            _ => None,
+        })
+        .await
     }
 }

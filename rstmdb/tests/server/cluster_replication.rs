@@ -11,7 +11,6 @@ use openraft::{
     Config, EntryPayload, LogId, Raft, RaftSnapshotBuilder, ServerState, Snapshot, SnapshotMeta,
     SnapshotPolicy, StoredMembership,
 };
-use rstmdb::cluster::RaftFiles;
 use rstmdb::cluster::identity::NodeIdentity;
 use rstmdb::cluster::incarnation::Incarnations;
 use rstmdb::cluster::log_store::{IndexBuilder, WalLogStore};
@@ -25,6 +24,7 @@ use rstmdb::cluster::types::{
     CommandRecord, Entry, NodeAddr, NodeId, RaftCommand, RaftReply, RaftTypes, SnapshotFile,
     StorageError,
 };
+use rstmdb::cluster::{RaftFile, RaftFiles};
 use rstmdb::wal::{DirStorage, FsyncPolicy, Storage, Wal, WalConfig};
 use rstmdb_testkit::tls::TestCa;
 use serde_json::value::RawValue;
@@ -93,7 +93,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
     let tls = links.node_tls();
     let dir = tempfile::tempdir().expect("tempdir");
     let files = RaftFiles::open(dir.path()).expect("raft files");
-    let identity = NodeIdentity::load(files.clone(), id).expect("identity");
+    let identity = identity_with_incarnation(&files, id);
     let mut index = IndexBuilder::new(&files).expect("index");
     let storage: Arc<dyn Storage> =
         Arc::new(DirStorage::open(dir.path().join("wal")).expect("wal dir"));
@@ -122,7 +122,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         segment_size_bytes: SEGMENT_BYTES,
         secret: secret.clone(),
         tls: tls.clone(),
-        incarnations: Incarnations::new(format!("node-{id}")),
+        incarnations: Incarnations::default(),
         counters: Default::default(),
         identity: identity.clone(),
         fsync_policy: None,
@@ -141,7 +141,7 @@ async fn start_node(id: NodeId, listener: TcpListener, links: &Links) -> Node {
         segment_size_bytes: SEGMENT_BYTES,
         secret,
         tls,
-        incarnations: Incarnations::new(format!("node-{id}")),
+        incarnations: Incarnations::default(),
         identity,
         read_floor: Default::default(),
         fsync_policy: None,
@@ -329,11 +329,22 @@ fn hello(to: NodeId, segment_size_bytes: u64, nonce: Option<String>) -> Hello {
     }
 }
 
+/// Node `id`'s identity in `files`, with the incarnation `node-<id>` the assertions name.
+fn identity_with_incarnation(files: &RaftFiles, id: NodeId) -> NodeIdentity {
+    files
+        .save(
+            RaftFile::Identity,
+            &serde_json::json!({"node_id": id, "incarnation": format!("node-{id}")}),
+        )
+        .expect("identity file");
+    NodeIdentity::load(files.clone(), id).expect("identity")
+}
+
 /// A node identity in a directory of its own (kept as long as the identity is used).
 fn identity_in_temp_dir(id: NodeId) -> (tempfile::TempDir, NodeIdentity) {
     let dir = tempfile::tempdir().expect("temp dir");
     let files = RaftFiles::open(dir.path()).expect("raft files");
-    let identity = NodeIdentity::load(files, id).expect("identity");
+    let identity = identity_with_incarnation(&files, id);
     (dir, identity)
 }
 
@@ -570,7 +581,7 @@ async fn a_node_with_the_secret_sends_nothing_to_a_peer_that_lets_it_in_without_
         segment_size_bytes: SEGMENT_BYTES,
         secret: Some(secret()),
         tls: None,
-        incarnations: Incarnations::new("node-1".to_owned()),
+        incarnations: Incarnations::default(),
         counters: Default::default(),
         identity: identity_dir.1.clone(),
         fsync_policy: None,
@@ -659,7 +670,7 @@ async fn a_tls_node_and_a_plain_one_do_not_talk_and_the_caller_says_why() {
             segment_size_bytes: SEGMENT_BYTES,
             secret: None,
             tls: links.node_tls(),
-            incarnations: Incarnations::new("node-7".to_owned()),
+            incarnations: Incarnations::default(),
             counters: Default::default(),
             identity: identity_dir.1.clone(),
             fsync_policy: None,
